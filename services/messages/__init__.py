@@ -1,0 +1,1 @@
+"""Pydantic models for every body that crosses a service border."""

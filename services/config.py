@@ -1,0 +1,158 @@
+"""Configuration in the form of Eucalyptus's `eucalyptus.conf`: one `KEY="value"` per line,
+with the environment overriding the file, validated by pydantic-settings.
+
+The file is `$EUCASIM_CONF`, else `$EUCASIM_HOME/eucalyptus.conf`; both may be absent, in which
+case the defaults below give the simulated one-machine cloud."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def read_conf_file(path: Path) -> dict[str, str]:
+    """Parse `KEY="value"` lines the way a shell would, ignoring comments and blank lines."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export "):]
+        key, sep, raw = stripped.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=\"value\", got {line!r}")
+        try:
+            words = shlex.split(raw, comments=True)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: {key.strip()}: {exc}") from exc
+        values[key.strip()] = " ".join(words)
+    return values
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("EUCASIM_HOME", "var")).absolute()
+
+
+def conf_path() -> Path:
+    explicit = os.environ.get("EUCASIM_CONF")
+    return Path(explicit) if explicit else default_home() / "eucalyptus.conf"
+
+
+class _ConfFileSource(PydanticBaseSettingsSource):
+    """Values from eucalyptus.conf; ranked below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = conf_path()
+        self._values = read_conf_file(path) if path.is_file() else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        names = set(self.settings_cls.model_fields)
+        return {k: v for k, v in self._values.items() if k in names and v != ""}
+
+
+class CloudConfig(BaseSettings):
+    """Every key a eucasim service reads. Eucalyptus's names where one exists."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+
+    EUCASIM_HOME: Path = Field(default_factory=default_home)
+    BIND_ADDRESS: str = "127.0.0.1"
+    # The address other services and clients use to reach this host.
+    PUBLIC_HOST: str = "127.0.0.1"
+    CLC_PORT: int = Field(8773, ge=1, le=65535)
+    CC_PORT: int = Field(8774, ge=1, le=65535)
+    NC_PORT: int = Field(8775, ge=1, le=65535)
+    SC_PORT: int = Field(8776, ge=1, le=65535)
+    WALRUS_PORT: int = Field(8777, ge=1, le=65535)
+    # Where to reach the other services when they live on another host; empty means this host.
+    CLC_URL: str = ""
+    CC_URL: str = ""
+    SC_URL: str = ""
+    WALRUS_URL: str = ""
+
+    REGION: str = "eucalyptus"
+    ZONES: str = "zone-1"
+    # "{service}" and "{home}" are filled in, so one value serves every service on a host.
+    DATABASE_URL: str = "sqlite:///{home}/{service}.db"
+    # The shared secret that signs every internal call; created at first start when empty.
+    CLOUD_SECRET: str = ""
+
+    HYPERVISOR_URI: str = "test:///default"
+    HYPERVISOR_DOMAIN_TYPE: Literal["kvm", "qemu", "test"] = "kvm"
+    MAX_CORES: int | None = Field(None, ge=1)
+    MAX_MEM: int | None = Field(None, ge=1, description="MB")
+    MAX_DISK: int | None = Field(None, ge=1, description="GB")
+    INSTANCE_PATH: Path | None = None
+    NC_CACHE_SIZE: int = Field(10240, ge=0, description="MB")
+
+    SCHEDPOLICY: Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"] = "ROUNDROBIN"
+    NODES: str = ""
+    NC_POLLING_FREQUENCY: float = Field(6.0, gt=0)
+    POWER_IDLETHRESH: float = Field(300.0, gt=0)
+    POWER_WAKE_COMMAND: str = ""
+
+    VNET_MODE: Literal["MANAGED", "MANAGED-NOVLAN", "SYSTEM"] = "MANAGED"
+    VNET_TRANSPORT: Literal["vlan", "vxlan"] = "vxlan"
+    VNET_SUBNET: str = "172.31.0.0"
+    VNET_NETMASK: str = "255.255.0.0"
+    VNET_ADDRSPERNET: int = Field(32, ge=4)
+    VNET_PUBLICIPS: str = "10.111.200.1-10.111.200.254"
+    VNET_DNS: str = "8.8.8.8"
+    VNET_PRIVINTERFACE: str = "eth0"
+    VNET_PUBINTERFACE: str = "eth0"
+    VNET_BRIDGE: str = "br0"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfFileSource(settings_cls))
+
+    @property
+    def zones(self) -> list[str]:
+        return [z for z in self.ZONES.replace(",", " ").split() if z]
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n for n in self.NODES.replace(",", " ").split() if n]
+
+    def database_url(self, service: str) -> str:
+        return self.DATABASE_URL.format(service=service, home=self.EUCASIM_HOME)
+
+    def service_url(self, service: str) -> str:
+        explicit = getattr(self, f"{service.upper()}_URL")
+        if explicit:
+            return explicit.rstrip("/")
+        port = getattr(self, f"{service.upper()}_PORT")
+        return f"http://{self.PUBLIC_HOST}:{port}"
+
+
+def load_config(**overrides: Any) -> CloudConfig:
+    """Read the configuration, turning pydantic's errors into one that names each bad key."""
+    try:
+        return CloudConfig(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{key}={error.get('input')!r}: {error['msg']}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,47 @@
+"""What every eucasim FastAPI service has: a request id on every call, the trace recorder,
+a health route and the internal trace route the CLC gathers traces from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from services.internal import InternalAuth
+from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
+                              new_request_id, unbind_request_id)
+
+
+def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
+    app = FastAPI(title=f"eucasim {service}", **fastapi_args)  # type: ignore[arg-type]
+    recorder = TraceRecorder(service)
+    app.state.recorder = recorder
+    app.state.internal_auth = InternalAuth(secret)
+
+    @app.middleware("http")
+    async def request_id_and_timing(request: Request,
+                                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        token = bind_request_id(request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            unbind_request_id(token)
+        if request.url.path.startswith("/internal/") and not request.url.path.startswith("/internal/trace"):
+            recorder.record("replied", f"{request.method} {request.url.path} -> {response.status_code}",
+                            request_id=request_id,
+                            elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    @app.get("/internal/health")
+    def health() -> dict[str, str]:
+        return {"service": service, "status": "ok"}
+
+    @app.get("/internal/trace/{request_id}", dependencies=[Depends(app.state.internal_auth)])
+    def trace(request_id: str) -> Trace:
+        return Trace(request_id=request_id, steps=recorder.steps(request_id))
+
+    return app, recorder

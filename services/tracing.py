@@ -1,0 +1,78 @@
+"""Request ids and the teaching trace: every service records, per request id, the steps it
+took (received, decided, called, replied) with timings, so one user call can be followed
+through CLC → CC → NC."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+REQUEST_ID_HEADER = "x-eucasim-request-id"
+
+_current_request_id: ContextVar[str | None] = ContextVar("eucasim_request_id", default=None)
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def current_request_id() -> str | None:
+    return _current_request_id.get()
+
+
+def bind_request_id(request_id: str) -> Any:
+    """Make `request_id` current for this task/thread; returns a token for `unbind`."""
+    return _current_request_id.set(request_id)
+
+
+def unbind_request_id(token: Any) -> None:
+    _current_request_id.reset(token)
+
+
+class TraceStep(BaseModel):
+    service: str
+    kind: str  # received | decided | called | replied | error
+    what: str
+    at: float = Field(default_factory=time.time)
+    elapsed_ms: float | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trace(BaseModel):
+    request_id: str
+    steps: list[TraceStep]
+
+
+class TraceRecorder:
+    """Keeps the steps of the most recent requests in memory (bounded: a teaching aid, not a
+    log store)."""
+
+    def __init__(self, service: str, keep: int = 2000) -> None:
+        self.service = service
+        self._keep = keep
+        self._traces: OrderedDict[str, list[TraceStep]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, kind: str, what: str, request_id: str | None = None,
+               elapsed_ms: float | None = None, **detail: Any) -> None:
+        rid = request_id or current_request_id()
+        if rid is None:
+            return
+        step = TraceStep(service=self.service, kind=kind, what=what, elapsed_ms=elapsed_ms,
+                         detail=detail)
+        with self._lock:
+            steps = self._traces.setdefault(rid, [])
+            self._traces.move_to_end(rid)
+            steps.append(step)
+            while len(self._traces) > self._keep:
+                self._traces.popitem(last=False)
+
+    def steps(self, request_id: str) -> list[TraceStep]:
+        with self._lock:
+            return list(self._traces.get(request_id, []))

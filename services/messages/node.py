@@ -1,0 +1,120 @@
+"""The node controller's internal API: what the CC sends an NC and what an NC reports.
+
+Routes (all under the node's base URL, which may carry a prefix such as `/node-3` when one
+simulated NC process serves several nodes):
+  GET  /internal/health                        -> {"status": "ok"}
+  GET  /internal/resources                     -> NodeResources
+  GET  /internal/instances                     -> InstanceList
+  POST /internal/instances          RunInstance -> InstanceReport   (answers at once: pending)
+  POST /internal/instances/{id}/terminate      -> InstanceReport
+  POST /internal/instances/{id}/reboot         -> InstanceReport
+  GET  /internal/instances/{id}/console        -> ConsoleOutput
+  POST /internal/power/sleep | /internal/power/wake -> NodeResources
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
+PowerState = Literal["awake", "asleep"]
+
+
+class Resources(BaseModel):
+    cores: int
+    memory_mb: int
+    disk_gb: int
+
+    def fits(self, need: Resources) -> bool:
+        return (need.cores <= self.cores and need.memory_mb <= self.memory_mb
+                and need.disk_gb <= self.disk_gb)
+
+    def minus(self, other: Resources) -> Resources:
+        return Resources(cores=self.cores - other.cores, memory_mb=self.memory_mb - other.memory_mb,
+                         disk_gb=self.disk_gb - other.disk_gb)
+
+    def plus(self, other: Resources) -> Resources:
+        return Resources(cores=self.cores + other.cores, memory_mb=self.memory_mb + other.memory_mb,
+                         disk_gb=self.disk_gb + other.disk_gb)
+
+
+class VmType(BaseModel):
+    name: str
+    cpu: int = Field(ge=1)
+    memory_mb: int = Field(ge=1)
+    disk_gb: int = Field(ge=1)
+
+    def needs(self, swap_mb: int = 512) -> Resources:
+        """What one instance of this type books on a node; disk counts the swap file too."""
+        swap_gb = -(-swap_mb // 1024)
+        return Resources(cores=self.cpu, memory_mb=self.memory_mb, disk_gb=self.disk_gb + swap_gb)
+
+
+class NodeResources(BaseModel):
+    node_id: str
+    max: Resources          # MAX_CORES/MAX_MEM/MAX_DISK or the host's figures
+    free: Resources         # max minus what non-terminated instances booked
+    host: Resources         # the host's real figures, for comparison (overcommit is visible)
+    power: PowerState = "awake"
+    hypervisor: str = ""    # libvirt URI
+
+
+class ImageRef(BaseModel):
+    image_id: str           # emi-/eki-/eri-…
+    url: str | None = None  # where the NC streams the (decrypted) image from; None: simulated image
+    checksum: str | None = None
+    size_bytes: int | None = None
+
+
+class InstanceNetwork(BaseModel):
+    mac: str
+    bridge: str
+    private_ip: str | None = None
+    public_ip: str | None = None
+    vlan: int | None = None
+
+
+class StateReason(BaseModel):
+    code: str               # as EC2's StateReason codes: "Server.InternalError", "Client.UserInitiatedShutdown", …
+    message: str            # words a user can act on
+
+
+class RunInstance(BaseModel):
+    instance_id: str
+    reservation_id: str
+    account_id: str
+    vm: VmType
+    image: ImageRef
+    kernel: ImageRef | None = None
+    ramdisk: ImageRef | None = None
+    key_openssh: str | None = None
+    user_data_b64: str = ""
+    launch_index: int = 0
+    network: InstanceNetwork
+
+
+class InstanceReport(BaseModel):
+    instance_id: str
+    reservation_id: str
+    account_id: str
+    node_id: str
+    state: InstanceState
+    reason: StateReason | None = None
+    vm: VmType
+    image_id: str
+    launched_at: datetime
+    network: InstanceNetwork
+
+
+class InstanceList(BaseModel):
+    node_id: str
+    instances: list[InstanceReport]
+
+
+class ConsoleOutput(BaseModel):
+    instance_id: str
+    output: str             # text, last 64 KiB; the CLC base64-encodes it for EC2 clients
+    timestamp: datetime

@@ -1,0 +1,134 @@
+"""The cluster controller's internal API: what the CLC (and the `eucasim node` command) sends
+the CC of a zone, and what the CC answers.
+
+Routes (all under the CC's base URL, all signed with the cloud secret):
+  GET    /internal/health                              -> {"status": "ok"}
+  GET    /internal/nodes                               -> NodeList
+  POST   /internal/nodes              RegisterNode     -> NodeInfo   (409 if the URL is registered)
+  DELETE /internal/nodes/{name}                        -> NodeInfo   (name = node id or URL; 404)
+  POST   /internal/instances          RunInstances     -> RunInstancesResult
+         (409 ClusterError InsufficientInstanceCapacity when fewer than min_count fit: nothing
+          started; 404 ClusterError InvalidNode.NotFound for an unknown target_node)
+  GET    /internal/instances                           -> ClusterInstanceList
+  POST   /internal/instances/{id}/terminate            -> InstanceReport
+  POST   /internal/instances/{id}/reboot               -> InstanceReport
+  GET    /internal/instances/{id}/console              -> ConsoleOutput
+         (404 ClusterError InvalidInstanceID.NotFound; 503 ClusterError NodeUnavailable when the
+          instance's node is down)
+  POST   /internal/resources          DescribeResources -> ZoneResources
+
+Errors come back as HTTP statuses whose `detail` is a ClusterError (as a JSON object), so
+`InternalCallError.detail["code"]` is the EC2 error code the CLC can pass on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from services.messages.node import (ImageRef, InstanceNetwork, InstanceReport, Resources,
+                                    StateReason, VmType)
+
+NodeState = Literal["up", "down", "asleep"]
+NodeSource = Literal["config", "registered"]
+SchedPolicy = Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"]
+
+
+class ClusterError(BaseModel):
+    code: str               # EC2 error code: InsufficientInstanceCapacity, InvalidInstanceID.NotFound, …
+    message: str
+
+
+class RegisterNode(BaseModel):
+    url: str                # the NC's base URL, prefix included (http://host:8775/node-3)
+
+
+class NodeInfo(BaseModel):
+    name: str               # the node id the NC reports; its URL until it has answered once
+    url: str
+    source: NodeSource
+    position: int           # registration order: GREEDY and ROUNDROBIN walk the nodes in it
+    state: NodeState
+    missed_polls: int = 0
+    last_seen: datetime | None = None
+    last_error: str | None = None
+    max: Resources | None = None        # as the NC last reported
+    free: Resources | None = None       # the NC's free minus what the CC has reserved since
+    reserved: Resources = Field(default_factory=lambda: Resources(cores=0, memory_mb=0, disk_gb=0))
+    instances: int = 0                  # non-terminated instances on the node
+    idle_since: datetime | None = None
+
+
+class NodeList(BaseModel):
+    zone: str
+    policy: SchedPolicy
+    nodes: list[NodeInfo]
+
+
+class InstanceLaunch(BaseModel):
+    """One instance the CLC would like started; it chose the id and the network already."""
+    instance_id: str
+    launch_index: int = 0
+    network: InstanceNetwork
+
+
+class RunInstances(BaseModel):
+    reservation_id: str
+    account_id: str
+    vm: VmType
+    image: ImageRef
+    kernel: ImageRef | None = None
+    ramdisk: ImageRef | None = None
+    key_openssh: str | None = None
+    user_data_b64: str = ""
+    # len(instances) is MaxCount; at least min_count of them are placed, or none.
+    min_count: int = Field(1, ge=1)
+    instances: list[InstanceLaunch] = Field(min_length=1)
+    target_node: str | None = None      # admin only: a node id or URL; the policy is bypassed
+
+
+class Placement(BaseModel):
+    instance_id: str
+    node: str                           # node id
+    # The NC's answer (state pending), or a report whose reason says why the start failed.
+    report: InstanceReport | None = None
+    reason: StateReason | None = None
+
+
+class RunInstancesResult(BaseModel):
+    reservation_id: str
+    policy: SchedPolicy
+    placed: list[Placement]
+    # Instances beyond what fits (between min_count and MaxCount): never started.
+    not_placed: list[str] = Field(default_factory=list)
+
+
+class ClusterInstance(InstanceReport):
+    """An NC's report of one instance, with the state of its node as the CC sees it. When the
+    node is down the last report is kept and `reason` says so."""
+    node_state: NodeState = "up"
+
+
+class ClusterInstanceList(BaseModel):
+    zone: str
+    instances: list[ClusterInstance]
+
+
+class DescribeResources(BaseModel):
+    vm_types: list[VmType]              # the CLC owns VM types and sends those it knows
+
+
+class VmTypeAvailability(BaseModel):
+    vm: VmType
+    free: int                           # how many more of this type alone fit now
+    max: int                            # how many would fit on the nodes if they were empty
+
+
+class ZoneResources(BaseModel):
+    zone: str
+    nodes_up: int
+    nodes_down: int
+    nodes_asleep: int
+    types: list[VmTypeAvailability]

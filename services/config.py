@@ -98,6 +98,15 @@ class CloudConfig(BaseSettings):
     MAX_DISK: int | None = Field(None, ge=1, description="GB")
     INSTANCE_PATH: Path | None = None
     NC_CACHE_SIZE: int = Field(10240, ge=0, description="MB")
+    # This node's id in reports; empty: "<PUBLIC_HOST>:<NC_PORT>", unique per NC process.
+    NC_NODE_ID: str = ""
+    # Simulated mode: how many nodes one NC process serves (under /node-1 … /node-N), and
+    # optional per-node MAX_CORES/MAX_MEM/MAX_DISK as comma lists (entry k is node-k; a missing
+    # or empty entry falls back to MAX_CORES/MAX_MEM/MAX_DISK).
+    NC_SIMULATED_NODES: int = Field(1, ge=1)
+    NC_SIMULATED_MAX_CORES: str = ""
+    NC_SIMULATED_MAX_MEM: str = ""
+    NC_SIMULATED_MAX_DISK: str = ""
 
     SCHEDPOLICY: Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"] = "ROUNDROBIN"
     NODES: str = ""
@@ -146,13 +155,22 @@ class CloudConfig(BaseSettings):
         return f"http://{self.PUBLIC_HOST}:{port}"
 
 
+SECRET_FILE = "cloud-secret"
+
+
 def load_config(**overrides: Any) -> CloudConfig:
-    """Read the configuration, turning pydantic's errors into one that names each bad key."""
+    """Read the configuration, turning pydantic's errors into one that names each bad key.
+    An empty CLOUD_SECRET is taken from `$EUCASIM_HOME/cloud-secret`, which `eucasim up`
+    creates on the first start."""
     try:
-        return CloudConfig(**overrides)
+        config = CloudConfig(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"])
             problems.append(f"{key}={error.get('input')!r}: {error['msg']}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+    secret_file = config.EUCASIM_HOME / SECRET_FILE
+    if not config.CLOUD_SECRET and secret_file.is_file():
+        config.CLOUD_SECRET = secret_file.read_text().strip()
+    return config

@@ -10,6 +10,12 @@ simulated NC process serves several nodes):
   POST /internal/instances/{id}/reboot         -> InstanceReport
   GET  /internal/instances/{id}/console        -> ConsoleOutput
   POST /internal/power/sleep | /internal/power/wake -> NodeResources
+                                               (simulated nodes only; sleep refuses a node
+                                               with live instances: 409)
+A multi-node simulated NC process also answers, at its root:
+  GET  /internal/nodes                         -> NodeDirectory
+Errors: 404 unknown instance, 409 a request the instance's or node's state does not allow
+(e.g. run on a sleeping node), 422 a malformed body.
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from pydantic import BaseModel, Field
 
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 PowerState = Literal["awake", "asleep"]
+
+
+def instance_mac(instance_id: str) -> str:
+    """The MAC Eucalyptus gives an instance's NIC: `d0:0d:` + the 8 hex digits of its id."""
+    digits = instance_id.split("-", 1)[-1][:8].lower().rjust(8, "0")
+    return "d0:0d:" + ":".join(digits[i:i + 2] for i in range(0, 8, 2))
 
 
 class Resources(BaseModel):
@@ -118,3 +130,13 @@ class ConsoleOutput(BaseModel):
     instance_id: str
     output: str             # text, last 64 KiB; the CLC base64-encodes it for EC2 clients
     timestamp: datetime
+
+
+class NodeEntry(BaseModel):
+    node_id: str
+    prefix: str             # URL prefix under the process's base URL, e.g. "/node-3"
+
+
+class NodeDirectory(BaseModel):
+    """The nodes one simulated NC process serves."""
+    nodes: list[NodeEntry]

@@ -1,0 +1,116 @@
+"""Per-instance disks under INSTANCE_PATH/<account>/<instance-id>/, as Eucalyptus lays them
+out: a root disk that is a copy-on-write overlay of the cached image (a qcow2 file whose
+backing file is the image when `qemu-img` exists, a sparse copy otherwise), a sparse
+ephemeral disk taking the rest of the VM type's disk, and a 512 MB sparse swap file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from nc.domain_xml import SWAP_MB
+
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+
+class DiskError(Exception):
+    """An instance's disks could not be made; the message goes into its StateReason."""
+
+
+@dataclass(frozen=True)
+class InstanceDisks:
+    directory: Path
+    root: Path
+    root_format: str            # qcow2 (overlay) | raw (sparse copy)
+    ephemeral: Path
+    swap: Path
+    kernel: Path | None
+    ramdisk: Path | None
+    console_log: Path
+
+    def describe(self) -> list[str]:
+        """One line per file, with sizes, for the simulated console."""
+        lines = []
+        for label, path in (("root sda1", self.root), ("ephemeral0 sda2", self.ephemeral),
+                            ("swap sda3", self.swap), ("kernel", self.kernel), ("ramdisk", self.ramdisk)):
+            if path is not None and path.exists():
+                lines.append(f"{label}: {path} ({path.stat().st_size // MIB} MiB)")
+        return lines
+
+
+def _sparse(path: Path, size: int) -> None:
+    with path.open("wb") as stream:
+        stream.truncate(size)
+
+
+def _sparse_copy(source: Path, target: Path) -> None:
+    """Copy skipping runs of zeros, so an almost empty image stays almost empty."""
+    block = MIB
+    zero = bytes(block)
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(block):
+            if chunk == zero[:len(chunk)]:
+                dst.seek(len(chunk), 1)
+            else:
+                dst.write(chunk)
+        dst.truncate()
+
+
+class InstanceStore:
+    def __init__(self, root: Path, *, use_qemu_img: bool | None = None) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.qemu_img = shutil.which("qemu-img") if use_qemu_img in (None, True) else None
+
+    def directory(self, account_id: str, instance_id: str) -> Path:
+        return self.root / account_id / instance_id
+
+    def paths(self, account_id: str, instance_id: str) -> InstanceDisks:
+        """Where an instance's files are (or will be), whatever exists on disk yet."""
+        directory = self.directory(account_id, instance_id)
+        overlay = directory / "root.qcow2"
+        root, fmt = (overlay, "qcow2") if overlay.exists() or self.qemu_img else (directory / "root.img", "raw")
+        kernel, ramdisk = directory / "kernel", directory / "ramdisk"
+        return InstanceDisks(directory, root, fmt, directory / "ephemeral0.img", directory / "swap.img",
+                             kernel if kernel.exists() else None, ramdisk if ramdisk.exists() else None,
+                             directory / "console.log")
+
+    def create(self, account_id: str, instance_id: str, image: Path, disk_gb: int,
+               kernel: Path | None = None, ramdisk: Path | None = None) -> InstanceDisks:
+        directory = self.directory(account_id, instance_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        image_bytes = image.stat().st_size
+        ephemeral_bytes = disk_gb * GIB - image_bytes
+        if ephemeral_bytes <= 0:
+            raise DiskError(f"image of {image_bytes // MIB} MiB does not fit the VM type's {disk_gb} GB disk")
+        try:
+            if self.qemu_img:
+                self._overlay(image, directory / "root.qcow2")
+            else:
+                _sparse_copy(image, directory / "root.img")
+            _sparse(directory / "ephemeral0.img", ephemeral_bytes)
+            _sparse(directory / "swap.img", SWAP_MB * MIB)
+            # Kernel and ramdisk are copied so that a reboot never depends on the cache.
+            if kernel is not None:
+                shutil.copyfile(kernel, directory / "kernel")
+            if ramdisk is not None:
+                shutil.copyfile(ramdisk, directory / "ramdisk")
+            (directory / "console.log").touch()
+        except OSError as exc:
+            raise DiskError(f"instance store: {exc}") from None
+        return self.paths(account_id, instance_id)
+
+    def _overlay(self, image: Path, overlay: Path) -> None:
+        assert self.qemu_img is not None
+        result = subprocess.run([self.qemu_img, "create", "-q", "-f", "qcow2", "-F", "raw",
+                                 "-b", str(image), str(overlay)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DiskError(f"qemu-img: {result.stderr.strip() or result.stdout.strip()}")
+
+    def remove(self, account_id: str, instance_id: str) -> None:
+        directory = self.directory(account_id, instance_id)
+        # The account's folder stays: removing it could race another instance's creation.
+        shutil.rmtree(directory, ignore_errors=True)

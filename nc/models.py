@@ -1,0 +1,39 @@
+"""The NC's own database: the instances of one node, as the NC last left them. It is what the
+NC reconciles libvirt against after a restart."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class InstanceRecord(Base):
+    __tablename__ = "instances"
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reservation_id: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reason_message: Mapped[str | None] = mapped_column(Text)
+    vm_name: Mapped[str] = mapped_column(String(32))
+    cores: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(String(32))
+    # The whole RunInstance as received, so the instance can be prepared or restarted again.
+    request_json: Mapped[str] = mapped_column(Text)
+    launched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,171 @@
+"""The `eucasim` command: start the cloud, print credentials, and administer accounts,
+users, keys and VM types through the CLC's admin API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from services import credentials, launcher
+from services.config import CloudConfig, ConfigError, load_config
+from services.internal import InternalCallError, InternalClient
+from services.messages.admin import (AccountCreated, AccountList, NewAccount, NewKey, NewUser,
+                                     UserView, VmTypeList, VmTypeSpec)
+from services.messages.identity import AccessKeyInfo
+
+app = typer.Typer(help="eucasim: a private cloud in the shape of Eucalyptus.", no_args_is_help=True)
+account_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of an account.", no_args_is_help=True)
+key_app = typer.Typer(help="Access keys.", no_args_is_help=True)
+vmtype_app = typer.Typer(help="VM types (instance types).", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+app.add_typer(vmtype_app, name="vmtype")
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default $EUCASIM_HOME or ./var).")]
+
+
+def _config(home: Path | None) -> CloudConfig:
+    try:
+        return load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _admin_call(config: CloudConfig, method: str, path: str, body: BaseModel | None,
+                response: type[BaseModel]) -> Any:
+    if not config.CLOUD_SECRET:
+        err.print("[red]No cloud secret found: has `eucasim up` ever run with this --home?[/red]")
+        raise typer.Exit(2)
+    client = InternalClient(config.service_url("clc"), config.CLOUD_SECRET, timeout=10)
+    try:
+        return client.call(method, path, body, response)
+    except InternalCallError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        err.print(f"[red]cannot reach the CLC at {config.service_url('clc')}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+
+
+@app.command()
+def up(home: HomeOption = None,
+       nodes: Annotated[int, typer.Option(help="Simulated nodes served by the NC.")] = 2) -> None:
+    """Start every service on this machine (simulated mode) until Ctrl-C."""
+    config = launcher.ensure_home(_config(home))
+    specs = launcher.plan(config, nodes)
+    out.print(f"Starting {', '.join(s.name for s in specs)} with state in {config.EUCASIM_HOME} …")
+    try:
+        services = launcher.start(config, specs,
+                                  on_started=lambda s: out.print(f"  [green]✓[/green] {s.spec.name:7} {s.url}"))
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    creds = credentials.read(config.EUCASIM_HOME)
+    out.print("\nThe cloud is up. Point the AWS CLI at it with:\n")
+    print(credentials.env_exports(creds), flush=True)
+    out.print("then try:  aws ec2 describe-availability-zones\n(Ctrl-C stops everything.)")
+    code = launcher.wait_forever(services)
+    out.print("Stopping …")
+    launcher.stop(services)
+    raise typer.Exit(code)
+
+
+@app.command("credentials")
+def show_credentials(home: HomeOption = None) -> None:
+    """The admin's access key and secret, eucarc lines and an AWS CLI profile."""
+    creds = _read_credentials(home)
+    config_section, creds_section = credentials.aws_profile(creds)
+    out.print(f"Access key: {creds.key.access_key}\nSecret key: {creds.key.secret_key}\n"
+              f"Account:    {creds.key.account_name} ({creds.key.account_id})\n")
+    out.print("# eucarc", style="bold")
+    print(credentials.eucarc(creds))
+    out.print("# ~/.aws/config", style="bold")
+    print(config_section)
+    out.print("# ~/.aws/credentials", style="bold")
+    print(creds_section)
+
+
+@app.command()
+def env(home: HomeOption = None) -> None:
+    """Shell exports for the AWS CLI and boto3: eval "$(eucasim env)"."""
+    sys.stdout.write(credentials.env_exports(_read_credentials(home)))
+
+
+def _read_credentials(home: Path | None) -> credentials.UserCredentials:
+    try:
+        return credentials.read(_config(home).EUCASIM_HOME)
+    except FileNotFoundError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _print_key(info: AccessKeyInfo) -> None:
+    out.print(f"account {info.account_name} ({info.account_id}) user {info.user_name}\n"
+              f"AWS_ACCESS_KEY_ID={info.access_key}\nAWS_SECRET_ACCESS_KEY={info.secret_key}")
+
+
+@account_app.command("create")
+def account_create(name: str, home: HomeOption = None) -> None:
+    created: AccountCreated = _admin_call(_config(home), "POST", "/internal/admin/accounts",
+                                          NewAccount(name=name), AccountCreated)
+    _print_key(created.key)
+
+
+@account_app.command("list")
+def account_list(home: HomeOption = None) -> None:
+    listing: AccountList = _admin_call(_config(home), "GET", "/internal/admin/accounts", None, AccountList)
+    table = Table("account", "id", "users")
+    for account in listing.accounts:
+        table.add_row(account.name, account.id, ", ".join(account.users))
+    out.print(table)
+
+
+@user_app.command("create")
+def user_create(account: str, name: str, home: HomeOption = None) -> None:
+    user: UserView = _admin_call(_config(home), "POST", "/internal/admin/users",
+                                 NewUser(account=account, name=name), UserView)
+    out.print(f"user {user.name} created in account {user.account} ({user.account_id})")
+
+
+@key_app.command("create")
+def key_create(account: str, user: str = typer.Argument("admin"), home: HomeOption = None) -> None:
+    info: AccessKeyInfo = _admin_call(_config(home), "POST", "/internal/admin/keys",
+                                      NewKey(account=account, user=user), AccessKeyInfo)
+    _print_key(info)
+
+
+@vmtype_app.command("set")
+def vmtype_set(name: str, cpu: Annotated[int, typer.Option("--cpu", min=1)],
+               mem: Annotated[int, typer.Option("--mem", min=1, help="MB")],
+               disk: Annotated[int, typer.Option("--disk", min=1, help="GB")],
+               home: HomeOption = None) -> None:
+    spec = VmTypeSpec(name=name, cpu=cpu, memory_mb=mem, disk_gb=disk)
+    _admin_call(_config(home), "PUT", f"/internal/admin/vmtypes/{name}", spec, VmTypeSpec)
+    out.print(f"{name}: {cpu} CPU, {mem} MB, {disk} GB")
+
+
+@vmtype_app.command("list")
+def vmtype_list(home: HomeOption = None) -> None:
+    listing: VmTypeList = _admin_call(_config(home), "GET", "/internal/admin/vmtypes", None, VmTypeList)
+    table = Table("name", "cpu", "memory MB", "disk GB")
+    for vm in listing.vm_types:
+        table.add_row(vm.name, str(vm.cpu), str(vm.memory_mb), str(vm.disk_gb))
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,148 @@
+"""`eucasim up`: start every service of the cloud on this machine as its own process, wait
+until each answers, and stop them all cleanly on Ctrl-C.
+
+Services start in dependency order: the CLC first (it owns the access keys Walrus checks),
+then Walrus, the node controllers, and the cluster controller that polls them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from services.config import SECRET_FILE, CloudConfig
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    factory: str  # "package.module:create_app"
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    health_path: str = "/internal/health"
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+def ensure_home(config: CloudConfig) -> CloudConfig:
+    """The state directory and the cloud's shared secret, created on the first start."""
+    home = config.EUCASIM_HOME
+    home.mkdir(parents=True, exist_ok=True)
+    secret_file = home / SECRET_FILE
+    if not config.CLOUD_SECRET:
+        if not secret_file.is_file():
+            secret_file.write_text(secrets.token_hex(32) + "\n")
+            secret_file.chmod(0o600)
+        config.CLOUD_SECRET = secret_file.read_text().strip()
+    return config
+
+
+def available(factory: str) -> bool:
+    """A service 'exists so far' when its app module can be found."""
+    module = factory.split(":", 1)[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def plan(config: CloudConfig, nodes: int) -> list[ServiceSpec]:
+    nc_url = f"http://{config.PUBLIC_HOST}:{config.NC_PORT}"
+    node_urls = " ".join(f"{nc_url}/node-{i}" for i in range(1, nodes + 1))
+    specs = [
+        ServiceSpec("clc", "clc.app:create_app", config.CLC_PORT),
+        ServiceSpec("walrus", "walrus.app:create_app", config.WALRUS_PORT),
+        ServiceSpec("sc", "sc.app:create_app", config.SC_PORT),
+        ServiceSpec("nc", "nc.multi:create_app", config.NC_PORT,
+                    env={"NC_SIMULATED_NODES": str(nodes)}, health_path="/node-1/internal/health"),
+        ServiceSpec("cc", "cc.app:create_app", config.CC_PORT,
+                    env={"NODES": config.NODES or node_urls}),
+    ]
+    return [s for s in specs if available(s.factory)]
+
+
+def _wait_healthy(service: RunningService, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.spec.name} exited with code {service.process.returncode}; "
+                               f"see {service.spec.name}.log in the state directory")
+        try:
+            if httpx.get(service.url + service.spec.health_path, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{service.spec.name} did not answer on {service.url} within {timeout:.0f} s")
+
+
+def start(config: CloudConfig, specs: list[ServiceSpec],
+          on_started: Callable[[RunningService], None] | None = None,
+          timeout: float = 60.0) -> list[RunningService]:
+    started: list[RunningService] = []
+    logs = config.EUCASIM_HOME / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        for spec in specs:
+            env = {**os.environ, "EUCASIM_HOME": str(config.EUCASIM_HOME),
+                   "CLOUD_SECRET": config.CLOUD_SECRET, **spec.env}
+            log = open(logs / f"{spec.name}.log", "ab")  # noqa: SIM115 (kept open for the child)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", spec.factory,
+                 "--host", config.BIND_ADDRESS, "--port", str(spec.port), "--log-level", "warning"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            service = RunningService(spec, process, f"http://{config.PUBLIC_HOST}:{spec.port}")
+            started.append(service)
+            _wait_healthy(service, timeout)
+            if on_started:
+                on_started(service)
+    except BaseException:
+        stop(started)
+        raise
+    return started
+
+
+def stop(services: list[RunningService], grace: float = 10.0) -> None:
+    """Stop in reverse order: SIGTERM, then SIGKILL whatever has not exited after `grace`."""
+    for service in reversed(services):
+        if service.process.poll() is None:
+            service.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for service in reversed(services):
+        try:
+            service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+
+
+def wait_forever(services: list[RunningService]) -> int:
+    """Block until Ctrl-C/SIGTERM or until a service dies; returns the exit code."""
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stopping:
+        for service in services:
+            if service.process.poll() is not None:
+                print(f"{service.spec.name} exited with code {service.process.returncode}", file=sys.stderr)
+                return 1
+        time.sleep(0.2)
+    return 0

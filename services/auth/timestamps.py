@@ -1,0 +1,62 @@
+"""Request timestamps: the formats clients send, the 15-minute window, presign lifetimes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+MAX_SKEW = timedelta(minutes=15)
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # 604800: SigV4 presigned URLs live at most a week
+AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def utc_now(now: datetime | None) -> datetime:
+    """The injected clock, or the real one; naive datetimes are taken to be UTC."""
+    if now is None:
+        return datetime.now(timezone.utc)
+    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parse_amz_date(text: str) -> datetime | None:
+    """20150830T123600Z, the SigV4 basic ISO 8601 form."""
+    try:
+        return datetime.strptime(text.strip(), AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def parse_http_date(text: str) -> datetime | None:
+    """RFC 1123 ("Tue, 27 Mar 2007 19:36:42 +0000" or "... GMT")."""
+    try:
+        return _aware(parsedate_to_datetime(text.strip()))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def parse_iso8601(text: str) -> datetime | None:
+    """SigV2's Timestamp/Expires: 2024-01-02T03:04:05Z, with or without fraction or offset."""
+    try:
+        return _aware(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        return None
+
+
+def parse_any(text: str) -> datetime | None:
+    """A Date or x-amz-date header: clients use either the basic ISO form or RFC 1123."""
+    return parse_amz_date(text) or parse_http_date(text) or parse_iso8601(text)
+
+
+def to_amz_date(moment: datetime) -> str:
+    return _aware(moment).astimezone(timezone.utc).strftime(AMZ_DATE_FORMAT)
+
+
+def to_iso(moment: datetime) -> str:
+    return _aware(moment).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_skewed(request_time: datetime, now: datetime) -> bool:
+    return abs(request_time - now) > MAX_SKEW

@@ -1,0 +1,133 @@
+"""RunInstances in the CC: decide where every instance goes (at least min_count or none),
+reserve as it decides, then start them on their NCs, waking sleeping nodes first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+
+from cc.faults import ClusterFault
+from cc.ncclient import NodeClients
+from cc.power import PowerManager
+from cc.registry import NodeRegistry, NodeView
+from cc.reservations import Reservations
+from cc.scheduler import Policy, TargetNode
+from cc.store import ClusterStore
+from services.messages.cluster import InstanceLaunch, Placement, RunInstances
+from services.messages.node import RunInstance, StateReason
+from services.tracing import TraceRecorder
+
+POINTER_KEY = "policy_state"
+
+
+@dataclass(frozen=True)
+class Decision:
+    launch: InstanceLaunch
+    node: NodeView
+
+
+def _describe(view: NodeView) -> str:
+    f = view.free
+    return f"{f.cores} cores, {f.memory_mb} MB, {f.disk_gb} GB free"
+
+
+class Placer:
+    def __init__(self, registry: NodeRegistry, reservations: Reservations, policy: Policy,
+                 store: ClusterStore, recorder: TraceRecorder) -> None:
+        self._registry = registry
+        self._reservations = reservations
+        self.policy = policy
+        self._store = store
+        self._recorder = recorder
+
+    def decide(self, request: RunInstances) -> tuple[list[Decision], list[str]]:
+        """Choose and reserve a node for as many instances as fit (up to all of them); raise
+        ClusterFault, having reserved nothing, when fewer than min_count fit."""
+        need = request.vm.needs()
+        started = time.perf_counter()
+        with self._reservations.lock:
+            views = self._registry.views(self._reservations.held_by_node())
+            policy: Policy = self.policy
+            if request.target_node is not None:
+                if self._registry.find(request.target_node) is None:
+                    raise ClusterFault(404, "InvalidNode.NotFound",
+                                           f"there is no node {request.target_node!r} in this zone")
+                policy = TargetNode(self.policy.name, request.target_node)
+            saved = policy.snapshot()
+            decisions: list[Decision] = []
+            for launch in request.instances:
+                view = policy.choose(views, need)
+                if view is None:
+                    break
+                self._reservations.reserve(view.url, launch.instance_id, need)
+                self._recorder.record("decided", f"placed {launch.instance_id} on {view.name}",
+                                      reason=policy.why(view), before=_describe(view))
+                views[view.index] = replace(view, free=view.free.minus(need))
+                decisions.append(Decision(launch, views[view.index]))
+            if len(decisions) < request.min_count:
+                for decision in decisions:
+                    self._reservations.release(decision.launch.instance_id)
+                policy.restore(saved)
+                message = (f"There is not enough capacity in this zone for {request.min_count} "
+                           f"{request.vm.name} instance(s): only {len(decisions)} fit "
+                           f"({request.vm.cpu} cores, {request.vm.memory_mb} MB each).")
+                self._recorder.record("decided", "refused: InsufficientInstanceCapacity",
+                                      elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+                                      reason=message)
+                raise ClusterFault(409, "InsufficientInstanceCapacity", message)
+            if policy is self.policy and policy.snapshot() != saved:
+                self._store.set_state(POINTER_KEY, policy.snapshot())
+        self._recorder.record("decided", f"{len(decisions)} of {len(request.instances)} placed "
+                              f"by {policy.name}",
+                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+        placed = {d.launch.instance_id for d in decisions}
+        return decisions, [i.instance_id for i in request.instances if i.instance_id not in placed]
+
+
+class Launcher:
+    """Starts decided instances on their NCs; a failure releases the reservation and becomes
+    a StateReason in the answer."""
+
+    def __init__(self, registry: NodeRegistry, reservations: Reservations, clients: NodeClients,
+                 power: PowerManager, recorder: TraceRecorder) -> None:
+        self._registry = registry
+        self._reservations = reservations
+        self._clients = clients
+        self._power = power
+        self._recorder = recorder
+
+    async def start(self, request: RunInstances, decisions: list[Decision]) -> list[Placement]:
+        sleeping = {d.node.url: d.node.name for d in decisions if d.node.state == "asleep"}
+        wake_errors = dict(zip(sleeping, await asyncio.gather(
+            *(self._power.wake(url) for url in sleeping), return_exceptions=True)))
+        return list(await asyncio.gather(
+            *(self._start_one(request, d, wake_errors.get(d.node.url)) for d in decisions)))
+
+    async def _start_one(self, request: RunInstances, decision: Decision,
+                         wake_error: object) -> Placement:
+        launch, node = decision.launch, decision.node
+        if isinstance(wake_error, BaseException):
+            return self._failed(launch, node, f"node {node.name} could not be woken: {wake_error}")
+        spec = RunInstance(
+            instance_id=launch.instance_id, reservation_id=request.reservation_id,
+            account_id=request.account_id, vm=request.vm, image=request.image,
+            kernel=request.kernel, ramdisk=request.ramdisk, key_openssh=request.key_openssh,
+            user_data_b64=request.user_data_b64, launch_index=launch.launch_index,
+            network=launch.network)
+        started = time.perf_counter()
+        try:
+            report = await self._clients.run(node.url, spec)
+        except Exception as exc:  # noqa: BLE001 - any failure of the NC call is the instance's
+            return self._failed(launch, node, f"node {node.name} did not start it: {exc}")
+        self._reservations.confirm(launch.instance_id)
+        self._registry.record_report(node.url, report)
+        self._recorder.record("called", f"NC {node.name}: run {launch.instance_id} -> {report.state}",
+                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+        return Placement(instance_id=launch.instance_id, node=node.name, report=report)
+
+    def _failed(self, launch: InstanceLaunch, node: NodeView, message: str) -> Placement:
+        self._reservations.release(launch.instance_id)
+        self._recorder.record("error", message)
+        return Placement(instance_id=launch.instance_id, node=node.name,
+                         reason=StateReason(code="Server.InternalError", message=message))

@@ -1,0 +1,93 @@
+"""Admin routes: accounts, users, access keys and VM types, for the `eucasim` command line and
+for the other services that need to know who an access key belongs to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy import select
+
+from clc import accounts
+from clc.models.accounts import Account, User
+from clc.models.vmtypes import VmTypeRow
+from services.db import Database
+from services.internal import InternalAuth
+from services.messages.admin import (AccountCreated, AccountList, AccountView, NewAccount, NewKey,
+                                     NewUser, UserView, VmTypeList, VmTypeSpec)
+from services.messages.identity import AccessKeyInfo
+
+
+def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
+    router = APIRouter(prefix="/internal", dependencies=[Depends(auth)])
+
+    @router.get("/access-keys/{access_key}")
+    def access_key(access_key: str) -> AccessKeyInfo:
+        with db.session() as session:
+            info = accounts.key_info(session, access_key)
+        if info is None:
+            raise HTTPException(404, f"no access key {access_key}")
+        return info
+
+    @router.get("/admin/accounts")
+    def list_accounts() -> AccountList:
+        with db.session() as session:
+            rows = session.scalars(select(Account).order_by(Account.name)).all()
+            views = [AccountView(id=a.id, name=a.name, users=list(session.scalars(
+                select(User.name).where(User.account_id == a.id).order_by(User.name))))
+                for a in rows]
+        return AccountList(accounts=views)
+
+    @router.post("/admin/accounts", status_code=201)
+    def create_account(body: NewAccount) -> AccountCreated:
+        with db.session() as session:
+            try:
+                account = accounts.create_account(session, body.name)
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+            except accounts.AccountConflict as exc:
+                raise HTTPException(409, str(exc)) from None
+            key = accounts.create_access_key(session, body.name)
+            info = accounts.key_info(session, key.access_key)
+            assert info is not None
+            view = AccountView(id=account.id, name=account.name, users=[accounts.ADMIN_USER])
+        return AccountCreated(account=view, key=info)
+
+    @router.post("/admin/users", status_code=201)
+    def create_user(body: NewUser) -> UserView:
+        with db.session() as session:
+            try:
+                user = accounts.create_user(session, body.account, body.name)
+            except accounts.AccountNotFound as exc:
+                raise HTTPException(404, str(exc)) from None
+            except accounts.AccountConflict as exc:
+                raise HTTPException(409, str(exc)) from None
+            return UserView(account=body.account, account_id=user.account_id, name=user.name)
+
+    @router.post("/admin/keys", status_code=201)
+    def create_key(body: NewKey) -> AccessKeyInfo:
+        with db.session() as session:
+            try:
+                key = accounts.create_access_key(session, body.account, body.user)
+            except accounts.AccountNotFound as exc:
+                raise HTTPException(404, str(exc)) from None
+            info = accounts.key_info(session, key.access_key)
+        assert info is not None
+        return info
+
+    @router.get("/admin/vmtypes")
+    def list_vm_types() -> VmTypeList:
+        with db.session() as session:
+            rows = session.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.name))
+            return VmTypeList(vm_types=[VmTypeSpec(name=r.name, cpu=r.cpu, memory_mb=r.memory_mb,
+                                                   disk_gb=r.disk_gb) for r in rows])
+
+    @router.put("/admin/vmtypes/{name}")
+    def set_vm_type(name: str, body: VmTypeSpec) -> VmTypeSpec:
+        if body.name != name:
+            raise HTTPException(400, "the VM type's name in the path and body differ")
+        with db.session() as session:
+            row = session.get(VmTypeRow, name) or VmTypeRow(name=name)
+            row.cpu, row.memory_mb, row.disk_gb = body.cpu, body.memory_mb, body.disk_gb
+            session.add(row)
+        return body
+
+    return router

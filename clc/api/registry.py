@@ -1,0 +1,73 @@
+"""The action registry: `@action("CreateKeyPair")` marks a plain function as the handler of
+an EC2 action. The endpoint calls it with a `Context` and the request's parameters as keyword
+arguments named as in the AWS documentation; it returns the output shape as a dict."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.config import CloudConfig
+from services.tracing import TraceRecorder
+
+Handler = Callable[..., dict[str, Any] | None]
+
+_HANDLERS: dict[str, Handler] = {}
+
+
+def action(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        if name in _HANDLERS:
+            raise RuntimeError(f"two handlers for {name}")
+        _HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def handler_for(name: str) -> Handler | None:
+    return _HANDLERS.get(name)
+
+
+def implemented_actions() -> frozenset[str]:
+    return frozenset(_HANDLERS)
+
+
+def accepted_params(fn: Handler, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Split params into those the handler takes and those it ignores (ClientToken, members of
+    newer API versions that eucasim does not implement)."""
+    signature = inspect.signature(fn)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return params, []
+    taken = {k: v for k, v in params.items() if k in signature.parameters}
+    return taken, sorted(set(params) - set(taken))
+
+
+def new_id(prefix: str, digits: int = 8) -> str:
+    """An EC2-style id: `sg-1a2b3c4d`. Eucalyptus used 8 hex digits; so do we."""
+    return f"{prefix}-{secrets.token_hex((digits + 1) // 2)[:digits]}"
+
+
+@dataclass
+class Context:
+    """What a handler may use: the caller, its database session and the cloud around it."""
+
+    db: Session
+    account_id: str
+    user_name: str
+    is_admin: bool
+    request_id: str
+    config: CloudConfig
+    recorder: TraceRecorder
+    services: Any = None  # clients of CC/SC/Walrus, when the CLC has them
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def new_id(self, prefix: str, digits: int = 8) -> str:
+        return new_id(prefix, digits)
+
+    def trace(self, kind: str, what: str, **detail: Any) -> None:
+        self.recorder.record(kind, what, request_id=self.request_id, **detail)

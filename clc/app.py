@@ -1,0 +1,59 @@
+"""The cloud controller: the public EC2 Query API, accounts and their resources, the admin
+API, and (later) the instance metadata service. `create_app` is the uvicorn factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+import clc.api  # noqa: F401  (registers every EC2 action)
+from clc.accounts import ensure_admin
+from clc.admin import admin_router
+from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
+from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
+from services import credentials
+from services.config import CloudConfig, load_config
+from services.db import Database
+from services.service_app import make_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _seed_vm_types(db: Database) -> None:
+    with db.session() as session:
+        if session.scalar(select(VmTypeRow).limit(1)) is None:
+            for name, (cpu, memory, disk) in DEFAULT_VM_TYPES.items():
+                session.add(VmTypeRow(name=name, cpu=cpu, memory_mb=memory, disk_gb=disk))
+
+
+def bootstrap(config: CloudConfig, db: Database) -> credentials.UserCredentials:
+    """First start (and every start, idempotently): schema, admin account, VM types, and the
+    credential files under EUCASIM_HOME/credentials."""
+    db.upgrade(MIGRATIONS)
+    _seed_vm_types(db)
+    with db.session() as session:
+        admin = ensure_admin(session)
+    creds = credentials.UserCredentials(
+        key=admin,
+        endpoints=credentials.Endpoints(ec2=config.service_url("clc"), s3=config.service_url("walrus"),
+                                        region=config.REGION))
+    credentials.write(config.EUCASIM_HOME, creds)
+    return creds
+
+
+def create_app(config: CloudConfig | None = None) -> FastAPI:
+    config = config or load_config()
+    if not config.CLOUD_SECRET:
+        raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
+    db = Database(config.database_url("clc"))
+    bootstrap(config, db)
+    app, recorder = make_service_app("clc", config.CLOUD_SECRET)
+    app.state.db = db
+    app.state.config = config
+    app.include_router(admin_router(db, app.state.internal_auth))
+    endpoint = Ec2Endpoint(config, db, recorder)
+    for path in EC2_PATHS:
+        app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
+    return app

@@ -1,0 +1,4 @@
+from clc.models import Base
+from services.migration_env import run
+
+run(Base.metadata)

@@ -1,0 +1,8 @@
+"""The CLC's tables: what users asked for. One module per resource family; importing this
+package registers every table on `Base.metadata` (Alembic's env needs them all)."""
+
+from clc.models.base import Base
+from clc.models import accounts, vmtypes  # noqa: F401  (register tables)
+from clc.models import resources  # noqa: F401
+
+__all__ = ["Base"]

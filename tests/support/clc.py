@@ -1,0 +1,62 @@
+"""A real CLC on a free port, and boto3 clients for its accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from services.config import CloudConfig, load_config
+from services.internal import InternalClient
+from services.messages.admin import AccountCreated, NewAccount
+from services.messages.identity import AccessKeyInfo
+from tests.support.servers import free_port, running
+
+SECRET = "test-cloud-secret"
+
+
+@dataclass
+class RunningClc:
+    url: str
+    config: CloudConfig
+    admin: AccessKeyInfo
+
+    def admin_client(self) -> InternalClient:
+        return InternalClient(self.url, SECRET)
+
+    def new_account(self, name: str) -> AccessKeyInfo:
+        client = self.admin_client()
+        try:
+            return client.call("POST", "/internal/admin/accounts", NewAccount(name=name), AccountCreated).key
+        finally:
+            client.close()
+
+    def ec2(self, key: AccessKeyInfo | None = None, **config: object):  # type: ignore[no-untyped-def]
+        key = key or self.admin
+        return boto3.client(
+            "ec2", endpoint_url=self.url, region_name=self.config.REGION,
+            aws_access_key_id=key.access_key, aws_secret_access_key=key.secret_key,
+            config=Config(retries={"max_attempts": 1}, **config))  # type: ignore[arg-type]
+
+    def cli_env(self, key: AccessKeyInfo | None = None) -> dict[str, str]:
+        key = key or self.admin
+        return {"AWS_ACCESS_KEY_ID": key.access_key, "AWS_SECRET_ACCESS_KEY": key.secret_key,
+                "AWS_DEFAULT_REGION": self.config.REGION, "AWS_ENDPOINT_URL_EC2": self.url,
+                "AWS_MAX_ATTEMPTS": "1", "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+@contextmanager
+def running_clc(home: Path, **overrides: object) -> Iterator[RunningClc]:
+    from clc.app import create_app
+    from services import credentials
+
+    port = free_port()
+    config = load_config(EUCASIM_HOME=home, CLOUD_SECRET=SECRET, CLC_PORT=port, **overrides)
+    app = create_app(config)
+    with running(app, port) as url:
+        yield RunningClc(url=url, config=config, admin=credentials.read(home).key)

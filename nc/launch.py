@@ -1,0 +1,137 @@
+"""The steps that turn a RunInstance into a running libvirt domain, and back: images from the
+cache, disks in the instance store, the domain defined and started; torn down in reverse.
+
+Each step raises an error whose message is fit for a StateReason; the instance manager decides
+what the failure means for the instance's state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nc.domain_xml import KERNEL_CMDLINE, DomainSpec, instance_disks
+from nc.hypervisor import Hypervisor
+from nc.image_cache import ImageCache, image_key
+from nc.instance_store import InstanceDisks, InstanceStore
+from nc.journal import ConsoleJournal
+from services.messages.node import RunInstance, instance_mac
+from services.tracing import TraceRecorder
+
+
+class LaunchCancelled(Exception):
+    """The instance was terminated while it was being prepared."""
+
+
+@dataclass(frozen=True)
+class ImagePaths:
+    image: Path
+    kernel: Path | None
+    ramdisk: Path | None
+
+
+def image_keys(request: RunInstance) -> set[str]:
+    return {image_key(ref) for ref in (request.image, request.kernel, request.ramdisk) if ref is not None}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Launcher:
+    def __init__(self, node_id: str, hypervisor: Hypervisor, store: InstanceStore, cache: ImageCache,
+                 journal: ConsoleJournal, recorder: TraceRecorder, in_use: Callable[[], set[str]]) -> None:
+        self.node_id = node_id
+        self.hypervisor = hypervisor
+        self.store = store
+        self.cache = cache
+        self.journal = journal
+        self.recorder = recorder
+        self._in_use = in_use
+
+    def _console(self, request: RunInstance) -> Path:
+        return self.store.paths(request.account_id, request.instance_id).console_log
+
+    def note(self, request: RunInstance, *lines: str) -> None:
+        self.journal.note(self._console(request), *lines)
+
+    def fetch_images(self, request: RunInstance) -> ImagePaths:
+        in_use = self._in_use()
+        image = self.cache.ensure(request.image, in_use)
+        kernel = self.cache.ensure(request.kernel, in_use) if request.kernel else None
+        ramdisk = self.cache.ensure(request.ramdisk, in_use) if request.ramdisk else None
+        fetched = ", ".join(ref.image_id for ref in (request.image, request.kernel, request.ramdisk) if ref)
+        self.note(request, f"images ready in the node's cache: {fetched}")
+        return ImagePaths(image, kernel, ramdisk)
+
+    def make_disks(self, request: RunInstance, images: ImagePaths) -> InstanceDisks:
+        disks = self.store.create(request.account_id, request.instance_id, images.image,
+                                  request.vm.disk_gb, images.kernel, images.ramdisk)
+        how = "qcow2 overlay backed by the cached image" if disks.root_format == "qcow2" else "sparse copy of the cached image"
+        self.note(request, f"instance store {disks.directory}: root disk is a {how}", *disks.describe())
+        return disks
+
+    def spec(self, request: RunInstance, disks: InstanceDisks) -> DomainSpec:
+        return DomainSpec(
+            name=request.instance_id, domain_type=self.hypervisor.domain_type,
+            vcpus=request.vm.cpu, memory_mb=request.vm.memory_mb,
+            disks=instance_disks(disks.root, disks.root_format, disks.ephemeral, disks.swap),
+            console_log=disks.console_log,
+            mac=request.network.mac or instance_mac(request.instance_id),
+            bridge=request.network.bridge,
+            kernel=disks.kernel, ramdisk=disks.ramdisk,
+            cmdline=KERNEL_CMDLINE if disks.kernel else None,
+            metadata={"node": self.node_id, "account": request.account_id,
+                      "reservation": request.reservation_id, "request": request.model_dump_json()})
+
+    def define_and_start(self, request: RunInstance, disks: InstanceDisks, request_id: str | None,
+                         proceed: Callable[[], bool] = lambda: True) -> None:
+        spec = self.spec(request, disks)
+        xml = self.hypervisor.define(spec)
+        self.recorder.record("called", f"libvirt define {request.instance_id} on {self.hypervisor.uri}",
+                             request_id=request_id, domain_xml=xml)
+        self.note(request, f"domain {request.instance_id} defined on {self.hypervisor.uri} "
+                           f"({spec.vcpus} vCPU, {spec.memory_mb} MiB, NIC {spec.mac} on bridge {spec.bridge}"
+                           + (f", kernel {spec.kernel}" if spec.kernel else "") + ")")
+        if not proceed():
+            raise LaunchCancelled(request.instance_id)
+        self.hypervisor.start(request.instance_id)
+        self.recorder.record("called", f"libvirt start {request.instance_id}", request_id=request_id)
+        self.note(request, f"domain {request.instance_id} started at {_now()}")
+
+    def boot(self, request: RunInstance, request_id: str | None, proceed: Callable[[], bool]) -> None:
+        """The whole launch; `proceed()` is asked between steps so a terminate can stop it."""
+        self.note(request, f"RunInstance {request.instance_id} ({request.vm.name}, image "
+                           f"{request.image.image_id}) accepted on node {self.node_id}")
+        images = self.fetch_images(request)
+        if not proceed():
+            raise LaunchCancelled(request.instance_id)
+        disks = self.make_disks(request, images)
+        if not proceed():
+            raise LaunchCancelled(request.instance_id)
+        self.define_and_start(request, disks, request_id, proceed)
+
+    def restart(self, request: RunInstance, why: str) -> None:
+        """Bring back a running instance whose domain is gone (host reboot): reuse its disks
+        when they survived, else prepare them again."""
+        self.note(request, why)
+        disks = self.store.paths(request.account_id, request.instance_id)
+        if not (disks.root.exists() and disks.ephemeral.exists() and disks.swap.exists()):
+            disks = self.make_disks(request, self.fetch_images(request))
+        self.define_and_start(request, disks, None)
+
+    def teardown(self, request: RunInstance, keep_console: bool) -> None:
+        """Destroy and undefine the domain and delete the instance's files (all of them, or all
+        but console.log when the instance failed and its console may explain why)."""
+        self.hypervisor.destroy(request.instance_id)
+        self.hypervisor.undefine(request.instance_id)
+        if keep_console:
+            disks = self.store.paths(request.account_id, request.instance_id)
+            for path in (disks.root, disks.ephemeral, disks.swap, disks.kernel, disks.ramdisk,
+                         disks.directory / "root.img", disks.directory / "root.qcow2"):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            self.note(request, f"instance files removed at {_now()}")
+        else:
+            self.store.remove(request.account_id, request.instance_id)

@@ -1,0 +1,69 @@
+"""`make up` on this checkout starts the cloud and prints AWS CLI settings that work."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+AWS = str(Path(sys.executable).parent / "aws")
+
+
+def _read_exports(process: subprocess.Popen, deadline: float) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        match = re.match(r"export (\w+)=(\S+)", line.strip())
+        if match:
+            exports[match.group(1)] = match.group(2)
+        elif exports:
+            return exports
+    raise AssertionError("make up printed no AWS settings:\n" + "".join(seen))
+
+
+def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_path: Path):
+    ports = {name: str(free_port()) for name in
+             ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
+    env = {**os.environ, "EUCASIM_HOME": str(tmp_path / "state"), **ports,
+           "NC_POLLING_FREQUENCY": "1"}
+    process = subprocess.Popen(["make", "--no-print-directory", "up"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        exports = _read_exports(process, time.monotonic() + 240)
+        assert exports["AWS_ENDPOINT_URL_EC2"].endswith(":" + ports["CLC_PORT"])
+        assert exports["AWS_ENDPOINT_URL_S3"].endswith(":" + ports["WALRUS_PORT"])
+        cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": "/dev/null",
+                   "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        result = subprocess.run([AWS, "ec2", "describe-availability-zones", "--output", "json"],
+                                env=cli_env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["AvailabilityZones"][0]["ZoneName"] == "zone-1"
+        assert (tmp_path / "state" / "credentials" / "eucarc").is_file()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        process.wait(timeout=60)
+    # Every service stopped with it: nothing answers on their ports any more.
+    deadline = time.monotonic() + 20
+    for port in ports.values():
+        while _answers(int(port)):
+            assert time.monotonic() < deadline, f"port {port} still answers after Ctrl-C"
+            time.sleep(0.2)
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

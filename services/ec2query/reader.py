@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,11 +70,8 @@ def parse_request(pairs: Sequence[tuple[str, str]]) -> Ec2Request:
             _insert(tree, key, value)
     if not action:
         raise EC2Error("InvalidAction", "The request must contain the parameter Action.")
-    try:
-        operation = model.operation(action)
-    except KeyError:
-        raise EC2Error("InvalidAction",
-                       f"The action {action} is not valid for this web service.") from None
+    if action not in model.operation_names():
+        raise EC2Error("InvalidAction", f"The action {action} is not valid for this web service.")
 
     # DryRun is a request mode, not an argument, so it is taken out before the shape walk.
     dry_run = False
@@ -82,9 +80,9 @@ def parse_request(pairs: Sequence[tuple[str, str]]) -> Ec2Request:
         dry_run = read_boolean(dry_node[None], "DryRun")
 
     params: dict[str, Any] = {}
-    shape = operation.input_shape
-    if shape is not None:
-        parsed = reader_for(shape)(tree, "")
+    read = _operation_reader(action)
+    if read is not None:
+        parsed = read(tree, "")
         if parsed is not ABSENT:
             params = parsed
     elif tree:
@@ -110,10 +108,27 @@ def _join(path: str, name: str) -> str:
 
 # ---------------------------------------------------------------------- compiled shape readers
 
+# Readers of whole operations, published only once complete: a structure's reader exists before
+# its member table is filled (that is how recursive shapes resolve), so other threads must never
+# reach a reader while it is still being built. Only code holding _compiling touches _readers.
+_by_operation: dict[str, Reader | None] = {}
 _readers: dict[str, Reader] = {}
+_compiling = threading.Lock()
 
 
-def reader_for(shape: Shape) -> Reader:
+def _operation_reader(action: str) -> Reader | None:
+    try:
+        return _by_operation[action]
+    except KeyError:
+        pass
+    with _compiling:
+        if action not in _by_operation:
+            shape = model.operation(action).input_shape
+            _by_operation[action] = _reader_for(shape) if shape is not None else None
+        return _by_operation[action]
+
+
+def _reader_for(shape: Shape) -> Reader:
     reader = _readers.get(shape.name)
     if reader is None:
         reader = _compile(shape)
@@ -152,6 +167,7 @@ def _compile_structure(shape: StructureShape) -> Reader:
         result: dict[str, Any] = {}
         for wire, child in node.items():
             if wire is None:
+                LOG.debug("ignored a plain value for structure %s", path)
                 continue
             entry = table.get(wire)
             if entry is None:
@@ -170,7 +186,7 @@ def _compile_structure(shape: StructureShape) -> Reader:
     # Registered before the members are compiled, so a shape that contains itself resolves.
     _readers[shape.name] = read
     for member_name, member in shape.members.items():
-        table[wire_name(member, member_name)] = (member_name, reader_for(member))
+        table[wire_name(member, member_name)] = (member_name, _reader_for(member))
     for member_name in shape.required_members:
         required.append((member_name, wire_name(shape.members[member_name], member_name)))
     return read
@@ -182,6 +198,7 @@ def _indexed(node: Node, path: str) -> list[tuple[str, Node]]:
     for key, child in node.items():
         if key is None:
             # `X=` is how the plain query protocol sends an empty list; EC2 clients do not.
+            LOG.debug("ignored a plain value for list %s", path)
             continue
         if not _INDEX.fullmatch(key):
             raise EC2Error("InvalidParameterValue",
@@ -193,7 +210,7 @@ def _indexed(node: Node, path: str) -> list[tuple[str, Node]]:
 
 
 def _compile_list(shape: ListShape) -> Reader:
-    read_member = reader_for(shape.member)
+    read_member = _reader_for(shape.member)
 
     def read(node: Node, path: str) -> Any:
         # Gaps are normal: an empty structure in the middle of a list sends no keys at all.
@@ -213,8 +230,8 @@ def _compile_map(shape: MapShape) -> Reader:
     key_wire = wire_name(shape.key, "key")
     value_wire = wire_name(shape.value, "value")
     flattened = bool(shape.serialization.get("flattened"))
-    read_key = reader_for(shape.key)
-    read_value = reader_for(shape.value)
+    read_key = _reader_for(shape.key)
+    read_value = _reader_for(shape.value)
 
     def read(node: Node, path: str) -> Any:
         if not flattened:

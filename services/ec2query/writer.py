@@ -6,6 +6,7 @@ compile time, so rendering DescribeInstances over a thousand instances is one pa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,7 +49,7 @@ def render_result(action: str, result: Mapping[str, Any] | None, request_id: str
         out.append("<return>true</return>")
     elif result:
         try:
-            _writer_for(shape)(out, result)
+            _operation_writer(action, shape)(out, result)
         except WrongType as error:
             path = ".".join(reversed(error.path))
             raise ShapeMismatch(f"{action} result{'.' if path else ''}{path}: {error}") from None
@@ -71,7 +72,23 @@ def element_name(member: Shape, member_name: str) -> str:
 
 # ---------------------------------------------------------------------- compiled shape writers
 
+# Writers of whole operations, published only once complete: a structure's writer exists before
+# its member table is filled (that is how recursive shapes resolve), so other threads must never
+# reach a writer while it is still being built. Only code holding _compiling touches _containers.
+_by_operation: dict[str, ContainerWriter] = {}
 _containers: dict[str, ContainerWriter] = {}
+_compiling = threading.Lock()
+
+
+def _operation_writer(action: str, shape: Shape) -> ContainerWriter:
+    try:
+        return _by_operation[action]
+    except KeyError:
+        pass
+    with _compiling:
+        if action not in _by_operation:
+            _by_operation[action] = _writer_for(shape)
+        return _by_operation[action]
 
 
 def _writer_for(shape: Shape) -> ContainerWriter:

@@ -116,6 +116,11 @@ _readers: dict[str, Reader] = {}
 _compiling = threading.Lock()
 
 
+def preload_reader(action: str) -> None:
+    """Compile the request reader of `action` now rather than inside its first request."""
+    _operation_reader(action)
+
+
 def _operation_reader(action: str) -> Reader | None:
     try:
         return _by_operation[action]

@@ -80,6 +80,13 @@ _containers: dict[str, ContainerWriter] = {}
 _compiling = threading.Lock()
 
 
+def preload_writer(action: str) -> None:
+    """Compile the response writer of `action` now rather than inside its first response."""
+    shape = model.operation(action).output_shape
+    if shape is not None:
+        _operation_writer(action, shape)
+
+
 def _operation_writer(action: str, shape: Shape) -> ContainerWriter:
     try:
         return _by_operation[action]

@@ -162,3 +162,11 @@ def test_first_of_repeated_keys_wins() -> None:
     request = parse("Action=DescribeRegions&Action=RunInstances&RegionName.1=a&RegionName.1=b")
     assert request.action == "DescribeRegions"
     assert request.params == {"RegionNames": ["a"]}
+
+
+def test_preload_compiles_named_actions_and_refuses_unknown_ones() -> None:
+    from services.ec2query import preload
+
+    preload(["DescribeInstances", "CreateTags"])
+    with pytest.raises(KeyError):
+        preload(["LaunchRocket"])

@@ -1,0 +1,102 @@
+"""Fixtures for the node controller: a real NC app on a real socket over libvirt's test driver,
+reached with signed calls through services.internal.InternalClient."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nc.app import create_app
+from nc.node import NodeRuntime, write_node_xml
+from services.config import load_config
+from services.internal import InternalClient
+from services.messages.node import (ImageRef, InstanceList, InstanceNetwork, InstanceReport,
+                                    NodeResources, RunInstance, VmType, instance_mac)
+from tests.support.servers import running
+
+SECRET = "test-secret"
+M1_SMALL = VmType(name="m1.small", cpu=1, memory_mb=256, disk_gb=5)
+C1_XLARGE = VmType(name="c1.xlarge", cpu=4, memory_mb=2048, disk_gb=20)
+_ids = itertools.count(0x10000000)
+
+
+def new_instance_id() -> str:
+    return f"i-{next(_ids):08x}"
+
+
+def run_request(instance_id: str | None = None, vm: VmType = M1_SMALL, image: ImageRef | None = None,
+                kernel: ImageRef | None = None, ramdisk: ImageRef | None = None,
+                account_id: str = "123456789012") -> RunInstance:
+    instance_id = instance_id or new_instance_id()
+    return RunInstance(instance_id=instance_id, reservation_id="r-" + instance_id[2:], account_id=account_id,
+                       vm=vm, image=image or ImageRef(image_id="emi-00000001"), kernel=kernel, ramdisk=ramdisk,
+                       network=InstanceNetwork(mac=instance_mac(instance_id), bridge="br0",
+                                               private_ip="172.31.0.5"))
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Node:
+    """A running single-node NC and a signed client for it."""
+    url: str
+    client: InternalClient
+    runtime: NodeRuntime
+    home: Path
+
+    def call(self, method: str, path: str, body: Any = None, response: Any = None) -> Any:
+        return self.client.call(method, path, body, response)
+
+    def resources(self) -> NodeResources:
+        return self.call("GET", "/internal/resources", response=NodeResources)
+
+    def run(self, request: RunInstance) -> InstanceReport:
+        return self.call("POST", "/internal/instances", request, InstanceReport)
+
+    def instance(self, instance_id: str) -> InstanceReport:
+        listing = self.call("GET", "/internal/instances", response=InstanceList)
+        return next(i for i in listing.instances if i.instance_id == instance_id)
+
+    def wait_state(self, instance_id: str, state: str, timeout: float = 15.0) -> InstanceReport:
+        return wait_for(lambda: (r := self.instance(instance_id)).state == state and r,
+                        timeout, f"{instance_id} to be {state}")
+
+
+@contextmanager
+def start_node(home: Path, **overrides: Any) -> Iterator[Node]:
+    home.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "EUCASIM_HOME": home, "CLOUD_SECRET": SECRET, "NC_POLLING_FREQUENCY": 0.2,
+        "NC_NODE_ID": f"node-{home.name}",
+        "HYPERVISOR_URI": f"test://{write_node_xml(home / 'node.xml')}",
+    }
+    settings.update(overrides)
+    app = create_app(load_config(**settings))
+    with running(app) as url:
+        client = InternalClient(url, SECRET)
+        try:
+            yield Node(url, client, app.state.node, home)
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    with start_node(tmp_path / "n1") as started:
+        yield started

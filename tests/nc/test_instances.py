@@ -1,0 +1,96 @@
+"""Run, describe, reboot, console and terminate through the NC's signed internal API."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from services.internal import InternalCallError
+from services.messages.node import ConsoleOutput, ImageRef, InstanceReport
+from tests.nc.conftest import Node, run_request
+
+
+def test_run_answers_pending_then_runs_and_terminates(node: Node) -> None:
+    request = run_request(kernel=ImageRef(image_id="eki-00000001", size_bytes=4096),
+                          ramdisk=ImageRef(image_id="eri-00000001", size_bytes=4096))
+    report = node.run(request)
+    assert report.state == "pending"
+    assert report.node_id == node.runtime.node_id and report.vm.name == "m1.small"
+
+    running = node.wait_state(request.instance_id, "running")
+    assert running.reason is None and running.network.mac == request.network.mac
+    assert node.runtime.hypervisor.state(request.instance_id) == "running"
+    directory = node.home / "instances" / request.account_id / request.instance_id
+    assert {p.name for p in directory.iterdir()} >= {"root.qcow2", "ephemeral0.img", "swap.img",
+                                                      "kernel", "ramdisk", "console.log"}
+    assert (directory / "swap.img").stat().st_size == 512 * 1024 * 1024
+    assert (directory / "swap.img").stat().st_blocks == 0          # sparse
+
+    # Asking again (a CC retrying) changes nothing.
+    assert node.run(request).state == "running"
+
+    gone = node.call("POST", f"/internal/instances/{request.instance_id}/terminate", response=InstanceReport)
+    assert gone.state in ("shutting-down", "terminated")
+    final = node.wait_state(request.instance_id, "terminated")
+    assert final.reason is not None and final.reason.code == "Client.UserInitiatedShutdown"
+    assert node.runtime.hypervisor.state(request.instance_id) == "absent"
+    assert not directory.exists()
+
+
+def test_reboot_and_console_say_what_the_nc_did(node: Node) -> None:
+    request = run_request()
+    node.run(request)
+    node.wait_state(request.instance_id, "running")
+    rebooted = node.call("POST", f"/internal/instances/{request.instance_id}/reboot", response=InstanceReport)
+    assert rebooted.state == "running"
+
+    console = node.call("GET", f"/internal/instances/{request.instance_id}/console", response=ConsoleOutput)
+    text = console.output
+    assert f"domain {request.instance_id} defined" in text
+    assert "root sda1:" in text and "ephemeral0 sda2:" in text and "swap sda3:" in text
+    assert "(512 MiB)" in text
+    assert f"domain {request.instance_id} started at" in text
+    assert f"domain {request.instance_id} rebooted at" in text
+    assert text.index("defined") < text.index("started at") < text.index("rebooted at")
+
+
+def test_errors_are_statuses_the_cc_can_act_on(node: Node) -> None:
+    with pytest.raises(InternalCallError) as missing:
+        node.call("POST", "/internal/instances/i-0badf00d/terminate")
+    assert missing.value.status == 404
+
+    request = run_request()
+    node.run(request)
+    node.wait_state(request.instance_id, "running")
+    node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
+    node.wait_state(request.instance_id, "terminated")
+    with pytest.raises(InternalCallError) as late:
+        node.call("POST", f"/internal/instances/{request.instance_id}/reboot")
+    assert late.value.status == 409
+
+    unsigned = httpx.get(f"{node.url}/internal/instances")
+    assert unsigned.status_code == 403
+
+
+def test_terminate_while_pending_is_not_lost(node: Node) -> None:
+    # A big simulated image takes a moment to lay out; terminate lands during preparation.
+    request = run_request(image=ImageRef(image_id="emi-0000b16", size_bytes=2 * 1024 ** 3))
+    node.run(request)
+    node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
+    final = node.wait_state(request.instance_id, "terminated")
+    assert final.reason is not None and final.reason.code == "Client.UserInitiatedShutdown"
+    assert node.runtime.hypervisor.state(request.instance_id) == "absent"
+
+
+def test_failing_image_download_becomes_a_state_reason(node: Node) -> None:
+    broken = ImageRef(image_id="emi-0000dead", url="http://127.0.0.1:9/nothing-listens-here")
+    request = run_request(image=broken)
+    assert node.run(request).state == "pending"
+    final = node.wait_state(request.instance_id, "terminated")
+    assert final.reason is not None
+    assert final.reason.code == "Server.InternalError"
+    assert "image download failed: emi-0000dead" in final.reason.message
+    console = node.call("GET", f"/internal/instances/{request.instance_id}/console", response=ConsoleOutput)
+    assert "launch failed: image download failed" in console.output
+    # A failed instance books nothing.
+    assert node.resources().free == node.resources().max

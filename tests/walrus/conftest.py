@@ -1,0 +1,73 @@
+"""A real Walrus on a free port (uvicorn in a thread), two accounts and the cloud's own, and
+clients configured the way users configure them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from services.config import CloudConfig, load_config
+from services.identity import StaticKeyDirectory
+from services.messages.identity import AccessKeyInfo
+from tests.support.servers import running
+from walrus.app import create_app
+
+ALICE = AccessKeyInfo(access_key="AKIAALICE0000000001", secret_key="alice-secret-key-0000000000",
+                      account_id="111111111111", account_name="alice", user_name="admin")
+BOB = AccessKeyInfo(access_key="AKIABOB00000000000002", secret_key="bob-secret-key-00000000000",
+                    account_id="222222222222", account_name="bob", user_name="admin")
+CLOUD = AccessKeyInfo(access_key="AKIAEUCALYPTUS000003", secret_key="cloud-secret-key-0000000",
+                      account_id="000000000000", account_name="eucalyptus", user_name="admin",
+                      is_admin=True)
+
+
+@dataclass
+class WalrusServer:
+    url: str
+    home: Path
+    config: CloudConfig
+
+    def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=who.access_key, aws_secret_access_key=who.secret_key,
+                            config=Config(s3={"addressing_style": "path"},
+                                          retries={"max_attempts": 1}, **config))
+
+    def stored_blobs(self) -> list[Path]:
+        root = self.home / "walrus" / "objects"
+        return [p for p in root.rglob("*") if p.is_file()]
+
+
+def make_config(home: Path, **extra: object) -> CloudConfig:
+    return load_config(EUCASIM_HOME=home, CLOUD_SECRET="test-secret", **extra)
+
+
+@pytest.fixture(scope="session")
+def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    home = tmp_path_factory.mktemp("walrus-home")
+    config = make_config(home)
+    app = create_app(config, keys=StaticKeyDirectory([ALICE, BOB, CLOUD]))
+    with running(app) as url:
+        yield WalrusServer(url, home, config)
+
+
+@pytest.fixture
+def s3(walrus: WalrusServer):  # type: ignore[no-untyped-def]
+    return walrus.client(ALICE)
+
+
+_counter = 0
+
+
+@pytest.fixture
+def bucket(s3) -> str:  # type: ignore[no-untyped-def]
+    global _counter
+    _counter += 1
+    name = f"test-bucket-{_counter:04d}"
+    s3.create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,118 @@
+"""Walrus, the S3-compatible object store: `create_app` builds the FastAPI service.
+
+Every S3 request goes through one route: routing (path or virtual host) -> signature ->
+operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` document."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import anyio
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.config import CloudConfig, load_config
+from services.db import Database
+from services.errors import AwsError, InternalError
+from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
+from services.internal import InternalClient
+from services.s3xml import error_xml
+from services.service_app import make_service_app
+from services.tracing import TraceRecorder, current_request_id
+from walrus import dispatch
+from walrus.authn import authenticate, request_view
+from walrus.blobs import BlobStore
+from walrus.context import S3Context
+from walrus.routing import Target, parse_target
+
+log = logging.getLogger("walrus")
+METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD"]
+
+
+def data_dir(config: CloudConfig) -> Path:
+    return config.EUCASIM_HOME / "walrus" / "objects"
+
+
+def base_hosts(config: CloudConfig) -> set[str]:
+    """Host names that address Walrus itself; `<bucket>.<one of these>` is a virtual host."""
+    hosts = {"localhost", config.PUBLIC_HOST, config.BIND_ADDRESS}
+    if config.WALRUS_URL:
+        hosts.add(urlparse(config.WALRUS_URL).hostname or "")
+    return {h for h in hosts if h}
+
+
+class Walrus:
+    """The state one Walrus process serves from."""
+
+    def __init__(self, config: CloudConfig, keys: KeyDirectory, recorder: TraceRecorder) -> None:
+        self.config = config
+        self.keys = keys
+        self.recorder = recorder
+        self.db = Database(config.database_url("walrus"))
+        self.db.upgrade(Path(__file__).parent / "migrations")
+        self.blobs = BlobStore(data_dir(config))
+        self.hosts = base_hosts(config)
+        # A static directory answers from memory; any other may call the CLC, so off the loop.
+        self._keys_local = isinstance(keys, StaticKeyDirectory)
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        target: Target | None = None
+        try:
+            scope = request.scope
+            target = parse_target(scope.get("raw_path") or scope["path"].encode(),
+                                  scope.get("query_string", b""), request.headers.get("host", ""),
+                                  self.hosts)
+            view = request_view(request, target.virtual_host_bucket)
+            if self._keys_local:
+                principal, identity = authenticate(view, self.keys)
+            else:
+                principal, identity = await anyio.to_thread.run_sync(authenticate, view, self.keys)
+            self.recorder.record("received", f"{request.method} {target.resource}",
+                                 account=principal.account_id or "anonymous")
+            handler = dispatch.choose(request.method, target, request.headers)
+            ctx = S3Context(request=request, target=target, principal=principal,
+                            identity=identity, headers=dict(view.headers), db=self.db,
+                            blobs=self.blobs, config=self.config, recorder=self.recorder)
+            result = handler(ctx)
+            response = await result if inspect.isawaitable(result) else result
+        except AwsError as error:
+            response = self.error(request, error, target)
+        except Exception:
+            log.exception("unexpected failure serving %s %s", request.method, request.url.path)
+            response = self.error(request, InternalError(), target)
+        request_id = current_request_id() or ""
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request_id
+        self.recorder.record("replied", f"{request.method} -> {response.status_code}",
+                             elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+        return response
+
+    def error(self, request: Request, error: AwsError, target: Target | None) -> Response:
+        resource = target.resource if target is not None else request.url.path
+        self.recorder.record("error", f"{error.code}: {error.message}", status=error.status)
+        # HEAD answers carry no body; clients read the status alone.
+        body = b"" if request.method == "HEAD" else error_xml(error, resource,
+                                                              current_request_id() or "")
+        return Response(body, status_code=error.status, media_type="application/xml")
+
+
+def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = None) -> FastAPI:
+    config = config or load_config()
+    app, recorder = make_service_app("walrus", config.CLOUD_SECRET)
+    if keys is None:
+        keys = ClcKeyDirectory(InternalClient(config.service_url("clc"), config.CLOUD_SECRET))
+    walrus = Walrus(config, keys, recorder)
+    app.state.walrus = walrus
+
+    @app.api_route("/", methods=METHODS, include_in_schema=False)
+    @app.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
+    async def s3(request: Request) -> Response:
+        return await walrus.handle(request)
+
+    return app

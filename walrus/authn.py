@@ -1,0 +1,43 @@
+"""Who is calling: the request's signature checked by services.auth, the access key mapped to
+its account through a KeyDirectory (the CLC's, or a static one)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from services.auth import Identity, RequestView, verify_s3
+from services.errors import AuthError
+from services.identity import KeyDirectory
+from walrus.access import ANONYMOUS, Principal
+
+CLOUD_ACCOUNT = "eucalyptus"
+
+
+def request_view(request: Request, virtual_host_bucket: str | None) -> RequestView:
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    scope = request.scope
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    return RequestView(method=request.method, raw_path=raw_path.decode("latin-1"),
+                       raw_query=scope.get("query_string", b"").decode("latin-1"),
+                       headers=headers, virtual_host_bucket=virtual_host_bucket)
+
+
+def authenticate(view: RequestView, keys: KeyDirectory) -> tuple[Principal, Identity | None]:
+    """Runs in a worker thread: the directory may ask the CLC over HTTP."""
+
+    def secret(access_key: str) -> str | None:
+        info = keys.lookup(access_key)
+        return info.secret_key if info is not None else None
+
+    identity = verify_s3(view, secret)
+    if identity is None:
+        return ANONYMOUS, None
+    info = keys.lookup(identity.access_key)
+    if info is None:  # removed between the two look-ups
+        raise AuthError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
+                        "in our records.", 403, AWSAccessKeyId=identity.access_key)
+    principal = Principal(info.account_id, info.account_name, info.access_key,
+                          cloud_admin=info.is_admin and info.account_name == CLOUD_ACCOUNT)
+    return principal, identity

@@ -1,0 +1,93 @@
+"""Object bodies on disk. A blob is named by a random id, never by its key, so no key (`../`,
+absolute paths, anything) can name a file outside the data directory.
+
+A new blob is written to a temporary file, fsynced and renamed into place: a crash leaves at
+worst an unreferenced temporary file, never a half-written body that a row points at."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+READ_CHUNK = 1024 * 1024
+_BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+# (blob id, size) pairs, in order: a whole object or a part.
+Segments = Sequence[Sequence[object]]
+
+
+class BlobWriter:
+    """An open temporary file that becomes a blob on `commit()` or vanishes on `abort()`."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self.blob_id = uuid.uuid4().hex
+        self._tmp = store.root / "tmp" / f"{self.blob_id}.part"
+        self._file = open(self._tmp, "wb", buffering=0)
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._file.write(data)
+        self.size += len(data)
+
+    def commit(self) -> str:
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final = self._store.path(self.blob_id)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(self._tmp, final)
+        return self.blob_id
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        # Temporary files left by a crash belong to no object.
+        for leftover in (root / "tmp").iterdir():
+            leftover.unlink(missing_ok=True)
+
+    def path(self, blob_id: str) -> Path:
+        if not _BLOB_ID.match(blob_id):
+            raise ValueError(f"not a blob id: {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def delete(self, blob_ids: Sequence[str]) -> None:
+        for blob_id in blob_ids:
+            self.path(blob_id).unlink(missing_ok=True)
+
+    def read_small(self, segments: Segments, start: int, end: int) -> bytes:
+        return b"".join(self.iter_range(segments, start, end))
+
+    def iter_range(self, segments: Segments, start: int, end: int,
+                   chunk: int = READ_CHUNK) -> Iterator[bytes]:
+        """Bytes `start`..`end` inclusive of the object made of `segments`."""
+        offset = 0
+        for blob_id, size in segments:
+            size = int(size)  # type: ignore[call-overload]
+            seg_start, seg_end = offset, offset + size - 1
+            offset += size
+            if size == 0 or seg_end < start or seg_start > end:
+                continue
+            lo = max(start, seg_start) - seg_start
+            hi = min(end, seg_end) - seg_start
+            with open(self.path(str(blob_id)), "rb") as handle:
+                handle.seek(lo)
+                remaining = hi - lo + 1
+                while remaining > 0:
+                    data = handle.read(min(chunk, remaining))
+                    if not data:
+                        raise OSError(f"blob {blob_id} is shorter than its record")
+                    remaining -= len(data)
+                    yield data

@@ -1,0 +1,214 @@
+"""Receiving an upload body: decoding aws-chunked framing, checking every integrity claim the
+request makes (payload SHA-256, Content-MD5, x-amz-checksum-* headers or trailers, chunk
+signatures, declared lengths) while streaming the bytes into a new blob. The blob is committed
+only when every check passed, so a bad upload stores nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import anyio
+from starlette.requests import ClientDisconnect
+
+from services.errors import S3Error
+from walrus import checksums
+from walrus.blobs import BlobStore, BlobWriter
+from walrus.chunked import ChunkedDecoder
+
+MAX_PUT_SIZE = 5 * 1024 ** 3
+UNSIGNED = "UNSIGNED-PAYLOAD"
+SIGNED_STREAMING = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
+UNSIGNED_STREAMING = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+
+@dataclass
+class ReceivedBody:
+    blob_id: str
+    size: int
+    md5_hex: str
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
+
+
+@dataclass
+class BodySpec:
+    """What the request claims about its body, read from its headers."""
+
+    content_sha256: str | None
+    chunked: bool
+    decoded_length: int | None
+    content_length: int | None
+    content_md5: bytes | None
+    expected: dict[str, str]  # algorithm -> base64 value from a header
+    trailer_algorithms: list[str]
+    compute: list[str]
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], compute: list[str] | None = None) -> BodySpec:
+        sha = headers.get("x-amz-content-sha256")
+        encoding = headers.get("content-encoding", "")
+        chunked = "aws-chunked" in encoding.lower() or (sha or "").startswith("STREAMING-")
+        md5 = headers.get("content-md5")
+        expected: dict[str, str] = {}
+        for name, value in headers.items():
+            algorithm = checksums.algorithm_of_header(name)
+            if algorithm:
+                checksums.new_hasher(algorithm)  # refuse unknown algorithms early
+                expected[algorithm] = value.strip()
+        trailers = []
+        for name in (headers.get("x-amz-trailer") or "").split(","):
+            algorithm = checksums.algorithm_of_header(name.strip())
+            if algorithm:
+                checksums.new_hasher(algorithm)
+                trailers.append(algorithm)
+        wanted = list(compute or [])
+        sdk = headers.get("x-amz-sdk-checksum-algorithm")
+        if sdk:
+            wanted.append(sdk.upper())
+        return cls(
+            content_sha256=sha,
+            chunked=chunked,
+            decoded_length=_int(headers.get("x-amz-decoded-content-length")),
+            content_length=_int(headers.get("content-length")),
+            content_md5=checksums.parse_content_md5(md5) if md5 is not None else None,
+            expected=expected,
+            trailer_algorithms=trailers,
+            compute=wanted,
+        )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise S3Error("InvalidArgument", f"Not a number: {value[:30]!r}") from None
+
+
+ChunkSigner = Callable[[str, bytes], str]
+MAX_SMALL_BODY = 2 * 1024 * 1024
+
+
+class _MemorySink:
+    """Collects a small request document; refuses anything larger than a document can be."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > MAX_SMALL_BODY:
+            raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+        self._parts.append(bytes(data))
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+
+async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore, *,
+                       chunk_signer: ChunkSigner | None = None, seed_signature: str = "",
+                       trailer_signer: ChunkSigner | None = None,
+                       max_size: int = MAX_PUT_SIZE) -> ReceivedBody:
+    """Stream the body into a new committed blob, or raise the S3 error and store nothing."""
+    if max_size and (spec.decoded_length or 0) > max_size:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    if max_size and not spec.chunked and (spec.content_length or 0) > max_size:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    writer = blobs.writer()
+    try:
+        md5_hex, computed = await _pump(stream, spec, writer, chunk_signer, seed_signature,
+                                        trailer_signer, max_size)
+        blob_id = await anyio.to_thread.run_sync(writer.commit)
+    except BaseException:
+        writer.abort()
+        raise
+    return ReceivedBody(blob_id, writer.size, md5_hex, computed)
+
+
+async def receive_small(stream: AsyncIterator[bytes], spec: BodySpec, *,
+                        chunk_signer: ChunkSigner | None = None, seed_signature: str = "",
+                        trailer_signer: ChunkSigner | None = None) -> bytes:
+    sink = _MemorySink()
+    await _pump(stream, spec, sink, chunk_signer, seed_signature, trailer_signer, MAX_SMALL_BODY)
+    return sink.value()
+
+
+async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter | _MemorySink,
+                chunk_signer: ChunkSigner | None, seed_signature: str,
+                trailer_signer: ChunkSigner | None, max_size: int) -> tuple[str, dict[str, str]]:
+    sha = spec.content_sha256
+    payload_hash = None
+    if sha and not spec.chunked and sha != UNSIGNED:
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
+            raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a "
+                          "STREAMING-* value or the hex SHA-256 of the payload.")
+        payload_hash = hashlib.sha256()
+    decoder = None
+    if spec.chunked:
+        signed = sha in SIGNED_STREAMING
+        if signed and chunk_signer is None:
+            raise S3Error("InvalidRequest", "Signed aws-chunked bodies need a SigV4 signature.")
+        decoder = ChunkedDecoder(chunk_signer if signed else None, seed_signature)
+    algorithms = list(dict.fromkeys([*spec.expected, *spec.trailer_algorithms, *spec.compute]))
+    hashers = {a: checksums.new_hasher(a) for a in algorithms}
+    md5 = hashlib.md5()
+    raw_size = 0
+    try:
+        async for raw in stream:
+            raw_size += len(raw)
+            if payload_hash is not None:
+                payload_hash.update(raw)
+            pieces = decoder.feed(raw) if decoder is not None else [raw]
+            for piece in pieces:
+                md5.update(piece)
+                for hasher in hashers.values():
+                    hasher.update(piece)
+                sink.write(piece)
+            if max_size and sink.size > max_size:
+                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    except ClientDisconnect:
+        raise S3Error("IncompleteBody", "The request body terminated unexpectedly.") from None
+    _check(spec, decoder, raw_size, sink.size, payload_hash, md5, hashers)
+    if decoder is not None and sha == SIGNED_STREAMING[1]:
+        claimed = decoder.trailers.get("x-amz-trailer-signature")
+        expected = trailer_signer(decoder.last_signature, decoder.trailer_text) if trailer_signer else None
+        if claimed is None or expected is None or not hmac.compare_digest(claimed, expected):
+            raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does not "
+                          "match the signature you provided.", 403)
+    return md5.hexdigest(), {a: checksums.b64(h.digest()) for a, h in hashers.items()}
+
+
+def _check(spec: BodySpec, decoder: ChunkedDecoder | None, raw_size: int, size: int,
+           payload_hash: object, md5: object, hashers: dict[str, checksums.Hasher]) -> None:
+    trailers: dict[str, str] = {}
+    if decoder is not None:
+        trailers = decoder.finish()
+        if spec.decoded_length is not None and spec.decoded_length != size:
+            raise S3Error("IncompleteBody", f"The body decoded to {size} bytes but "
+                          f"x-amz-decoded-content-length says {spec.decoded_length}.")
+    elif spec.content_length is not None and spec.content_length != raw_size:
+        raise S3Error("IncompleteBody", "You did not provide the number of bytes specified by "
+                      "the Content-Length HTTP header.")
+    if payload_hash is not None and payload_hash.hexdigest() != spec.content_sha256.lower():  # type: ignore[attr-defined,union-attr]
+        raise S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header "
+                      "does not match what was computed.",
+                      ClientComputedContentSHA256=spec.content_sha256 or "",
+                      S3ComputedContentSHA256=payload_hash.hexdigest())  # type: ignore[attr-defined]
+    if spec.content_md5 is not None and not hmac.compare_digest(spec.content_md5, md5.digest()):  # type: ignore[attr-defined]
+        raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+    claims = dict(spec.expected)
+    for algorithm in spec.trailer_algorithms:
+        value = trailers.get(checksums.header_name(algorithm))
+        if value is None:
+            raise S3Error("MalformedTrailerError", "The request contained trailing data that was "
+                          f"not well-formed: {checksums.header_name(algorithm)} is missing.")
+        claims[algorithm] = value
+    for algorithm, claimed in claims.items():
+        actual = checksums.b64(hashers[algorithm].digest())
+        if claimed != actual:
+            raise S3Error("BadDigest", f"The {algorithm} you specified did not match the "
+                          "calculated checksum.")

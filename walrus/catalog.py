@@ -1,0 +1,120 @@
+"""Walrus's persistence: every query of buckets, objects, uploads and parts lives here, so the
+S3 operations read as behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from walrus.models import Bucket, Object, Part, Upload
+
+
+def utcnow() -> datetime:
+    # Stored naive in UTC; S3 times have millisecond resolution on the wire.
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def successor(text: str) -> str | None:
+    """The smallest string greater than every string that starts with `text`, in UTF-8 byte
+    (= code point) order; None when there is none."""
+    while text:
+        code = ord(text[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates cannot be stored as UTF-8
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return text[:-1] + chr(code)
+        text = text[:-1]
+    return None
+
+
+def get_bucket(db: Session, name: str) -> Bucket | None:
+    return db.get(Bucket, name)
+
+
+def buckets_of(db: Session, owner_id: str) -> Sequence[Bucket]:
+    return db.scalars(select(Bucket).where(Bucket.owner_id == owner_id).order_by(Bucket.name)).all()
+
+
+def bucket_is_empty(db: Session, name: str) -> bool:
+    return db.scalar(select(Object.key).where(Object.bucket == name).limit(1)) is None
+
+
+def get_object(db: Session, bucket: str, key: str) -> Object | None:
+    return db.get(Object, (bucket, key))
+
+
+def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclusive: bool,
+                 limit: int) -> Sequence[Object]:
+    """Up to `limit` objects of `bucket` under `prefix` from `start` on, in key order; the index
+    on (bucket, key) makes each call cost `limit` rows however large the bucket is."""
+    query = select(Object).where(Object.bucket == bucket)
+    if start is not None:
+        query = query.where(Object.key >= start if inclusive else Object.key > start)
+    if prefix:
+        query = query.where(Object.key >= prefix)
+        upper = successor(prefix)
+        if upper is not None:
+            query = query.where(Object.key < upper)
+    return db.scalars(query.order_by(Object.key).limit(limit)).all()
+
+
+def get_upload(db: Session, upload_id: str) -> Upload | None:
+    return db.get(Upload, upload_id)
+
+
+def uploads_of(db: Session, bucket: str, prefix: str, key_marker: str,
+               upload_id_marker: str, limit: int) -> Sequence[Upload]:
+    query = select(Upload).where(Upload.bucket == bucket)
+    if prefix:
+        query = query.where(Upload.key >= prefix)
+        upper = successor(prefix)
+        if upper is not None:
+            query = query.where(Upload.key < upper)
+    if key_marker:
+        if upload_id_marker:
+            query = query.where((Upload.key > key_marker)
+                                | ((Upload.key == key_marker) & (Upload.upload_id > upload_id_marker)))
+        else:
+            query = query.where(Upload.key > key_marker)
+    return db.scalars(query.order_by(Upload.key, Upload.initiated, Upload.upload_id).limit(limit)).all()
+
+
+def parts_of(db: Session, upload_id: str, after: int = 0, limit: int | None = None) -> Sequence[Part]:
+    query = (select(Part).where(Part.upload_id == upload_id, Part.part_number > after)
+             .order_by(Part.part_number))
+    if limit is not None:
+        query = query.limit(limit)
+    return db.scalars(query).all()
+
+
+def get_part(db: Session, upload_id: str, number: int) -> Part | None:
+    return db.get(Part, (upload_id, number))
+
+
+def blobs_of_uploads(db: Session, bucket: str) -> list[str]:
+    ids = select(Upload.upload_id).where(Upload.bucket == bucket)
+    return list(db.scalars(select(Part.blob_id).where(Part.upload_id.in_(ids))))
+
+
+def delete_upload(db: Session, upload_id: str) -> None:
+    db.execute(delete(Part).where(Part.upload_id == upload_id))
+    db.execute(delete(Upload).where(Upload.upload_id == upload_id))
+
+
+def delete_bucket(db: Session, name: str) -> None:
+    ids = select(Upload.upload_id).where(Upload.bucket == name)
+    db.execute(delete(Part).where(Part.upload_id.in_(ids)))
+    db.execute(delete(Upload).where(Upload.bucket == name))
+    db.execute(delete(Bucket).where(Bucket.name == name))
+
+
+def count_objects(db: Session, bucket: str) -> int:
+    return int(db.scalar(select(func.count()).select_from(Object).where(Object.bucket == bucket)) or 0)
+
+
+def segment_blobs(segments: Sequence[Sequence[object]]) -> list[str]:
+    return [str(s[0]) for s in segments]

@@ -1,0 +1,106 @@
+"""Everything an S3 operation needs about one request, and the small helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.auth import Identity
+from services.config import CloudConfig
+from services.db import Database
+from services.errors import S3Error
+from services.s3xml import to_xml
+from services.tracing import TraceRecorder
+from walrus import access
+from walrus.access import Principal
+from walrus.blobs import BlobStore
+from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
+from walrus.routing import Target
+
+XML_TYPE = "application/xml"
+
+
+@dataclass
+class S3Context:
+    request: Request
+    target: Target
+    principal: Principal
+    identity: Identity | None
+    headers: dict[str, str]
+    db: Database
+    blobs: BlobStore
+    config: CloudConfig
+    recorder: TraceRecorder
+
+    @property
+    def bucket(self) -> str:
+        assert self.target.bucket is not None
+        return self.target.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.target.key is not None
+        return self.target.key
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.target.query
+
+    def owner_pair(self) -> tuple[str, str]:
+        if self.principal.account_id is None:
+            raise S3Error("AccessDenied", "Anonymous users cannot own resources.", 403)
+        return self.principal.account_id, self.principal.account_name
+
+    def _chunk_signer(self) -> tuple[Callable[[str, bytes], str] | None, str]:
+        identity = self.identity
+        if identity is None or identity.signing_key is None:
+            return None, ""
+        from services.auth import chunk_signature
+
+        return (lambda previous, chunk: chunk_signature(identity, previous, chunk),
+                identity.seed_signature or "")
+
+    def _trailer_signer(self) -> Callable[[str, bytes], str] | None:
+        identity = self.identity
+        if identity is None or identity.signing_key is None:
+            return None
+        from services.auth import trailer_signature
+
+        return lambda previous, trailer: trailer_signature(identity, previous, trailer)
+
+    async def receive(self, compute: list[str] | None = None) -> ReceivedBody:
+        """The request body, checked and committed as a new blob."""
+        spec = BodySpec.from_headers(self.headers, compute)
+        signer, seed = self._chunk_signer()
+        return await receive_body(self.request.stream(), spec, self.blobs, chunk_signer=signer,
+                                  seed_signature=seed, trailer_signer=self._trailer_signer())
+
+    async def small_body(self) -> bytes:
+        """A small request document (XML), checked the same way and kept in memory."""
+        spec = BodySpec.from_headers(self.headers)
+        signer, seed = self._chunk_signer()
+        return await receive_small(self.request.stream(), spec, chunk_signer=signer,
+                                   seed_signature=seed, trailer_signer=self._trailer_signer())
+
+    def decided(self, what: str, **detail: Any) -> None:
+        self.recorder.record("decided", what, **detail)
+
+    def require(self, owner_id: str, grants: list[access.Grant], permission: str) -> None:
+        access.require(self.principal, owner_id, grants, permission)
+
+
+def xml_response(root: str, body: dict[str, Any], status: int = 200,
+                 headers: dict[str, str] | None = None) -> Response:
+    return Response(to_xml(root, body), status_code=status, media_type=XML_TYPE, headers=headers)
+
+
+def empty(status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(b"", status_code=status, headers=headers)
+
+
+def quote_etag(etag: str) -> str:
+    return f'"{etag}"'

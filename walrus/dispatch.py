@@ -1,0 +1,108 @@
+"""Which S3 operation a request is: by method, by level (service, bucket, object) and by the
+sub-resource named in the query, as the S3 REST API documents it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.responses import Response
+
+from services.errors import S3Error
+from walrus.context import S3Context
+from walrus.ops import acls, buckets, listing, multipart, objects, reads
+from walrus.routing import Target
+
+Handler = Callable[[S3Context], Response | Awaitable[Response]]
+
+# Sub-resources S3 has and Walrus does not implement: answered 501, never mistaken for a
+# plain GET/PUT of the bucket or object.
+UNSUPPORTED = {"tagging", "versions", "logging", "notification", "accelerate", "requestPayment",
+               "retention", "legal-hold", "torrent", "restore", "select", "attributes",
+               "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus",
+               "versionId", *buckets.ABSENT}
+
+
+def _not_implemented(what: str) -> S3Error:
+    return S3Error("NotImplemented", f"{what} is not implemented by Walrus.", 501)
+
+
+def _unsupported(query: Mapping[str, str]) -> str | None:
+    return next((name for name in query if name in UNSUPPORTED), None)
+
+
+def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
+    if method == "GET":
+        if "acl" in q:
+            return acls.get_bucket_acl
+        if "location" in q:
+            return buckets.get_location
+        if "uploads" in q:
+            return multipart.list_uploads
+        if "versioning" in q:
+            return buckets.get_versioning
+        for name in buckets.ABSENT:
+            if name in q:
+                return buckets.absent_subresource(name)
+        if (name := _unsupported(q)) is not None:
+            raise _not_implemented(f"GET ?{name}")
+        return listing.list_objects
+    if method == "HEAD":
+        return buckets.head_bucket
+    if method == "PUT":
+        if "acl" in q:
+            return acls.put_bucket_acl
+        if (name := _unsupported(q)) is not None or "versioning" in q:
+            raise _not_implemented(f"PUT ?{name or 'versioning'}")
+        return buckets.create_bucket
+    if method == "DELETE":
+        if (name := _unsupported(q)) is not None:
+            raise _not_implemented(f"DELETE ?{name}")
+        return buckets.delete_bucket
+    if method == "POST" and "delete" in q:
+        return objects.delete_objects
+    raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                  "resource.", 405, Method=method, ResourceType="BUCKET")
+
+
+def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str]) -> Handler:
+    copying = "x-amz-copy-source" in headers
+    if method == "GET":
+        if "acl" in q:
+            return acls.get_object_acl
+        if "uploadId" in q:
+            return multipart.list_parts
+        if (name := _unsupported(q)) is not None:
+            raise _not_implemented(f"GET ?{name}")
+        return reads.get_object
+    if method == "HEAD":
+        return reads.head_object
+    if method == "PUT":
+        if "acl" in q:
+            return acls.put_object_acl
+        if "uploadId" in q or "partNumber" in q:
+            return multipart.upload_part_copy if copying else multipart.upload_part
+        if (name := _unsupported(q)) is not None:
+            raise _not_implemented(f"PUT ?{name}")
+        return objects.copy_object if copying else objects.put_object
+    if method == "DELETE":
+        if "uploadId" in q:
+            return multipart.abort_upload
+        return objects.delete_object
+    if method == "POST":
+        if "uploads" in q:
+            return multipart.create_upload
+        if "uploadId" in q:
+            return multipart.complete_upload
+    raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                  "resource.", 405, Method=method, ResourceType="OBJECT")
+
+
+def choose(method: str, target: Target, headers: Mapping[str, str]) -> Handler:
+    if target.bucket is None:
+        if method == "GET":
+            return buckets.list_buckets
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                      "resource.", 405, Method=method, ResourceType="SERVICE")
+    if target.key is None:
+        return _bucket_level(method, target.query)
+    return _object_level(method, target.query, headers)

@@ -1,0 +1,79 @@
+"""Walrus's database: buckets, objects, multipart uploads and their parts.
+
+Object bodies live in files (see blobs.py); a row names its body as a list of segments, each a
+blob id and its size, so a completed multipart upload is its parts' files without a copy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class Bucket(Base):
+    __tablename__ = "buckets"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(12), index=True)
+    owner_name: Mapped[str] = mapped_column(String(128))
+    region: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime)
+    # [{"type": "CanonicalUser"|"Group", "id": ..., "name": ..., "permission": ...}]
+    acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class Object(Base):
+    __tablename__ = "objects"
+
+    bucket: Mapped[str] = mapped_column(ForeignKey("buckets.name", ondelete="CASCADE"),
+                                        primary_key=True)
+    # SQLite compares TEXT bytewise (UTF-8), which is S3's listing order.
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+    last_modified: Mapped[datetime] = mapped_column(DateTime)
+    content_type: Mapped[str] = mapped_column(String(256))
+    # user metadata (x-amz-meta-*) and the stored representation headers
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checksums: Mapped[dict[str, str]] = mapped_column(JSON)
+    segments: Mapped[list[list[Any]]] = mapped_column(JSON)
+    parts_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner_id: Mapped[str] = mapped_column(String(12))
+    owner_name: Mapped[str] = mapped_column(String(128))
+    acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class Upload(Base):
+    __tablename__ = "uploads"
+
+    upload_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[str] = mapped_column(ForeignKey("buckets.name", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(1024))
+    initiated: Mapped[datetime] = mapped_column(DateTime)
+    owner_id: Mapped[str] = mapped_column(String(12))
+    owner_name: Mapped[str] = mapped_column(String(128))
+    content_type: Mapped[str] = mapped_column(String(256))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Part(Base):
+    __tablename__ = "parts"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.upload_id", ondelete="CASCADE"),
+                                           primary_key=True)
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+    blob_id: Mapped[str] = mapped_column(String(64))
+    last_modified: Mapped[datetime] = mapped_column(DateTime)
+    checksums: Mapped[dict[str, str]] = mapped_column(JSON)

@@ -1,0 +1,72 @@
+"""Get/PutBucketAcl and Get/PutObjectAcl."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from services.errors import S3Error
+from walrus import access, catalog
+from walrus.context import S3Context, empty, xml_response
+from walrus.ops.buckets import load_bucket
+from walrus.ops.reads import load_object
+
+
+def get_bucket_acl(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "READ_ACP")
+    return xml_response("AccessControlPolicy",
+                        access.document(bucket.owner_id, bucket.owner_name, bucket.acl))
+
+
+async def _new_grants(ctx: S3Context, owner_id: str, owner_name: str,
+                      bucket_owner: tuple[str, str] | None) -> list[access.Grant]:
+    body = await ctx.small_body()
+    grants = access.from_headers(ctx.headers, owner_id, owner_name, bucket_owner)
+    if grants is not None and body.strip():
+        raise S3Error("UnexpectedContent", "This request does not support content")
+    if grants is None:
+        if not body.strip():
+            raise S3Error("MissingSecurityHeader", "Your request was missing a required header",
+                          MissingHeaderName="x-amz-acl")
+        grants = access.from_document(body, owner_id)
+    return grants
+
+
+async def put_bucket_acl(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "WRITE_ACP")
+    grants = await _new_grants(ctx, bucket.owner_id, bucket.owner_name, None)
+    with ctx.db.session() as db:
+        row = catalog.get_bucket(db, bucket.name)
+        if row is not None:
+            row.acl = grants
+    ctx.decided(f"set the ACL of bucket {bucket.name}", grants=len(grants))
+    return empty(200)
+
+
+def get_object_acl(ctx: S3Context) -> Response:
+    obj = _acl_target(ctx, "READ_ACP")
+    return xml_response("AccessControlPolicy", access.document(obj.owner_id, obj.owner_name, obj.acl))
+
+
+def _acl_target(ctx: S3Context, permission: str):  # type: ignore[no-untyped-def]
+    bucket = load_bucket(ctx)
+    with ctx.db.session() as db:
+        obj = catalog.get_object(db, bucket.name, ctx.key)
+    if obj is None:
+        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=ctx.key)
+    ctx.require(obj.owner_id, obj.acl, permission)
+    return obj
+
+
+async def put_object_acl(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    obj = _acl_target(ctx, "WRITE_ACP")
+    grants = await _new_grants(ctx, obj.owner_id, obj.owner_name,
+                               (bucket.owner_id, bucket.owner_name))
+    with ctx.db.session() as db:
+        row = catalog.get_object(db, obj.bucket, obj.key)
+        if row is not None:
+            row.acl = grants
+    ctx.decided(f"set the ACL of {obj.bucket}/{obj.key}", grants=len(grants))
+    return empty(200)

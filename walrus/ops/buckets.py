@@ -1,0 +1,130 @@
+"""Bucket operations: create, head, delete, list buckets, location, and the sub-resources
+Walrus does not keep (answered as S3 answers a bucket that has none configured)."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response
+
+from services.errors import S3Error
+from services.s3xml import S3_NS, child_text, parse_xml
+from walrus import access, catalog
+from walrus.context import S3Context, empty, xml_response
+from walrus.models import Bucket
+from walrus.routing import validate_bucket_name
+
+
+def load_bucket(ctx: S3Context) -> Bucket:
+    with ctx.db.session() as db:
+        bucket = catalog.get_bucket(db, ctx.bucket)
+    if bucket is None:
+        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404,
+                      BucketName=ctx.bucket)
+    return bucket
+
+
+async def create_bucket(ctx: S3Context) -> Response:
+    owner_id, owner_name = ctx.owner_pair()
+    validate_bucket_name(ctx.bucket)
+    body = await ctx.small_body()
+    region = ctx.config.REGION
+    if body.strip():
+        constraint = child_text(parse_xml(body, "CreateBucketConfiguration"), "LocationConstraint")
+        if constraint:
+            region = constraint
+    grants = access.from_headers(ctx.headers, owner_id, owner_name) or \
+        access.canned("private", owner_id, owner_name)
+    with ctx.db.session() as db:
+        existing = catalog.get_bucket(db, ctx.bucket)
+        if existing is not None:
+            if existing.owner_id == owner_id:
+                raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the "
+                              "named bucket succeeded and you already own it.", 409,
+                              BucketName=ctx.bucket)
+            raise S3Error("BucketAlreadyExists", "The requested bucket name is not available. "
+                          "The bucket namespace is shared by all users of the system. Please "
+                          "select a different name and try again.", 409, BucketName=ctx.bucket)
+        db.add(Bucket(name=ctx.bucket, owner_id=owner_id, owner_name=owner_name, region=region,
+                      created=catalog.utcnow(), acl=grants))
+    ctx.decided(f"created bucket {ctx.bucket} for account {owner_id}", region=region)
+    return empty(200, {"Location": f"/{ctx.bucket}"})
+
+
+def head_bucket(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "READ")
+    return empty(200, {"x-amz-bucket-region": bucket.region})
+
+
+def delete_bucket(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    if not (ctx.principal.cloud_admin or ctx.principal.account_id == bucket.owner_id):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    with ctx.db.session() as db:
+        if not catalog.bucket_is_empty(db, ctx.bucket):
+            raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
+                          BucketName=ctx.bucket)
+        # Unfinished multipart uploads go with the bucket, as their parts are not objects.
+        leftovers = catalog.blobs_of_uploads(db, ctx.bucket)
+        catalog.delete_bucket(db, ctx.bucket)
+    ctx.blobs.delete(leftovers)
+    ctx.decided(f"deleted bucket {ctx.bucket}")
+    return empty(204)
+
+
+def list_buckets(ctx: S3Context) -> Response:
+    owner_id, owner_name = ctx.owner_pair()
+    with ctx.db.session() as db:
+        buckets = catalog.buckets_of(db, owner_id)
+    return xml_response("ListAllMyBucketsResult", {
+        "Owner": {"ID": owner_id, "DisplayName": owner_name},
+        "Buckets": {"Bucket": [{"Name": b.name, "CreationDate": b.created} for b in buckets]},
+    })
+
+
+def get_location(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    if not (ctx.principal.cloud_admin or ctx.principal.account_id == bucket.owner_id):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    # us-east-1 is written as an empty constraint, as AWS does.
+    region = "" if bucket.region == "us-east-1" else bucket.region
+    return Response(b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="'
+                    + S3_NS.encode() + b'">' + escape(region).encode() + b"</LocationConstraint>",
+                    media_type="application/xml")
+
+
+def get_versioning(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "READ")
+    return xml_response("VersioningConfiguration", {})
+
+
+# Sub-resources a bucket never has here: AWS's answer for a bucket without one.
+ABSENT = {
+    "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
+    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+    "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
+    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+    "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website "
+                "configuration"),
+    "encryption": ("ServerSideEncryptionConfigurationNotFoundError", "The server side encryption "
+                   "configuration was not found"),
+    "replication": ("ReplicationConfigurationNotFoundError", "The replication configuration was "
+                    "not found"),
+    "object-lock": ("ObjectLockConfigurationNotFoundError", "Object Lock configuration does not "
+                    "exist for this bucket"),
+    "publicAccessBlock": ("NoSuchPublicAccessBlockConfiguration", "The public access block "
+                          "configuration was not found"),
+    "ownershipControls": ("OwnershipControlsNotFoundError", "The bucket ownership controls were "
+                          "not found"),
+}
+
+
+def absent_subresource(name: str):  # type: ignore[no-untyped-def]
+    def handler(ctx: S3Context) -> Response:
+        bucket = load_bucket(ctx)
+        ctx.require(bucket.owner_id, bucket.acl, "READ")
+        code, message = ABSENT[name]
+        raise S3Error(code, message, 404, BucketName=ctx.bucket)
+    return handler

@@ -1,0 +1,273 @@
+"""Multipart uploads: create, upload a part (or copy one), complete, abort, list parts and
+list uploads. A completed object is its parts' blobs in order: nothing is copied."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import anyio
+from starlette.responses import Response
+
+from services.errors import S3Error
+from services.s3xml import child_text, children, parse_xml
+from walrus import access, catalog, checksums
+from walrus.context import S3Context, empty, quote_etag, xml_response
+from walrus.models import Bucket, Object, Part, Upload
+from walrus.ops.buckets import load_bucket
+from walrus.ops.objects import copy_range, load_readable_source, object_meta, store_object
+from walrus.ops.conditions import parse_range
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_NUMBER = 10000
+
+
+def _no_upload(upload_id: str) -> S3Error:
+    return S3Error("NoSuchUpload", "The specified upload does not exist. The upload ID may be "
+                   "invalid, or the upload may have been aborted or completed.", 404,
+                   UploadId=upload_id)
+
+
+def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
+    upload_id = ctx.query.get("uploadId", "")
+    with ctx.db.session() as db:
+        upload = catalog.get_upload(db, upload_id)
+    if upload is None or upload.bucket != bucket.name or upload.key != ctx.key:
+        raise _no_upload(upload_id)
+    if not (ctx.principal.cloud_admin or ctx.principal.account_id in (upload.owner_id,
+                                                                      bucket.owner_id)):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    return upload
+
+
+def _part_number(ctx: S3Context) -> int:
+    raw = ctx.query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, "
+                      "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
+    return int(raw)
+
+
+def create_upload(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "WRITE")
+    owner_id, owner_name = ctx.owner_pair()
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm")
+    if algorithm:
+        algorithm = algorithm.upper()
+        checksums.new_hasher(algorithm)
+    grants = access.from_headers(ctx.headers, owner_id, owner_name,
+                                 (bucket.owner_id, bucket.owner_name)) or \
+        access.canned("private", owner_id, owner_name)
+    upload = Upload(upload_id=uuid.uuid4().hex, bucket=bucket.name, key=ctx.key,
+                    initiated=catalog.utcnow(), owner_id=owner_id, owner_name=owner_name,
+                    content_type=ctx.headers.get("content-type") or "binary/octet-stream",
+                    meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm)
+    with ctx.db.session() as db:
+        db.add(upload)
+    ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
+    headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else None
+    return xml_response("InitiateMultipartUploadResult", {
+        "Bucket": bucket.name, "Key": ctx.key, "UploadId": upload.upload_id}, headers=headers)
+
+
+def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
+               sums: dict[str, str]) -> None:
+    try:
+        with ctx.db.session() as db:
+            if catalog.get_upload(db, upload.upload_id) is None:
+                raise _no_upload(upload.upload_id)
+            old = catalog.get_part(db, upload.upload_id, number)
+            replaced = old.blob_id if old is not None else None
+            if old is not None:
+                db.delete(old)
+                db.flush()
+            db.add(Part(upload_id=upload.upload_id, part_number=number, size=size, etag=etag,
+                        blob_id=blob_id, last_modified=catalog.utcnow(), checksums=sums))
+    except BaseException:
+        ctx.blobs.delete([blob_id])
+        raise
+    if replaced:
+        ctx.blobs.delete([replaced])
+
+
+async def upload_part(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    number = _part_number(ctx)
+    upload = _load_upload(ctx, bucket)
+    compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    body = await ctx.receive(compute)
+    _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
+    headers = {"ETag": quote_etag(body.md5_hex)}
+    for algorithm, value in body.checksums.items():
+        headers[checksums.header_name(algorithm)] = value
+    return empty(200, headers)
+
+
+async def upload_part_copy(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    number = _part_number(ctx)
+    upload = _load_upload(ctx, bucket)
+    source = load_readable_source(ctx)
+    start, end = 0, source.size - 1
+    raw_range = ctx.headers.get("x-amz-copy-source-range")
+    if raw_range:
+        span = parse_range(raw_range, source.size)
+        if span is None:
+            raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the "
+                          "form bytes=first-last where first and last are the zero-based "
+                          "offsets of the first and last bytes to copy")
+        start, end = span
+    compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    blob_id, size, md5_hex, sums = await anyio.to_thread.run_sync(
+        copy_range, ctx.blobs, source, start, end, compute)
+    _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
+    result: dict[str, Any] = {"LastModified": catalog.utcnow(), "ETag": quote_etag(md5_hex)}
+    for algorithm, value in sums.items():
+        result[f"Checksum{algorithm}"] = value
+    return xml_response("CopyPartResult", result)
+
+
+def _requested_parts(body: bytes) -> list[tuple[int, str]]:
+    root = parse_xml(body, "CompleteMultipartUpload")
+    wanted = []
+    for part in children(root, "Part"):
+        number = (child_text(part, "PartNumber") or "").strip()
+        if not number.isdigit():
+            raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
+                          "validate against our published schema.")
+        wanted.append((int(number), (child_text(part, "ETag") or "").strip().strip('"')))
+    if not wanted:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
+                      "validate against our published schema.")
+    return wanted
+
+
+async def complete_upload(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    upload = _load_upload(ctx, bucket)
+    wanted = _requested_parts(await ctx.small_body())
+    numbers = [n for n, _ in wanted]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
+                      "must be ordered by part number.", UploadId=upload.upload_id)
+    with ctx.db.session() as db:
+        stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
+    chosen: list[Part] = []
+    for index, (number, etag) in enumerate(wanted):
+        part = stored.get(number)
+        if part is None or part.etag != etag:
+            raise S3Error("InvalidPart", "One or more of the specified parts could not be found. "
+                          "The part may not have been uploaded, or the specified entity tag may "
+                          "not match the part's entity tag.", UploadId=upload.upload_id,
+                          PartNumber=str(number), ETag=etag)
+        if index < len(wanted) - 1 and part.size < MIN_PART_SIZE:
+            raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum "
+                          "allowed object size.", ProposedSize=str(part.size),
+                          MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(number),
+                          ETag=etag)
+        chosen.append(part)
+    digest = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
+    etag = f"{digest}-{len(chosen)}"
+    sums: dict[str, str] = {}
+    algorithm = upload.checksum_algorithm
+    if algorithm and all(algorithm in p.checksums for p in chosen):
+        sums[algorithm] = checksums.composite([p.checksums[algorithm] for p in chosen], algorithm)
+    row = Object(bucket=bucket.name, key=upload.key, size=sum(p.size for p in chosen), etag=etag,
+                 last_modified=catalog.utcnow(), content_type=upload.content_type,
+                 meta=upload.meta, checksums=sums,
+                 segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
+                 owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl)
+    used = {p.blob_id for p in chosen}
+    unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
+    with ctx.db.session() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            raise _no_upload(upload.upload_id)
+        catalog.delete_upload(db, upload.upload_id)
+    store_object(ctx, bucket, row)
+    ctx.blobs.delete(unused)
+    ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
+    result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",
+                              "Bucket": bucket.name, "Key": upload.key, "ETag": quote_etag(etag)}
+    for name, value in sums.items():
+        result[f"Checksum{name}"] = value
+    return xml_response("CompleteMultipartUploadResult", result)
+
+
+def abort_upload(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    upload = _load_upload(ctx, bucket)
+    with ctx.db.session() as db:
+        blobs = [p.blob_id for p in catalog.parts_of(db, upload.upload_id)]
+        catalog.delete_upload(db, upload.upload_id)
+    ctx.blobs.delete(blobs)
+    ctx.decided(f"aborted multipart upload {upload.upload_id}")
+    return empty(204)
+
+
+def _int_param(ctx: S3Context, name: str, default: int, top: int) -> int:
+    raw = ctx.query.get(name, str(default))
+    if not raw.isdigit():
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
+                      ArgumentName=name, ArgumentValue=raw)
+    return min(int(raw), top)
+
+
+def list_parts(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    upload = _load_upload(ctx, bucket)
+    marker = _int_param(ctx, "part-number-marker", 0, MAX_PART_NUMBER)
+    max_parts = _int_param(ctx, "max-parts", 1000, 1000)
+    with ctx.db.session() as db:
+        parts = list(catalog.parts_of(db, upload.upload_id, marker, max_parts + 1))
+    truncated = len(parts) > max_parts
+    parts = parts[:max_parts]
+    items = []
+    for p in parts:
+        item: dict[str, Any] = {"PartNumber": p.part_number, "LastModified": p.last_modified,
+                                "ETag": quote_etag(p.etag), "Size": p.size}
+        for algorithm, value in p.checksums.items():
+            item[f"Checksum{algorithm}"] = value
+        items.append(item)
+    person = {"ID": upload.owner_id, "DisplayName": upload.owner_name}
+    return xml_response("ListPartsResult", {
+        "Bucket": bucket.name, "Key": upload.key, "UploadId": upload.upload_id,
+        "Initiator": person, "Owner": person, "StorageClass": "STANDARD",
+        "PartNumberMarker": marker,
+        "NextPartNumberMarker": parts[-1].part_number if parts else None,
+        "MaxParts": max_parts, "IsTruncated": truncated,
+        "ChecksumAlgorithm": upload.checksum_algorithm, "Part": items})
+
+
+def list_uploads(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "READ")
+    prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
+    key_marker = ctx.query.get("key-marker", "")
+    id_marker = ctx.query.get("upload-id-marker", "")
+    max_uploads = _int_param(ctx, "max-uploads", 1000, 1000)
+    with ctx.db.session() as db:
+        found = list(catalog.uploads_of(db, bucket.name, prefix, key_marker, id_marker,
+                                        max_uploads + 1))
+    truncated = len(found) > max_uploads
+    found = found[:max_uploads]
+    uploads, prefixes = [], []
+    for u in found:
+        rest = u.key[len(prefix):]
+        if delimiter and delimiter in rest:
+            common = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+            if common not in prefixes:
+                prefixes.append(common)
+            continue
+        person = {"ID": u.owner_id, "DisplayName": u.owner_name}
+        uploads.append({"Key": u.key, "UploadId": u.upload_id, "Initiator": person,
+                        "Owner": person, "StorageClass": "STANDARD", "Initiated": u.initiated,
+                        "ChecksumAlgorithm": u.checksum_algorithm})
+    return xml_response("ListMultipartUploadsResult", {
+        "Bucket": bucket.name, "KeyMarker": key_marker, "UploadIdMarker": id_marker,
+        "NextKeyMarker": found[-1].key if truncated else None,
+        "NextUploadIdMarker": found[-1].upload_id if truncated else None,
+        "Prefix": prefix, "Delimiter": delimiter or None, "MaxUploads": max_uploads,
+        "IsTruncated": truncated, "Upload": uploads,
+        "CommonPrefixes": [{"Prefix": p} for p in prefixes]})

@@ -1,0 +1,232 @@
+"""Writing and removing objects: PutObject, CopyObject, DeleteObject, DeleteObjects."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+from starlette.responses import Response
+
+from services.errors import S3Error
+from services.s3xml import child_text, children, parse_xml
+from walrus import access, catalog, checksums
+from walrus.blobs import BlobStore
+from walrus.context import S3Context, empty, quote_etag, xml_response
+from walrus.models import Bucket, Object
+from walrus.ops.buckets import load_bucket
+from walrus.ops.conditions import check_copy_source_conditions
+from walrus.routing import MAX_KEY_BYTES
+
+STORED_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control",
+                  "expires")
+
+
+def object_meta(headers: dict[str, str]) -> dict[str, Any]:
+    """User metadata and the representation headers S3 stores and returns with the object."""
+    meta: dict[str, Any] = {}
+    for name, value in headers.items():
+        if name.startswith("x-amz-meta-"):
+            meta[name] = value
+        elif name in STORED_HEADERS:
+            if name == "content-encoding":
+                # aws-chunked describes the upload, not the object.
+                value = ",".join(v for v in (p.strip() for p in value.split(","))
+                                 if v and v != "aws-chunked")
+                if not value:
+                    continue
+            meta[name] = value
+    return meta
+
+
+def require_write(ctx: S3Context, bucket: Bucket) -> None:
+    ctx.require(bucket.owner_id, bucket.acl, "WRITE")
+
+
+def object_owner(ctx: S3Context) -> tuple[str, str]:
+    if ctx.principal.anonymous:
+        # public-read-write buckets take anonymous writes; the bucket owner owns them.
+        return "", "anonymous"
+    return ctx.owner_pair()
+
+
+def store_object(ctx: S3Context, bucket: Bucket, row: Object) -> None:
+    """Make `row` the current object for its key and drop the body it replaces."""
+    with ctx.db.session() as db:
+        old = catalog.get_object(db, row.bucket, row.key)
+        old_blobs = catalog.segment_blobs(old.segments) if old is not None else []
+        if old is not None:
+            db.delete(old)
+            db.flush()
+        db.add(row)
+    ctx.blobs.delete(old_blobs)
+
+
+def check_put_conditions(ctx: S3Context) -> None:
+    if ctx.headers.get("if-none-match", "").strip() == "*":
+        with ctx.db.session() as db:
+            if catalog.get_object(db, ctx.bucket, ctx.key) is not None:
+                raise S3Error("PreconditionFailed", "At least one of the pre-conditions you "
+                              "specified did not hold", 412, Condition="If-None-Match")
+
+
+async def put_object(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    require_write(ctx, bucket)
+    owner_id, owner_name = object_owner(ctx)
+    if not owner_id:
+        owner_id, owner_name = bucket.owner_id, bucket.owner_name
+    grants = access.from_headers(ctx.headers, owner_id, owner_name,
+                                 (bucket.owner_id, bucket.owner_name)) or \
+        access.canned("private", owner_id, owner_name)
+    meta = object_meta(ctx.headers)
+    check_put_conditions(ctx)
+    body = await ctx.receive()
+    row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
+                 last_modified=catalog.utcnow(),
+                 content_type=ctx.headers.get("content-type") or "binary/octet-stream",
+                 meta=meta, checksums=body.checksums, segments=[[body.blob_id, body.size]],
+                 parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
+    try:
+        store_object(ctx, bucket, row)
+    except BaseException:
+        ctx.blobs.delete([body.blob_id])
+        raise
+    ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
+    headers = {"ETag": quote_etag(body.md5_hex)}
+    for algorithm, value in body.checksums.items():
+        headers[checksums.header_name(algorithm)] = value
+    return empty(200, headers)
+
+
+def parse_copy_source(value: str) -> tuple[str, str]:
+    source = unquote(value.split("?versionId=", 1)[0]).lstrip("/")
+    bucket, _, key = source.partition("/")
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
+                      "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
+                      ArgumentValue=value)
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", "Your key is too long")
+    return bucket, key
+
+
+def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> Object:
+    src_bucket, src_key = parse_copy_source(ctx.headers[header])
+    with ctx.db.session() as db:
+        bucket = catalog.get_bucket(db, src_bucket)
+        obj = catalog.get_object(db, src_bucket, src_key) if bucket is not None else None
+    if bucket is None:
+        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404,
+                      BucketName=src_bucket)
+    if obj is None:
+        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key)
+    ctx.require(obj.owner_id, obj.acl, "READ")
+    check_copy_source_conditions(ctx.headers, obj)
+    return obj
+
+
+def copy_range(blobs: BlobStore, source: Object, start: int, end: int,
+               algorithms: list[str]) -> tuple[str, int, str, dict[str, str]]:
+    """Copy bytes start..end of `source` into a new blob; runs in a worker thread."""
+    writer = blobs.writer()
+    md5 = hashlib.md5()
+    hashers = {a: checksums.new_hasher(a) for a in algorithms}
+    try:
+        for data in blobs.iter_range(source.segments, start, end):
+            md5.update(data)
+            for hasher in hashers.values():
+                hasher.update(data)
+            writer.write(data)
+        blob_id = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return blob_id, writer.size, md5.hexdigest(), {a: checksums.b64(h.digest())
+                                                   for a, h in hashers.items()}
+
+
+async def copy_object(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    require_write(ctx, bucket)
+    source = load_readable_source(ctx)
+    directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.",
+                      ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
+    if (source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY":
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to "
+                      "copy an object to itself without changing the object's metadata, storage "
+                      "class, website redirect location or encryption attributes.")
+    owner_id, owner_name = ctx.owner_pair()
+    if directive == "REPLACE":
+        meta = object_meta(ctx.headers)
+        content_type = ctx.headers.get("content-type") or "binary/octet-stream"
+    else:
+        meta, content_type = dict(source.meta), source.content_type
+    grants = access.from_headers(ctx.headers, owner_id, owner_name,
+                                 (bucket.owner_id, bucket.owner_name)) or \
+        access.canned("private", owner_id, owner_name)
+    wanted = ctx.headers.get("x-amz-checksum-algorithm")
+    algorithms = [a.split("-")[0] for a in source.checksums] + ([wanted.upper()] if wanted else [])
+    algorithms = list(dict.fromkeys(algorithms))
+    blob_id, size, md5_hex, sums = await anyio.to_thread.run_sync(
+        copy_range, ctx.blobs, source, 0, source.size - 1, algorithms)
+    row = Object(bucket=bucket.name, key=ctx.key, size=size, etag=md5_hex,
+                 last_modified=catalog.utcnow(), content_type=content_type, meta=meta,
+                 checksums=sums, segments=[[blob_id, size]], parts_count=None,
+                 owner_id=owner_id, owner_name=owner_name, acl=grants)
+    try:
+        store_object(ctx, bucket, row)
+    except BaseException:
+        ctx.blobs.delete([blob_id])
+        raise
+    ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
+                directive=directive)
+    result: dict[str, Any] = {"LastModified": row.last_modified, "ETag": quote_etag(md5_hex)}
+    for algorithm, value in sums.items():
+        result[f"Checksum{algorithm}"] = value
+    return xml_response("CopyObjectResult", result)
+
+
+def delete_object(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    require_write(ctx, bucket)
+    _delete_key(ctx, bucket.name, ctx.key)
+    return empty(204)
+
+
+def _delete_key(ctx: S3Context, bucket: str, key: str) -> None:
+    with ctx.db.session() as db:
+        obj = catalog.get_object(db, bucket, key)
+        blobs = catalog.segment_blobs(obj.segments) if obj is not None else []
+        if obj is not None:
+            db.delete(obj)
+    ctx.blobs.delete(blobs)
+    if blobs:
+        ctx.decided(f"deleted {bucket}/{key}")
+
+
+async def delete_objects(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    root = parse_xml(await ctx.small_body(), "Delete")
+    quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
+    keys = [child_text(o, "Key") or "" for o in children(root, "Object")]
+    if not keys or len(keys) > 1000:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
+                      "validate against our published schema.")
+    deleted: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    allowed = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")
+    for key in keys:
+        if not allowed:
+            errors.append({"Key": key, "Code": "AccessDenied", "Message": "Access Denied"})
+            continue
+        if len(key.encode()) > MAX_KEY_BYTES:
+            errors.append({"Key": key, "Code": "KeyTooLongError", "Message": "Your key is too long"})
+            continue
+        _delete_key(ctx, bucket.name, key)
+        if not quiet:
+            deleted.append({"Key": key})
+    return xml_response("DeleteResult", {"Deleted": deleted, "Error": errors})

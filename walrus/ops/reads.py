@@ -1,0 +1,95 @@
+"""Reading objects: GetObject and HeadObject, with ranges, preconditions, checksums and the
+response-* overrides of presigned URLs. Bodies stream from disk in chunks."""
+
+from __future__ import annotations
+
+from starlette.responses import Response, StreamingResponse
+
+from services.errors import S3Error
+from services.s3xml import http_date
+from walrus import access, catalog, checksums
+from walrus.context import S3Context, quote_etag
+from walrus.models import Object
+from walrus.ops.buckets import load_bucket
+from walrus.ops.conditions import NotModified, check_conditions, parse_range
+
+# Bodies up to this size are read at once: cheaper than a streaming response for small objects.
+SMALL_OBJECT = 256 * 1024
+OVERRIDES = {"response-content-type": "Content-Type",
+             "response-content-language": "Content-Language",
+             "response-expires": "Expires", "response-cache-control": "Cache-Control",
+             "response-content-disposition": "Content-Disposition",
+             "response-content-encoding": "Content-Encoding"}
+
+
+def load_object(ctx: S3Context) -> Object:
+    bucket = load_bucket(ctx)
+    with ctx.db.session() as db:
+        obj = catalog.get_object(db, bucket.name, ctx.key)
+    if obj is None:
+        # Without READ on the bucket a caller may not learn whether a key exists.
+        if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):
+            raise S3Error("AccessDenied", "Access Denied", 403)
+        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=ctx.key)
+    ctx.require(obj.owner_id, obj.acl, "READ")
+    return obj
+
+
+def _headers(ctx: S3Context, obj: Object) -> dict[str, str]:
+    headers = {"ETag": quote_etag(obj.etag), "Last-Modified": http_date(obj.last_modified),
+               "Accept-Ranges": "bytes", "Content-Type": obj.content_type}
+    for name, value in obj.meta.items():
+        headers[name] = str(value)
+    if obj.parts_count:
+        headers["x-amz-mp-parts-count"] = str(obj.parts_count)
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        for algorithm, value in obj.checksums.items():
+            headers[checksums.header_name(algorithm)] = value
+        if obj.checksums:
+            composite = any("-" in v for v in obj.checksums.values())
+            headers["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"
+    for param, header in OVERRIDES.items():
+        if param in ctx.query:
+            if ctx.principal.anonymous:
+                raise S3Error("InvalidRequest", "Request specific response headers cannot be "
+                              "used for anonymous GET requests.")
+            headers[header] = ctx.query[param]
+    return headers
+
+
+def _read(ctx: S3Context, head: bool) -> Response:
+    obj = load_object(ctx)
+    headers = _headers(ctx, obj)
+    try:
+        check_conditions(ctx.headers, obj)
+    except NotModified:
+        return Response(status_code=304, headers={"ETag": headers["ETag"],
+                                                  "Last-Modified": headers["Last-Modified"]})
+    span = parse_range(ctx.headers.get("range"), obj.size)
+    status = 200
+    start, end = 0, obj.size - 1
+    if span is not None:
+        start, end = span
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
+        # A part of the object does not have the whole object's checksum.
+        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+            del headers[name]
+    length = end - start + 1 if obj.size else 0
+    headers["Content-Length"] = str(length)
+    # Content-Type goes in as a plain header: Starlette would add a charset to text/* types.
+    if head:
+        return Response(status_code=status, headers=headers)
+    if length <= SMALL_OBJECT:
+        body = ctx.blobs.read_small(obj.segments, start, end) if length else b""
+        return Response(body, status_code=status, headers=headers)
+    return StreamingResponse(ctx.blobs.iter_range(obj.segments, start, end), status_code=status,
+                             headers=headers)
+
+
+def get_object(ctx: S3Context) -> Response:
+    return _read(ctx, head=False)
+
+
+def head_object(ctx: S3Context) -> Response:
+    return _read(ctx, head=True)

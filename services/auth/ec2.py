@@ -97,11 +97,27 @@ def _verify_v2(
     secret = secrets(access_key)
     if secret is None:
         raise _FAILURES.unknown_key(access_key)
-    text = ec2_string_to_sign(req.method, req.headers.get("host", ""), req.raw_path, params)
-    expected = hmac_b64(secret, text, digest)
-    if not hmac.compare_digest(expected.encode(), first["Signature"].encode("utf-8", "replace")):
-        raise _FAILURES.mismatch(Mismatch(access_key, first["Signature"], text))
-    return Identity(access_key=access_key, scheme=SCHEME_V2_QUERY)
+    provided = first["Signature"].encode("utf-8", "replace")
+    texts = [ec2_string_to_sign(req.method, host, req.raw_path, params) for host in _v2_hosts(req)]
+    for text in texts:
+        if hmac.compare_digest(hmac_b64(secret, text, digest).encode(), provided):
+            return Identity(access_key=access_key, scheme=SCHEME_V2_QUERY)
+    raise _FAILURES.mismatch(Mismatch(access_key, first["Signature"], texts[0]))
+
+
+def _v2_hosts(req: RequestView) -> list[str]:
+    """The Host header as received; then with the server's port if the header had none.
+
+    botocore signs the host it sends. boto 2 signs its connection's host string and sends
+    that string cut at ":" (its SigV2 handler has no host_header()): given an endpoint
+    "127.0.0.1:8773" it signs the port and sends "Host: 127.0.0.1", so the port is put back.
+    """
+    host = req.headers.get("host", "")
+    hosts = [host]
+    has_port = host.rsplit("]", 1)[-1].count(":") > 0
+    if host and not has_port and req.server_port not in (None, 80, 443):
+        hosts.append(f"{host}:{req.server_port}")
+    return hosts
 
 
 def _check_v2_time(params: dict[str, str], now: datetime) -> None:

@@ -36,6 +36,10 @@ class RequestView:
     body: bytes = b""
     # S3 only: the bucket named by the Host header, which SigV2's resource must include.
     virtual_host_bucket: str | None = None
+    # The port this server listens on (ASGI scope["server"][1]). boto 2's SigV2, given an
+    # endpoint "host:port", signs the port but sends a Host header without it; knowing the
+    # port lets EC2 SigV2 accept that. Optional: without it such requests get AuthFailure.
+    server_port: int | None = None
 
 
 @dataclass(frozen=True)

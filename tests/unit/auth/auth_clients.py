@@ -66,6 +66,7 @@ def view_of(prepared: Any, *, with_body: bool = True, bucket: str | None = None)
         headers=headers,
         body=body.encode("utf-8") if isinstance(body, str) else body,
         virtual_host_bucket=bucket,
+        server_port=split.port,
     )
 
 
@@ -87,6 +88,7 @@ def replace(view: RequestView, **changes: Any) -> RequestView:
         "headers": dict(view.headers),
         "body": view.body,
         "virtual_host_bucket": view.virtual_host_bucket,
+        "server_port": view.server_port,
     }
     fields.update(changes)
     return RequestView(**fields)
@@ -115,3 +117,33 @@ def make_client(service: str, endpoint: str, signature_version: str | None = Non
         aws_secret_access_key=SECRET_KEY,
         config=Config(signature_version=signature_version, retries={"max_attempts": 1}, **config),
     )
+
+
+class Boto2Captured(Exception):
+    def __init__(self, request: Any) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+def boto2_capturing(base: type) -> type:
+    """A boto 2 connection class that signs each request and stops just before sending it."""
+
+    class Capturing(base):  # type: ignore[misc, valid-type]
+        def _mexe(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            request.authorize(connection=self)
+            # What _mexe does next for non-S3 connections: boto 2 sets Host itself.
+            if "s3" not in self._required_auth_capability() and not request.headers.get("Host"):
+                self.set_host_header(request)
+            raise Boto2Captured(request)
+
+    return Capturing
+
+
+def boto2_view(request: Any, server_port: int, bucket: str | None = None) -> RequestView:
+    """A RequestView of a boto 2 HTTPRequest as http.client would put it on the wire."""
+    headers = {name.lower(): str(value) for name, value in request.headers.items()}
+    # http.client adds "Host: host[:port]" when boto 2 did not set one (S3 connections).
+    headers.setdefault("host", request.host if ":" in request.host else f"{request.host}:{request.port}")
+    path, _, query = request.path.partition("?")
+    body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+    return RequestView(request.method, path, query, headers, body, bucket, server_port)

@@ -11,11 +11,13 @@ from sqlalchemy import select
 import clc.api  # noqa: F401  (registers every EC2 action)
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
+from clc.api.registry import implemented_actions
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from services import credentials
 from services.config import CloudConfig, load_config
 from services.db import Database
+from services.ec2query import preload
 from services.service_app import make_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,6 +55,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
+    # Compile the codec for every implemented action now, not inside a user's first request.
+    preload(implemented_actions())
     endpoint = Ec2Endpoint(config, db, recorder)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)

@@ -72,16 +72,6 @@ def test_errors_are_statuses_the_cc_can_act_on(node: Node) -> None:
     assert unsigned.status_code == 403
 
 
-def test_terminate_while_pending_is_not_lost(node: Node) -> None:
-    # A big simulated image takes a moment to lay out; terminate lands during preparation.
-    request = run_request(image=ImageRef(image_id="emi-0000b16", size_bytes=2 * 1024 ** 3))
-    node.run(request)
-    node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
-    final = node.wait_state(request.instance_id, "terminated")
-    assert final.reason is not None and final.reason.code == "Client.UserInitiatedShutdown"
-    assert node.runtime.hypervisor.state(request.instance_id) == "absent"
-
-
 def test_failing_image_download_becomes_a_state_reason(node: Node) -> None:
     broken = ImageRef(image_id="emi-0000dead", url="http://127.0.0.1:9/nothing-listens-here")
     request = run_request(image=broken)

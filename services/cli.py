@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from services import credentials, launcher
+from services import cli_trace, credentials, launcher
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
 from services.messages.admin import (AccountCreated, AccountList, NewAccount, NewKey, NewUser,
@@ -103,6 +103,14 @@ def show_credentials(home: HomeOption = None) -> None:
 def env(home: HomeOption = None) -> None:
     """Shell exports for the AWS CLI and boto3: eval "$(eucasim env)"."""
     sys.stdout.write(credentials.env_exports(_read_credentials(home)))
+
+
+@app.command()
+def trace(request_id: str, home: HomeOption = None) -> None:
+    """Show one request as it travelled CLC → CC → NC (the request id is in every answer)."""
+    config = _config(home)
+    steps, unreachable = cli_trace.gather(config, request_id)
+    cli_trace.show(out, request_id, steps, unreachable)
 
 
 def _read_credentials(home: Path | None) -> credentials.UserCredentials:

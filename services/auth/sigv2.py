@@ -47,28 +47,28 @@ def ec2_string_to_sign(method: str, host: str, path: str, params: Sequence[tuple
 
 
 def s3_resources(raw_path: str, raw_query: str, virtual_host_bucket: str | None) -> list[str]:
-    """The CanonicalizedResource, first as botocore and boto 2 write it, then as s3cmd does.
+    """The CanonicalizedResource candidates, the botocore/boto 2 form first.
 
-    Both start with the path as sent, prefixed by "/bucket" for a virtual host (so "/"
-    becomes "/bucket/"), then the sub-resources sorted by name after "?". They differ in the
-    values: botocore and boto 2 sign them %-decoded and keep a "=" that was sent; s3cmd signs
-    them as sent and drops "=" for an empty value. A value that needs no encoding (all the
-    ones we issue: upload ids, version ids) gives one and the same string.
+    Each starts with the path as sent, prefixed by "/bucket" for a virtual host (so "/"
+    becomes "/bucket/"), then the sub-resources sorted by name after "?". Clients differ:
+    - sub-resource values: botocore and boto 2 sign them %-decoded and keep a "=" that was
+      sent; s3cmd signs them as sent and drops "=" for an empty value. Values that need no
+      encoding (all the upload and version ids we issue) give one and the same string.
+    - a path-style bucket ("/b?versioning"): botocore sends "/b" but signs "/b/".
     """
-    resource = raw_path or "/"
-    if virtual_host_bucket:
-        resource = f"/{virtual_host_bucket}{resource}"
+    path = raw_path or "/"
+    bases = [f"/{virtual_host_bucket}{path}" if virtual_host_bucket else path]
+    if not virtual_host_bucket and path.count("/") == 1 and len(path) > 1:
+        bases.append(f"{path}/")
     subresources = sorted(
         ((k, v) for k, v in split_query(raw_query) if k in S3_SUBRESOURCES), key=lambda kv: kv[0]
     )
     if not subresources:
-        return [resource]
+        return bases
     decoded = "&".join(k if v is None else f"{k}={unquote(v)}" for k, v in subresources)
     as_sent = "&".join(f"{k}={v}" if v else k for k, v in subresources)
-    candidates = [f"{resource}?{decoded}"]
-    if as_sent != decoded:
-        candidates.append(f"{resource}?{as_sent}")
-    return candidates
+    suffixes = [decoded] if as_sent == decoded else [decoded, as_sent]
+    return [f"{base}?{suffix}" for base in bases for suffix in suffixes]
 
 
 def s3_string_to_sign(method: str, headers: Mapping[str, str], date_line: str, resource: str) -> str:

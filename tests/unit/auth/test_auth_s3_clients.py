@@ -250,6 +250,27 @@ def test_sigv4_presigned_url_with_an_unknown_key() -> None:
 # --- SigV2 header: boto3 (signature_version="s3"), boto 2, s3cmd -------------------------------
 
 
+V2_OPERATIONS = [
+    ("put_object", {"Bucket": "b", "Key": AWKWARD_KEY, "Body": b"hello", "ContentType": "text/plain",
+                    "Metadata": {"colour": "blue"}}),
+    ("upload_part", {"Bucket": "b", "Key": "k", "UploadId": "up/id+=", "PartNumber": 2, "Body": b"x"}),
+    ("list_parts", {"Bucket": "b", "Key": "k", "UploadId": "up/id+="}),
+    ("delete_objects", {"Bucket": "b", "Delete": {"Objects": [{"Key": "k1"}]}}),
+    ("get_bucket_versioning", {"Bucket": "b"}),
+    ("get_object", {"Bucket": "b", "Key": "k", "VersionId": "v 1"}),
+    ("list_objects", {"Bucket": "b", "Prefix": "x y/"}),
+    ("head_bucket", {"Bucket": "b"}),
+    ("create_bucket", {"Bucket": "b"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("operation, params", V2_OPERATIONS, ids=[op for op, _ in V2_OPERATIONS])
+def test_boto3_sigv2_request_verifies(operation: str, params: dict[str, Any]) -> None:
+    view = view_of(grab(make_client("s3", ENDPOINT, "s3"), operation, **params), with_body=False)
+    assert view.headers["authorization"].startswith("AWS ")
+    assert verified(view).scheme == SCHEME_V2_S3_HEADER
+
+
 def test_boto3_sigv2_path_style_with_response_override_verifies() -> None:
     request = grab(
         make_client("s3", ENDPOINT, "s3"), "get_object",

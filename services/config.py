@@ -113,6 +113,8 @@ class CloudConfig(BaseSettings):
     NC_POLLING_FREQUENCY: float = Field(6.0, gt=0)
     POWER_IDLETHRESH: float = Field(300.0, gt=0)
     POWER_WAKE_COMMAND: str = ""
+    # The CLC fails an instance that is still pending after this many seconds, with its reason.
+    INSTANCE_PENDING_TIMEOUT: float = Field(600.0, gt=0)
 
     VNET_MODE: Literal["MANAGED", "MANAGED-NOVLAN", "SYSTEM"] = "MANAGED"
     VNET_TRANSPORT: Literal["vlan", "vxlan"] = "vxlan"

@@ -99,7 +99,12 @@ class Walrus:
         # HEAD answers carry no body; clients read the status alone.
         body = b"" if request.method == "HEAD" else error_xml(error, resource,
                                                               current_request_id() or "")
-        return Response(body, status_code=error.status, media_type="application/xml")
+        response = Response(body, status_code=error.status, media_type="application/xml")
+        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+            # The body may be unread (a client waiting on 100-continue never sends it): close
+            # the connection rather than read its leftovers as the next request.
+            response.headers["Connection"] = "close"
+        return response
 
 
 def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = None) -> FastAPI:

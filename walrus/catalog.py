@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
 
@@ -59,6 +59,9 @@ def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclu
         upper = successor(prefix)
         if upper is not None:
             query = query.where(Object.key < upper)
+    # A listing never reads bodies, metadata or ACLs: skip decoding those JSON columns.
+    query = query.options(load_only(Object.key, Object.size, Object.etag, Object.last_modified,
+                                    Object.owner_id, Object.owner_name, Object.checksums))
     return db.scalars(query.order_by(Object.key).limit(limit)).all()
 
 

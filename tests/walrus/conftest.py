@@ -38,6 +38,11 @@ class WalrusServer:
                             config=Config(s3={"addressing_style": "path"},
                                           retries={"max_attempts": 1}, **config))
 
+    def database(self):  # type: ignore[no-untyped-def]
+        from services.db import Database
+
+        return Database(self.config.database_url("walrus"))
+
     def stored_blobs(self) -> list[Path]:
         root = self.home / "walrus" / "objects"
         return [p for p in root.rglob("*") if p.is_file()]
@@ -56,7 +61,7 @@ def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
         yield WalrusServer(url, home, config)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3(walrus: WalrusServer):  # type: ignore[no-untyped-def]
     return walrus.client(ALICE)
 

@@ -1,0 +1,130 @@
+"""Multipart uploads: create, parts, copy parts, complete (and its refusals), abort, listings."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from tests.walrus.helpers import code_and_status, keys_of, s3_error
+
+MIB = 1024 * 1024
+
+
+def multipart_etag(parts: list[bytes]) -> str:
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(joined).hexdigest()}-{len(parts)}"'
+
+
+def upload_parts(s3, bucket: str, key: str, parts: list[bytes]):  # type: ignore[no-untyped-def]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = []
+    for number, data in enumerate(parts, start=1):
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                              Body=data)["ETag"]
+        done.append({"PartNumber": number, "ETag": etag})
+    return upload_id, done
+
+
+def test_complete_gives_md5_of_md5s_and_byte_exact_body(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), b"tail"]
+    upload_id, done = upload_parts(s3, bucket, "big", parts)
+    listed = s3.list_parts(Bucket=bucket, Key="big", UploadId=upload_id)
+    assert [p["Size"] for p in listed["Parts"]] == [len(p) for p in parts]
+    uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in uploads] == [("big", upload_id)]
+    result = s3.complete_multipart_upload(Bucket=bucket, Key="big", UploadId=upload_id,
+                                          MultipartUpload={"Parts": done})
+    assert result["ETag"] == multipart_etag(parts)
+    got = s3.get_object(Bucket=bucket, Key="big")
+    assert got["ETag"] == multipart_etag(parts)
+    assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(b"".join(parts)).digest()
+    # a range across the boundary between part 1 and part 2
+    span = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={5 * MIB - 3}-{5 * MIB + 2}")
+    assert span["Body"].read() == parts[0][-3:] + parts[1][:3]
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+def test_part_too_small_is_entity_too_small_and_stores_nothing(s3, bucket):  # type: ignore[no-untyped-def]
+    upload_id, done = upload_parts(s3, bucket, "small", [b"a" * 1000, b"b" * 1000])
+    error = s3_error(s3.complete_multipart_upload, Bucket=bucket, Key="small",
+                     UploadId=upload_id, MultipartUpload={"Parts": done})
+    assert code_and_status(error) == ("EntityTooSmall", 400)
+    assert keys_of(s3, bucket) == []
+    # the upload is still there to be fixed or aborted
+    assert len(s3.list_parts(Bucket=bucket, Key="small", UploadId=upload_id)["Parts"]) == 2
+
+
+def test_invalid_part_and_part_order(s3, bucket):  # type: ignore[no-untyped-def]
+    upload_id, done = upload_parts(s3, bucket, "k", [b"x" * (5 * MIB), b"y"])
+    wrong_etag = [done[0], {"PartNumber": 2, "ETag": '"00000000000000000000000000000000"'}]
+    error = s3_error(s3.complete_multipart_upload, Bucket=bucket, Key="k", UploadId=upload_id,
+                     MultipartUpload={"Parts": wrong_etag})
+    assert code_and_status(error) == ("InvalidPart", 400)
+    missing = [done[0], {"PartNumber": 7, "ETag": done[1]["ETag"]}]
+    error = s3_error(s3.complete_multipart_upload, Bucket=bucket, Key="k", UploadId=upload_id,
+                     MultipartUpload={"Parts": missing})
+    assert code_and_status(error) == ("InvalidPart", 400)
+    error = s3_error(s3.complete_multipart_upload, Bucket=bucket, Key="k", UploadId=upload_id,
+                     MultipartUpload={"Parts": list(reversed(done))})
+    assert code_and_status(error) == ("InvalidPartOrder", 400)
+    assert keys_of(s3, bucket) == []
+    # completing with the first part only is allowed: the last part may be any size
+    s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id,
+                                 MultipartUpload={"Parts": done[:1]})
+    assert s3.head_object(Bucket=bucket, Key="k")["ContentLength"] == 5 * MIB
+
+
+def test_abort_removes_parts(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    before = len(walrus.stored_blobs())
+    upload_id, _ = upload_parts(s3, bucket, "gone", [b"a", b"b"])
+    assert len(walrus.stored_blobs()) == before + 2
+    s3.abort_multipart_upload(Bucket=bucket, Key="gone", UploadId=upload_id)
+    assert len(walrus.stored_blobs()) == before
+    error = s3_error(s3.list_parts, Bucket=bucket, Key="gone", UploadId=upload_id)
+    assert code_and_status(error) == ("NoSuchUpload", 404)
+    error = s3_error(s3.upload_part, Bucket=bucket, Key="gone", UploadId=upload_id,
+                     PartNumber=1, Body=b"x")
+    assert code_and_status(error) == ("NoSuchUpload", 404)
+
+
+def test_upload_part_copy_and_metadata_from_create(s3, bucket):  # type: ignore[no-untyped-def]
+    source = os.urandom(6 * MIB)
+    s3.put_object(Bucket=bucket, Key="source", Body=source)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="assembled", ContentType="text/x-a",
+                                           Metadata={"m": "v"})["UploadId"]
+    first = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=upload_id, PartNumber=1,
+                                CopySource=f"{bucket}/source",
+                                CopySourceRange=f"bytes=0-{5 * MIB - 1}")
+    second = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=upload_id,
+                                 PartNumber=2, CopySource=f"{bucket}/source")
+    s3.complete_multipart_upload(Bucket=bucket, Key="assembled", UploadId=upload_id,
+                                 MultipartUpload={"Parts": [
+                                     {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+                                     {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]}]})
+    got = s3.get_object(Bucket=bucket, Key="assembled")
+    assert got["Body"].read() == source[: 5 * MIB] + source
+    assert got["ContentType"] == "text/x-a" and got["Metadata"] == {"m": "v"}
+
+
+def test_multipart_with_crc32_checksums(s3, bucket):  # type: ignore[no-untyped-def]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="sum",
+                                           ChecksumAlgorithm="CRC32")["UploadId"]
+    parts = []
+    for number, data in enumerate([b"1" * (5 * MIB), b"2" * 100], start=1):
+        answer = s3.upload_part(Bucket=bucket, Key="sum", UploadId=upload_id, PartNumber=number,
+                                Body=data, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": number, "ETag": answer["ETag"],
+                      "ChecksumCRC32": answer["ChecksumCRC32"]})
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="sum", UploadId=upload_id,
+                                        MultipartUpload={"Parts": parts})
+    assert done["ChecksumCRC32"].endswith("-2")
+    got = s3.get_object(Bucket=bucket, Key="sum", ChecksumMode="ENABLED")
+    assert len(got["Body"].read()) == 5 * MIB + 100
+
+
+def test_bad_part_numbers(s3, bucket):  # type: ignore[no-untyped-def]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="n")["UploadId"]
+    for number in (0, 10001):
+        error = s3_error(s3.upload_part, Bucket=bucket, Key="n", UploadId=upload_id,
+                         PartNumber=number, Body=b"x")
+        assert code_and_status(error) == ("InvalidArgument", 400)

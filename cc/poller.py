@@ -41,7 +41,7 @@ class Poller:
                 self._recorder.record("decided", f"{url} is down after missed polls: {error}",
                                       request_id=POLL_TRACE)
             return
-        before = self._registry.record_answer(url, resources, listing.instances)
+        before = self._registry.record_answer(url, resources, listing.instances, started)
         self._reservations.settle(url, started)
         if before is not None:
             node = self._registry.find(url)

@@ -5,6 +5,7 @@ instances stay known (with a reason) and it is `up` again as soon as it answers.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -45,12 +46,20 @@ class NodeView:
 
 
 class Node(StoredNode):
+    # When a call (run, wake, sleep) last told us something newer than a poll in flight may
+    # know (monotonic seconds); such a poll's answer must not undo it.
+    changed_at: float = 0.0
+
     @property
     def name(self) -> str:
         return self.node_id or self.url
 
     def live_instances(self) -> list[InstanceReport]:
         return [r for r in self.instances.values() if r.state != "terminated"]
+
+
+def _persisted(node: StoredNode) -> tuple[object, ...]:
+    return (node.node_id, node.state, node.missed_polls, node.last_error, node.resources)
 
 
 def _is_live(report: InstanceReport) -> bool:
@@ -110,30 +119,43 @@ class NodeRegistry:
 
     # -- what polls and calls learn -----------------------------------------------------------
 
-    def record_answer(self, url: str, resources: NodeResources,
-                      reports: list[InstanceReport]) -> NodeState | None:
-        """A poll succeeded. Returns the previous state when the state changed."""
+    def record_answer(self, url: str, resources: NodeResources, reports: list[InstanceReport],
+                      poll_started: float) -> NodeState | None:
+        """A poll that started at `poll_started` (monotonic) succeeded. Returns the previous
+        state when the state changed."""
         node = self._nodes.get(url)
         if node is None:
             return None  # deregistered while the poll was in flight
         before = node.state
+        persisted = _persisted(node)
         node.node_id = resources.node_id
-        node.state = "asleep" if resources.power == "asleep" else "up"
         node.missed_polls = 0
         node.last_seen = utcnow()
         node.last_error = None
+        # Free figures are safe to take even from an older answer: reservations confirmed
+        # after the poll started are still held (reservations.settle).
         node.resources = resources
-        fresh = {r.instance_id: r for r in reports}
-        if fresh != node.instances:
-            node.instances = fresh
-            self._store.replace_instances(url, fresh)
-        self._store.save_node(node)
+        if poll_started >= node.changed_at:
+            # Power state and instance list only from an answer newer than our own last call,
+            # or a wake/run we just made would be undone until the next poll.
+            node.state = "asleep" if resources.power == "asleep" else "up"
+            fresh = {r.instance_id: r for r in reports}
+            if fresh != node.instances:
+                node.instances = fresh
+                self._store.replace_instances(url, fresh)
+        elif node.state == "down":
+            node.state = "asleep" if resources.power == "asleep" else "up"
+        # Write only what changed: a hundred nodes polled every few seconds would otherwise
+        # be a hundred transactions a round for nothing (last_seen alone is not worth it).
+        if _persisted(node) != persisted:
+            self._store.save_node(node)
         return before if before != node.state else None
 
     def record_resources(self, url: str, resources: NodeResources) -> None:
         """A power call answered with the node's resources (and its new power state)."""
         node = self._nodes.get(url)
         if node is not None:
+            node.changed_at = time.monotonic()
             node.resources = resources
             node.node_id = resources.node_id
             node.state = "asleep" if resources.power == "asleep" else "up"
@@ -160,6 +182,7 @@ class NodeRegistry:
         node = self._nodes.get(url)
         if node is None:
             return
+        node.changed_at = time.monotonic()
         node.instances = {**node.instances, report.instance_id: report}
         self._store.replace_instances(url, node.instances)
 
@@ -167,6 +190,7 @@ class NodeRegistry:
         """Taken before the NC is told to sleep, so no placement picks it as awake meanwhile."""
         node = self._nodes.get(url)
         if node is not None:
+            node.changed_at = time.monotonic()
             node.state = "asleep"
             node.idle_since = None
             self._store.save_node(node)

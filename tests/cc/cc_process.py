@@ -1,0 +1,87 @@
+"""Start a real CC process (uvicorn, its own port and EUCASIM_HOME) for the tests, and wait
+for it to answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from services.internal import InternalClient
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class CcProcess:
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    client: InternalClient
+    settings: dict[str, str]
+
+    def log(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.home.glob("cc-*.log"))
+
+    def wait_healthy(self) -> None:
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"CC exited with {self.process.returncode}: {self.log()[-2000:]}")
+            try:
+                return httpx.get(f"{self.url}/internal/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 30, "the CC to answer")
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_cc(home: Path, secret: str, wait: bool = True, **settings: str | float | int) -> CcProcess:
+    """Start the CC; with wait=False, call `.wait_healthy()` later (so an NC can start meanwhile)."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "EUCASIM_HOME": str(home), "CLOUD_SECRET": secret, "CC_PORT": str(port),
+           "EUCASIM_CONF": str(home / "none.conf")}
+    env.update({k: str(v) for k, v in settings.items()})
+    log = open(home / f"cc-{port}.log", "wb")  # noqa: SIM115 - kept open for the process's life
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "cc.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    cc = CcProcess(url, home, process, InternalClient(url, secret),
+                   {k: str(v) for k, v in settings.items()})
+    if wait:
+        cc.wait_healthy()
+    return cc

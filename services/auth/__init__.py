@@ -1,7 +1,8 @@
 """Server-side AWS signature verification, shared by the CLC (EC2 Query) and Walrus (S3).
 
-    identity = verify_ec2(RequestView(...), secrets)        # raises AuthError
-    identity = verify_s3(RequestView(...), secrets)         # None when anonymous
+    view = view_from_asgi(request.scope, body)              # or RequestView(...) by hand
+    identity = verify_ec2(view, secrets)                     # raises AuthError
+    identity = verify_s3(view_from_asgi(scope, b"", bucket), secrets)   # None when anonymous
 
 SigV4 (Authorization header and presigned query) and SigV2 (EC2 Query parameters, S3
 "AWS AK:sig" header and AWSAccessKeyId/Signature/Expires query) are accepted. For S3
@@ -9,6 +10,7 @@ aws-chunked bodies signed chunk by chunk, chunk_signature() continues the chain 
 identity.seed_signature.
 """
 
+from services.auth.asgi import joined_headers, view_from_asgi
 from services.auth.ec2 import verify_ec2
 from services.auth.model import (
     SCHEME_V2_QUERY,
@@ -36,6 +38,8 @@ __all__ = [
     "chunk_signature",
     "sign_v4_headers",
     "trailer_signature",
+    "joined_headers",
     "verify_ec2",
     "verify_s3",
+    "view_from_asgi",
 ]

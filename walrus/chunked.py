@@ -105,7 +105,7 @@ class ChunkedDecoder:
             if name.strip() == "chunk-signature":
                 self._chunk_sig = value.strip()
         if self._sign is not None and self._chunk_sig is None:
-            raise S3Error("SignatureDoesNotMatch", "A chunk carries no chunk-signature.")
+            raise S3Error("SignatureDoesNotMatch", "A chunk carries no chunk-signature.", 403)
         self._chunk = bytearray()
         if size == 0:
             self._end_chunk()
@@ -120,7 +120,7 @@ class ChunkedDecoder:
         expected = self._sign(self._previous, bytes(self._chunk))
         if expected != self._chunk_sig:
             raise S3Error("SignatureDoesNotMatch", "The chunk signature we calculated does not "
-                          "match the signature you provided.")
+                          "match the signature you provided.", 403)
         self._previous = expected
         self.last_signature = expected
 

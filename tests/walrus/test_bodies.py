@@ -1,0 +1,184 @@
+"""Upload bodies built by hand, byte by byte, for what real clients rarely send wrong:
+aws-chunked framing with trailing checksums, signed chunks, payload hashes, lengths."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from datetime import datetime, timezone
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from services.auth import Identity, chunk_signature, sign_v4_headers, trailer_signature
+from services.auth.sigv4 import Credential, signing_key
+from tests.walrus.conftest import ALICE
+from tests.walrus.helpers import keys_of
+
+REGION = "us-east-1"
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+class Signer:
+    """Signs one hand-made request the way boto3 would, and its chunks after it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.now = datetime.now(timezone.utc)
+
+    def headers(self, method: str, path: str, payload_hash: str,
+                extra: dict[str, str]) -> dict[str, str]:
+        host = urlparse(self.url).netloc
+        signed = {"host": host, "x-amz-content-sha256": payload_hash, **extra}
+        added = sign_v4_headers(method=method, canonical_uri=path, raw_query="", headers=signed,
+                                access_key=ALICE.access_key, secret_key=ALICE.secret_key,
+                                region=REGION, service="s3", payload_hash=payload_hash,
+                                now=self.now)
+        self.seed = added["authorization"].rsplit("Signature=", 1)[1]
+        amz_date = added["x-amz-date"]
+        credential = Credential(ALICE.access_key, amz_date[:8], REGION, "s3")
+        self.identity = Identity(access_key=ALICE.access_key, scheme="v4-header", region=REGION,
+                                 service="s3", amz_date=amz_date,
+                                 signing_key=signing_key(ALICE.secret_key, credential),
+                                 seed_signature=self.seed, scope=credential.scope)
+        return {**signed, **added}
+
+    def signed_chunks(self, chunks: list[bytes], trailer: bytes | None = None) -> bytes:
+        out, previous = b"", self.seed
+        for chunk in [*chunks, b""]:
+            previous = chunk_signature(self.identity, previous, chunk)
+            out += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk + b"\r\n"
+        if trailer is None:
+            return out
+        out = out[:-2]  # the trailer follows the final chunk header directly
+        signature = trailer_signature(self.identity, previous, trailer)
+        return out + trailer.replace(b"\n", b"\r\n") + \
+            f"x-amz-trailer-signature:{signature}\r\n\r\n".encode()
+
+
+def unsigned_chunks(chunks: list[bytes], trailer: str) -> bytes:
+    out = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks)
+    return out + b"0\r\n" + trailer.encode() + b"\r\n\r\n"
+
+
+def put(walrus, bucket: str, key: str, body: bytes, payload_hash: str,  # type: ignore[no-untyped-def]
+        extra: dict[str, str]) -> httpx.Response:
+    path = f"/{bucket}/{key}"
+    headers = Signer(walrus.url).headers("PUT", path, payload_hash, extra)
+    return httpx.put(f"{walrus.url}{path}", content=body, headers=headers)
+
+
+def error_code(answer: httpx.Response) -> str:
+    return answer.text.split("<Code>")[1].split("</Code>")[0]
+
+
+DATA = [b"a" * 70000, b"b" * 1000]
+WHOLE = b"".join(DATA)
+TRAILER_HEADERS = {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32",
+                   "x-amz-decoded-content-length": str(len(WHOLE))}
+
+
+def test_unsigned_payload_trailer_is_decoded_and_checked(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    body = unsigned_chunks(DATA, f"x-amz-checksum-crc32:{crc32_b64(WHOLE)}")
+    answer = put(walrus, bucket, "chunked", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                 TRAILER_HEADERS)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-amz-checksum-crc32"] == crc32_b64(WHOLE)
+    got = s3.get_object(Bucket=bucket, Key="chunked")
+    assert got["Body"].read() == WHOLE
+    assert "ContentEncoding" not in got  # aws-chunked was the transfer, not the object
+
+
+def test_wrong_trailer_checksum_is_bad_digest_and_stores_nothing(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    before = len(walrus.stored_blobs())
+    body = unsigned_chunks(DATA, f"x-amz-checksum-crc32:{crc32_b64(b'other')}")
+    answer = put(walrus, bucket, "bad", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", TRAILER_HEADERS)
+    assert (answer.status_code, error_code(answer)) == (400, "BadDigest")
+    assert keys_of(s3, bucket) == [] and len(walrus.stored_blobs()) == before
+
+
+def test_missing_trailer_is_refused(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    body = unsigned_chunks(DATA, "")[:-2]
+    answer = put(walrus, bucket, "bad", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", TRAILER_HEADERS)
+    assert answer.status_code == 400 and error_code(answer) == "MalformedTrailerError"
+    assert keys_of(s3, bucket) == []
+
+
+@pytest.mark.parametrize("cut", [10, 70010, -30])
+def test_truncated_chunked_body_is_incomplete(walrus, s3, bucket, cut: int):  # type: ignore[no-untyped-def]
+    body = unsigned_chunks(DATA, f"x-amz-checksum-crc32:{crc32_b64(WHOLE)}")[:cut]
+    answer = put(walrus, bucket, "cut", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", TRAILER_HEADERS)
+    assert (answer.status_code, error_code(answer)) == (400, "IncompleteBody")
+    assert keys_of(s3, bucket) == []
+
+
+def test_decoded_length_must_match(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    body = unsigned_chunks(DATA, f"x-amz-checksum-crc32:{crc32_b64(WHOLE)}")
+    headers = {**TRAILER_HEADERS, "x-amz-decoded-content-length": str(len(WHOLE) + 1)}
+    answer = put(walrus, bucket, "len", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", headers)
+    assert (answer.status_code, error_code(answer)) == (400, "IncompleteBody")
+    assert keys_of(s3, bucket) == []
+
+
+def test_signed_chunks(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    headers = {"content-encoding": "aws-chunked",
+               "x-amz-decoded-content-length": str(len(WHOLE))}
+    path = f"/{bucket}/signed"
+    signer = Signer(walrus.url)
+    signed = signer.headers("PUT", path, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", headers)
+    answer = httpx.put(f"{walrus.url}{path}", content=signer.signed_chunks(DATA), headers=signed)
+    assert answer.status_code == 200, answer.text
+    assert s3.get_object(Bucket=bucket, Key="signed")["Body"].read() == WHOLE
+
+
+def test_tampered_signed_chunk_is_refused(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    headers = {"content-encoding": "aws-chunked",
+               "x-amz-decoded-content-length": str(len(WHOLE))}
+    path = f"/{bucket}/tampered"
+    signer = Signer(walrus.url)
+    signed = signer.headers("PUT", path, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", headers)
+    body = signer.signed_chunks(DATA).replace(b"b" * 10, b"c" * 10, 1)
+    answer = httpx.put(f"{walrus.url}{path}", content=body, headers=signed)
+    assert (answer.status_code, error_code(answer)) == (403, "SignatureDoesNotMatch")
+    assert keys_of(s3, bucket) == []
+
+
+def test_signed_chunks_with_signed_trailer(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    headers = {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32",
+               "x-amz-decoded-content-length": str(len(WHOLE))}
+    path = f"/{bucket}/trailer"
+    signer = Signer(walrus.url)
+    signed = signer.headers("PUT", path, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", headers)
+    trailer = f"x-amz-checksum-crc32:{crc32_b64(WHOLE)}\n".encode()
+    answer = httpx.put(f"{walrus.url}{path}", content=signer.signed_chunks(DATA, trailer),
+                       headers=signed)
+    assert answer.status_code == 200, answer.text
+    assert s3.get_object(Bucket=bucket, Key="trailer")["Body"].read() == WHOLE
+    # the same body with a forged trailer signature is refused
+    forged = signer.signed_chunks(DATA, trailer).replace(b"x-amz-trailer-signature:",
+                                                         b"x-amz-trailer-signature:0")
+    answer = httpx.put(f"{walrus.url}/{bucket}/forged", content=forged, headers={
+        **signer.headers("PUT", f"/{bucket}/forged", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+                         headers)})
+    assert answer.status_code == 403
+    assert keys_of(s3, bucket) == ["trailer"]
+
+
+def test_payload_hash_mismatch(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    claimed = hashlib.sha256(b"something else").hexdigest()
+    answer = put(walrus, bucket, "hash", b"actual body", claimed, {})
+    assert (answer.status_code, error_code(answer)) == (400, "XAmzContentSHA256Mismatch")
+    assert keys_of(s3, bucket) == []
+    good = put(walrus, bucket, "hash", b"actual body", hashlib.sha256(b"actual body").hexdigest(), {})
+    assert good.status_code == 200
+
+
+def test_unsigned_payload(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    answer = put(walrus, bucket, "u", b"no hash", "UNSIGNED-PAYLOAD", {})
+    assert answer.status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == b"no hash"

@@ -19,8 +19,8 @@ from nc.models import InstanceRecord, utcnow
 from nc.resources import booked
 from nc.states import LIVE_STATES, USER_SHUTDOWN, TransitionError, internal_error, reason_of, transition
 from services.db import Database
-from services.messages.node import (ConsoleOutput, InstanceReport, PowerState, Resources, RunInstance,
-                                    VmType)
+from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState, PowerState, Resources,
+                                    RunInstance, StateReason, VmType)
 from services.tracing import TraceRecorder, current_request_id
 
 CONSOLE_LIMIT = 64 * 1024
@@ -112,12 +112,12 @@ class InstanceManager:
 
     # ----- changing ------------------------------------------------------------------------
 
-    def _change(self, instance_id: str, new: str, reason=None) -> InstanceRecord:  # type: ignore[no-untyped-def]
+    def _change(self, instance_id: str, new: InstanceState, reason: StateReason | None = None) -> InstanceRecord:
         with self._lock, self.db.session() as session:
             record = session.get(InstanceRecord, instance_id)
             if record is None:
                 raise NotFound(f"no instance {instance_id} on node {self.node_id}")
-            transition(session, record, new, reason)  # type: ignore[arg-type]
+            transition(session, record, new, reason)
             return record
 
     def state_of(self, instance_id: str) -> str | None:
@@ -217,6 +217,29 @@ class InstanceManager:
         except HypervisorError as exc:
             self.recorder.record("error", f"teardown of {request.instance_id}: {exc}")
         self._change(request.instance_id, "terminated")
+
+    def restart(self, request: RunInstance, why: str) -> None:
+        """Bring back, in the background, a running instance whose domain is gone or stopped.
+        Like a launch, it counts as preparing, so a terminate meanwhile is honoured after it."""
+        with self._lock:
+            self._preparing.add(request.instance_id)
+        self.executor.submit(self._restart, request, why)
+
+    def _restart(self, request: RunInstance, why: str) -> None:
+        instance_id = request.instance_id
+        try:
+            self.launcher.restart(request, why, lambda: self.state_of(instance_id) == "running")
+        except LaunchCancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the instance must say so
+            self.lost(request, "the instance's domain was gone after a restart of its host and "
+                               f"could not be started again: {exc}")
+        finally:
+            with self._lock:
+                self._preparing.discard(instance_id)
+                terminating = self.state_of(instance_id) == "shutting-down"
+        if terminating:
+            self._teardown(request)
 
     def finish_teardown(self, request: RunInstance) -> None:
         """For reconciliation: an instance left shutting-down by a crash."""

@@ -112,14 +112,16 @@ class Launcher:
             raise LaunchCancelled(request.instance_id)
         self.define_and_start(request, disks, request_id, proceed)
 
-    def restart(self, request: RunInstance, why: str) -> None:
+    def restart(self, request: RunInstance, why: str, proceed: Callable[[], bool]) -> None:
         """Bring back a running instance whose domain is gone (host reboot): reuse its disks
         when they survived, else prepare them again."""
         self.note(request, why)
         disks = self.store.paths(request.account_id, request.instance_id)
         if not (disks.root.exists() and disks.ephemeral.exists() and disks.swap.exists()):
             disks = self.make_disks(request, self.fetch_images(request))
-        self.define_and_start(request, disks, None)
+        if not proceed():
+            raise LaunchCancelled(request.instance_id)
+        self.define_and_start(request, disks, None, proceed)
 
     def teardown(self, request: RunInstance, keep_console: bool) -> None:
         """Destroy and undefine the domain and delete the instance's files (all of them, or all

@@ -33,14 +33,6 @@ def _request_from_domain(domain: OurDomain) -> RunInstance | None:
         return None
 
 
-def _bring_back(manager: InstanceManager, request: RunInstance, why: str) -> None:
-    try:
-        manager.launcher.restart(request, why)
-    except Exception as exc:  # noqa: BLE001 - whatever broke, the instance must say so
-        manager.lost(request, f"the instance's domain was gone after a restart of its host and "
-                              f"could not be started again: {exc}")
-
-
 def reconcile_at_start(manager: InstanceManager) -> Summary:
     summary = Summary()
     hypervisor = manager.launcher.hypervisor
@@ -60,7 +52,7 @@ def reconcile_at_start(manager: InstanceManager) -> Summary:
         else:
             why = ("domain was shut off while the NC was down; starting it again" if domain is not None
                    else "domain gone after the NC restarted (host reboot); defining and starting it again")
-            manager.executor.submit(_bring_back, manager, request, why)
+            manager.restart(request, why)
             summary.restarted.append(record.instance_id)
     for name, domain in domains.items():
         request = _request_from_domain(domain)

@@ -5,7 +5,9 @@ simulated NC process serves several nodes):
   GET  /internal/health                        -> {"status": "ok"}
   GET  /internal/resources                     -> NodeResources
   GET  /internal/instances                     -> InstanceList
-  POST /internal/instances          RunInstance -> InstanceReport   (answers at once: pending)
+  POST /internal/instances          RunInstance -> InstanceReport   (answers at once: pending;
+                                               the same request again answers the same instance)
+  GET  /internal/instances/{id}                -> InstanceReport
   POST /internal/instances/{id}/terminate      -> InstanceReport
   POST /internal/instances/{id}/reboot         -> InstanceReport
   GET  /internal/instances/{id}/console        -> ConsoleOutput

@@ -10,9 +10,9 @@ from services.bundles.build import BuiltBundle, build_bundle
 from services.bundles.errors import (BundleError, CorruptBundle, DecryptionFailed, ManifestError,
                                      PartDigestMismatch, SignatureInvalid)
 from services.bundles.manifest import Manifest, ManifestPart, parse_manifest
-from services.bundles.unbundle import UnbundledImage, bundle_keys, unbundle, verify_manifest
+from services.bundles.unbundle import UnbundledImage, bundle_keys, local_parts, unbundle, verify_manifest
 
 __all__ = ["BuiltBundle", "BundleError", "CorruptBundle", "DecryptionFailed", "Manifest",
            "ManifestError", "ManifestPart", "PartDigestMismatch", "SignatureInvalid",
-           "UnbundledImage", "build_bundle", "bundle_keys", "parse_manifest", "unbundle",
+           "UnbundledImage", "build_bundle", "bundle_keys", "local_parts", "parse_manifest", "unbundle",
            "verify_manifest"]

@@ -1,0 +1,256 @@
+"""Images: RegisterImage, DescribeImages, DeregisterImage and the image attributes
+(launchPermission, description, kernel, ramdisk)."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from sqlalchemy import select
+
+from clc import images
+from clc.accounts import ADMIN_ACCOUNT, ensure_admin
+from clc.api.query import apply_filters, paginate
+from clc.api.registry import Context, action
+from clc.models.accounts import Account
+from clc.models.images import Image, LaunchPermission
+from clc.models.images import LaunchPermission as LaunchPermissionRow  # a parameter shadows the name
+from clc.tagging import (apply_tag_specifications, delete_all_tags, register_resource, tag_list,
+                         tags_by_resource)
+from services.errors import EC2Error
+
+RESOURCE_TYPE = "image"
+
+
+def _exists(db: Any, account_id: str, image_id: str) -> bool:
+    image = db.get(Image, image_id)
+    return (image is not None and image.state != "deregistered"
+            and images.can_launch(db, image, account_id))
+
+
+for _prefix in images.PREFIXES.values():
+    register_resource(_prefix, RESOURCE_TYPE, _exists, images.not_found)
+
+
+def _fetcher(ctx: Context) -> images.ManifestFetcher:
+    given = getattr(ctx.services, "manifests", None)
+    return given if given is not None else images.walrus_fetcher(ctx.config, ensure_admin(ctx.db))
+
+
+@action("RegisterImage")
+def register_image(ctx: Context, Name: str, ImageLocation: str | None = None,
+                   Description: str | None = None, Architecture: str | None = None,
+                   KernelId: str | None = None, RamdiskId: str | None = None,
+                   BlockDeviceMappings: list[dict[str, Any]] | None = None,
+                   TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
+    if not ImageLocation:
+        raise EC2Error("MissingParameter", "The request must contain the parameter ImageLocation "
+                       "(EBS-backed images are not supported by this cloud)")
+    image = images.register(ctx.db, ctx.account_id, ctx.config.EUCASIM_HOME, _fetcher(ctx),
+                            location=ImageLocation, name=Name, description=Description,
+                            architecture=Architecture, kernel_id=KernelId, ramdisk_id=RamdiskId)
+    apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE, image.id)
+    ctx.trace("decided", f"registered {image.id} from {image.location}", kind=image.kind,
+              size=image.image_size)
+    return {"ImageId": image.id}
+
+
+def _owner_ids(ctx: Context, owners: list[str]) -> set[str]:
+    ids: set[str] = set()
+    for owner in owners:
+        if owner == "self":
+            ids.add(ctx.account_id)
+        elif owner in ("amazon", ADMIN_ACCOUNT):
+            admin = ctx.db.scalar(select(Account.id).where(Account.name == ADMIN_ACCOUNT))
+            ids.update([admin] if admin else [])
+        elif owner.isdigit() and len(owner) == 12:
+            ids.add(owner)
+        elif owner != "aws-marketplace":
+            raise EC2Error("InvalidUserID.Malformed", f"Invalid user id: \"{owner}\"")
+    return ids
+
+
+def _executable_by(ctx: Context, image: Image, users: list[str], shares: dict[str, set[str]]) -> bool:
+    for user in users:
+        if user == "all" and image.is_public:
+            return True
+        account = ctx.account_id if user == "self" else user
+        if account == image.account_id or account in shares.get(image.id, set()):
+            return True
+    return False
+
+
+def _image(image: Image, tags: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ImageId": image.id, "ImageLocation": image.location, "State": image.state,
+        "OwnerId": image.account_id, "Public": bool(image.is_public),
+        "CreationDate": image.created_at.replace(tzinfo=image.created_at.tzinfo or timezone.utc)
+        .astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "Architecture": image.architecture, "ImageType": image.kind, "Name": image.name,
+        "RootDeviceType": "instance-store", "RootDeviceName": image.root_device_name,
+        "VirtualizationType": "paravirtual", "Hypervisor": "xen", "BlockDeviceMappings": [],
+        "ProductCodes": [], "Tags": tag_list(tags)}
+    for key, value in (("KernelId", image.kernel_id), ("RamdiskId", image.ramdisk_id),
+                       ("Description", image.description)):
+        if value:
+            result[key] = value
+    if image.state == "failed":
+        result["StateReason"] = {"Code": "Client.ImageFailed", "Message": image.state_reason or ""}
+    return result
+
+
+def _missing(ids: list[str]) -> EC2Error:
+    if len(ids) == 1:
+        return images.not_found(ids[0])
+    return EC2Error("InvalidAMIID.NotFound", f"The image ids '[{', '.join(ids)}]' do not exist")
+
+
+@action("DescribeImages")
+def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: list[str] | None = None,
+                    ExecutableUsers: list[str] | None = None,
+                    Filters: list[dict[str, Any]] | None = None, MaxResults: int | None = None,
+                    NextToken: str | None = None) -> dict:
+    for image_id in ImageIds or []:
+        images.check_id(image_id)
+    rows = images.visible_images(ctx.db, ctx.account_id)
+    if ImageIds:
+        found = {r.id for r in rows}
+        missing = [i for i in dict.fromkeys(ImageIds) if i not in found]
+        if missing:
+            raise _missing(missing)
+        rows = [r for r in rows if r.id in ImageIds]
+    if Owners:
+        owners = _owner_ids(ctx, Owners)
+        rows = [r for r in rows if r.account_id in owners]
+    shares: dict[str, set[str]] = {}
+    for image_id, account_id in ctx.db.execute(select(LaunchPermission.image_id,
+                                                      LaunchPermission.account_id)):
+        shares.setdefault(image_id, set()).add(account_id)
+    if ExecutableUsers:
+        rows = [r for r in rows if _executable_by(ctx, r, ExecutableUsers, shares)]
+    tags = tags_by_resource(ctx.db, ctx.account_id, RESOURCE_TYPE)
+    rows = apply_filters(rows, Filters, {
+        "architecture": lambda r: r.architecture, "description": lambda r: r.description,
+        "image-id": lambda r: r.id, "image-type": lambda r: r.kind, "is-public": lambda r: r.is_public,
+        "kernel-id": lambda r: r.kernel_id, "ramdisk-id": lambda r: r.ramdisk_id,
+        "manifest-location": lambda r: r.location, "name": lambda r: r.name,
+        "owner-id": lambda r: r.account_id, "state": lambda r: r.state,
+        "root-device-name": lambda r: r.root_device_name,
+        "root-device-type": lambda r: "instance-store", "virtualization-type": lambda r: "paravirtual",
+        "hypervisor": lambda r: "xen", "product-code": lambda r: None,
+        "state-reason-message": lambda r: r.state_reason,
+    }, tags_of=lambda r: tags.get(r.id, {}))
+    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=1000)
+    result: dict[str, Any] = {"Images": [_image(r, tags.get(r.id, {})) for r in page]}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
+@action("DeregisterImage")
+def deregister_image(ctx: Context, ImageId: str) -> dict:
+    images.deregister(ctx.db, ctx.account_id, ImageId)
+    delete_all_tags(ctx.db, ctx.account_id, ImageId)
+    ctx.trace("decided", f"deregistered {ImageId}")
+    return {"Return": True, "DeleteSnapshotResults": []}
+
+
+def _launch_permissions(ctx: Context, image: Image) -> list[dict[str, str]]:
+    perms: list[dict[str, str]] = [{"Group": "all"}] if image.is_public else []
+    return perms + [{"UserId": a} for a in images.shared_with(ctx.db, image.id)]
+
+
+@action("DescribeImageAttribute")
+def describe_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> dict:
+    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=Attribute == "launchPermission")
+    result: dict[str, Any] = {"ImageId": image.id}
+    if Attribute == "launchPermission":
+        result["LaunchPermissions"] = _launch_permissions(ctx, image)
+    elif Attribute == "description":
+        result["Description"] = {"Value": image.description} if image.description else {}
+    elif Attribute == "kernel":
+        result["KernelId"] = {"Value": image.kernel_id} if image.kernel_id else {}
+    elif Attribute == "ramdisk":
+        result["RamdiskId"] = {"Value": image.ramdisk_id} if image.ramdisk_id else {}
+    elif Attribute == "productCodes":
+        result["ProductCodes"] = []
+    elif Attribute == "blockDeviceMapping":
+        result["BlockDeviceMappings"] = []
+    else:
+        raise EC2Error("InvalidParameterValue",
+                       f"Value ({Attribute}) for parameter attribute is invalid. Unknown attribute.")
+    return result
+
+
+def _permission_changes(ctx: Context, LaunchPermission: dict[str, Any] | None,
+                        OperationType: str | None, UserIds: list[str] | None,
+                        UserGroups: list[str] | None) -> list[tuple[str, dict[str, str]]]:
+    """[(add|remove, {"UserId"|"Group": value})], from either way EC2 accepts them."""
+    changes = [(op.lower(), item) for op in ("Add", "Remove")
+               for item in (LaunchPermission or {}).get(op, []) or []]
+    if UserIds or UserGroups:
+        if OperationType not in ("add", "remove"):
+            raise EC2Error("InvalidParameterValue",
+                           f"Value ({OperationType}) for parameter operationType is invalid.")
+        changes += [(OperationType, {"UserId": u}) for u in UserIds or []]
+        changes += [(OperationType, {"Group": g}) for g in UserGroups or []]
+    for _, item in changes:
+        if "Group" in item and item["Group"] != "all":
+            raise EC2Error("InvalidAMIAttributeItemValue",
+                           f'Invalid attribute item value "{item["Group"]}" for group item type.')
+        if "UserId" in item and not images.account_exists(ctx.db, str(item["UserId"])):
+            raise EC2Error("InvalidAMIAttributeItemValue",
+                           f'Invalid attribute item value "{item["UserId"]}" for userId item type.')
+        if "Group" not in item and "UserId" not in item:
+            raise EC2Error("InvalidParameterValue", "A launch permission names a UserId or a Group.")
+    return changes
+
+
+@action("ModifyImageAttribute")
+def modify_image_attribute(ctx: Context, ImageId: str, Attribute: str | None = None,
+                           Description: dict[str, Any] | None = None,
+                           LaunchPermission: dict[str, Any] | None = None,
+                           OperationType: str | None = None, UserIds: list[str] | None = None,
+                           UserGroups: list[str] | None = None, Value: str | None = None) -> None:
+    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
+    if Attribute not in (None, "description", "launchPermission"):
+        raise EC2Error("InvalidParameterValue",
+                       f"Value ({Attribute}) for parameter attribute is invalid.")
+    description = (Description or {}).get("Value")
+    if description is None and Attribute == "description":
+        description = Value
+    changes = _permission_changes(ctx, LaunchPermission, OperationType, UserIds, UserGroups)
+    if description is None and not changes:
+        raise EC2Error("InvalidParameterCombination", "No attributes specified.")
+    if description is not None:
+        image.description = description[:255]
+    for operation, item in changes:
+        if "Group" in item:
+            image.is_public = operation == "add"
+            continue
+        account = str(item["UserId"])
+        row = ctx.db.scalar(select(LaunchPermissionRow).where(
+            LaunchPermissionRow.image_id == image.id, LaunchPermissionRow.account_id == account))
+        if operation == "add" and row is None and account != image.account_id:
+            ctx.db.add(LaunchPermissionRow(image_id=image.id, account_id=account))
+            ctx.db.flush()
+        elif operation == "remove" and row is not None:
+            ctx.db.delete(row)
+            ctx.db.flush()
+    ctx.trace("decided", f"modified {image.id}", public=image.is_public)
+    return None
+
+
+
+
+@action("ResetImageAttribute")
+def reset_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> None:
+    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
+    if Attribute != "launchPermission":
+        raise EC2Error("InvalidParameterValue",
+                       f"Value ({Attribute}) for parameter attribute is invalid. "
+                       "Only launchPermission can be reset.")
+    image.is_public = False
+    for row in ctx.db.scalars(select(LaunchPermission).where(LaunchPermission.image_id == image.id)):
+        ctx.db.delete(row)
+    return None

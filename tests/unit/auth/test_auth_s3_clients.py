@@ -377,3 +377,18 @@ def test_chunk_signature_needs_a_sigv4_identity() -> None:
     view = view_of(grab(make_client("s3", ENDPOINT, "s3"), "get_object", Bucket="b", Key="k"), with_body=False)
     with pytest.raises(ValueError):
         chunk_signature(verified(view), "0" * 64, b"data")
+
+
+def test_sigv4_presigned_url_dated_in_the_future_is_too_skewed() -> None:
+    url = make_client("s3", ENDPOINT, "s3v4").generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"})
+    verified(url_view(url), now=later(-14))
+    error = rejected(url_view(url), now=later(-16))
+    assert (error.code, error.status) == ("RequestTimeTooSkewed", 403)
+
+
+def test_sigv4_scope_date_other_than_x_amz_date_is_malformed() -> None:
+    view = s3v4_view("get_object", Bucket="b", Key="k")
+    day = view.headers["authorization"].split("/")[1]
+    other = view.headers["authorization"].replace(f"/{day}/", "/20000101/")
+    error = rejected(with_header(view, "authorization", other))
+    assert (error.code, error.status) == ("AuthorizationHeaderMalformed", 400)

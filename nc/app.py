@@ -24,7 +24,6 @@ from services.config import CloudConfig, ConfigError, load_config
 from services.messages.node import (ConsoleOutput, InstanceList, InstanceReport, NodeResources,
                                     RunInstance)
 from services.service_app import make_service_app
-from services.tracing import TraceRecorder
 
 BACKGROUND_WORKERS = 4
 
@@ -162,4 +161,4 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "build_node", "add_node_routes", "serving", "TraceRecorder"]
+__all__ = ["create_app", "build_node", "add_node_routes", "serving"]

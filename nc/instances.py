@@ -17,7 +17,7 @@ from nc.instance_store import DiskError
 from nc.launch import Launcher, LaunchCancelled, image_keys
 from nc.models import InstanceRecord, utcnow
 from nc.resources import booked
-from nc.states import LIVE_STATES, USER_SHUTDOWN, TransitionError, internal_error, reason_of, transition
+from nc.states import LIVE_STATES, USER_SHUTDOWN, internal_error, reason_of, transition
 from services.db import Database
 from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState, PowerState, Resources,
                                     RunInstance, StateReason, VmType)
@@ -298,4 +298,4 @@ class InstanceManager:
         self._requests[request.instance_id] = request
 
 
-__all__ = ["InstanceManager", "NotFound", "Refused", "TransitionError"]
+__all__ = ["InstanceManager", "NotFound", "Refused"]

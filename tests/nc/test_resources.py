@@ -3,13 +3,14 @@ instances, a full node refusing, foreign domains not counted, sleep and wake."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from services.internal import InternalCallError
-from services.messages.node import InstanceList, NodeResources
-from tests.nc.conftest import C1_XLARGE, M1_SMALL, run_request, start_node
+from services.internal import InternalCallError, InternalClient
+from services.messages.node import InstanceList, NodeResources, RunInstance
+from tests.nc.conftest import C1_XLARGE, M1_SMALL, SECRET, run_request, start_node
 
 
 def test_max_cores_and_memory_overcommit_the_host(tmp_path: Path) -> None:
@@ -83,3 +84,27 @@ def test_simulated_node_sleeps_only_when_idle_and_refuses_work_asleep(tmp_path: 
         woken = run_request()
         node.run(woken)
         node.wait_state(woken.instance_id, "running")
+
+
+def test_twenty_concurrent_runs_never_overbook(tmp_path: Path) -> None:
+    with start_node(tmp_path / "busy", MAX_CORES=8, MAX_MEM=100_000) as node:
+        requests = [run_request(vm=M1_SMALL) for _ in range(20)]
+
+        def attempt(request: RunInstance) -> int:
+            client = InternalClient(node.url, SECRET)
+            try:
+                client.call("POST", "/internal/instances", request)
+                return 200
+            except InternalCallError as exc:
+                return exc.status
+            finally:
+                client.close()
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(attempt, requests))
+        assert sorted(statuses) == [200] * 8 + [409] * 12
+        assert node.resources().free.cores == 0
+        accepted = [r for r, status in zip(requests, statuses) if status == 200]
+        for request in accepted:
+            node.wait_state(request.instance_id, "running")
+        assert len(node.runtime.hypervisor.list_ours()) == 8

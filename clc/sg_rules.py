@@ -235,3 +235,19 @@ def security_group_rule(row: StoredRule, owner_id: str) -> dict[str, Any]:
     else:
         rule["CidrIpv4"] = row.cidr
     return rule
+
+
+def revoked_rule(row: StoredRule) -> dict[str, Any]:
+    """One rule as the RevokedSecurityGroupRule shape (a flatter cousin of SecurityGroupRule)."""
+    rule: dict[str, Any] = {
+        "SecurityGroupRuleId": rule_id(row), "GroupId": row.group_id, "IsEgress": False,
+        "IpProtocol": row.protocol,
+        "FromPort": -1 if row.from_port is None else row.from_port,
+        "ToPort": -1 if row.to_port is None else row.to_port, "Description": row.description}
+    if row.source_group_id:
+        rule["ReferencedGroupId"] = row.source_group_id
+    elif row.cidr and ":" in row.cidr:
+        rule["CidrIpv6"] = row.cidr
+    else:
+        rule["CidrIpv4"] = row.cidr
+    return rule

@@ -83,8 +83,8 @@ def _source_resolver(ctx: Context) -> sg_rules.GroupResolver:
 def _group_names(db: Session, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
-    return dict(db.execute(select(SecurityGroup.id, SecurityGroup.name)
-                           .where(SecurityGroup.id.in_(ids))).tuples())
+    rows = db.execute(select(SecurityGroup.id, SecurityGroup.name).where(SecurityGroup.id.in_(ids)))
+    return {group_id: name for group_id, name in rows}
 
 
 def _check_text(value: str, param: str) -> None:
@@ -298,7 +298,7 @@ def revoke_security_group_ingress(
     if IpPermissions or any(v is not None for v in legacy.values()) or not SecurityGroupRuleIds:
         specs = sg_rules.expand(_requested(IpPermissions, legacy), _source_resolver(ctx))
     rows = _matching_rules(group, specs, SecurityGroupRuleIds or [])
-    revoked = [sg_rules.security_group_rule(r, group.account_id) for r in rows]
+    revoked = [sg_rules.revoked_rule(r) for r in rows]
     for row in rows:
         group.rules.remove(row)
     ctx.trace("decided", f"revoked {len(rows)} rule(s) on {group.id}")

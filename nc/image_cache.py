@@ -153,8 +153,9 @@ class ImageCache:
         with httpx.stream("GET", ref.url, headers=self._headers(ref.url), timeout=self._timeout,
                           follow_redirects=True) as response:
             if response.status_code != 200:
+                said = response.read()[:300].decode("utf-8", "replace").strip()
                 raise ImageFetchError(f"image download failed: {ref.image_id} from {ref.url}: "
-                                      f"HTTP {response.status_code}")
+                                      f"HTTP {response.status_code}" + (f" {said}" if said else ""))
             with partial.open("wb") as stream:
                 for chunk in response.iter_bytes(1024 * 1024):
                     stream.write(chunk)

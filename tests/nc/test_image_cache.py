@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 
 from nc.image_cache import ImageCache, ImageFetchError, image_key
+from services.internal import InternalAuth
 from services.messages.node import ImageRef, InstanceReport
-from tests.nc.conftest import Node, run_request, start_node, wait_for
+from tests.nc.conftest import SECRET, Node, run_request, start_node, wait_for
 from tests.support.servers import running
 
 MIB = 1024 * 1024
@@ -47,6 +48,10 @@ def images() -> Iterator[ImageServer]:
         server.hits[name] = server.hits.get(name, 0) + 1
         return Response(server.blobs[name], media_type="application/octet-stream")
 
+    @app.get("/internal/images/{bucket}/{name}", dependencies=[Depends(InternalAuth(SECRET))])
+    def signed(bucket: str, name: str) -> Response:
+        return image(name)
+
     @app.get("/slow/{name}")
     def slow(name: str) -> Response:
         server.gate.wait(20)
@@ -75,6 +80,15 @@ def test_download_is_cached_and_checked(tmp_path: Path, images: ImageServer) -> 
     with pytest.raises(ImageFetchError, match="image download failed: emi-00000a03 .*HTTP 404"):
         cache.ensure(ImageRef(image_id="emi-00000a03", url=f"{images.url}/images/emi-00000a03"))
     assert not list((tmp_path / "cache").glob("*.part"))
+
+
+def test_walrus_internal_image_route_gets_a_signed_call(tmp_path: Path, images: ImageServer) -> None:
+    images.blobs["emi-00000a04"] = b"decrypted bundle"
+    ref = images.ref("emi-00000a04").model_copy(
+        update={"url": f"{images.url}/internal/images/my%20bucket/emi-00000a04"})
+    assert ImageCache(tmp_path / "signed", 10, secret=SECRET).ensure(ref).read_bytes() == b"decrypted bundle"
+    with pytest.raises(ImageFetchError, match="HTTP 403"):
+        ImageCache(tmp_path / "unsigned", 10).ensure(ref)
 
 
 def test_least_recently_used_goes_first_and_never_one_in_use(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
-from services.auth import RequestView, verify_ec2
+from services.auth import verify_ec2, view_from_asgi
 from services.db import Database
 from services.config import CloudConfig
 from services.ec2query import parse_request, render_error, render_result
@@ -52,13 +52,6 @@ def _too_large(size: int) -> EC2Error:
                     f"{MAX_BODY_BYTES} bytes.", 413)
 
 
-def _headers(request: Request) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for name, value in request.headers.items():
-        merged[name] = f"{merged[name]},{value}" if name in merged else value
-    return merged
-
-
 class Ec2Endpoint:
     def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder,
                  services: Any = None) -> None:
@@ -91,8 +84,7 @@ class Ec2Endpoint:
         pairs = parse_qsl(raw_query, keep_blank_values=True)
         if request.method == "POST" and "x-www-form-urlencoded" in request.headers.get("content-type", ""):
             pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        view = RequestView(method=request.method, raw_path=request.scope.get("raw_path", b"/").decode(),
-                           raw_query=raw_query, headers=_headers(request), body=body)
+        view = view_from_asgi(request.scope, body)
         lookups: dict[str, AccessKeyInfo | None] = {}
 
         def secret_of(access_key: str) -> str | None:

@@ -127,6 +127,13 @@ class CloudConfig(BaseSettings):
     VNET_PUBINTERFACE: str = "eth0"
     VNET_BRIDGE: str = "br0"
 
+    # Serve the public endpoints (Walrus, the CLC) over HTTPS with a certificate from the
+    # cloud's own CA, created under $EUCASIM_HOME/tls at first start (services/tls.py).
+    PUBLIC_HTTPS: bool = False
+    # A JSON list of access keys (AccessKeyInfo fields) for a Walrus that runs without a CLC;
+    # empty means Walrus asks the CLC.
+    WALRUS_ACCESS_KEYS: str = ""
+
     @classmethod
     def settings_customise_sources(
         cls,

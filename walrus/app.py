@@ -6,6 +6,7 @@ operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` docume
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 from pathlib import Path
@@ -21,8 +22,10 @@ from services.db import Database
 from services.errors import AwsError, InternalError
 from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
 from services.internal import InternalClient
+from services.messages.identity import AccessKeyInfo
 from services.s3xml import error_xml
 from services.service_app import make_service_app
+from services.tls import ensure_tls
 from services.tracing import TraceRecorder, current_request_id
 from walrus import dispatch
 from walrus.authn import authenticate, request_view
@@ -107,11 +110,29 @@ class Walrus:
         return response
 
 
+def default_keys(config: CloudConfig) -> KeyDirectory:
+    """The CLC's directory; a fixed list when WALRUS_ACCESS_KEYS names a JSON file."""
+    if config.WALRUS_ACCESS_KEYS:
+        entries = json.loads(Path(config.WALRUS_ACCESS_KEYS).read_text())
+        return StaticKeyDirectory([AccessKeyInfo.model_validate(e) for e in entries])
+    return ClcKeyDirectory(InternalClient(config.service_url("clc"), config.CLOUD_SECRET))
+
+
+def server_options(config: CloudConfig) -> dict[str, object]:
+    """uvicorn settings for Walrus (the launcher and `python -m walrus` use them)."""
+    options: dict[str, object] = {"host": config.BIND_ADDRESS, "port": config.WALRUS_PORT,
+                                  "log_level": "warning"}
+    if config.PUBLIC_HTTPS:
+        files = ensure_tls(config)
+        options.update(ssl_certfile=str(files.certfile), ssl_keyfile=str(files.keyfile))
+    return options
+
+
 def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = None) -> FastAPI:
     config = config or load_config()
     app, recorder = make_service_app("walrus", config.CLOUD_SECRET)
     if keys is None:
-        keys = ClcKeyDirectory(InternalClient(config.service_url("clc"), config.CLOUD_SECRET))
+        keys = default_keys(config)
     walrus = Walrus(config, keys, recorder)
     app.state.walrus = walrus
 

@@ -15,6 +15,7 @@ from services.config import CloudConfig, load_config
 from services.identity import StaticKeyDirectory
 from services.messages.identity import AccessKeyInfo
 from tests.support.servers import running
+from tests.walrus.process import walrus_process
 from walrus.app import create_app
 
 ALICE = AccessKeyInfo(access_key="AKIAALICE0000000001", secret_key="alice-secret-key-0000000000",
@@ -31,9 +32,11 @@ class WalrusServer:
     url: str
     home: Path
     config: CloudConfig
+    ca_bundle: str | None = None
 
     def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
         return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            verify=self.ca_bundle if self.ca_bundle else None,
                             aws_access_key_id=who.access_key, aws_secret_access_key=who.secret_key,
                             config=Config(s3={"addressing_style": "path"},
                                           retries={"max_attempts": 1}, **config))
@@ -54,7 +57,24 @@ def make_config(home: Path, **extra: object) -> CloudConfig:
 
 @pytest.fixture(scope="session")
 def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    """Walrus as a real process over HTTP."""
     home = tmp_path_factory.mktemp("walrus-home")
+    with walrus_process(home, [ALICE, BOB, CLOUD]) as (url, _):
+        yield WalrusServer(url, home, make_config(home))
+
+
+@pytest.fixture(scope="session")
+def walrus_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    """Walrus as a real process over HTTPS, its certificate from the cloud CA."""
+    home = tmp_path_factory.mktemp("walrus-tls-home")
+    with walrus_process(home, [ALICE, BOB, CLOUD], https=True) as (url, _):
+        yield WalrusServer(url, home, make_config(home), ca_bundle=str(home / "tls" / "ca.pem"))
+
+
+@pytest.fixture(scope="session")
+def walrus_in_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    """Walrus served from this process, for tests that reach into create_app."""
+    home = tmp_path_factory.mktemp("walrus-thread-home")
     config = make_config(home)
     app = create_app(config, keys=StaticKeyDirectory([ALICE, BOB, CLOUD]))
     with running(app) as url:

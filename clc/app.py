@@ -3,17 +3,24 @@ API, and (later) the instance metadata service. `create_app` is the uvicorn fact
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import select
 
 import clc.api  # noqa: F401  (registers every EC2 action)
+import clc.api.instances  # noqa: F401
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
+from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
+from clc.reconcile import Reconciler
+from clc.zones_client import ZoneServices
 from services import credentials
 from services.config import CloudConfig, load_config
 from services.db import Database
@@ -51,13 +58,29 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
     db = Database(config.database_url("clc"))
     bootstrap(config, db)
-    app, recorder = make_service_app("clc", config.CLOUD_SECRET)
+    zones = ZoneServices(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The instance reconciliation loop runs as long as the app serves.
+        stop = asyncio.Event()
+        task = asyncio.create_task(Reconciler(config, db, zones, recorder).run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+            zones.close()
+
+    app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
-    endpoint = Ec2Endpoint(config, db, recorder)
+    endpoint = Ec2Endpoint(config, db, recorder, services=zones)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
+    # After the EC2 routes, so /services/compute/ never reads as a metadata version.
+    app.include_router(metadata_router(config, db))
     return app

@@ -1,0 +1,103 @@
+"""MANAGED-mode addresses, as Eucalyptus hands them out: every security group of an account
+gets a private network of VNET_ADDRSPERNET addresses carved out of VNET_SUBNET/VNET_NETMASK
+(its index is the VLAN tag), an instance gets the lowest free address of its first group's
+network and, from VNET_PUBLICIPS, the lowest free public address; its MAC is `d0:0d:` + the
+hex digits of its id.
+
+Nothing is stored apart from the instances themselves: what is taken is read from the
+instances that still hold addresses (every state but terminated), so a terminated instance
+frees its addresses without any bookkeeping. Callers serialise allocation (one RunInstances
+at a time allocates), so two launches never pick the same address."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clc.models.instances import Instance, InstanceGroup
+from services.config import CloudConfig
+from services.errors import EC2Error
+from services.messages.node import InstanceNetwork, instance_mac
+
+# Eucalyptus leaves the first VLANs to the host's own networks.
+FIRST_NETWORK = 2
+# In each network: .0 is the network, .1 the CC's gateway, the last the broadcast address.
+FIRST_HOST = 2
+
+
+@dataclass(frozen=True)
+class Addresses:
+    mac: str
+    private_ip: str | None
+    public_ip: str | None
+    vlan: int | None        # the network's index; a VLAN tag only in MANAGED mode
+    bridge: str
+    tagged: bool = True
+
+    def network(self) -> InstanceNetwork:
+        return InstanceNetwork(mac=self.mac, bridge=self.bridge, private_ip=self.private_ip,
+                               public_ip=self.public_ip, vlan=self.vlan if self.tagged else None)
+
+
+def public_pool(spec: str) -> list[str]:
+    """VNET_PUBLICIPS: `a.b.c.d-a.b.c.e` ranges and single addresses, spaces or commas apart."""
+    pool: list[str] = []
+    for part in spec.replace(",", " ").split():
+        first, dash, last = part.partition("-")
+        start = ipaddress.IPv4Address(first)
+        end = ipaddress.IPv4Address(last) if dash else start
+        pool.extend(str(ipaddress.IPv4Address(n)) for n in range(int(start), int(end) + 1))
+    return pool
+
+
+class AddressPlan:
+    def __init__(self, config: CloudConfig) -> None:
+        self.mode = config.VNET_MODE
+        self.bridge = config.VNET_BRIDGE
+        self.per_net = config.VNET_ADDRSPERNET
+        self.subnet = ipaddress.IPv4Network(f"{config.VNET_SUBNET}/{config.VNET_NETMASK}", strict=False)
+        self.networks = self.subnet.num_addresses // self.per_net
+        self.public = public_pool(config.VNET_PUBLICIPS)
+
+    def network_of(self, db: Session, account_id: str, group_id: str) -> int:
+        """The VLAN of a group's network: the one its live instances use, else the lowest free."""
+        taken = db.scalars(
+            select(Instance.vlan).join(InstanceGroup, InstanceGroup.instance_id == Instance.id)
+            .where(Instance.account_id == account_id, InstanceGroup.group_id == group_id,
+                   Instance.state != "terminated", Instance.vlan.is_not(None)).limit(1)).first()
+        if taken is not None:
+            return taken
+        used = set(db.scalars(select(Instance.vlan).where(Instance.state != "terminated",
+                                                          Instance.vlan.is_not(None))))
+        for vlan in range(FIRST_NETWORK, self.networks):
+            if vlan not in used:
+                return vlan
+        raise EC2Error("InsufficientFreeAddressesInSubnet",
+                       f"Every one of the {self.networks} private networks of {self.subnet} is in use.")
+
+    def allocate(self, db: Session, account_id: str, group_id: str,
+                 instance_ids: list[str]) -> dict[str, Addresses]:
+        macs = {i: instance_mac(i) for i in instance_ids}
+        if self.mode == "SYSTEM":  # addresses come from the site's own DHCP server
+            return {i: Addresses(macs[i], None, None, None, self.bridge, tagged=False)
+                    for i in instance_ids}
+        vlan = self.network_of(db, account_id, group_id)
+        base = int(self.subnet.network_address) + vlan * self.per_net
+        taken = set(db.scalars(select(Instance.private_ip).where(
+            Instance.state != "terminated", Instance.vlan == vlan)))
+        hosts = (str(ipaddress.IPv4Address(base + n)) for n in range(FIRST_HOST, self.per_net - 1))
+        free_private = [ip for ip in hosts if ip not in taken]
+        if len(free_private) < len(instance_ids):
+            raise EC2Error("InsufficientFreeAddressesInSubnet",
+                           f"The network of security group {group_id} ({vlan}) has "
+                           f"{len(free_private)} free addresses; {len(instance_ids)} are needed.")
+        public_taken = set(db.scalars(select(Instance.public_ip).where(
+            Instance.state != "terminated", Instance.public_ip.is_not(None))))
+        free_public = iter(ip for ip in self.public if ip not in public_taken)
+        bridge = f"eucabr{vlan}" if self.mode == "MANAGED" else self.bridge
+        return {i: Addresses(macs[i], free_private[n], next(free_public, None), vlan, bridge,
+                             tagged=self.mode == "MANAGED")
+                for n, i in enumerate(instance_ids)}

@@ -1,0 +1,220 @@
+"""Instances: RunInstances, DescribeInstances, DescribeInstanceStatus, TerminateInstances,
+RebootInstances, Stop/StartInstances, GetConsoleOutput, Describe/ModifyInstanceAttribute."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from sqlalchemy import delete
+
+from clc import tagging
+from clc.api.query import apply_filters, paginate
+from clc.api.registry import Context, action
+from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
+from clc.instances import exists, not_found, owned, request_termination, utcnow
+from clc.launch import LaunchRequest, launch
+from clc.models.instances import Instance, InstanceGroup
+from clc.models.resources import SecurityGroup
+from clc.zones_client import ZoneUnavailable
+from services.errors import EC2Error
+from services.internal import InternalCallError
+
+LOG = logging.getLogger(__name__)
+
+tagging.register_resource("i", "instance", exists, lambda rid: not_found([rid]))
+
+
+@action("RunInstances")
+def run_instances(ctx: Context, ImageId: str, MinCount: int, MaxCount: int,
+                  InstanceType: str = "m1.small", KeyName: str | None = None,
+                  SecurityGroups: list[str] | None = None, SecurityGroupIds: list[str] | None = None,
+                  UserData: str | None = None, Placement: dict[str, Any] | None = None,
+                  KernelId: str | None = None, RamdiskId: str | None = None,
+                  ClientToken: str | None = None,
+                  TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
+    rows = launch(ctx, LaunchRequest(
+        image_id=ImageId, min_count=MinCount, max_count=MaxCount, instance_type=InstanceType,
+        key_name=KeyName, group_names=list(SecurityGroups or []),
+        group_ids=list(SecurityGroupIds or []), user_data_b64=UserData or "",
+        zone=(Placement or {}).get("AvailabilityZone"), kernel_id=KernelId, ramdisk_id=RamdiskId,
+        client_token=ClientToken, tag_specifications=list(TagSpecifications or [])))
+    extras = Extras.load(ctx.db, ctx.account_id, rows)
+    return {"ReservationId": rows[0].reservation_id, "OwnerId": ctx.account_id,
+            "Groups": extras.groups_of(rows[0]), "Instances": [instance_dict(r, extras) for r in rows]}
+
+
+@action("DescribeInstances")
+def describe_instances(ctx: Context, InstanceIds: list[str] | None = None,
+                       Filters: list[dict[str, Any]] | None = None,
+                       MaxResults: int | None = None, NextToken: str | None = None) -> dict:
+    if InstanceIds and MaxResults is not None:
+        raise EC2Error("InvalidParameterCombination",
+                       "The parameter instancesSet cannot be used with the parameter maxResults")
+    rows = owned(ctx.db, ctx.account_id, InstanceIds or None)
+    extras = Extras.load(ctx.db, ctx.account_id, rows)
+    rows = apply_filters(rows, Filters, filters(extras), tags_of=extras.tags_of)
+    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=1000)
+    result: dict[str, Any] = {"Reservations": reservations(page, extras)}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
+@action("DescribeInstanceStatus")
+def describe_instance_status(ctx: Context, InstanceIds: list[str] | None = None,
+                             Filters: list[dict[str, Any]] | None = None,
+                             MaxResults: int | None = None, NextToken: str | None = None,
+                             IncludeAllInstances: bool = False) -> dict:
+    if InstanceIds and MaxResults is not None:
+        raise EC2Error("InvalidParameterCombination",
+                       "The parameter instancesSet cannot be used with the parameter maxResults")
+    rows = owned(ctx.db, ctx.account_id, InstanceIds or None)
+    if not IncludeAllInstances:
+        rows = [r for r in rows if r.state == "running"]
+    statuses = apply_filters([status_dict(r) for r in rows], Filters, {
+        "availability-zone": lambda s: s["AvailabilityZone"],
+        "instance-state-name": lambda s: s["InstanceState"]["Name"],
+        "instance-state-code": lambda s: s["InstanceState"]["Code"],
+        "instance-status.status": lambda s: s["InstanceStatus"]["Status"],
+        "instance-status.reachability": lambda s: [d["Status"] for d in s["InstanceStatus"]["Details"]],
+        "system-status.status": lambda s: s["SystemStatus"]["Status"],
+        "system-status.reachability": lambda s: [d["Status"] for d in s["SystemStatus"]["Details"]],
+        "event.code": lambda s: None})
+    page, token = paginate(statuses, MaxResults, NextToken, minimum=5, maximum=1000)
+    result: dict[str, Any] = {"InstanceStatuses": page}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
+def _tell_zone(ctx: Context, what: str, instance: Instance) -> Any:
+    """Pass a user's request on to the zone now; when the zone cannot be reached the
+    reconciliation loop carries it out later, so failures here are only logged."""
+    call = getattr(ctx.services, what, None)
+    if call is None or instance.node is None:
+        return None
+    try:
+        return call(instance.zone, instance.id)
+    except (ZoneUnavailable, InternalCallError) as exc:
+        LOG.info("%s %s: left to the reconciliation loop (%s)", what, instance.id, exc)
+        return None
+
+
+@action("TerminateInstances")
+def terminate_instances(ctx: Context, InstanceIds: list[str]) -> dict:
+    rows = owned(ctx.db, ctx.account_id, InstanceIds)
+    changes = []
+    for row in rows:
+        before = state_of(row)
+        request_termination(row)
+        if row.state == "shutting-down":
+            _tell_zone(ctx, "terminate", row)
+        changes.append({"InstanceId": row.id, "PreviousState": before, "CurrentState": state_of(row)})
+        ctx.trace("decided", f"terminate {row.id}: {before['Name']} -> {row.state}")
+    return {"TerminatingInstances": changes}
+
+
+@action("RebootInstances")
+def reboot_instances(ctx: Context, InstanceIds: list[str]) -> None:
+    for row in owned(ctx.db, ctx.account_id, InstanceIds):
+        if row.state == "running":
+            _tell_zone(ctx, "reboot", row)
+
+
+def _not_ebs(instance_ids: list[str], verb: str, ctx: Context) -> EC2Error:
+    rows = owned(ctx.db, ctx.account_id, instance_ids)
+    first = rows[0].id if rows else instance_ids[0]
+    return EC2Error("UnsupportedOperation",
+                    f"The instance '{first}' does not have an 'ebs' root device type and cannot be {verb}.")
+
+
+@action("StopInstances")
+def stop_instances(ctx: Context, InstanceIds: list[str], Force: bool = False) -> dict:
+    # Every eucasim instance boots from the instance store; EC2 cannot stop those.
+    raise _not_ebs(InstanceIds, "stopped", ctx)
+
+
+@action("StartInstances")
+def start_instances(ctx: Context, InstanceIds: list[str]) -> dict:
+    raise _not_ebs(InstanceIds, "started", ctx)
+
+
+@action("GetConsoleOutput")
+def get_console_output(ctx: Context, InstanceId: str, Latest: bool = False) -> dict:
+    row = owned(ctx.db, ctx.account_id, [InstanceId])[0]
+    console = _tell_zone(ctx, "console", row)
+    text = console.output if console is not None else ""
+    return {"InstanceId": row.id, "Timestamp": console.timestamp if console is not None else utcnow(),
+            "Output": base64.b64encode(text.encode("utf-8", "replace")).decode()}
+
+
+def _value(value: Any) -> dict[str, Any]:
+    return {"Value": value}
+
+
+ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermination",
+              "instanceInitiatedShutdownBehavior", "rootDeviceName", "blockDeviceMapping",
+              "productCodes", "sourceDestCheck", "groupSet", "ebsOptimized", "sriovNetSupport",
+              "enaSupport", "disableApiStop")
+
+
+@action("DescribeInstanceAttribute")
+def describe_instance_attribute(ctx: Context, InstanceId: str, Attribute: str) -> dict:
+    row = owned(ctx.db, ctx.account_id, [InstanceId])[0]
+    if Attribute not in ATTRIBUTES:
+        raise EC2Error("InvalidParameterValue",
+                       f"Value ({Attribute}) for parameter attribute is invalid. Unknown attribute.")
+    extras = Extras.load(ctx.db, ctx.account_id, [row])
+    values: dict[str, tuple[str, Any]] = {
+        "instanceType": ("InstanceType", _value(row.instance_type)),
+        "kernel": ("KernelId", _value(row.kernel_id) if row.kernel_id else {}),
+        "ramdisk": ("RamdiskId", _value(row.ramdisk_id) if row.ramdisk_id else {}),
+        "userData": ("UserData", _value(row.user_data_b64) if row.user_data_b64 else {}),
+        "disableApiTermination": ("DisableApiTermination", _value(False)),
+        "disableApiStop": ("DisableApiStop", _value(False)),
+        "instanceInitiatedShutdownBehavior": ("InstanceInitiatedShutdownBehavior", _value("terminate")),
+        "rootDeviceName": ("RootDeviceName", _value("/dev/sda1")),
+        "blockDeviceMapping": ("BlockDeviceMappings", []),
+        "productCodes": ("ProductCodes", []),
+        "sourceDestCheck": ("SourceDestCheck", _value(True)),
+        "groupSet": ("Groups", extras.groups_of(row)),
+        "ebsOptimized": ("EbsOptimized", _value(False)),
+        "sriovNetSupport": ("SriovNetSupport", {}),
+        "enaSupport": ("EnaSupport", _value(False)),
+    }
+    member, value = values[Attribute]
+    return {"InstanceId": row.id, member: value}
+
+
+@action("ModifyInstanceAttribute")
+def modify_instance_attribute(ctx: Context, InstanceId: str, Attribute: str | None = None,
+                              Value: str | None = None, Groups: list[str] | None = None,
+                              InstanceType: dict[str, Any] | None = None,
+                              UserData: dict[str, Any] | None = None,
+                              Kernel: dict[str, Any] | None = None,
+                              Ramdisk: dict[str, Any] | None = None) -> None:
+    row = owned(ctx.db, ctx.account_id, [InstanceId])[0]
+    needs_stopped = {"instanceType": InstanceType, "userData": UserData, "kernel": Kernel,
+                     "ramdisk": Ramdisk}
+    if Attribute in needs_stopped or any(v is not None for v in needs_stopped.values()):
+        # EC2 changes these only while the instance is stopped, which no instance-store
+        # instance ever is.
+        raise EC2Error("IncorrectInstanceState",
+                       f"The instance '{row.id}' is not in the 'stopped' state.")
+    if Groups is not None or Attribute == "groupSet":
+        ids = Groups if Groups is not None else [v for v in (Value or "").split(",") if v]
+        if not ids:
+            raise EC2Error("InvalidParameterValue", "Value for parameter groupSet is invalid: empty.")
+        groups = []
+        for group_id in dict.fromkeys(ids):
+            group = ctx.db.get(SecurityGroup, group_id)
+            if group is None or group.account_id != ctx.account_id:
+                raise EC2Error("InvalidGroup.NotFound", f"The security group '{group_id}' does not exist")
+            groups.append(group)
+        ctx.db.execute(delete(InstanceGroup).where(InstanceGroup.instance_id == row.id))
+        ctx.db.add_all(InstanceGroup(instance_id=row.id, group_id=g.id, group_name=g.name) for g in groups)
+        return None
+    raise EC2Error("InvalidParameterCombination",
+                   f"The attribute '{Attribute}' of instance '{row.id}' cannot be modified in eucasim.")

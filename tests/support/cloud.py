@@ -1,0 +1,171 @@
+"""The whole cloud for end-to-end tests: CLC, Walrus, a multi-node simulated NC and the CC as
+real processes on free ports, started by the launcher exactly as `eucasim up` starts them, with
+a temporary EUCASIM_HOME and a short polling period.
+
+    with running_cloud(tmp_path, nodes=3, SCHEDPOLICY="ROUNDROBIN") as cloud:
+        image = cloud.register_image()                  # a simulated machine image (no bundle)
+        ec2 = cloud.ec2()                               # boto3, admin account
+        ...
+        cloud.booked_cores()                            # {node id: cores booked} from the CC
+
+Settings are passed to every process through its environment (which beats any
+eucalyptus.conf), so the test process's own environment cannot leak in."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from services import credentials, launcher
+from services.config import CloudConfig, load_config
+from services.db import Database
+from services.internal import InternalClient
+from services.messages.admin import AccountCreated, NewAccount
+from services.messages.cluster import NodeList
+from services.messages.identity import AccessKeyInfo
+from tests.support.servers import free_port
+
+SECRET = "test-cloud-secret-e2e"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30.0, every: float = 0.1,
+               what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Cloud:
+    home: Path
+    config: CloudConfig
+    services: list[launcher.RunningService]
+    admin: AccessKeyInfo
+
+    @property
+    def clc_url(self) -> str:
+        return self.config.service_url("clc")
+
+    @property
+    def cc_url(self) -> str:
+        return self.config.service_url("cc")
+
+    @property
+    def db(self) -> Database:
+        return Database(self.config.database_url("clc"))
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def ec2(self, key: AccessKeyInfo | None = None) -> Any:
+        key = key or self.admin
+        return boto3.client("ec2", endpoint_url=self.clc_url, region_name=self.config.REGION,
+                            aws_access_key_id=key.access_key, aws_secret_access_key=key.secret_key,
+                            config=Config(retries={"max_attempts": 1}))
+
+    def cli_env(self, key: AccessKeyInfo | None = None) -> dict[str, str]:
+        key = key or self.admin
+        return {**os.environ, "AWS_ACCESS_KEY_ID": key.access_key,
+                "AWS_SECRET_ACCESS_KEY": key.secret_key, "AWS_DEFAULT_REGION": self.config.REGION,
+                "AWS_ENDPOINT_URL_EC2": self.clc_url, "AWS_MAX_ATTEMPTS": "1",
+                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+    def internal(self, service: str) -> InternalClient:
+        return InternalClient(self.config.service_url(service), SECRET, timeout=30)
+
+    def new_account(self, name: str) -> AccessKeyInfo:
+        client = self.internal("clc")
+        try:
+            return client.call("POST", "/internal/admin/accounts", NewAccount(name=name), AccountCreated).key
+        finally:
+            client.close()
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def register_image(self, owner: AccessKeyInfo | None = None, public: bool = True,
+                       shared_with: list[str] | None = None) -> str:
+        """A real 1 MiB machine image: bundled, uploaded to Walrus and registered (the images
+        work's `register_tiny_image`), then made private and shared as asked."""
+        from clc.images import register_tiny_image
+
+        owner = owner or self.admin
+        db = self.db
+        try:
+            with db.session() as session:
+                image_id = register_tiny_image(session, self.config, owner,
+                                               name=f"test-{secrets.token_hex(4)}")
+        finally:
+            db.engine.dispose()
+        ec2 = self.ec2(owner)
+        if not public:
+            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
+        if shared_with:
+            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={
+                "Add": [{"UserId": account} for account in shared_with]})
+        return image_id
+
+    def nodes(self) -> NodeList:
+        client = self.internal("cc")
+        try:
+            return client.call("GET", "/internal/nodes", None, NodeList)
+        finally:
+            client.close()
+
+    def booked_cores(self) -> dict[str, int]:
+        """Cores each node has booked (max - free), as the CC sees them now."""
+        return {n.name: (n.max.cores - n.free.cores) if n.max and n.free else 0
+                for n in self.nodes().nodes}
+
+    def metadata(self, instance_id: str, path: str, method: str = "GET",
+                 headers: dict[str, str] | None = None) -> httpx.Response:
+        """Ask the metadata service as `instance_id` (simulated mode's instance header)."""
+        return httpx.request(method, f"{self.clc_url}{path}",
+                             headers={"X-Eucasim-Instance-Id": instance_id, **(headers or {})},
+                             timeout=10)
+
+
+def _settings(home: Path, nodes: int, overrides: dict[str, object]) -> dict[str, str]:
+    ports = {name: free_port() for name in ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
+    settings: dict[str, object] = {
+        "EUCASIM_HOME": home, "CLOUD_SECRET": SECRET, "PUBLIC_HOST": "127.0.0.1",
+        "BIND_ADDRESS": "127.0.0.1", "HYPERVISOR_URI": "test:///default",
+        "NC_POLLING_FREQUENCY": 0.5, "NC_SIMULATED_NODES": nodes, "SCHEDPOLICY": "ROUNDROBIN",
+        "MAX_CORES": 8, "MAX_MEM": 16384, "MAX_DISK": 500, **ports, **overrides}
+    return {k: str(v) for k, v in settings.items()}
+
+
+@contextmanager
+def running_cloud(home: Path, nodes: int = 2, **overrides: object) -> Iterator[Cloud]:
+    """Start the cloud; `overrides` are eucalyptus.conf keys (MAX_CORES, SCHEDPOLICY, …)."""
+    home = Path(home).absolute()
+    env = _settings(home, nodes, overrides)
+    config = load_config(**{k: v for k, v in env.items() if k in CloudConfig.model_fields})
+    specs = launcher.plan(config, nodes)
+    for spec in specs:
+        spec.env = {**env, **spec.env}
+    services = launcher.start(config, specs, timeout=90)
+    try:
+        cloud = Cloud(home=home, config=config, services=services,
+                      admin=credentials.read(home).key)
+        # The CC answers before its first poll of the nodes; wait until every node is up.
+        wait_until(lambda: [n for n in cloud.nodes().nodes if n.state == "up"].__len__() >= nodes,
+                   timeout=30, what="every node up in the CC")
+        yield cloud
+    finally:
+        launcher.stop(services)

@@ -78,7 +78,7 @@ def add_node_routes(app: FastAPI, node: Callable[[], NodeRuntime]) -> None:
     def run_instance(body: RunInstance) -> InstanceReport:
         runtime = node()
         with _answers():
-            return runtime.manager.run(body, runtime.resources().max)
+            return runtime.manager.run(body, runtime.capacity())
 
     @app.get("/internal/instances/{instance_id}", dependencies=guard)
     def describe_instance(instance_id: str) -> InstanceReport:

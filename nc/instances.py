@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import Executor
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from nc.hypervisor import HypervisorError, tail_of
 from nc.image_cache import ImageFetchError
@@ -86,8 +86,14 @@ class InstanceManager:
             return self.report(record)
 
     def booked(self) -> Resources:
-        return booked(VmType(name=r.vm_name, cpu=r.cores, memory_mb=r.memory_mb, disk_gb=r.disk_gb)
-                      for r in self.live_records())
+        """What live instances booked, summed in SQL (asked on every run and every poll)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb,
+                       func.count()).where(InstanceRecord.state.in_(LIVE_STATES))
+                .group_by(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb)).all()
+        return booked(VmType(name="-", cpu=cores, memory_mb=memory, disk_gb=disk)
+                      for cores, memory, disk, count in rows for _ in range(count))
 
     def keys_in_use(self) -> set[str]:
         keys: set[str] = set()

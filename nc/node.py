@@ -19,7 +19,7 @@ from nc.launch import Launcher
 from nc.reconcile import Summary, reconcile_at_start, watch
 from nc.resources import Limits, host_figures, maximum
 from services.db import Database
-from services.messages.node import NodeResources
+from services.messages.node import NodeResources, Resources
 from services.tracing import TraceRecorder
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -83,9 +83,16 @@ class NodeRuntime:
     def watch(self) -> list[str]:
         return watch(self.manager)
 
-    def resources(self) -> NodeResources:
+    def host(self) -> Resources:
         info = self.hypervisor.host_info()
-        host = host_figures(info.cores, info.memory_mb, self.settings.instance_root)
+        return host_figures(info.cores, info.memory_mb, self.settings.instance_root)
+
+    def capacity(self) -> Resources:
+        """The node's maximum: MAX_CORES/MAX_MEM/MAX_DISK or the host's figures."""
+        return maximum(self.settings.limits, self.host())
+
+    def resources(self) -> NodeResources:
+        host = self.host()
         top = maximum(self.settings.limits, host)
         return NodeResources(node_id=self.node_id, max=top, free=top.minus(self.manager.booked()),
                              host=host, power=self.manager.power, hypervisor=self.hypervisor.uri)

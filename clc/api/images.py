@@ -50,7 +50,7 @@ def register_image(ctx: Context, Name: str, ImageLocation: str | None = None,
                             location=ImageLocation, name=Name, description=Description,
                             architecture=Architecture, kernel_id=KernelId, ramdisk_id=RamdiskId)
     apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE, image.id)
-    ctx.trace("decided", f"registered {image.id} from {image.location}", kind=image.kind,
+    ctx.trace("decided", f"registered {image.id} from {image.location}", image_kind=image.kind,
               size=image.image_size)
     return {"ImageId": image.id}
 

@@ -85,6 +85,10 @@ class InstanceManager:
                 raise NotFound(f"no instance {instance_id} on node {self.node_id}")
             return self.report(record)
 
+    def is_preparing(self, instance_id: str) -> bool:
+        with self._lock:
+            return instance_id in self._preparing
+
     def booked(self) -> Resources:
         """What live instances booked, summed in SQL (asked on every run and every poll)."""
         with self.db.session() as session:

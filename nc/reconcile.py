@@ -78,8 +78,8 @@ def watch(manager: InstanceManager) -> list[str]:
     changed = []
     hypervisor = manager.launcher.hypervisor
     for record in manager.live_records():
-        if record.state != "running":
-            continue
+        if record.state != "running" or manager.is_preparing(record.instance_id):
+            continue    # a launch or restart in flight owns the domain for now
         try:
             state = hypervisor.state(record.instance_id)
         except HypervisorError:

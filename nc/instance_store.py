@@ -48,7 +48,7 @@ def _sparse(path: Path, size: int) -> None:
 
 def _sparse_copy(source: Path, target: Path) -> None:
     """Copy skipping runs of zeros, so an almost empty image stays almost empty."""
-    block = MIB
+    block = 64 * 1024
     zero = bytes(block)
     with source.open("rb") as src, target.open("wb") as dst:
         while chunk := src.read(block):

@@ -84,17 +84,18 @@ def test_prefix_without_match_and_bad_token(s3, bucket):  # type: ignore[no-unty
 
 def test_many_keys_under_many_prefixes_page_in_order(walrus, s3, bucket):  # type: ignore[no-untyped-def]
     # Rows go straight into the database: a listing over thousands of keys, fast to set up.
+    from sqlalchemy import insert
+
     from walrus.catalog import utcnow
     from walrus.models import Object
 
-    db = walrus.database()
     keys = [f"p{i % 40:02d}/k{i:05d}" for i in range(3000)]
-    with db.session() as session:
-        for key in keys:
-            session.add(Object(bucket=bucket, key=key, size=0, etag="d41d8cd98f00b204e9800998ecf8427e",
-                               last_modified=utcnow(), content_type="binary/octet-stream", meta={},
-                               checksums={}, segments=[], parts_count=None,
-                               owner_id="111111111111", owner_name="alice", acl=[]))
+    with walrus.database().session() as session:
+        session.execute(insert(Object), [
+            {"bucket": bucket, "key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e",
+             "last_modified": utcnow(), "content_type": "binary/octet-stream", "meta": {},
+             "checksums": {}, "segments": [], "parts_count": None, "owner_id": "111111111111",
+             "owner_name": "alice", "acl": []} for key in keys])
     listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
               for o in page.get("Contents", [])]
     assert listed == sorted(keys)

@@ -112,13 +112,25 @@ class Cloud:
                                                name=f"test-{secrets.token_hex(4)}")
         finally:
             db.engine.dispose()
-        ec2 = self.ec2(owner)
-        if not public:
-            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
-        if shared_with:
-            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={
-                "Add": [{"UserId": account} for account in shared_with]})
+        self.set_launch_permission(image_id, public=public, shared_with=shared_with or [])
         return image_id
+
+    def set_launch_permission(self, image_id: str, *, public: bool | None = None,
+                              shared_with: list[str] = []) -> None:  # noqa: B006 (read only)
+        """Who may launch an image, written to the CLC's tables (ModifyImageAttribute's effect)."""
+        from clc.models.images import Image, LaunchPermission
+
+        db = self.db
+        try:
+            with db.session() as session:
+                image = session.get(Image, image_id)
+                assert image is not None
+                if public is not None:
+                    image.is_public = public
+                for account in shared_with:
+                    session.add(LaunchPermission(image_id=image_id, account_id=account))
+        finally:
+            db.engine.dispose()
 
     def nodes(self) -> NodeList:
         client = self.internal("cc")

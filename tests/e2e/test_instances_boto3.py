@@ -1,0 +1,248 @@
+"""Instances end to end with boto3 against real processes (CLC, Walrus, CC, a 3-node simulated
+NC): launch with a key pair, a group and user data, wait for running, see the ROUNDROBIN
+spread, read the console, the metadata and the user data as an instance, terminate, and see
+the nodes' booked cores go back to zero. Another account sees none of it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.cloud import Cloud, running_cloud, wait_until
+
+FAST = {"Delay": 0.5, "MaxAttempts": 60}
+USER_DATA = "#!/bin/sh\necho hello from eucasim\n"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    with running_cloud(tmp_path_factory.mktemp("cloud"), nodes=3, SCHEDPOLICY="ROUNDROBIN") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def image(cloud: Cloud) -> str:
+    return cloud.register_image(public=False)
+
+
+@pytest.fixture(scope="module")
+def launched(cloud: Cloud, image: str) -> dict:
+    """Three m1.small with a key pair, a group and user data, running."""
+    ec2 = cloud.ec2()
+    ec2.create_key_pair(KeyName="e2e-key")
+    group = ec2.create_security_group(GroupName="e2e-web", Description="web servers")["GroupId"]
+    reservation = ec2.run_instances(
+        ImageId=image, MinCount=3, MaxCount=3, InstanceType="m1.small", KeyName="e2e-key",
+        SecurityGroups=["e2e-web"], UserData=USER_DATA,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "role", "Value": "web"}]}])
+    ids = [i["InstanceId"] for i in reservation["Instances"]]
+    ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=FAST)
+    return {"reservation": reservation, "ids": ids, "group": group}
+
+
+def _instances(response: dict) -> list[dict]:
+    return [i for r in response["Reservations"] for i in r["Instances"]]
+
+
+def test_run_instances_answers_pending_with_everything_asked_for(launched: dict, image: str):
+    reservation = launched["reservation"]
+    assert reservation["ReservationId"].startswith("r-")
+    assert [g["GroupName"] for g in reservation["Groups"]] == ["e2e-web"]
+    assert len(reservation["Instances"]) == 3
+    for index, instance in enumerate(reservation["Instances"]):
+        assert instance["InstanceId"].startswith("i-") and len(instance["InstanceId"]) == 10
+        assert instance["State"] == {"Code": 0, "Name": "pending"}
+        assert instance["ImageId"] == image and instance["KeyName"] == "e2e-key"
+        assert instance["AmiLaunchIndex"] == index
+        assert instance["Placement"]["AvailabilityZone"] == "zone-1"
+        assert instance["PrivateIpAddress"].startswith("172.31.")
+        assert instance["Tags"] == [{"Key": "role", "Value": "web"}]
+    # One group, one private network: consecutive addresses in it.
+    addresses = [i["PrivateIpAddress"] for i in reservation["Instances"]]
+    assert len(set(addresses)) == 3
+
+
+def test_instances_spread_round_robin_over_the_three_nodes(cloud: Cloud, launched: dict):
+    assert cloud.booked_cores() == {"node-1": 1, "node-2": 1, "node-3": 1}
+
+
+def test_describe_instances_reports_running_with_filters(cloud: Cloud, launched: dict):
+    ec2 = cloud.ec2()
+    ids = launched["ids"]
+    found = _instances(ec2.describe_instances(InstanceIds=ids))
+    assert {i["InstanceId"] for i in found} == set(ids)
+    assert {i["State"]["Name"] for i in found} == {"running"}
+    by_tag = _instances(ec2.describe_instances(Filters=[{"Name": "tag:role", "Values": ["web"]}]))
+    assert {i["InstanceId"] for i in by_tag} == set(ids)
+    by_group = _instances(ec2.describe_instances(Filters=[
+        {"Name": "instance.group-name", "Values": ["e2e-web"]},
+        {"Name": "instance-state-name", "Values": ["running"]}]))
+    assert {i["InstanceId"] for i in by_group} == set(ids)
+    none = _instances(ec2.describe_instances(Filters=[{"Name": "instance-type", "Values": ["c1.xlarge"]}]))
+    assert none == []
+    with pytest.raises(ClientError) as error:
+        ec2.describe_instances(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError) as error:
+        ec2.describe_instances(InstanceIds=["i-00000000"])
+    assert error.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+
+def test_describe_instances_pages(cloud: Cloud, launched: dict):
+    pages = list(cloud.ec2().get_paginator("describe_instances").paginate(
+        PaginationConfig={"PageSize": 5}))
+    seen = [i["InstanceId"] for page in pages for i in _instances(page)]
+    assert set(launched["ids"]) <= set(seen) and len(seen) == len(set(seen))
+
+
+def test_instance_status_and_attributes(cloud: Cloud, launched: dict):
+    ec2 = cloud.ec2()
+    first = launched["ids"][0]
+    statuses = ec2.describe_instance_status(InstanceIds=[first])["InstanceStatuses"]
+    assert statuses[0]["InstanceState"]["Name"] == "running"
+    assert statuses[0]["InstanceStatus"]["Status"] == "ok"
+    user_data = ec2.describe_instance_attribute(InstanceId=first, Attribute="userData")["UserData"]["Value"]
+    assert base64.b64decode(user_data).decode() == USER_DATA
+    kind = ec2.describe_instance_attribute(InstanceId=first, Attribute="instanceType")
+    assert kind["InstanceType"]["Value"] == "m1.small"
+    groups = ec2.describe_instance_attribute(InstanceId=first, Attribute="groupSet")["Groups"]
+    assert groups == [{"GroupId": launched["group"], "GroupName": "e2e-web"}]
+    with pytest.raises(ClientError) as error:
+        ec2.modify_instance_attribute(InstanceId=first, InstanceType={"Value": "m1.large"})
+    assert error.value.response["Error"]["Code"] == "IncorrectInstanceState"
+    with pytest.raises(ClientError) as error:
+        ec2.stop_instances(InstanceIds=[first])
+    assert error.value.response["Error"]["Code"] == "UnsupportedOperation"
+    ec2.reboot_instances(InstanceIds=[first])
+
+
+def test_console_output_comes_back_base64_decoded_by_boto3(cloud: Cloud, launched: dict):
+    first = launched["ids"][0]
+    output = cloud.ec2().get_console_output(InstanceId=first)
+    assert output["InstanceId"] == first
+    assert f"RunInstance {first}" in output["Output"]
+
+
+def test_metadata_and_user_data_as_the_instance(cloud: Cloud, launched: dict, image: str):
+    first = launched["reservation"]["Instances"][0]
+    iid = first["InstanceId"]
+    listing = cloud.metadata(iid, "/latest/meta-data/").text.splitlines()
+    assert {"ami-id", "instance-id", "local-ipv4", "placement/", "public-keys/"} <= set(listing)
+    assert cloud.metadata(iid, "/latest/meta-data/instance-id").text == iid
+    assert cloud.metadata(iid, "/latest/meta-data/ami-id").text == image
+    assert cloud.metadata(iid, "/latest/meta-data/local-ipv4").text == first["PrivateIpAddress"]
+    assert cloud.metadata(iid, "/latest/meta-data/placement/availability-zone").text == "zone-1"
+    assert cloud.metadata(iid, "/latest/meta-data/security-groups").text == "e2e-web"
+    assert cloud.metadata(iid, "/latest/meta-data/public-keys/").text == "0=e2e-key"
+    key = cloud.metadata(iid, "/latest/meta-data/public-keys/0/openssh-key").text
+    assert key.startswith("ssh-rsa ")
+    assert cloud.metadata(iid, "/latest/meta-data/block-device-mapping/root").text == "/dev/sda1"
+    assert cloud.metadata(iid, "/latest/user-data").text == USER_DATA
+    document = json.loads(cloud.metadata(iid, "/latest/dynamic/instance-identity/document").text)
+    assert document["instanceId"] == iid and document["imageId"] == image
+    assert document["accountId"] == cloud.admin.account_id
+    assert cloud.metadata(iid, "/latest/meta-data/no-such-thing").status_code == 404
+
+
+def test_imdsv2_tokens(cloud: Cloud, launched: dict):
+    first, second = launched["ids"][:2]
+    token = cloud.metadata(first, "/latest/api/token", "PUT",
+                           {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    assert token.status_code == 200
+    assert token.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "60"
+    good = cloud.metadata(first, "/latest/meta-data/instance-id",
+                          headers={"X-aws-ec2-metadata-token": token.text})
+    assert good.status_code == 200 and good.text == first
+    # A token is the instance's own, and a made-up one is refused.
+    stolen = cloud.metadata(second, "/latest/meta-data/instance-id",
+                            headers={"X-aws-ec2-metadata-token": token.text})
+    assert stolen.status_code == 401
+    assert cloud.metadata(first, "/latest/meta-data/", headers={
+        "X-aws-ec2-metadata-token": "forged"}).status_code == 401
+    assert cloud.metadata(first, "/latest/api/token", "PUT").status_code == 400
+    assert cloud.metadata(first, "/latest/api/token", "PUT", {
+        "X-aws-ec2-metadata-token-ttl-seconds": "21601"}).status_code == 400
+
+
+def test_metadata_refuses_callers_that_are_no_instance(cloud: Cloud, launched: dict):
+    assert cloud.metadata("i-00000000", "/latest/meta-data/instance-id").status_code == 404
+
+
+def test_client_token_makes_run_instances_idempotent(cloud: Cloud, image: str):
+    ec2 = cloud.ec2()
+    first = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, ClientToken="e2e-once")
+    again = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, ClientToken="e2e-once")
+    assert again["ReservationId"] == first["ReservationId"]
+    assert [i["InstanceId"] for i in again["Instances"]] == [i["InstanceId"] for i in first["Instances"]]
+    ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in first["Instances"]])
+
+
+def test_bad_requests_get_ec2s_errors_and_launch_nothing(cloud: Cloud, image: str):
+    ec2 = cloud.ec2()
+    before = len(_instances(ec2.describe_instances()))
+    cases = [
+        ({"ImageId": "emi-00000000"}, "InvalidAMIID.NotFound"),
+        ({"ImageId": "bogus"}, "InvalidAMIID.Malformed"),
+        ({"ImageId": image, "InstanceType": "m9.huge"}, "InvalidParameterValue"),
+        ({"ImageId": image, "KeyName": "no-such-key"}, "InvalidKeyPair.NotFound"),
+        ({"ImageId": image, "SecurityGroups": ["no-such-group"]}, "InvalidGroup.NotFound"),
+        ({"ImageId": image, "Placement": {"AvailabilityZone": "zone-9"}}, "InvalidParameterValue"),
+    ]
+    for extra, code in cases:
+        with pytest.raises(ClientError) as error:
+            ec2.run_instances(MinCount=1, MaxCount=1, **extra)
+        assert error.value.response["Error"]["Code"] == code, extra
+    with pytest.raises(ClientError) as error:
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, DryRun=True)
+    assert error.value.response["Error"]["Code"] == "DryRunOperation"
+    assert len(_instances(ec2.describe_instances())) == before
+
+
+def test_another_account_sees_and_touches_nothing(cloud: Cloud, launched: dict, image: str):
+    other_key = cloud.new_account("e2e-other")
+    other = cloud.ec2(other_key)
+    first = launched["ids"][0]
+    assert _instances(other.describe_instances()) == []
+    for call in (lambda: other.describe_instances(InstanceIds=[first]),
+                 lambda: other.terminate_instances(InstanceIds=[first]),
+                 lambda: other.get_console_output(InstanceId=first),
+                 lambda: other.create_tags(Resources=[first], Tags=[{"Key": "x", "Value": "y"}])):
+        with pytest.raises(ClientError) as error:
+            call()
+        assert error.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as error:
+        other.run_instances(ImageId=image, MinCount=1, MaxCount=1)
+    assert error.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+    # Still running for its owner.
+    mine = _instances(cloud.ec2().describe_instances(InstanceIds=[first]))
+    assert mine[0]["State"]["Name"] == "running"
+    # Once shared, the other account may launch it, into its own account.
+    cloud.set_launch_permission(image, shared_with=[other_key.account_id])
+    theirs = other.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    assert theirs not in {i["InstanceId"] for i in _instances(cloud.ec2().describe_instances())}
+    other.terminate_instances(InstanceIds=[theirs])
+    other.get_waiter("instance_terminated").wait(InstanceIds=[theirs], WaiterConfig=FAST)
+
+
+def test_terminate_frees_every_node(cloud: Cloud, launched: dict):
+    ec2 = cloud.ec2()
+    ids = launched["ids"]
+    changes = ec2.terminate_instances(InstanceIds=ids)["TerminatingInstances"]
+    assert {c["PreviousState"]["Name"] for c in changes} == {"running"}
+    assert {c["CurrentState"]["Name"] for c in changes} == {"shutting-down"}
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=FAST)
+    found = _instances(ec2.describe_instances(InstanceIds=ids))
+    assert {i["StateReason"]["Code"] for i in found} == {"Client.UserInitiatedShutdown"}
+    assert all(i["StateTransitionReason"].startswith("User initiated (") for i in found)
+    wait_until(lambda: set(cloud.booked_cores().values()) == {0}, timeout=30,
+               what="every node's booked cores back to zero")
+    # Terminated instances stay visible (for an hour), and terminating again changes nothing.
+    again = ec2.terminate_instances(InstanceIds=ids)["TerminatingInstances"]
+    assert {c["CurrentState"]["Name"] for c in again} == {"terminated"}
+    # Their metadata is gone with them.
+    assert cloud.metadata(ids[0], "/latest/meta-data/instance-id").status_code == 404

@@ -1,5 +1,5 @@
-"""Every NC_POLLING_FREQUENCY seconds, ask every node (all at once) for its resources and its
-instances; feed the answers to the registry and settle reservations the answers now cover."""
+"""Every NC_POLLING_FREQUENCY seconds, ask every node (all nodes at once) for its instances and
+then its resources; feed the answers to the registry and settle the reservations they cover."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ class Poller:
     async def poll_node(self, url: str) -> None:
         started = time.monotonic()
         try:
-            resources, listing = await asyncio.gather(self._clients.resources(url),
-                                                      self._clients.instances(url))
+            # The list first, then the figures: see reservations.py for why the order matters.
+            listing = await self._clients.instances(url)
+            resources = await self._clients.resources(url)
         except Exception as exc:  # noqa: BLE001 - any failure is a missed poll
             error = str(exc) or type(exc).__name__
             before = self._registry.record_miss(url, error)
@@ -42,7 +43,7 @@ class Poller:
                                       request_id=POLL_TRACE)
             return
         before = self._registry.record_answer(url, resources, listing.instances, started)
-        self._reservations.settle(url, started)
+        self._reservations.settle(url, started, {r.instance_id for r in listing.instances})
         if before is not None:
             node = self._registry.find(url)
             state = node.state if node else "gone"

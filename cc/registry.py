@@ -132,8 +132,8 @@ class NodeRegistry:
         node.missed_polls = 0
         node.last_seen = utcnow()
         node.last_error = None
-        # Free figures are safe to take even from an older answer: reservations confirmed
-        # after the poll started are still held (reservations.settle).
+        # Free figures are safe to take even from an answer older than our last call: the
+        # reservations its instance list does not show are still held (reservations.settle).
         node.resources = resources
         if poll_started >= node.changed_at:
             # Power state and instance list only from an answer newer than our own last call,

@@ -2,8 +2,9 @@
 
 A node is chosen and its resources reserved in one step, under `lock`, so that concurrent
 RunInstances requests never book the same cores twice. A reservation ends when the NC
-refuses the instance, or when a poll that started after the NC accepted it has come back
-(from then on the NC's own free figures include the instance)."""
+refuses the instance, or when a poll's instance list shows it: the poller asks for the list
+before the resources, so free figures taken after a list that shows an instance include it
+(the reverse order could drop a reservation the figures do not yet cover)."""
 
 from __future__ import annotations
 
@@ -62,13 +63,15 @@ class Reservations:
                 totals[r.node_url] = totals.get(r.node_url, ZERO).plus(r.need)
             return totals
 
-    def settle(self, node_url: str, poll_started: float) -> list[str]:
-        """A poll of `node_url` that started at `poll_started` came back: the NC's figures now
-        include every instance it accepted before then."""
+    def settle(self, node_url: str, poll_started: float, listed: set[str]) -> list[str]:
+        """A poll of `node_url` (instance list asked at `poll_started`, resources after it)
+        came back listing `listed`: the figures it brought cover those instances, and any
+        the NC accepted before the poll began (one missing from the list was lost there)."""
         with self.lock:
             done = [r.instance_id for r in self._by_instance.values()
-                    if r.node_url == node_url and r.confirmed_at is not None
-                    and r.confirmed_at <= poll_started]
+                    if r.node_url == node_url and (
+                        r.instance_id in listed
+                        or (r.confirmed_at is not None and r.confirmed_at < poll_started))]
             for instance_id in done:
                 del self._by_instance[instance_id]
             return done

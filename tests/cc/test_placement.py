@@ -28,13 +28,12 @@ def test_round_robin_walks_from_a_pointer_that_survives_a_restart(zone_factory):
 def test_powersave_packs_awake_nodes_and_wakes_one_only_when_needed(zone_factory):
     zone, _ = zone_factory("POWERSAVE", POWER_IDLETHRESH=0.5)
     zone.wait_states(dict.fromkeys(zone.node_names, "asleep"))
-    placed = [zone.run_one(vm) for vm in (SMALL, SMALL, XLARGE, SMALL)]
-    assert placed == ["node-1", "node-1", "node-2", "node-3"]
+    results = [zone.run(vm) for vm in (SMALL, SMALL, XLARGE, SMALL)]
+    assert [r.placed[0].node for r in results] == ["node-1", "node-1", "node-2", "node-3"]
     assert zone.states() == dict.fromkeys(zone.node_names, "up")
     # node-3's one instance goes away: after POWER_IDLETHRESH idle it sleeps again, the busy
     # nodes stay awake.
-    last = next(i for i in zone.instances().instances if i.node_id == "node-3")
-    zone.call("POST", f"/internal/instances/{last.instance_id}/terminate")
+    zone.call("POST", f"/internal/instances/{results[-1].placed[0].instance_id}/terminate")
     zone.wait_states({"node-1": "up", "node-2": "up", "node-3": "asleep"})
     # node-1 and node-2 are full, so the sleeping node-3 is woken once more.
     assert zone.run_one(SMALL) == "node-3"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from clc.models.resources import Tag
@@ -169,6 +169,3 @@ def tags_by_resource(db: Session, account_id: str, resource_type: str | None = N
         result.setdefault(resource_id, {})[key] = value
     return result
 
-
-def tag_count(db: Session, account_id: str) -> int:
-    return db.scalar(select(func.count()).select_from(Tag).where(Tag.account_id == account_id)) or 0

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clc import keys, tagging
@@ -58,7 +59,10 @@ def _store(ctx: Context, name: str, key_type: str, public_openssh: str, fingerpr
                   key_type=key_type, fingerprint=fingerprint, public_key=public_openssh,
                   created_at=datetime.now(timezone.utc))
     ctx.db.add(row)
-    ctx.db.flush()
+    try:
+        ctx.db.flush()
+    except IntegrityError:  # the same name created by a concurrent request a moment ago
+        raise EC2Error("InvalidKeyPair.Duplicate", f"The keypair '{name}' already exists.") from None
     tags = tagging.apply_tag_specifications(ctx.db, ctx.account_id, specs, RESOURCE_TYPE, row.id)
     return row, tags
 

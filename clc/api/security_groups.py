@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from clc import sg_rules, tagging
@@ -116,7 +117,11 @@ def create_security_group(ctx: Context, GroupName: str, Description: str,
     group = SecurityGroup(id=ctx.new_id("sg", 17), account_id=ctx.account_id, name=GroupName,
                           description=Description)
     ctx.db.add(group)
-    ctx.db.flush()
+    try:
+        ctx.db.flush()
+    except IntegrityError:  # the same name created by a concurrent request a moment ago
+        raise EC2Error("InvalidGroup.Duplicate",
+                       f"The security group '{GroupName}' already exists") from None
     tags = tagging.apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications,
                                             RESOURCE_TYPE, group.id)
     ctx.trace("decided", f"created security group {group.id} ({GroupName})")

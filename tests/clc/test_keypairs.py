@@ -290,14 +290,3 @@ def test_key_pairs_through_the_aws_cli(clc: RunningClc):
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(deleted.stdout)["KeyPairId"] == made["KeyPairId"]
 
-
-def test_import_through_the_aws_cli(clc: RunningClc, tmp_path: Path):
-    line = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    (tmp_path / "k.pub").write_bytes(line + b"\n")
-    name = _name("cli")
-    imported = _aws(clc, "import-key-pair", "--key-name", name,
-                    "--public-key-material", f"fileb://{tmp_path / 'k.pub'}")
-    assert imported.returncode == 0, imported.stderr
-    printed = _ssh_keygen("-l", "-E", "sha256", "-f", str(tmp_path / "k.pub")).split()[1]
-    assert "SHA256:" + json.loads(imported.stdout)["KeyFingerprint"] == printed

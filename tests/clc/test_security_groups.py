@@ -361,5 +361,61 @@ def test_security_groups_through_the_aws_cli(clc: RunningClc, ec2):
                                        "PrefixListIds": [], "UserIdGroupPairs": []}]
     deleted = _aws(clc, "delete-security-group", "--group-id", group_id)
     assert deleted.returncode == 0, deleted.stderr
-    again = _aws(clc, "delete-security-group", "--group-id", group_id)
-    assert again.returncode == 255 and "InvalidGroup.NotFound" in again.stderr
+    with pytest.raises(ClientError) as excinfo:
+        ec2.describe_security_groups(GroupIds=[group_id])
+    assert _error(excinfo) == (400, "InvalidGroup.NotFound")
+
+
+def test_boto2_euca2ools_style_session(clc: RunningClc):
+    """boto 2 (what euca2ools 2.x used) creates, authorizes with flat parameters, reads rules
+    back through its own XML parser, revokes and deletes."""
+    from urllib.parse import urlparse
+
+    from boto.ec2.connection import EC2Connection
+    from boto.ec2.regioninfo import RegionInfo
+
+    url = urlparse(clc.url)
+    conn = EC2Connection(aws_access_key_id=clc.admin.access_key,
+                         aws_secret_access_key=clc.admin.secret_key, is_secure=False,
+                         port=url.port, region=RegionInfo(name=clc.config.REGION,
+                                                          endpoint=url.hostname))
+    name, source_name = _name("b2"), _name("b2src")
+    group = conn.create_security_group(name, "boto 2 group")
+    source = conn.create_security_group(source_name, "boto 2 source")
+    assert group.id.startswith("sg-")
+    assert conn.authorize_security_group(group_name=name, ip_protocol="tcp", from_port=22,
+                                         to_port=22, cidr_ip="10.0.0.0/8")
+    assert conn.authorize_security_group(group_name=name, src_security_group_name=source_name,
+                                         src_security_group_owner_id=clc.admin.account_id,
+                                         ip_protocol="udp", from_port=53, to_port=53)
+    [read] = conn.get_all_security_groups(groupnames=[name])
+    rules = {(r.ip_protocol, r.from_port, r.to_port): r for r in read.rules}
+    assert set(rules) == {("tcp", "22", "22"), ("udp", "53", "53")}
+    assert [g.cidr_ip for g in rules[("tcp", "22", "22")].grants] == ["10.0.0.0/8"]
+    assert [g.group_id for g in rules[("udp", "53", "53")].grants] == [source.id]
+    assert conn.revoke_security_group(group_name=name, ip_protocol="tcp", from_port=22,
+                                      to_port=22, cidr_ip="10.0.0.0/8")
+    assert conn.delete_security_group(name=name)
+    assert conn.delete_security_group(group_id=source.id)
+    pair = conn.create_key_pair(_name("b2key"))
+    assert pair.material.startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert [k.fingerprint for k in conn.get_all_key_pairs(keynames=[pair.name])] == \
+        [pair.fingerprint]
+    assert conn.delete_key_pair(pair.name)
+
+
+def test_concurrent_creates_of_one_name_make_one_group(clc: RunningClc):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = _name("race")
+
+    def attempt(_: int) -> str:
+        try:
+            clc.ec2().create_security_group(GroupName=name, Description="d")
+            return "created"
+        except ClientError as error:
+            return error.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(attempt, range(6)))
+    assert sorted(results) == ["InvalidGroup.Duplicate"] * 5 + ["created"]

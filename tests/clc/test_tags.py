@@ -178,3 +178,6 @@ def test_tags_through_the_aws_cli(clc: RunningClc, ec2, group: str):
     deleted = _aws(clc, "delete-tags", "--resources", group, "--tags", "Key=stage")
     assert deleted.returncode == 0, deleted.stderr
     assert _tags_of(ec2, group) == {"Name": "cli"}
+    refused = _aws(clc, "create-tags", "--resources", "sg-0123456789abcdef0", "--tags", "Key=k,Value=v")
+    assert refused.returncode == 255
+    assert "An error occurred (InvalidGroup.NotFound)" in refused.stderr

@@ -29,6 +29,11 @@ err = Console(stderr=True)
 KINDS = ("machine", "kernel", "ramdisk")
 
 
+@image_app.callback()
+def images() -> None:
+    """Images: bundle, upload to Walrus and register."""
+
+
 @dataclass(frozen=True)
 class CertificateFiles:
     user_cert: Path     # EC2_CERT

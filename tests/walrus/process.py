@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -33,16 +34,17 @@ def walrus_process(home: Path, keys: list[AccessKeyInfo], https: bool = False,
                                stderr=subprocess.STDOUT)
     scheme = "https" if https else "http"
     url = f"{scheme}://127.0.0.1:{port}"
-    verify: str | bool = str(home / "tls" / "ca.pem") if https else True
+    ca = home / "tls" / "ca.pem"
     deadline = time.monotonic() + 30
     try:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"walrus exited: {(home / 'walrus.log').read_text()[-2000:]}")
             try:
+                verify = ssl.create_default_context(cafile=str(ca)) if https else True
                 if httpx.get(f"{url}/internal/health", verify=verify, timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, OSError):  # not listening yet, or its CA not written yet
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("walrus did not start within 30 s")

@@ -166,6 +166,7 @@ def describe_security_groups(ctx: Context, GroupIds: list[str] | None = None,
     groups = apply_filters(groups, Filters, {
         "group-id": lambda g: g.id, "group-name": lambda g: g.name,
         "description": lambda g: g.description, "owner-id": lambda g: g.account_id,
+        "vpc-id": lambda g: None,  # Classic groups belong to no VPC, so this matches none
         "ip-permission.protocol": _rule_values("protocol"),
         "ip-permission.from-port": _rule_values("from_port"),
         "ip-permission.to-port": _rule_values("to_port"),

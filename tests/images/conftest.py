@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +51,24 @@ class ImageCloud:
     clc: RunningClc
     walrus_url: str
     home: Path
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def admin(self) -> AccessKeyInfo:
         return self.clc.admin
 
+    def _client(self, service: str, key: AccessKeyInfo | None, make: Any) -> Any:
+        key = key or self.admin
+        # boto3 clients are slow to build and safe to reuse within one thread.
+        if (service, key.access_key) not in self._clients:
+            self._clients[(service, key.access_key)] = make(key)
+        return self._clients[(service, key.access_key)]
+
     def ec2(self, key: AccessKeyInfo | None = None) -> Any:
-        return self.clc.ec2(key)
+        return self._client("ec2", key, self.clc.ec2)
 
     def s3(self, key: AccessKeyInfo | None = None) -> Any:
-        return s3_client(self.walrus_url, key or self.admin)
+        return self._client("s3", key, lambda k: s3_client(self.walrus_url, k))
 
     def db(self) -> Database:
         return Database(self.clc.config.database_url("clc"))

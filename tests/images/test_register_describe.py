@@ -112,3 +112,21 @@ def test_deregister(cloud: ImageCloud, tmp_path: Path) -> None:
     assert emi not in [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]]
     assert _error(ec2.deregister_image, ImageId=emi)[0] == "InvalidAMIID.NotFound"
     assert _error(ec2.deregister_image, ImageId="emi-nothex!")[0] == "InvalidAMIID.Malformed"
+
+
+def test_aws_cli_describe_and_share(cloud: ImageCloud, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    emi = cloud.register(tmp_path)
+    env = {**os.environ, **cloud.clc.cli_env()}
+    aws = [str(Path(sys.executable).parent / "aws"), "ec2", "--output", "json"]
+    subprocess.run([*aws, "modify-image-attribute", "--image-id", emi, "--launch-permission",
+                    "Add=[{Group=all}]"], env=env, check=True, capture_output=True)
+    described = subprocess.run([*aws, "describe-images", "--owners", "self", "--filters",
+                                f"Name=image-id,Values={emi}"], env=env, check=True,
+                               capture_output=True, text=True)
+    [image] = json.loads(described.stdout)["Images"]
+    assert image["ImageId"] == emi and image["Public"] is True

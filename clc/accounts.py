@@ -50,7 +50,7 @@ def create_account(db: Session, name: str) -> Account:
     db.add(account)
     db.add(User(account_id=account.id, name=ADMIN_USER, is_admin=True))
     # Every account has a `default` security group, as every EC2-Classic account did.
-    db.add(SecurityGroup(id=new_id("sg"), account_id=account.id, name="default",
+    db.add(SecurityGroup(id=new_id("sg", 17), account_id=account.id, name="default",
                          description="default group"))
     try:
         db.flush()

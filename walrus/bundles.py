@@ -78,28 +78,44 @@ class BundleDecrypter:
         with self._guard:
             return self._locks.setdefault(cache_key, threading.Lock())
 
-    def prepare(self, bucket: str, manifest_key: str) -> PreparedImage:
-        """The image's state, decrypting it first if this manifest version is new."""
+    def _cache_key(self, bucket: str, manifest_key: str) -> str:
+        """Names one version of a bundle: the manifest's ETag and its parts' ETags, so a part
+        uploaded again (say, to repair a corrupt one) gets a fresh decryption."""
         try:
             etag, _, _ = self._object(bucket, manifest_key)
         except FileNotFoundError:
             raise ManifestMissing(f"no manifest {bucket}/{manifest_key}") from None
-        cache_key = hashlib.sha256(f"{bucket}/{manifest_key}\n{etag}".encode()).hexdigest()[:40]
+        version = [f"{bucket}/{manifest_key}", etag]
+        try:
+            manifest = parse_manifest(b"".join(self._read(bucket, manifest_key)))
+        except BundleError:
+            manifest = None
+        folder = posixpath.dirname(manifest_key)
+        for filename in manifest.part_filenames() if manifest else []:
+            try:
+                version.append(self._object(bucket, posixpath.join(folder, filename))[0])
+            except FileNotFoundError:
+                version.append("missing")
+        return hashlib.sha256("\n".join(version).encode()).hexdigest()[:40]
+
+    def prepare(self, bucket: str, manifest_key: str) -> PreparedImage:
+        """The image's state, decrypting it first if this version of the bundle is new."""
+        return self._prepare(bucket, manifest_key)[0]
+
+    def _prepare(self, bucket: str, manifest_key: str) -> tuple[PreparedImage, Path]:
+        cache_key = self._cache_key(bucket, manifest_key)
         status_path = self._folder / f"{cache_key}.json"
+        image_path = self._folder / f"{cache_key}.img"
         with self._lock(cache_key):
             if status_path.is_file():
-                return PreparedImage.model_validate_json(status_path.read_text())
-            status = self._decrypt(bucket, manifest_key, self._folder / f"{cache_key}.img")
+                return PreparedImage.model_validate_json(status_path.read_text()), image_path
+            status = self._decrypt(bucket, manifest_key, image_path)
             status_path.write_text(status.model_dump_json())
-            return status
+            return status, image_path
 
     def ready(self, bucket: str, manifest_key: str) -> tuple[PreparedImage, Path | None]:
-        status = self.prepare(bucket, manifest_key)
-        if status.state != "available":
-            return status, None
-        etag, _, _ = self._object(bucket, manifest_key)
-        cache_key = hashlib.sha256(f"{bucket}/{manifest_key}\n{etag}".encode()).hexdigest()[:40]
-        return status, self._folder / f"{cache_key}.img"
+        status, path = self._prepare(bucket, manifest_key)
+        return status, (path if status.state == "available" else None)
 
     def _decrypt(self, bucket: str, manifest_key: str, target: Path) -> PreparedImage:
         home = self._walrus.config.EUCASIM_HOME

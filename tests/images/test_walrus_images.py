@@ -85,6 +85,15 @@ def test_corrupt_part_fails_the_image_with_its_reason(cloud: ImageCloud, tmp_pat
         resolve_for_launch(session, cloud.admin.account_id, emi, None, None)
     assert refused.value.code == "InvalidAMIID.Unavailable" and "is corrupt" in refused.value.message
 
+    # Uploading the part again repairs the bundle: Walrus sees a new version and decrypts it.
+    cloud.s3().put_object(Bucket=bucket, Key=part.name, Body=part.read_bytes())
+    walrus = InternalClient(cloud.walrus_url, SECRET)
+    with cloud.db().session() as session:
+        assert sync_with_walrus(session, walrus, emi).state == "available"
+    walrus.close()
+    assert cloud.ec2().describe_images(ImageIds=[emi])["Images"][0]["State"] == "available"
+    assert ImageCache(tmp_path / "node-again", 100, secret=SECRET).ensure(ref).stat().st_size == 300 * 1024
+
 
 def test_bad_signature_and_missing_pieces(cloud: ImageCloud, tmp_path: Path) -> None:
     bucket = unique("forged")

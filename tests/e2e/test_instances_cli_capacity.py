@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
+
+from services.cli_status import status
 
 from tests.support.cloud import Cloud, running_cloud, wait_until
 
@@ -44,6 +48,17 @@ def aws_error(cloud: Cloud, *args: str) -> str:
                             text=True, timeout=120)
     assert result.returncode != 0
     return result.stderr
+
+
+def _status(cloud: Cloud) -> str:
+    """`eucasim status` for this cloud, its output as text."""
+    app = typer.Typer()
+    app.command()(status)
+    env = {name: str(getattr(cloud.config, name)) for name in
+           ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT", "CLOUD_SECRET")}
+    result = CliRunner().invoke(app, ["--home", str(cloud.home)], env={**env, "COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def _wait_state(cloud: Cloud, instance_id: str, state: str) -> None:
@@ -105,6 +120,8 @@ def test_min_one_max_three_starts_the_two_that_fit(cloud: Cloud, image: str):
     assert len(ids) == 2
     ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=FAST)
     assert cloud.booked_cores() == {"node-1": 2}
+    shown = _status(cloud)
+    assert "2 / 2" in shown and all(i in shown for i in ids)
     ec2.terminate_instances(InstanceIds=ids)
     ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=FAST)
     wait_until(lambda: cloud.booked_cores() == {"node-1": 0}, what="the node's cores freed")

@@ -1,0 +1,95 @@
+"""`eucasim status`: the cloud at a glance, as rich tables — which services answer, the nodes
+of each zone with the cores and memory booked on them, and the instances the zone runs.
+
+It asks the services themselves (health routes, and the CC's signed internal API), so it
+shows what is true now, not what a database last recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.config import CloudConfig, ConfigError, load_config
+from services.internal import InternalCallError, InternalClient
+from services.messages.cluster import ClusterInstanceList, NodeList
+
+SERVICES = ("clc", "walrus", "sc", "cc", "nc")
+TIMEOUT = 3.0
+
+
+def _health(url: str) -> str:
+    try:
+        response = httpx.get(f"{url}/internal/health", timeout=TIMEOUT)
+    except httpx.HTTPError:
+        return "[red]down[/red]"
+    return "[green]up[/green]" if response.status_code == 200 else f"[yellow]{response.status_code}[/yellow]"
+
+
+def services_table(config: CloudConfig) -> Table:
+    table = Table(title="Services")
+    for column in ("service", "url", "state"):
+        table.add_column(column)
+    for name in SERVICES:
+        # The NC has no *_URL key (a zone has many); on this host it answers on NC_PORT.
+        url = config.service_url(name) if name != "nc" else f"http://{config.PUBLIC_HOST}:{config.NC_PORT}"
+        table.add_row(name, url, _health(url))
+    return table
+
+
+def _booked(total: int | None, free: int | None) -> str:
+    if total is None or free is None:
+        return "?"
+    return f"{total - free} / {total}"
+
+
+def nodes_table(nodes: NodeList) -> Table:
+    table = Table(title=f"Nodes of {nodes.zone} (scheduling: {nodes.policy})")
+    for column in ("node", "url", "state", "cores booked/max", "memory MB booked/max", "instances"):
+        table.add_column(column)
+    for node in nodes.nodes:
+        table.add_row(node.name, node.url, node.state,
+                      _booked(node.max.cores if node.max else None, node.free.cores if node.free else None),
+                      _booked(node.max.memory_mb if node.max else None,
+                              node.free.memory_mb if node.free else None),
+                      str(node.instances))
+    return table
+
+
+def instances_table(instances: ClusterInstanceList) -> Table:
+    table = Table(title=f"Instances in {instances.zone}")
+    for column in ("instance", "state", "type", "node", "account", "private ip", "public ip", "reason"):
+        table.add_column(column)
+    for item in sorted(instances.instances, key=lambda i: (i.launched_at, i.instance_id)):
+        table.add_row(item.instance_id, item.state, item.vm.name, item.node_id, item.account_id,
+                      item.network.private_ip or "", item.network.public_ip or "",
+                      item.reason.message if item.reason else "")
+    return table
+
+
+def status(home: Annotated[Path | None, typer.Option(
+        "--home", help="State directory (default $EUCASIM_HOME or ./var).")] = None) -> None:
+    """Show services, nodes (booked/max cores and memory) and instances."""
+    out, err = Console(), Console(stderr=True)
+    try:
+        config = load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    out.print(services_table(config))
+    if not config.CLOUD_SECRET:
+        err.print("[yellow]No cloud secret: has `eucasim up` ever run with this --home?[/yellow]")
+        raise typer.Exit(1)
+    cc = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=TIMEOUT * 2)
+    try:
+        out.print(nodes_table(cc.call("GET", "/internal/nodes", None, NodeList)))
+        out.print(instances_table(cc.call("GET", "/internal/instances", None, ClusterInstanceList)))
+    except (InternalCallError, httpx.HTTPError) as exc:
+        err.print(f"[red]cannot ask the cluster controller at {config.service_url('cc')}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        cc.close()

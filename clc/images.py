@@ -15,9 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import APIRouter, Depends
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from clc.accounts import ensure_admin
 from clc.api.registry import new_id
 from clc.models.accounts import Account
 from clc.models.images import Image, LaunchPermission
@@ -25,10 +27,12 @@ from services import pki
 from services.bundles import BundleError, Manifest, bundle_keys, parse_manifest, verify_manifest
 from services.bundles.upload import s3_client
 from services.config import CloudConfig
+from services.db import Database
 from services.errors import EC2Error
 from services.messages.identity import AccessKeyInfo
 from services.internal import InternalClient
-from services.messages.images import IMAGE_ROUTE, PREPARE_ROUTE, PreparedImage, PrepareImage
+from services.messages.images import (IMAGE_ROUTE, PREPARE_ROUTE, TINY_IMAGE_ROUTE, PreparedImage,
+                                      PrepareImage, TinyImage)
 from services.messages.node import ImageRef
 
 PREFIXES = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
@@ -320,3 +324,17 @@ def register_tiny_image(db: Session, config: CloudConfig, admin: AccessKeyInfo, 
     image = register(db, admin.account_id, home, fetch, location=location, name=name,
                      description="eucasim's tiny machine image (1 MiB of zeros)", public=True)
     return image.id
+
+
+def tiny_image_router(db: Database, config: CloudConfig, internal_auth: Any) -> APIRouter:
+    """`POST /internal/images/tiny` on the CLC: the launcher calls it once every service is up
+    (services/ may not import clc/, so it cannot call register_tiny_image itself)."""
+    router = APIRouter(dependencies=[Depends(internal_auth)])
+
+    @router.post(TINY_IMAGE_ROUTE, response_model=TinyImage)
+    def tiny_image() -> TinyImage:  # sync: FastAPI runs it in a worker thread
+        with db.session() as session:
+            admin = ensure_admin(session)
+            return TinyImage(image_id=register_tiny_image(session, config, admin))
+
+    return router

@@ -30,3 +30,10 @@ class PreparedImage(BaseModel):
     sha256: str | None = None
     code: str | None = None      # Bundle.PartCorrupt, Bundle.SignatureInvalid, …
     reason: str | None = None
+
+
+TINY_IMAGE_ROUTE = "/internal/images/tiny"  # on the CLC: POST -> TinyImage (idempotent)
+
+
+class TinyImage(BaseModel):
+    image_id: str

@@ -85,3 +85,22 @@ def test_tiny_image_for_newcomers(cloud: ImageCloud, tmp_path: Path) -> None:
     with db.session() as session:
         ref, _, _ = resolve_for_launch(session, image["OwnerId"], emi, None, None).refs(cloud.walrus_url)
     assert ImageCache(tmp_path / "node", 100, secret=SECRET).ensure(ref).read_bytes() == bytes(1024 * 1024)
+
+
+def test_tiny_image_route_for_the_launcher(cloud: ImageCloud) -> None:
+    from fastapi import FastAPI
+
+    from clc.images import tiny_image_router
+    from services.internal import InternalAuth, InternalClient
+    from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
+    from tests.support.servers import running
+
+    app = FastAPI()  # clc/app.py will include the same router; here it stands alone on the CLC's db
+    app.include_router(tiny_image_router(cloud.db(), cloud.clc.config, InternalAuth(SECRET)))
+    with running(app) as url:
+        client = InternalClient(url, SECRET)
+        first = client.call("POST", TINY_IMAGE_ROUTE, response=TinyImage).image_id
+        again = client.call("POST", TINY_IMAGE_ROUTE, response=TinyImage).image_id
+        client.close()
+    assert first == again and first.startswith("emi-")
+    assert cloud.ec2().describe_images(ImageIds=[first])["Images"][0]["Public"] is True

@@ -122,3 +122,18 @@ def test_resolve_for_launch_checks_kinds_and_gives_walrus_urls(cloud: ImageCloud
     assert _launch_error(cloud, account, "emi-00000000") == "InvalidAMIID.NotFound"
     cloud.ec2().deregister_image(ImageId=emi)
     assert _launch_error(cloud, account, emi) == "InvalidAMIID.Unavailable"
+
+
+def test_tags_on_images_are_per_account(cloud: ImageCloud, tmp_path: Path) -> None:
+    owner = cloud.ec2()
+    dave_key = cloud.new_account("dave")
+    dave = cloud.ec2(dave_key)
+    emi = cloud.register(tmp_path)
+    owner.create_tags(Resources=[emi], Tags=[{"Key": "team", "Value": "owners"}])
+    assert _code(dave.create_tags, Resources=[emi], Tags=[{"Key": "x", "Value": "y"}]) == "InvalidAMIID.NotFound"
+    owner.modify_image_attribute(ImageId=emi, LaunchPermission={"Add": [{"UserId": dave_key.account_id}]})
+    dave.create_tags(Resources=[emi], Tags=[{"Key": "team", "Value": "users"}])
+    assert owner.describe_images(ImageIds=[emi])["Images"][0]["Tags"] == [{"Key": "team", "Value": "owners"}]
+    assert dave.describe_images(ImageIds=[emi])["Images"][0]["Tags"] == [{"Key": "team", "Value": "users"}]
+    tags = owner.describe_tags(Filters=[{"Name": "resource-id", "Values": [emi]}])["Tags"]
+    assert [(t["ResourceType"], t["Value"]) for t in tags] == [("image", "owners")]

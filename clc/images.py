@@ -93,7 +93,7 @@ def find_image(db: Session, account_id: str, image_id: str, *, owned: bool = Fal
     if image is None or image.state == "deregistered" or not can_launch(db, image, account_id):
         raise not_found(image_id)
     if owned and image.account_id != account_id:
-        raise EC2Error("AuthFailure", f"Not authorized for image:{image_id}")
+        raise EC2Error("AuthFailure", f"Not authorized for image:{image_id}", 401)
     return image
 
 

@@ -16,6 +16,7 @@ import anyio
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.config import CloudConfig, load_config
 from services.db import Database
@@ -26,15 +27,16 @@ from services.messages.identity import AccessKeyInfo
 from services.s3xml import error_xml
 from services.service_app import make_service_app
 from services.tls import ensure_tls
-from services.tracing import TraceRecorder, current_request_id
+from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
+                              current_request_id, new_request_id, unbind_request_id)
 from walrus import dispatch
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
+from walrus.bucket_cache import BucketCache
 from walrus.context import S3Context
 from walrus.routing import Target, parse_target
 
 log = logging.getLogger("walrus")
-METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD"]
 
 
 def data_dir(config: CloudConfig) -> Path:
@@ -59,6 +61,7 @@ class Walrus:
         self.db = Database(config.database_url("walrus"))
         self.db.upgrade(Path(__file__).parent / "migrations")
         self.blobs = BlobStore(data_dir(config))
+        self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
@@ -81,7 +84,8 @@ class Walrus:
             handler = dispatch.choose(request.method, target, request.headers)
             ctx = S3Context(request=request, target=target, principal=principal,
                             identity=identity, headers=dict(view.headers), db=self.db,
-                            blobs=self.blobs, config=self.config, recorder=self.recorder)
+                            buckets=self.buckets, blobs=self.blobs, config=self.config,
+                            recorder=self.recorder)
             result = handler(ctx)
             response = await result if inspect.isawaitable(result) else result
         except AwsError as error:
@@ -135,10 +139,28 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
         keys = default_keys(config)
     walrus = Walrus(config, keys, recorder)
     app.state.walrus = walrus
-
-    @app.api_route("/", methods=METHODS, include_in_schema=False)
-    @app.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
-    async def s3(request: Request) -> Response:
-        return await walrus.handle(request)
-
+    # Outermost, so S3 requests skip the framework's routing and http middleware: those cost
+    # more than a small GET itself. /internal/* still goes through FastAPI.
+    app.add_middleware(S3FrontDoor, walrus=walrus)
     return app
+
+
+class S3FrontDoor:
+    """Pure ASGI: every request outside /internal/ is an S3 request for Walrus."""
+
+    def __init__(self, app: ASGIApp, walrus: Walrus) -> None:
+        self.app = app
+        self.walrus = walrus
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/internal/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        token = bind_request_id(request.headers.get(REQUEST_ID_HEADER) or new_request_id())
+        try:
+            response = await self.walrus.handle(request)
+            response.headers[REQUEST_ID_HEADER] = current_request_id() or ""
+        finally:
+            unbind_request_id(token)
+        await response(scope, receive, send)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
@@ -45,6 +46,21 @@ def bucket_is_empty(db: Session, name: str) -> bool:
 
 def get_object(db: Session, bucket: str, key: str) -> Object | None:
     return db.get(Object, (bucket, key))
+
+
+def replace_object(db: Session, row: Object, if_absent: bool = False) -> list[list[Any]] | None:
+    """Insert `row`, replacing the object of the same key; returns the replaced object's
+    segments ([] when there was none). With `if_absent`, an existing object is left alone and
+    None is returned. Core statements: a PUT is the hottest write path."""
+    key = (Object.bucket == row.bucket) & (Object.key == row.key)
+    old = db.execute(select(Object.segments).where(key)).first()
+    if old is not None:
+        if if_absent:
+            return None
+        db.execute(delete(Object).where(key))
+    values = {column.key: getattr(row, column.key) for column in Object.__table__.columns}
+    db.execute(insert(Object).values(**values))
+    return list(old[0]) if old is not None else []
 
 
 def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclusive: bool,

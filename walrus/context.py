@@ -18,6 +18,7 @@ from services.tracing import TraceRecorder
 from walrus import access
 from walrus.access import Principal
 from walrus.blobs import BlobStore
+from walrus.bucket_cache import BucketCache
 from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
 from walrus.routing import Target
 
@@ -32,6 +33,7 @@ class S3Context:
     identity: Identity | None
     headers: dict[str, str]
     db: Database
+    buckets: BucketCache
     blobs: BlobStore
     config: CloudConfig
     recorder: TraceRecorder

@@ -40,6 +40,7 @@ async def put_bucket_acl(ctx: S3Context) -> Response:
         row = catalog.get_bucket(db, bucket.name)
         if row is not None:
             row.acl = grants
+    ctx.buckets.forget(bucket.name)
     ctx.decided(f"set the ACL of bucket {bucket.name}", grants=len(grants))
     return empty(200)
 

@@ -16,8 +16,7 @@ from walrus.routing import validate_bucket_name
 
 
 def load_bucket(ctx: S3Context) -> Bucket:
-    with ctx.db.session() as db:
-        bucket = catalog.get_bucket(db, ctx.bucket)
+    bucket = ctx.buckets.get(ctx.bucket)
     if bucket is None:
         raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404,
                       BucketName=ctx.bucket)
@@ -47,6 +46,7 @@ async def create_bucket(ctx: S3Context) -> Response:
                           "select a different name and try again.", 409, BucketName=ctx.bucket)
         db.add(Bucket(name=ctx.bucket, owner_id=owner_id, owner_name=owner_name, region=region,
                       created=catalog.utcnow(), acl=grants))
+    ctx.buckets.forget(ctx.bucket)
     ctx.decided(f"created bucket {ctx.bucket} for account {owner_id}", region=region)
     return empty(200, {"Location": f"/{ctx.bucket}"})
 
@@ -68,6 +68,7 @@ def delete_bucket(ctx: S3Context) -> Response:
         # Unfinished multipart uploads go with the bucket, as their parts are not objects.
         leftovers = catalog.blobs_of_uploads(db, ctx.bucket)
         catalog.delete_bucket(db, ctx.bucket)
+    ctx.buckets.forget(ctx.bucket)
     ctx.blobs.delete(leftovers)
     ctx.decided(f"deleted bucket {ctx.bucket}")
     return empty(204)

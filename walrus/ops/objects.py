@@ -51,24 +51,14 @@ def object_owner(ctx: S3Context) -> tuple[str, str]:
     return ctx.owner_pair()
 
 
-def store_object(ctx: S3Context, bucket: Bucket, row: Object) -> None:
+def store_object(ctx: S3Context, bucket: Bucket, row: Object, if_absent: bool = False) -> None:
     """Make `row` the current object for its key and drop the body it replaces."""
     with ctx.db.session() as db:
-        old = catalog.get_object(db, row.bucket, row.key)
-        old_blobs = catalog.segment_blobs(old.segments) if old is not None else []
-        if old is not None:
-            db.delete(old)
-            db.flush()
-        db.add(row)
-    ctx.blobs.delete(old_blobs)
-
-
-def check_put_conditions(ctx: S3Context) -> None:
-    if ctx.headers.get("if-none-match", "").strip() == "*":
-        with ctx.db.session() as db:
-            if catalog.get_object(db, ctx.bucket, ctx.key) is not None:
-                raise S3Error("PreconditionFailed", "At least one of the pre-conditions you "
-                              "specified did not hold", 412, Condition="If-None-Match")
+        old_segments = catalog.replace_object(db, row, if_absent)
+    if old_segments is None and if_absent:
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you "
+                      "specified did not hold", 412, Condition="If-None-Match")
+    ctx.blobs.delete(catalog.segment_blobs(old_segments or []))
 
 
 async def put_object(ctx: S3Context) -> Response:
@@ -81,7 +71,7 @@ async def put_object(ctx: S3Context) -> Response:
                                  (bucket.owner_id, bucket.owner_name)) or \
         access.canned("private", owner_id, owner_name)
     meta = object_meta(ctx.headers)
-    check_put_conditions(ctx)
+    if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
     body = await ctx.receive()
     row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
                  last_modified=catalog.utcnow(),
@@ -89,7 +79,7 @@ async def put_object(ctx: S3Context) -> Response:
                  meta=meta, checksums=body.checksums, segments=[[body.blob_id, body.size]],
                  parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
     try:
-        store_object(ctx, bucket, row)
+        store_object(ctx, bucket, row, if_absent)
     except BaseException:
         ctx.blobs.delete([body.blob_id])
         raise

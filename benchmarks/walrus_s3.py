@@ -1,0 +1,198 @@
+"""Walrus against moto_server, same client, same run: boto3 put/get of 1 KiB objects (ops/s)
+and of 64 MiB objects (MB/s), plus Walrus's peak resident memory (VmHWM) after the small and
+after the large objects, to show that memory does not grow with object size.
+
+    .venv/bin/python benchmarks/walrus_s3.py [--small N] [--large N] [--readme]
+
+Both servers run as their own processes on 127.0.0.1 over plain HTTP; the client is one
+sequential boto3 client, path-style, SigV4, with boto3's default CRC32 checksums."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import httpx
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+KEY = {"access_key": "AKIABENCH0000000001", "secret_key": "bench-secret-key-000000000",
+       "account_id": "123456789012", "account_name": "bench", "user_name": "admin"}
+MIB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], url: str, probe: str) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(url + probe, process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def client(url: str):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=KEY["access_key"], aws_secret_access_key=KEY["secret_key"],
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+def small_ops(s3, bucket: str, count: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    body = os.urandom(1024)
+    for i in range(20):  # warm connections and caches
+        s3.put_object(Bucket=bucket, Key=f"warm/{i}", Body=body)
+        s3.get_object(Bucket=bucket, Key=f"warm/{i}")["Body"].read()
+    started = time.perf_counter()
+    for i in range(count):
+        s3.put_object(Bucket=bucket, Key=f"small/{i:06d}", Body=body)
+    puts = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(count):
+        s3.get_object(Bucket=bucket, Key=f"small/{i:06d}")["Body"].read()
+    gets = count / (time.perf_counter() - started)
+    return puts, gets
+
+
+def large_ops(s3, bucket: str, count: int, path: Path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    size = path.stat().st_size
+    put_time = get_time = 0.0
+    for i in range(count):
+        with open(path, "rb") as handle:
+            started = time.perf_counter()
+            s3.put_object(Bucket=bucket, Key=f"large/{i}", Body=handle)
+            put_time += time.perf_counter() - started
+        started = time.perf_counter()
+        stream = s3.get_object(Bucket=bucket, Key=f"large/{i}")["Body"]
+        received = 0
+        while chunk := stream.read(MIB):
+            received += len(chunk)
+        get_time += time.perf_counter() - started
+        assert received == size
+    return count * size / MIB / put_time, count * size / MIB / get_time
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="walrus-bench-"))
+    large = work / "large.bin"
+    with open(large, "wb") as handle:
+        block = os.urandom(MIB)
+        for _ in range(64):
+            handle.write(block)
+    keys_file = work / "keys.json"
+    keys_file.write_text(json.dumps([KEY]))
+    results: dict[str, object] = {}
+    try:
+        walrus_port, moto_port = free_port(), free_port()
+        walrus_url, moto_url = f"http://127.0.0.1:{walrus_port}", f"http://127.0.0.1:{moto_port}"
+        walrus_env = {"EUCASIM_HOME": str(work / "home"), "CLOUD_SECRET": "bench",
+                      "WALRUS_PORT": str(walrus_port), "WALRUS_ACCESS_KEYS": str(keys_file)}
+        with server([sys.executable, "-m", "walrus"], walrus_env, walrus_url, "/internal/health") as walrus, \
+                server([str(BIN / "moto_server"), "-p", str(moto_port)], {}, moto_url, "/"):
+            for name, url in (("walrus", walrus_url), ("moto", moto_url)):
+                s3 = client(url)
+                s3.create_bucket(Bucket="bench")
+                puts, gets = small_ops(s3, "bench", args.small)
+                if name == "walrus":
+                    results["walrus_rss_after_small_mib"] = peak_rss_mib(walrus.pid)
+                up, down = large_ops(s3, "bench", args.large, large)
+                if name == "walrus":
+                    results["walrus_rss_after_large_mib"] = peak_rss_mib(walrus.pid)
+                results[name] = {"put_1k_ops": puts, "get_1k_ops": gets,
+                                 "put_64m_mbps": up, "get_64m_mbps": down}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def table(results: dict[str, object], args: argparse.Namespace) -> str:
+    w, m = results["walrus"], results["moto"]  # type: ignore[index]
+    rows = [("PUT 1 KiB (ops/s)", "put_1k_ops"), ("GET 1 KiB (ops/s)", "get_1k_ops"),
+            ("PUT 64 MiB (MiB/s)", "put_64m_mbps"), ("GET 64 MiB (MiB/s)", "get_64m_mbps")]
+    lines = ["| measure | Walrus | moto_server | Walrus / moto |", "|---|---:|---:|---:|"]
+    for label, key in rows:
+        lines.append(f"| {label} | {w[key]:.1f} | {m[key]:.1f} | {w[key] / m[key]:.2f}× |")  # type: ignore[index]
+    lines.append("")
+    lines.append(f"Walrus peak RSS (VmHWM): {results['walrus_rss_after_small_mib']:.1f} MiB after "
+                 f"the 1 KiB objects, {results['walrus_rss_after_large_mib']:.1f} MiB after the "
+                 f"64 MiB objects.")
+    lines.append(f"({args.small} small and {args.large} large objects each way; "
+                 f"{platform.python_implementation()} {platform.python_version()}, "
+                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end.)")
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    readme = Path(__file__).resolve().parent / "README.md"
+    current = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    start, end = "<!-- walrus:start -->", "<!-- walrus:end -->"
+    section = (f"{start}\n## Walrus\n\nCommand: `.venv/bin/python benchmarks/walrus_s3.py --readme`"
+               f"\n\n{text}\n{end}")
+    if start in current and end in current:
+        before, rest = current.split(start, 1)
+        after = rest.split(end, 1)[1]
+        current = before + section + after
+    else:
+        current = current.rstrip("\n") + "\n\n" + section + "\n"
+    readme.write_text(current)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=500, help="1 KiB objects put and got")
+    parser.add_argument("--large", type=int, default=3, help="64 MiB objects put and got")
+    parser.add_argument("--readme", action="store_true", help="write the Walrus section of "
+                        "benchmarks/README.md")
+    args = parser.parse_args()
+    results = run(args)
+    text = table(results, args)
+    print(text)
+    if args.readme:
+        write_readme(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,12 +16,13 @@ import clc.api.instances  # noqa: F401
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
+from clc.images import tiny_image_router
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.reconcile import Reconciler
 from clc.zones_client import ZoneServices
-from services import credentials
+from services import credentials, pki
 from services.config import CloudConfig, load_config
 from services.db import Database
 from services.ec2query import preload
@@ -42,6 +43,8 @@ def bootstrap(config: CloudConfig, db: Database) -> credentials.UserCredentials:
     credential files under EUCASIM_HOME/credentials."""
     db.upgrade(MIGRATIONS)
     _seed_vm_types(db)
+    # The cloud's certificate: bundles are encrypted for it and user certificates signed by it.
+    pki.ensure_cloud_ca(config.EUCASIM_HOME)
     with db.session() as session:
         admin = ensure_admin(session)
     creds = credentials.UserCredentials(
@@ -76,6 +79,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
+    app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
     endpoint = Ec2Endpoint(config, db, recorder, services=zones)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services import cli_trace, credentials, launcher
+from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
 from services.messages.admin import (AccountCreated, AccountList, NewAccount, NewKey, NewUser,
@@ -28,6 +29,7 @@ app.add_typer(account_app, name="account")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(vmtype_app, name="vmtype")
+app.add_typer(image_app, name="image")
 
 out = Console()
 err = Console(stderr=True)
@@ -97,6 +99,9 @@ def show_credentials(home: HomeOption = None) -> None:
     print(config_section)
     out.print("# ~/.aws/credentials", style="bold")
     print(creds_section)
+    files = certificate_files(_config(home).EUCASIM_HOME, creds.key)
+    out.print("# certificates (bundling images)", style="bold")
+    print(certificate_exports(files, creds.key.account_id))
 
 
 @app.command()

@@ -1,3 +1,3 @@
 """The EC2 actions, one module per resource family. Importing this package registers them."""
 
-from clc.api import keypairs, security_groups, tags, zones  # noqa: F401
+from clc.api import images, keypairs, security_groups, tags, zones  # noqa: F401

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from services.internal import InternalCallError, InternalClient
 from services.messages.node import NodeResources
 from tests.cc.cc_process import wait_for
@@ -62,13 +64,13 @@ def test_a_request_that_cannot_fit_is_refused_whole(zone_factory):
     assert len(result["placed"]) == 14 and len(result["not_placed"]) == 6
 
 
-def test_describe_resources_counts_free_and_max_per_type(zone_factory):
+def test_describe_resources_and_instances_with_their_nodes(zone_factory):
     zone, _ = zone_factory("GREEDY")
     small, xlarge = zone.resources(SMALL, XLARGE).types
     assert (small.free, small.max, xlarge.free, xlarge.max) == (14, 14, 3, 3)
 
-    zone.run(XLARGE, target="node-3")
-    zone.run(SMALL)                      # GREEDY: node-1
+    big = zone.run(XLARGE, target="node-3").placed[0].instance_id
+    little = zone.run(SMALL).placed[0].instance_id      # GREEDY: node-1
     # At once (the CC's reservation) and after the NCs report it (their own figures).
     for _ in range(2):
         answer = zone.resources(SMALL, XLARGE)
@@ -78,3 +80,15 @@ def test_describe_resources_counts_free_and_max_per_type(zone_factory):
         assert (answer.nodes_up, answer.nodes_down, answer.nodes_asleep) == (3, 0, 0)
         wait_for(lambda: all(n.reserved.cores == 0 for n in zone.nodes().nodes), 20,
                  "the reservations to settle")
+
+    def running() -> dict[str, str]:
+        listed = {i.instance_id: i for i in zone.instances().instances}
+        ok = all(i in listed and listed[i].state == "running" for i in (big, little))
+        return {i: listed[i].node_id for i in (big, little)} if ok else {}
+
+    assert wait_for(running, 20, "both instances to run") == {big: "node-3", little: "node-1"}
+    console = zone.call("GET", f"/internal/instances/{little}/console")
+    assert console["instance_id"] == little and console["output"]
+    with pytest.raises(InternalCallError) as unknown:
+        zone.call("GET", "/internal/instances/i-deadbeef/console")
+    assert unknown.value.detail["code"] == "InvalidInstanceID.NotFound"

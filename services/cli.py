@@ -76,10 +76,19 @@ def up(home: HomeOption = None,
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+    try:
+        image_id = launcher.register_tiny_image(config, services)
+    except Exception as exc:  # the cloud is still usable without its sample image
+        err.print(f"[yellow]could not register the tiny sample image: {exc}[/yellow]")
+        image_id = None
     creds = credentials.read(config.EUCASIM_HOME)
     out.print("\nThe cloud is up. Point the AWS CLI at it with:\n")
     print(credentials.env_exports(creds), flush=True)
-    out.print("then try:  aws ec2 describe-availability-zones\n(Ctrl-C stops everything.)")
+    out.print("then try:  aws ec2 describe-availability-zones")
+    if image_id:
+        print(f"and:       aws ec2 run-instances --image-id {image_id} --instance-type m1.small",
+              flush=True)
+    out.print("(Ctrl-C stops everything.)")
     code = launcher.wait_forever(services)
     out.print("Stopping …")
     launcher.stop(services)

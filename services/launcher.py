@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from services.config import SECRET_FILE, CloudConfig
+from services.internal import InternalClient
+from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
 
 
 @dataclass
@@ -113,6 +115,19 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
         stop(started)
         raise
     return started
+
+
+def register_tiny_image(config: CloudConfig, services: list[RunningService]) -> str | None:
+    """A small public machine image, so a newcomer can run an instance at once (idempotent:
+    later starts get the same id). Needs the CLC and Walrus."""
+    names = {s.spec.name for s in services}
+    if not {"clc", "walrus"} <= names:
+        return None
+    client = InternalClient(config.service_url("clc"), config.CLOUD_SECRET, timeout=120)
+    try:
+        return client.call("POST", TINY_IMAGE_ROUTE, response=TinyImage).image_id
+    finally:
+        client.close()
 
 
 def stop(services: list[RunningService], grace: float = 10.0) -> None:

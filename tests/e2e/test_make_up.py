@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 AWS = str(Path(sys.executable).parent / "aws")
 
 
-def _read_exports(process: subprocess.Popen, deadline: float) -> dict[str, str]:
+def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, str], str | None]:
+    """The exports and the sample image id that `make up` prints once the cloud is up."""
     exports: dict[str, str] = {}
+    image_id = None
     seen: list[str] = []
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -29,9 +31,12 @@ def _read_exports(process: subprocess.Popen, deadline: float) -> dict[str, str]:
         match = re.match(r"export (\w+)=(\S+)", line.strip())
         if match:
             exports[match.group(1)] = match.group(2)
-        elif exports:
-            return exports
-    raise AssertionError("make up printed no AWS settings:\n" + "".join(seen))
+        image = re.search(r"run-instances --image-id (emi-[0-9a-f]+)", line)
+        if image:
+            image_id = image.group(1)
+        if "Ctrl-C stops everything" in line:
+            return exports, image_id
+    raise AssertionError("make up did not finish its banner:\n" + "".join(seen))
 
 
 def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_path: Path):
@@ -43,7 +48,7 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
-        exports = _read_exports(process, time.monotonic() + 240)
+        exports, image_id = _read_banner(process, time.monotonic() + 240)
         assert exports["AWS_ENDPOINT_URL_EC2"].endswith(":" + ports["CLC_PORT"])
         assert exports["AWS_ENDPOINT_URL_S3"].endswith(":" + ports["WALRUS_PORT"])
         cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": "/dev/null",
@@ -53,6 +58,14 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["AvailabilityZones"][0]["ZoneName"] == "zone-1"
         assert (tmp_path / "state" / "credentials" / "eucarc").is_file()
+        # The sample image it printed is registered, public and available.
+        assert image_id, "make up printed no sample image"
+        result = subprocess.run([AWS, "ec2", "describe-images", "--image-ids", image_id,
+                                 "--output", "json"], env=cli_env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        image = json.loads(result.stdout)["Images"][0]
+        assert (image["State"], image["Public"]) == ("available", True)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=60)

@@ -33,6 +33,7 @@ from walrus import dispatch
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
+from walrus.bundles import images_router
 from walrus.context import S3Context
 from walrus.routing import Target, parse_target
 
@@ -139,6 +140,8 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
         keys = default_keys(config)
     walrus = Walrus(config, keys, recorder)
     app.state.walrus = walrus
+    # Image bundles -> images for the nodes (walrus/bundles.py), an internal API.
+    app.include_router(images_router(walrus, app.state.internal_auth))
     # Outermost, so S3 requests skip the framework's routing and http middleware: those cost
     # more than a small GET itself. /internal/* still goes through FastAPI.
     app.add_middleware(S3FrontDoor, walrus=walrus)

@@ -1,5 +1,5 @@
-"""A real Walrus on a free port (uvicorn in a thread), two accounts and the cloud's own, and
-clients configured the way users configure them."""
+"""Walrus as a real process on a free port (HTTP and HTTPS), two accounts and the cloud's own,
+and clients configured the way users configure them."""
 
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ import pytest
 from botocore.config import Config
 
 from services.config import CloudConfig, load_config
-from services.identity import StaticKeyDirectory
 from services.messages.identity import AccessKeyInfo
-from tests.support.servers import running
 from tests.walrus.process import walrus_process
-from walrus.app import create_app
 
 ALICE = AccessKeyInfo(access_key="AKIAALICE0000000001", secret_key="alice-secret-key-0000000000",
                       account_id="111111111111", account_name="alice", user_name="admin")
@@ -69,16 +66,6 @@ def walrus_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServe
     home = tmp_path_factory.mktemp("walrus-tls-home")
     with walrus_process(home, [ALICE, BOB, CLOUD], https=True) as (url, _):
         yield WalrusServer(url, home, make_config(home), ca_bundle=str(home / "tls" / "ca.pem"))
-
-
-@pytest.fixture(scope="session")
-def walrus_in_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    """Walrus served from this process, for tests that reach into create_app."""
-    home = tmp_path_factory.mktemp("walrus-thread-home")
-    config = make_config(home)
-    app = create_app(config, keys=StaticKeyDirectory([ALICE, BOB, CLOUD]))
-    with running(app) as url:
-        yield WalrusServer(url, home, config)
 
 
 @pytest.fixture(scope="session")

@@ -125,8 +125,9 @@ class Cluster:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run_loops(self, stop: asyncio.Event) -> None:
-        await self.poller.run(stop)
+        await self.poller.run(stop, after_round=self.placer.persist)
 
     async def close(self) -> None:
+        self.placer.persist()
         await self.clients.aclose()
 

@@ -40,6 +40,7 @@ class Placer:
         self.policy = policy
         self._store = store
         self._recorder = recorder
+        self._saved = policy.snapshot()
 
     def decide(self, request: RunInstances) -> tuple[list[Decision], list[str]]:
         """Choose and reserve a node for as many instances as fit (up to all of them); raise
@@ -76,13 +77,22 @@ class Placer:
                                       elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
                                       reason=message)
                 raise ClusterFault(409, "InsufficientInstanceCapacity", message)
-            if policy is self.policy and policy.snapshot() != saved:
-                self._store.set_state(POINTER_KEY, policy.snapshot())
         self._recorder.record("decided", f"{len(decisions)} of {len(request.instances)} placed "
                               f"by {policy.name}",
                               elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
         placed = {d.launch.instance_id for d in decisions}
         return decisions, [i.instance_id for i in request.instances if i.instance_id not in placed]
+
+
+    def persist(self) -> None:
+        """Save the policy's state (the round-robin pointer) if it moved. Called after every
+        poll round and at shutdown rather than inside each decision, so a decision costs no
+        disk write; a crash forgets at most one poll interval of pointer movement."""
+        with self._reservations.lock:
+            snapshot = self.policy.snapshot()
+        if snapshot != self._saved:
+            self._store.set_state(POINTER_KEY, snapshot)
+            self._saved = snapshot
 
 
 class Launcher:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from cc.ncclient import NodeClients
 from cc.power import PowerManager
@@ -54,11 +55,12 @@ class Poller:
         await asyncio.gather(*(self.poll_node(n.url) for n in self._registry.nodes()))
         self.rounds += 1
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, after_round: Callable[[], None] = lambda: None) -> None:
         while not stop.is_set():
             try:
                 await self.poll_once()
                 await self._power.tick()
+                after_round()
             except Exception:  # the loop must outlive any one bad round
                 log.exception("poll round failed")
             try:

@@ -190,7 +190,7 @@ class NodeRegistry:
             return
         node.changed_at = time.monotonic()
         node.instances = {**node.instances, report.instance_id: report}
-        self._store.replace_instances(url, node.instances)
+        self._store.save_instance(url, report)
 
     def mark_asleep(self, url: str) -> None:
         """Taken before the NC is told to sleep, so no placement picks it as awake meanwhile."""

@@ -76,6 +76,15 @@ class ClusterStore:
             session.add_all(InstanceRecord(instance_id=iid, node_url=url, report_json=r.model_dump_json())
                             for iid, r in reports.items())
 
+    def save_instance(self, url: str, report: InstanceReport) -> None:
+        with self._db.session() as session:
+            row = session.get(InstanceRecord, report.instance_id)
+            if row is None:
+                row = InstanceRecord(instance_id=report.instance_id)
+            row.node_url = url
+            row.report_json = report.model_dump_json()
+            session.add(row)
+
     def get_state(self, key: str) -> str | None:
         with self._db.session() as session:
             row = session.get(SchedulerState, key)

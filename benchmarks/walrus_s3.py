@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,26 +76,47 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def client(url: str):  # type: ignore[no-untyped-def]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the server process has used (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client(url: str, connections: int = 10):  # type: ignore[no-untyped-def]
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                         aws_access_key_id=KEY["access_key"], aws_secret_access_key=KEY["secret_key"],
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                      max_pool_connections=connections))
 
 
-def small_ops(s3, bucket: str, count: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def small_ops(s3, bucket: str, count: int, threads: int = 1,  # type: ignore[no-untyped-def]
+              pid: int | None = None) -> tuple[float, float, float, float]:
+    """1 KiB puts then gets of `count` keys, by `threads` callers sharing one client: the
+    rates, and the server's CPU milliseconds per operation."""
     body = os.urandom(1024)
+    prefix = f"small-{threads}"
     for i in range(20):  # warm connections and caches
         s3.put_object(Bucket=bucket, Key=f"warm/{i}", Body=body)
         s3.get_object(Bucket=bucket, Key=f"warm/{i}")["Body"].read()
-    started = time.perf_counter()
-    for i in range(count):
-        s3.put_object(Bucket=bucket, Key=f"small/{i:06d}", Body=body)
-    puts = count / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for i in range(count):
-        s3.get_object(Bucket=bucket, Key=f"small/{i:06d}")["Body"].read()
-    gets = count / (time.perf_counter() - started)
-    return puts, gets
+
+    def puts(indices: range) -> None:
+        for i in indices:
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{i:06d}", Body=body)
+
+    def gets(indices: range) -> None:
+        for i in indices:
+            s3.get_object(Bucket=bucket, Key=f"{prefix}/{i:06d}")["Body"].read()
+
+    rates, cpu = [], []
+    for work in (puts, gets):
+        shares = [range(t, count, threads) for t in range(threads)]
+        cpu_before = cpu_seconds(pid) if pid else 0.0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, shares))
+        rates.append(count / (time.perf_counter() - started))
+        cpu.append((cpu_seconds(pid) - cpu_before) * 1000 / count if pid else float("nan"))
+    return rates[0], rates[1], cpu[0], cpu[1]
 
 
 def large_ops(s3, bucket: str, count: int, path: Path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -131,17 +153,20 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         walrus_env = {"EUCASIM_HOME": str(work / "home"), "CLOUD_SECRET": "bench",
                       "WALRUS_PORT": str(walrus_port), "WALRUS_ACCESS_KEYS": str(keys_file)}
         with server([sys.executable, "-m", "walrus"], walrus_env, walrus_url, "/internal/health") as walrus, \
-                server([str(BIN / "moto_server"), "-p", str(moto_port)], {}, moto_url, "/"):
-            for name, url in (("walrus", walrus_url), ("moto", moto_url)):
-                s3 = client(url)
+                server([str(BIN / "moto_server"), "-p", str(moto_port)], {}, moto_url, "/") as moto:
+            for name, url, pid in (("walrus", walrus_url, walrus.pid), ("moto", moto_url, moto.pid)):
+                s3 = client(url, max(10, args.threads))
                 s3.create_bucket(Bucket="bench")
-                puts, gets = small_ops(s3, "bench", args.small)
+                puts, gets, put_cpu, get_cpu = small_ops(s3, "bench", args.small, 1, pid)
+                puts_n, gets_n, _, _ = small_ops(s3, "bench", args.small, args.threads)
                 if name == "walrus":
                     results["walrus_rss_after_small_mib"] = peak_rss_mib(walrus.pid)
                 up, down = large_ops(s3, "bench", args.large, large)
                 if name == "walrus":
                     results["walrus_rss_after_large_mib"] = peak_rss_mib(walrus.pid)
                 results[name] = {"put_1k_ops": puts, "get_1k_ops": gets,
+                                 "put_1k_ops_n": puts_n, "get_1k_ops_n": gets_n,
+                                 "put_1k_cpu_ms": put_cpu, "get_1k_cpu_ms": get_cpu,
                                  "put_64m_mbps": up, "get_64m_mbps": down}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -150,11 +175,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def table(results: dict[str, object], args: argparse.Namespace) -> str:
     w, m = results["walrus"], results["moto"]  # type: ignore[index]
-    rows = [("PUT 1 KiB (ops/s)", "put_1k_ops"), ("GET 1 KiB (ops/s)", "get_1k_ops"),
+    n = args.threads
+    rows = [("PUT 1 KiB, 1 caller (ops/s)", "put_1k_ops"),
+            ("GET 1 KiB, 1 caller (ops/s)", "get_1k_ops"),
+            (f"PUT 1 KiB, {n} callers (ops/s)", "put_1k_ops_n"),
+            (f"GET 1 KiB, {n} callers (ops/s)", "get_1k_ops_n"),
             ("PUT 64 MiB (MiB/s)", "put_64m_mbps"), ("GET 64 MiB (MiB/s)", "get_64m_mbps")]
     lines = ["| measure | Walrus | moto_server | Walrus / moto |", "|---|---:|---:|---:|"]
     for label, key in rows:
         lines.append(f"| {label} | {w[key]:.1f} | {m[key]:.1f} | {w[key] / m[key]:.2f}× |")  # type: ignore[index]
+    for label, key in (("server CPU per 1 KiB PUT (ms)", "put_1k_cpu_ms"),
+                       ("server CPU per 1 KiB GET (ms)", "get_1k_cpu_ms")):
+        lines.append(f"| {label} | {w[key]:.2f} | {m[key]:.2f} | "  # type: ignore[index]
+                     f"{m[key] / w[key]:.2f}× less |")  # type: ignore[index]
     lines.append("")
     lines.append(f"Walrus peak RSS (VmHWM): {results['walrus_rss_after_small_mib']:.1f} MiB after "
                  f"the 1 KiB objects, {results['walrus_rss_after_large_mib']:.1f} MiB after the "
@@ -183,6 +216,8 @@ def write_readme(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=500, help="1 KiB objects put and got")
+    parser.add_argument("--threads", type=int, default=8, help="callers for the concurrent "
+                        "1 KiB round")
     parser.add_argument("--large", type=int, default=3, help="64 MiB objects put and got")
     parser.add_argument("--readme", action="store_true", help="write the Walrus section of "
                         "benchmarks/README.md")

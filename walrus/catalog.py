@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
@@ -48,18 +48,25 @@ def get_object(db: Session, bucket: str, key: str) -> Object | None:
     return db.get(Object, (bucket, key))
 
 
+_OBJECTS = Object.__table__
+_SEGMENTS_OF = select(_OBJECTS.c.segments).where(
+    (_OBJECTS.c.bucket == bindparam("b")) & (_OBJECTS.c.key == bindparam("k")))
+_DELETE_OBJECT = _OBJECTS.delete().where(
+    (_OBJECTS.c.bucket == bindparam("b")) & (_OBJECTS.c.key == bindparam("k")))
+
+
 def replace_object(db: Session, row: Object, if_absent: bool = False) -> list[list[Any]] | None:
     """Insert `row`, replacing the object of the same key; returns the replaced object's
     segments ([] when there was none). With `if_absent`, an existing object is left alone and
-    None is returned. Core statements: a PUT is the hottest write path."""
-    key = (Object.bucket == row.bucket) & (Object.key == row.key)
-    old = db.execute(select(Object.segments).where(key)).first()
+    None is returned. Table-level statements with bound parameters, compiled once: a PUT is
+    the hottest write path and the ORM's unit of work costs more than the write itself."""
+    where = {"b": row.bucket, "k": row.key}
+    old = db.execute(_SEGMENTS_OF, where).first()
     if old is not None:
         if if_absent:
             return None
-        db.execute(delete(Object).where(key))
-    values = {column.key: getattr(row, column.key) for column in Object.__table__.columns}
-    db.execute(insert(Object).values(**values))
+        db.execute(_DELETE_OBJECT, where)
+    db.execute(_OBJECTS.insert(), [{c.key: getattr(row, c.key) for c in _OBJECTS.columns}])
     return list(old[0]) if old is not None else []
 
 

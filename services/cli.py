@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from services import cli_trace, credentials, launcher
+from services import cli_status, cli_trace, credentials, launcher
 from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
@@ -30,6 +30,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
+app.command()(cli_status.status)
 
 out = Console()
 err = Console(stderr=True)

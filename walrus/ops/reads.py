@@ -24,8 +24,8 @@ OVERRIDES = {"response-content-type": "Content-Type",
 
 def load_object(ctx: S3Context) -> Object:
     bucket = load_bucket(ctx)
-    with ctx.db.session() as db:
-        obj = catalog.get_object(db, bucket.name, ctx.key)
+    with ctx.db.engine.connect() as connection:
+        obj = catalog.read_object(connection, bucket.name, ctx.key)
     if obj is None:
         # Without READ on the bucket a caller may not learn whether a key exists.
         if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):

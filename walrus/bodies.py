@@ -142,10 +142,13 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
                 trailer_signer: ChunkSigner | None, max_size: int) -> tuple[str, dict[str, str]]:
     sha = spec.content_sha256
     payload_hash = None
-    if sha and not spec.chunked and sha != UNSIGNED:
+    if sha and sha != UNSIGNED and sha != UNSIGNED_STREAMING and sha not in SIGNED_STREAMING:
+        if sha.startswith("STREAMING-"):
+            raise S3Error("NotImplemented", f"x-amz-content-sha256 {sha} is not supported.", 501)
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
             raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a "
                           "STREAMING-* value or the hex SHA-256 of the payload.")
+        # The hash covers the bytes as sent, aws-chunked framing included.
         payload_hash = hashlib.sha256()
     decoder = None
     if spec.chunked:
@@ -169,13 +172,16 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
                     hasher.update(piece)
                 sink.write(piece)
             if max_size and sink.size > max_size:
-                raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+                raise S3Error("EntityTooLarge",
+                              "Your proposed upload exceeds the maximum allowed size.")
     except ClientDisconnect:
         raise S3Error("IncompleteBody", "The request body terminated unexpectedly.") from None
-    _check(spec, decoder, raw_size, sink.size, payload_hash, md5, hashers)
+    _check(spec, decoder, raw_size, sink.size,
+           payload_hash.hexdigest() if payload_hash is not None else None, md5.digest(), hashers)
     if decoder is not None and sha == SIGNED_STREAMING[1]:
         claimed = decoder.trailers.get("x-amz-trailer-signature")
-        expected = trailer_signer(decoder.last_signature, decoder.trailer_text) if trailer_signer else None
+        expected = (trailer_signer(decoder.last_signature, decoder.trailer_text)
+                    if trailer_signer else None)
         if claimed is None or expected is None or not hmac.compare_digest(claimed, expected):
             raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does not "
                           "match the signature you provided.", 403)
@@ -183,7 +189,7 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
 
 
 def _check(spec: BodySpec, decoder: ChunkedDecoder | None, raw_size: int, size: int,
-           payload_hash: object, md5: object, hashers: dict[str, checksums.Hasher]) -> None:
+           payload_sha256: str | None, md5: bytes, hashers: dict[str, checksums.Hasher]) -> None:
     trailers: dict[str, str] = {}
     if decoder is not None:
         trailers = decoder.finish()
@@ -193,12 +199,13 @@ def _check(spec: BodySpec, decoder: ChunkedDecoder | None, raw_size: int, size: 
     elif spec.content_length is not None and spec.content_length != raw_size:
         raise S3Error("IncompleteBody", "You did not provide the number of bytes specified by "
                       "the Content-Length HTTP header.")
-    if payload_hash is not None and payload_hash.hexdigest() != spec.content_sha256.lower():  # type: ignore[attr-defined,union-attr]
+    claimed_sha = (spec.content_sha256 or "").lower()
+    if payload_sha256 is not None and payload_sha256 != claimed_sha:
         raise S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header "
                       "does not match what was computed.",
-                      ClientComputedContentSHA256=spec.content_sha256 or "",
-                      S3ComputedContentSHA256=payload_hash.hexdigest())  # type: ignore[attr-defined]
-    if spec.content_md5 is not None and not hmac.compare_digest(spec.content_md5, md5.digest()):  # type: ignore[attr-defined]
+                      ClientComputedContentSHA256=claimed_sha,
+                      S3ComputedContentSHA256=payload_sha256)
+    if spec.content_md5 is not None and not hmac.compare_digest(spec.content_md5, md5):
         raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
     claims = dict(spec.expected)
     for algorithm in spec.trailer_algorithms:

@@ -13,6 +13,8 @@ from services.errors import S3Error
 
 MAX_KEY_BYTES = 1024
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Paths under /internal/ are the services' own API, so no bucket may take that name.
+RESERVED_BUCKETS = frozenset({"internal"})
 
 
 @dataclass
@@ -78,7 +80,7 @@ def _decode_key(raw: str) -> str:
 
 
 def validate_bucket_name(name: str) -> None:
-    bad = (not _BUCKET.match(name) or ".." in name or ".-" in name or "-." in name
+    bad = (not _BUCKET.match(name) or name in RESERVED_BUCKETS or ".." in name or ".-" in name or "-." in name
            or name.startswith("xn--") or name.endswith("-s3alias"))
     if not bad:
         try:

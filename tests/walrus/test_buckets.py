@@ -29,7 +29,7 @@ def test_location_constraint(s3):  # type: ignore[no-untyped-def]
     assert s3.get_bucket_location(Bucket=plain)["LocationConstraint"] == "eucalyptus"
 
 
-@pytest.mark.parametrize("name", ["Capitals", "ab", "a" * 64, "-dash-first", "dot..dot",
+@pytest.mark.parametrize("name", ["Capitals", "ab", "a" * 64, "-dash-first", "dot..dot", "internal",
                                   "192.168.1.1", "under_score", "xn--punycode"])
 def test_invalid_bucket_names_are_refused(s3, name: str):  # type: ignore[no-untyped-def]
     error = s3_error(s3.create_bucket, Bucket=name)

@@ -8,7 +8,6 @@ from services.errors import S3Error
 from walrus import access, catalog
 from walrus.context import S3Context, empty, xml_response
 from walrus.ops.buckets import load_bucket
-from walrus.ops.reads import load_object
 
 
 def get_bucket_acl(ctx: S3Context) -> Response:

@@ -83,6 +83,17 @@ def tls_files(config: CloudConfig) -> tuple[str, str, str]:
     return ensure_tls(config).as_tuple()
 
 
+def public_url(config: CloudConfig, service: str) -> str:
+    """Where users reach a public endpoint ("clc" or "walrus"): https when PUBLIC_HTTPS and no
+    explicit *_URL says otherwise; other services stay on service_url's plain http."""
+    url = config.service_url(service)
+    explicit = getattr(config, f"{service.upper()}_URL", "")
+    if config.PUBLIC_HTTPS and service in ("clc", "walrus") and not explicit \
+            and url.startswith("http://"):
+        url = "https://" + url[len("http://"):]
+    return url
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -3,11 +3,14 @@ its account through a KeyDirectory (the CLC's, or a static one)."""
 
 from __future__ import annotations
 
+import httpx
 from starlette.requests import Request
 
 from services.auth import Identity, RequestView, verify_s3
-from services.errors import AuthError
+from services.errors import AuthError, S3Error
 from services.identity import KeyDirectory
+from services.internal import InternalCallError
+from services.messages.identity import AccessKeyInfo
 from walrus.access import ANONYMOUS, Principal
 
 CLOUD_ACCOUNT = "eucalyptus"
@@ -27,14 +30,22 @@ def request_view(request: Request, virtual_host_bucket: str | None) -> RequestVi
 def authenticate(view: RequestView, keys: KeyDirectory) -> tuple[Principal, Identity | None]:
     """Runs in a worker thread: the directory may ask the CLC over HTTP."""
 
+    def lookup(access_key: str) -> AccessKeyInfo | None:
+        try:
+            return keys.lookup(access_key)
+        except (InternalCallError, httpx.HTTPError) as exc:
+            # The CLC owns the keys; without it no signature can be checked. 503 is retried.
+            raise S3Error("ServiceUnavailable", "Cannot check the access key now: the cloud "
+                          "controller did not answer. Please try again.", 503) from exc
+
     def secret(access_key: str) -> str | None:
-        info = keys.lookup(access_key)
+        info = lookup(access_key)
         return info.secret_key if info is not None else None
 
     identity = verify_s3(view, secret)
     if identity is None:
         return ANONYMOUS, None
-    info = keys.lookup(identity.access_key)
+    info = lookup(identity.access_key)
     if info is None:  # removed between the two look-ups
         raise AuthError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
                         "in our records.", 403, AWSAccessKeyId=identity.access_key)

@@ -121,6 +121,9 @@ def test_presigned_v2_get_with_plain_httpx(walrus, s3, bucket):  # type: ignore[
     assert httpx.get(url).content == b"presigned"
     tampered = url.replace("shared%20file.txt", "other.txt")
     assert httpx.get(tampered).status_code == 403
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "via-v2"})
+    assert httpx.put(put_url, content=b"put by v2 url").status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="via-v2")["Body"].read() == b"put by v2 url"
 
 
 def test_presigned_v4_get_and_put(walrus, bucket):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 READ_CHUNK = 1024 * 1024
 _BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -72,7 +73,12 @@ class BlobStore:
 
     def iter_range(self, segments: Segments, start: int, end: int,
                    chunk: int = READ_CHUNK) -> Iterator[bytes]:
-        """Bytes `start`..`end` inclusive of the object made of `segments`."""
+        """Bytes `start`..`end` inclusive of the object made of `segments`.
+
+        The first file is opened here, not when iteration starts: a response streams later,
+        and an overwrite of the key in between unlinks the old blob, which an open handle
+        still reads (a multipart object's later parts are opened as they come)."""
+        pieces = []
         offset = 0
         for blob_id, size in segments:
             size = int(size)  # type: ignore[call-overload]
@@ -80,9 +86,16 @@ class BlobStore:
             offset += size
             if size == 0 or seg_end < start or seg_start > end:
                 continue
-            lo = max(start, seg_start) - seg_start
-            hi = min(end, seg_end) - seg_start
-            with open(self.path(str(blob_id)), "rb") as handle:
+            pieces.append((str(blob_id), max(start, seg_start) - seg_start,
+                           min(end, seg_end) - seg_start))
+        first = open(self.path(pieces[0][0]), "rb") if pieces else None
+        return self._stream(pieces, first, chunk)
+
+    def _stream(self, pieces: list[tuple[str, int, int]], first: BinaryIO | None,
+                chunk: int) -> Iterator[bytes]:
+        for index, (blob_id, lo, hi) in enumerate(pieces):
+            handle = first if index == 0 and first is not None else open(self.path(blob_id), "rb")
+            with handle:
                 handle.seek(lo)
                 remaining = hi - lo + 1
                 while remaining > 0:

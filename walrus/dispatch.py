@@ -16,10 +16,10 @@ Handler = Callable[[S3Context], Response | Awaitable[Response]]
 
 # Sub-resources S3 has and Walrus does not implement: answered 501, never mistaken for a
 # plain GET/PUT of the bucket or object.
-UNSUPPORTED = {"tagging", "versions", "logging", "notification", "accelerate", "requestPayment",
+UNSUPPORTED = {"tagging", "logging", "notification", "accelerate", "requestPayment",
                "retention", "legal-hold", "torrent", "restore", "select", "attributes",
                "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus",
-               "versionId", *buckets.ABSENT}
+               *buckets.ABSENT}
 
 
 def _not_implemented(what: str) -> S3Error:
@@ -40,6 +40,8 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return multipart.list_uploads
         if "versioning" in q:
             return buckets.get_versioning
+        if "versions" in q:
+            return listing.list_object_versions
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
@@ -105,4 +107,9 @@ def choose(method: str, target: Target, headers: Mapping[str, str]) -> Handler:
                       "resource.", 405, Method=method, ResourceType="SERVICE")
     if target.key is None:
         return _bucket_level(method, target.query)
+    # Unversioned: an object's one version is "null", as in an S3 bucket never versioned.
+    version = target.query.get("versionId")
+    if version is not None and version != "null":
+        raise S3Error("NoSuchVersion", "The specified version does not exist.", 404,
+                      Key=target.key, VersionId=version)
     return _object_level(method, target.query, headers)

@@ -103,3 +103,14 @@ def test_many_keys_under_many_prefixes_page_in_order(walrus, s3, bucket):  # typ
         Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 7})
         for p in page.get("CommonPrefixes", [])]
     assert prefixes == [f"p{i:02d}/" for i in range(40)]
+
+
+def test_list_object_versions_shows_each_object_once(s3, bucket):  # type: ignore[no-untyped-def]
+    fill(s3, bucket, KEYS)
+    pages = list(s3.get_paginator("list_object_versions").paginate(
+        Bucket=bucket, PaginationConfig={"PageSize": 4}))
+    versions = [v for page in pages for v in page.get("Versions", [])]
+    assert [v["Key"] for v in versions] == sorted(KEYS, key=lambda k: k.encode())
+    assert {v["VersionId"] for v in versions} == {"null"} and all(v["IsLatest"] for v in versions)
+    nested = s3.list_object_versions(Bucket=bucket, Delimiter="/", Prefix="a/")
+    assert [p["Prefix"] for p in nested["CommonPrefixes"]] == ["a/b/"]

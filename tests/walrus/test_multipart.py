@@ -128,3 +128,20 @@ def test_bad_part_numbers(s3, bucket):  # type: ignore[no-untyped-def]
         error = s3_error(s3.upload_part, Bucket=bucket, Key="n", UploadId=upload_id,
                          PartNumber=number, Body=b"x")
         assert code_and_status(error) == ("InvalidArgument", 400)
+
+
+def test_get_and_head_by_part_number(s3, bucket):  # type: ignore[no-untyped-def]
+    parts = [os.urandom(5 * MIB), b"second part"]
+    upload_id, done = upload_parts(s3, bucket, "parts", parts)
+    s3.complete_multipart_upload(Bucket=bucket, Key="parts", UploadId=upload_id,
+                                 MultipartUpload={"Parts": done})
+    second = s3.get_object(Bucket=bucket, Key="parts", PartNumber=2)
+    assert second["Body"].read() == b"second part"
+    assert second["PartsCount"] == 2
+    assert second["ContentRange"] == f"bytes {5 * MIB}-{5 * MIB + 10}/{5 * MIB + 11}"
+    head = s3.head_object(Bucket=bucket, Key="parts", PartNumber=1)
+    assert head["ContentLength"] == 5 * MIB and head["PartsCount"] == 2
+    error = s3_error(s3.get_object, Bucket=bucket, Key="parts", PartNumber=3)
+    assert code_and_status(error) == ("InvalidPartNumber", 416)
+    s3.put_object(Bucket=bucket, Key="single", Body=b"one part")
+    assert s3.get_object(Bucket=bucket, Key="single", PartNumber=1)["Body"].read() == b"one part"

@@ -204,3 +204,12 @@ def test_response_header_overrides(s3, bucket):  # type: ignore[no-untyped-def]
                         ResponseContentDisposition="inline")
     assert got["ContentType"] == "application/json"
     assert got["ContentDisposition"] == "inline"
+
+
+def test_version_null_is_the_object(s3, bucket):  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket=bucket, Key="v", Body=b"only version")
+    assert s3.get_object(Bucket=bucket, Key="v", VersionId="null")["Body"].read() == b"only version"
+    error = s3_error(s3.get_object, Bucket=bucket, Key="v", VersionId="3HL4kqtJlcpXroDTDmJ")
+    assert code_and_status(error) == ("NoSuchVersion", 404)
+    s3.delete_object(Bucket=bucket, Key="v", VersionId="null")
+    assert keys_of(s3, bucket) == []

@@ -184,3 +184,34 @@ def _list_v2(ctx: S3Context, bucket: str) -> Response:
     body["Contents"] = _contents(page, enc, ctx.query.get("fetch-owner") == "true")
     body["CommonPrefixes"] = _prefixes(page, enc)
     return xml_response("ListBucketResult", body)
+
+
+def list_object_versions(ctx: S3Context) -> Response:
+    """Walrus keeps no versions: each object is its own only version, "null", as S3 lists an
+    unversioned bucket. Tools that empty buckets through this call (Terraform) then work."""
+    bucket = load_bucket(ctx)
+    ctx.require(bucket.owner_id, bucket.acl, "READ")
+    prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
+    key_marker = ctx.query.get("key-marker", "")
+    max_keys = _max_keys(ctx)
+    enc, encoding = _encoder(ctx)
+    page = walk(ctx, bucket.name, prefix, delimiter, key_marker or None, False, max_keys)
+    versions = []
+    for item in _contents(page, enc, True):
+        item.pop("ChecksumAlgorithm", None)
+        versions.append({"Key": item["Key"], "VersionId": "null", "IsLatest": True,
+                         "LastModified": item["LastModified"], "ETag": item["ETag"],
+                         "Size": item["Size"], "StorageClass": "STANDARD",
+                         "Owner": item["Owner"]})
+    body: dict[str, Any] = {
+        "Name": bucket.name, "Prefix": enc(prefix), "KeyMarker": enc(key_marker),
+        "VersionIdMarker": ctx.query.get("version-id-marker", ""), "MaxKeys": max_keys,
+        "Delimiter": enc(delimiter) if delimiter else None, "IsTruncated": page.truncated,
+        "EncodingType": encoding,
+    }
+    if page.truncated and page.entries:
+        body["NextKeyMarker"] = enc(page.entries[-1][0])
+        body["NextVersionIdMarker"] = "null"
+    body["Version"] = versions
+    body["CommonPrefixes"] = _prefixes(page, enc)
+    return xml_response("ListVersionsResult", body)

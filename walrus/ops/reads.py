@@ -40,7 +40,7 @@ def _headers(ctx: S3Context, obj: Object) -> dict[str, str]:
                "Accept-Ranges": "bytes", "Content-Type": obj.content_type}
     for name, value in obj.meta.items():
         headers[name] = str(value)
-    if obj.parts_count:
+    if obj.parts_count and "partNumber" in ctx.query:
         headers["x-amz-mp-parts-count"] = str(obj.parts_count)
     if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         for algorithm, value in obj.checksums.items():
@@ -65,7 +65,8 @@ def _read(ctx: S3Context, head: bool) -> Response:
     except NotModified:
         return Response(status_code=304, headers={"ETag": headers["ETag"],
                                                   "Last-Modified": headers["Last-Modified"]})
-    span = parse_range(ctx.headers.get("range"), obj.size)
+    span = _part_span(ctx, obj) if "partNumber" in ctx.query else \
+        parse_range(ctx.headers.get("range"), obj.size)
     status = 200
     start, end = 0, obj.size - 1
     if span is not None:
@@ -85,6 +86,25 @@ def _read(ctx: S3Context, head: bool) -> Response:
         return Response(body, status_code=status, headers=headers)
     return StreamingResponse(ctx.blobs.iter_range(obj.segments, start, end), status_code=status,
                              headers=headers)
+
+
+def _part_span(ctx: S3Context, obj: Object) -> tuple[int, int] | None:
+    """GET/HEAD ?partNumber=N: the bytes of part N of a multipart object (a single-part
+    object is its own part 1)."""
+    raw = ctx.query["partNumber"]
+    if "range" in ctx.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query "
+                      "parameter")
+    parts = obj.segments if obj.parts_count else [[None, obj.size]]
+    if not raw.isdigit() or not 1 <= int(raw) <= len(parts):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
+                      PartNumberRequested=raw, ActualPartCount=str(len(parts)))
+    number = int(raw)
+    start = sum(int(size) for _, size in parts[: number - 1])
+    size = int(parts[number - 1][1])
+    if obj.parts_count is None and obj.size == 0:
+        return None
+    return start, start + size - 1
 
 
 def get_object(ctx: S3Context) -> Response:

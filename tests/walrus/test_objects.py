@@ -213,3 +213,10 @@ def test_version_null_is_the_object(s3, bucket):  # type: ignore[no-untyped-def]
     assert code_and_status(error) == ("NoSuchVersion", 404)
     s3.delete_object(Bucket=bucket, Key="v", VersionId="null")
     assert keys_of(s3, bucket) == []
+
+
+def test_key_that_is_not_utf8_is_invalid_uri(walrus, bucket):  # type: ignore[no-untyped-def]
+    import httpx
+
+    answer = httpx.get(f"{walrus.url}/{bucket}/bad%FFkey")
+    assert answer.status_code == 400 and b"<Code>InvalidURI</Code>" in answer.content

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.auth import Identity
+from services.auth import Identity, chunk_signature, trailer_signature
 from services.config import CloudConfig
 from services.db import Database
 from services.errors import S3Error
@@ -61,8 +61,6 @@ class S3Context:
         identity = self.identity
         if identity is None or identity.signing_key is None:
             return None, ""
-        from services.auth import chunk_signature
-
         return (lambda previous, chunk: chunk_signature(identity, previous, chunk),
                 identity.seed_signature or "")
 
@@ -70,8 +68,6 @@ class S3Context:
         identity = self.identity
         if identity is None or identity.signing_key is None:
             return None
-        from services.auth import trailer_signature
-
         return lambda previous, trailer: trailer_signature(identity, previous, trailer)
 
     async def receive(self, compute: list[str] | None = None) -> ReceivedBody:

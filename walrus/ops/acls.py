@@ -7,6 +7,7 @@ from starlette.responses import Response
 from services.errors import S3Error
 from walrus import access, catalog
 from walrus.context import S3Context, empty, xml_response
+from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 
 
@@ -49,7 +50,7 @@ def get_object_acl(ctx: S3Context) -> Response:
     return xml_response("AccessControlPolicy", access.document(obj.owner_id, obj.owner_name, obj.acl))
 
 
-def _acl_target(ctx: S3Context, permission: str):  # type: ignore[no-untyped-def]
+def _acl_target(ctx: S3Context, permission: str) -> Object:
     bucket = load_bucket(ctx)
     with ctx.db.session() as db:
         obj = catalog.get_object(db, bucket.name, ctx.key)

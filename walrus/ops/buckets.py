@@ -3,6 +3,7 @@ Walrus does not keep (answered as S3 answers a bucket that has none configured).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 from starlette.responses import Response
@@ -122,7 +123,7 @@ ABSENT = {
 }
 
 
-def absent_subresource(name: str):  # type: ignore[no-untyped-def]
+def absent_subresource(name: str) -> Callable[[S3Context], Response]:
     def handler(ctx: S3Context) -> Response:
         bucket = load_bucket(ctx)
         ctx.require(bucket.owner_id, bucket.acl, "READ")

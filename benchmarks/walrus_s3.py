@@ -204,8 +204,9 @@ boto3 (signing, CRC32, parsing: several ms of CPU per call) as much as the serve
 machine they move by half from one run to the next (moto's sequential 1 KiB PUT has measured
 30 to 62 ops/s here, Walrus's 37 to 85); the "server CPU per operation" rows, read from
 /proc/<pid>/stat around the timed loop, compare the servers themselves and hold steadier.
-moto keeps objects in memory; Walrus streams each body to a file, fsyncs it and renames it into place before it answers (a crash never shows half an object), which is most of
-what a sequential 1 KiB PUT waits for; with 8 callers those fsyncs overlap in worker threads.
+moto keeps objects in memory; Walrus streams each body to a file, fsyncs it and renames it
+into place before it answers (a crash never shows half an object), which is most of what a
+sequential 1 KiB PUT waits for; with 8 callers those fsyncs overlap in worker threads.
 Peak RSS stays flat from 1 KiB to 64 MiB objects: bodies are streamed in chunks both ways."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,20 +58,35 @@ def latency(ec2: Any, image: str, samples: int, instance_type: str) -> list[floa
     return results
 
 
-def fill(ec2: Any, image: str, count: int, instance_type: str, timeout: float = 900) -> float:
-    """Launch `count` instances, 100 a call, and wait until all run; seconds it took."""
+def _counts(ec2: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]):
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                name = instance["State"]["Name"]
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def fill(ec2: Any, image: str, count: int, instance_type: str, timeout: float = 900) -> tuple[float, int]:
+    """Launch until `count` instances run, 100 a call, launching again for any that failed;
+    seconds it took and how many launches failed on the way."""
     started = time.perf_counter()
-    ids: list[str] = []
-    while len(ids) < count:
-        batch = min(100, count - len(ids))
-        ran = ec2.run_instances(ImageId=image, MinCount=batch, MaxCount=batch, InstanceType=instance_type)
-        ids += [i["InstanceId"] for i in ran["Instances"]]
+    launched = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
-        if sum(len(r["Instances"]) for r in running["Reservations"]) >= count:
-            return time.perf_counter() - started
-        time.sleep(0.5)
+        counts = _counts(ec2)
+        running, pending = counts.get("running", 0), counts.get("pending", 0)
+        if running >= count:
+            return time.perf_counter() - started, launched - running
+        missing = count - running - pending
+        if missing > 0:
+            batch = min(100, missing)
+            ec2.run_instances(ImageId=image, MinCount=batch, MaxCount=batch, InstanceType=instance_type)
+            launched += batch
+        else:
+            time.sleep(0.5)
     raise RuntimeError(f"{count} instances were not all running after {timeout} s")
 
 
@@ -101,9 +117,9 @@ def bench_eucasim(args: argparse.Namespace) -> dict[str, Any]:
             image = cloud.register_image()
             ec2 = cloud.ec2()
             lat = latency(ec2, image, args.samples, "m1.small")
-            filled = fill(ec2, image, args.instances, "m1.small")
+            filled, failed = fill(ec2, image, args.instances, "m1.small")
             rate = describe_rate(ec2, args.seconds, args.instances)
-    return {"latency": lat, "fill_seconds": filled, "describe_rps": rate}
+    return {"latency": lat, "fill_seconds": filled, "failed": failed, "describe_rps": rate}
 
 
 def bench_moto(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,12 +140,12 @@ def bench_moto(args: argparse.Namespace) -> dict[str, Any]:
         ec2 = _client(url, "testing", "testing", "us-east-1")
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         lat = latency(ec2, image, args.samples, "t2.micro")
-        filled = fill(ec2, image, args.instances, "t2.micro")
+        filled, failed = fill(ec2, image, args.instances, "t2.micro")
         rate = describe_rate(ec2, args.seconds, args.instances)
     finally:
         server.terminate()
         server.wait(10)
-    return {"latency": lat, "fill_seconds": filled, "describe_rps": rate}
+    return {"latency": lat, "fill_seconds": filled, "failed": failed, "describe_rps": rate}
 
 
 def main() -> None:
@@ -140,6 +156,8 @@ def main() -> None:
     parser.add_argument("--polling", type=float, default=0.5, help="NC_POLLING_FREQUENCY for eucasim")
     parser.add_argument("--only", choices=("eucasim", "moto"), default=None)
     args = parser.parse_args()
+    # A stopped benchmark still stops the services it started (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     results = {}
     if args.only in (None, "moto"):
@@ -148,10 +166,10 @@ def main() -> None:
         results["eucasim"] = bench_eucasim(args)
     print(f"\n{args.instances} instances, {args.samples} latency samples, "
           f"{args.seconds:.0f} s of DescribeInstances (eucasim NC_POLLING_FREQUENCY={args.polling})")
-    print(f"{'':12} {'run->running p50':>17} {'p99':>8} {'fill (s)':>9} {'Describe req/s':>15}")
+    print(f"{'':12} {'run->running p50':>17} {'p99':>8} {'fill (s)':>9} {'failed':>7} {'Describe req/s':>15}")
     for name, r in results.items():
         print(f"{name:12} {statistics.median(r['latency']) * 1000:14.0f} ms "
-              f"{percentile(r['latency'], 0.99) * 1000:5.0f} ms {r['fill_seconds']:9.1f} "
+              f"{percentile(r['latency'], 0.99) * 1000:5.0f} ms {r['fill_seconds']:9.1f} {r['failed']:7d} "
               f"{r['describe_rps']:15.1f}")
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import typer
 from botocore.exceptions import ClientError
@@ -27,7 +28,10 @@ FAST = {"Delay": 0.5, "MaxAttempts": 60}
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     # One small node: 2 cores is room for two m1.small and no c1.xlarge (4 cores).
-    with running_cloud(tmp_path_factory.mktemp("cloud"), nodes=1, MAX_CORES=2) as c:
+    # Public addresses on loopback: the first instance's is 127.0.0.1, the address this test
+    # calls from, so the metadata service knows it by source address as it would on a real host.
+    with running_cloud(tmp_path_factory.mktemp("cloud"), nodes=1, MAX_CORES=2,
+                       VNET_PUBLICIPS="127.0.0.1-127.0.0.9") as c:
         yield c
 
 
@@ -79,7 +83,11 @@ def test_the_aws_cli_runs_describes_and_terminates(cloud: Cloud, image: str):
     found = aws(cloud, "describe-instances", "--filters",
                 f"Name=instance-id,Values={instance_id}", "Name=instance-state-name,Values=running")
     assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [instance_id]
-    assert cloud.metadata(instance_id, "/latest/user-data").text == "from the cli"
+    assert ran["Instances"][0]["PublicIpAddress"] == "127.0.0.1"
+    # No instance header: the caller is known by its address alone.
+    by_address = httpx.get(f"{cloud.clc_url}/latest/meta-data/instance-id", timeout=10)
+    assert by_address.status_code == 200 and by_address.text == instance_id
+    assert httpx.get(f"{cloud.clc_url}/latest/user-data", timeout=10).text == "from the cli"
     gone = aws(cloud, "terminate-instances", "--instance-ids", instance_id)
     assert gone["TerminatingInstances"][0]["CurrentState"]["Name"] == "shutting-down"
     _wait_state(cloud, instance_id, "terminated")

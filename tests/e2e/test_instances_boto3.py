@@ -26,8 +26,18 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 
 @pytest.fixture(scope="module")
-def image(cloud: Cloud) -> str:
-    return cloud.register_image(public=False)
+def images(cloud: Cloud) -> dict[str, str]:
+    """A kernel, a ramdisk and a machine image naming them: bundled, uploaded and registered
+    as a user does it; private to the admin account."""
+    kernel = cloud.upload_image("kernel")
+    ramdisk = cloud.upload_image("ramdisk")
+    return {"kernel": kernel, "ramdisk": ramdisk,
+            "machine": cloud.upload_image("machine", kernel_id=kernel, ramdisk_id=ramdisk)}
+
+
+@pytest.fixture(scope="module")
+def image(images: dict[str, str]) -> str:
+    return images["machine"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,8 @@ def _instances(response: dict) -> list[dict]:
     return [i for r in response["Reservations"] for i in r["Instances"]]
 
 
-def test_run_instances_answers_pending_with_everything_asked_for(launched: dict, image: str):
+def test_run_instances_answers_pending_with_everything_asked_for(launched: dict, images: dict):
+    image = images["machine"]
     reservation = launched["reservation"]
     assert reservation["ReservationId"].startswith("r-")
     assert [g["GroupName"] for g in reservation["Groups"]] == ["e2e-web"]
@@ -58,6 +69,7 @@ def test_run_instances_answers_pending_with_everything_asked_for(launched: dict,
         assert instance["InstanceId"].startswith("i-") and len(instance["InstanceId"]) == 10
         assert instance["State"] == {"Code": 0, "Name": "pending"}
         assert instance["ImageId"] == image and instance["KeyName"] == "e2e-key"
+        assert (instance["KernelId"], instance["RamdiskId"]) == (images["kernel"], images["ramdisk"])
         assert instance["AmiLaunchIndex"] == index
         assert instance["Placement"]["AvailabilityZone"] == "zone-1"
         assert instance["PrivateIpAddress"].startswith("172.31.")
@@ -142,6 +154,8 @@ def test_metadata_and_user_data_as_the_instance(cloud: Cloud, launched: dict, im
     key = cloud.metadata(iid, "/latest/meta-data/public-keys/0/openssh-key").text
     assert key.startswith("ssh-rsa ")
     assert cloud.metadata(iid, "/latest/meta-data/block-device-mapping/root").text == "/dev/sda1"
+    assert cloud.metadata(iid, "/latest/meta-data/kernel-id").text == first["KernelId"]
+    assert cloud.metadata(iid, "/latest/meta-data/ramdisk-id").text == first["RamdiskId"]
     assert cloud.metadata(iid, "/latest/user-data").text == USER_DATA
     document = json.loads(cloud.metadata(iid, "/latest/dynamic/instance-identity/document").text)
     assert document["instanceId"] == iid and document["imageId"] == image
@@ -203,7 +217,8 @@ def test_bad_requests_get_ec2s_errors_and_launch_nothing(cloud: Cloud, image: st
     assert len(_instances(ec2.describe_instances())) == before
 
 
-def test_another_account_sees_and_touches_nothing(cloud: Cloud, launched: dict, image: str):
+def test_another_account_sees_and_touches_nothing(cloud: Cloud, launched: dict, images: dict):
+    image = images["machine"]
     other_key = cloud.new_account("e2e-other")
     other = cloud.ec2(other_key)
     first = launched["ids"][0]
@@ -222,7 +237,9 @@ def test_another_account_sees_and_touches_nothing(cloud: Cloud, launched: dict, 
     mine = _instances(cloud.ec2().describe_instances(InstanceIds=[first]))
     assert mine[0]["State"]["Name"] == "running"
     # Once shared, the other account may launch it, into its own account.
-    cloud.set_launch_permission(image, shared_with=[other_key.account_id])
+    for shared in images.values():
+        cloud.ec2().modify_image_attribute(ImageId=shared, LaunchPermission={
+            "Add": [{"UserId": other_key.account_id}]})
     theirs = other.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     assert theirs not in {i["InstanceId"] for i in _instances(cloud.ec2().describe_instances())}
     other.terminate_instances(InstanceIds=[theirs])

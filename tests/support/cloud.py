@@ -116,6 +116,31 @@ class Cloud:
         self.set_launch_permission(image_id, public=public, shared_with=shared_with or [])
         return image_id
 
+    def upload_image(self, kind: str = "machine", owner: AccessKeyInfo | None = None,
+                     kernel_id: str | None = None, ramdisk_id: str | None = None) -> str:
+        """What a user does: bundle a small image file, upload the parts to Walrus and call
+        RegisterImage; the image comes back as an emi-/eki-/eri- id."""
+        import tempfile
+
+        from services import pki
+        from services.bundles import build_bundle
+        from services.bundles.upload import s3_client, upload_bundle
+
+        owner = owner or self.admin
+        name = f"{kind}-{secrets.token_hex(4)}"
+        cloud_ca = pki.ensure_cloud_ca(self.home)
+        user = pki.ensure_user_certificate(self.home, owner.account_id, owner.user_name)
+        with tempfile.TemporaryDirectory(prefix="eucasim-image-") as folder:
+            raw = Path(folder) / f"{name}.img"
+            raw.write_bytes(secrets.token_bytes(64 * 1024))
+            bundle = build_bundle(raw, Path(folder) / "bundle", account_id=owner.account_id,
+                                  cloud_cert=cloud_ca.certificate(), user_cert=user.certificate(),
+                                  user_key=user.private_key(), kind=kind, name=name,
+                                  kernel_id=kernel_id, ramdisk_id=ramdisk_id)
+            location = upload_bundle(s3_client(self.config.service_url("walrus"), owner,
+                                               self.config.REGION), bundle, "test-images")
+        return str(self.ec2(owner).register_image(ImageLocation=location, Name=name)["ImageId"])
+
     def set_launch_permission(self, image_id: str, *, public: bool | None = None,
                               shared_with: list[str] = []) -> None:  # noqa: B006 (read only)
         """Who may launch an image, written to the CLC's tables (ModifyImageAttribute's effect)."""

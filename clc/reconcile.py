@@ -47,6 +47,10 @@ class RoundResult:
     purged: int = 0
 
 
+def _reason_changed(row: Instance, item: ClusterInstance) -> bool:
+    return (item.reason.message if item.reason else None) != row.state_reason_message
+
+
 class Reconciler:
     def __init__(self, config: CloudConfig, db: Database, services: ZoneServices,
                  recorder: TraceRecorder | None = None, interval: float | None = None) -> None:
@@ -129,9 +133,10 @@ class Reconciler:
             if item.state == "terminated" and reason is None:
                 reason = server_error(f"the instance stopped on node {item.node_id}")
             transition(row, item.state, reason, now=now)
-        elif item.reason is not None and item.reason.message != row.state_reason_message:
-            # Same state, new news (e.g. its node is down): say why without changing state.
-            row.state_reason_code, row.state_reason_message = item.reason.code, item.reason.message
+        elif row.state in ("pending", "running") and _reason_changed(row, item):
+            # Same state, new news: its node went down (or came back); say so, state unchanged.
+            row.state_reason_code = item.reason.code if item.reason else None
+            row.state_reason_message = item.reason.message if item.reason else None
         if row.state == "pending" and aware(row.launched_at) < now - self.pending_timeout:  # type: ignore[operator]
             last = f": {row.state_reason_message}" if row.state_reason_message else ""
             transition(row, "terminated", server_error(

@@ -133,3 +133,19 @@ def test_min_one_max_three_starts_the_two_that_fit(cloud: Cloud, image: str):
     ec2.terminate_instances(InstanceIds=ids)
     ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=FAST)
     wait_until(lambda: cloud.booked_cores() == {"node-1": 0}, what="the node's cores freed")
+
+
+def test_an_instance_whose_node_goes_down_says_so(cloud: Cloud, image: str):
+    ec2 = cloud.ec2()
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=FAST)
+    nc = next(s for s in cloud.services if s.spec.name == "nc")
+    nc.process.kill()  # the node's host loses power
+    nc.process.wait(10)
+
+    def reason() -> str:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        assert found["State"]["Name"] == "running"  # its last report; the zone cannot know more
+        return str(found.get("StateReason", {}).get("Message", ""))
+    message = wait_until(lambda: "is down" in reason() and reason(), timeout=30, what="the node-down reason")
+    assert message.startswith("node node-1 is down")

@@ -131,6 +131,15 @@ def test_instance_status_and_attributes(cloud: Cloud, launched: dict):
         ec2.stop_instances(InstanceIds=[first])
     assert error.value.response["Error"]["Code"] == "UnsupportedOperation"
     ec2.reboot_instances(InstanceIds=[first])
+    # Groups may change on a running instance.
+    third = launched["ids"][2]
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    ec2.modify_instance_attribute(InstanceId=third, Groups=[launched["group"], default])
+    changed = ec2.describe_instance_attribute(InstanceId=third, Attribute="groupSet")["Groups"]
+    assert [g["GroupName"] for g in changed] == ["e2e-web", "default"]
+    with pytest.raises(ClientError) as error:
+        ec2.describe_instances(InstanceIds=[first], MaxResults=5)
+    assert error.value.response["Error"]["Code"] == "InvalidParameterCombination"
 
 
 def test_console_output_comes_back_base64_decoded_by_boto3(cloud: Cloud, launched: dict):

@@ -100,11 +100,20 @@ def run(cc, nc, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-de
         outcomes = list(pool.map(one, range(args.instances)))
     placed_s = time.perf_counter() - t0
 
+    seen: dict[str, object] = {}
+
     def all_running() -> bool:
         listing = cc.client.call("GET", "/internal/instances", response=ClusterInstanceList)
+        seen["states"] = Counter(i.state for i in listing.instances)
+        seen["nodes"] = Counter(n.state for n in
+                                cc.client.call("GET", "/internal/nodes", response=NodeList).nodes)
         return sum(i.state == "running" for i in listing.instances) >= args.instances
 
-    wait_for(all_running, 600, "every instance to run")
+    try:
+        wait_for(all_running, 300, "every instance to run")
+    except AssertionError:
+        print(f"not all running: instances {seen.get('states')}, nodes {seen.get('nodes')}")
+        raise
     running_s = time.perf_counter() - t0
 
     decisions, nc_calls = [], []

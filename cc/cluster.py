@@ -35,8 +35,11 @@ class Cluster:
         self.registry = NodeRegistry(self.store, config.nodes, config.NC_PORT)
         self.reservations = Reservations()
         self.policy = make_policy(config.SCHEDPOLICY, self.store.get_state(POINTER_KEY))
-        # A poll must give up before the next one is due, or one hung node slows every round.
-        self.clients = NodeClients(config.CLOUD_SECRET, timeout=max(2.0, config.NC_POLLING_FREQUENCY))
+        # A poll gives up after two intervals (five seconds at least: one simulated NC process
+        # serving a hundred nodes answers slowly under load), so one hung node cannot stall
+        # the rounds for long.
+        self.clients = NodeClients(config.CLOUD_SECRET,
+                                   timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY))
         self.power = PowerManager(self.registry, self.clients, self.reservations, recorder,
                                   enabled=config.SCHEDPOLICY == "POWERSAVE",
                                   idle_threshold=config.POWER_IDLETHRESH,

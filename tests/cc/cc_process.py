@@ -67,6 +67,15 @@ class CcProcess:
                 self.process.wait()
 
 
+def _die_with_parent() -> None:
+    """Linux: the CC gets SIGTERM if the test process dies first, so no CC outlives a run."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_cc(home: Path, secret: str, wait: bool = True, **settings: str | float | int) -> CcProcess:
     """Start the CC; with wait=False, call `.wait_healthy()` later (so an NC can start meanwhile)."""
     home.mkdir(parents=True, exist_ok=True)
@@ -78,7 +87,7 @@ def start_cc(home: Path, secret: str, wait: bool = True, **settings: str | float
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "cc.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     cc = CcProcess(url, home, process, InternalClient(url, secret),
                    {k: str(v) for k, v in settings.items()})

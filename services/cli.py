@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services import cli_status, cli_trace, credentials, launcher
+from services.cli_nodes import nc, node_app
 from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
@@ -31,6 +32,8 @@ app.add_typer(key_app, name="key")
 app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
 app.command()(cli_status.status)
+app.add_typer(node_app, name="node")
+app.command()(nc)
 
 out = Console()
 err = Console(stderr=True)

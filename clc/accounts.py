@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clc.models.accounts import AccessKey, Account, User
 from clc.models.resources import SecurityGroup
-from clc.api.registry import new_id
+from clc.ids import new_id
 from services.messages.identity import AccessKeyInfo
 
 ADMIN_ACCOUNT = "eucalyptus"

@@ -11,8 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy import select
 
-import clc.api  # noqa: F401  (registers every EC2 action)
-import clc.api.instances  # noqa: F401
+# Importing the action modules registers every EC2 action.
+from clc.api import images, instances, keypairs, security_groups, tags, zones  # noqa: F401
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions

@@ -20,7 +20,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from clc.accounts import ensure_admin
-from clc.api.registry import new_id
+from clc.ids import new_id
 from clc.models.accounts import Account
 from clc.models.images import Image, LaunchPermission
 from services import pki

@@ -1,3 +1,3 @@
-"""The EC2 actions, one module per resource family. Importing this package registers them."""
-
-from clc.api import images, keypairs, security_groups, tags, zones  # noqa: F401
+"""The EC2 actions, one module per resource family. Importing a module registers its actions;
+`clc.app` imports them all. This package itself imports nothing, so behaviour modules may use
+`clc.api.registry` without pulling every action in (and into an import cycle)."""

@@ -5,13 +5,13 @@ arguments named as in the AWS documentation; it returns the output shape as a di
 from __future__ import annotations
 
 import inspect
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from clc.ids import new_id
 from services.config import CloudConfig
 from services.tracing import TraceRecorder
 
@@ -45,11 +45,6 @@ def accepted_params(fn: Handler, params: dict[str, Any]) -> tuple[dict[str, Any]
         return params, []
     taken = {k: v for k, v in params.items() if k in signature.parameters}
     return taken, sorted(set(params) - set(taken))
-
-
-def new_id(prefix: str, digits: int = 8) -> str:
-    """An EC2-style id: `sg-1a2b3c4d`. Eucalyptus used 8 hex digits; so do we."""
-    return f"{prefix}-{secrets.token_hex((digits + 1) // 2)[:digits]}"
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import clc.api.images  # noqa: F401  (registers the image actions until clc/api/__init__ does)
+import clc.api.images  # noqa: F401  (registers the image actions)
 from services import pki
 from services.bundles import BuiltBundle, build_bundle
 from services.bundles.upload import s3_client, upload_bundle

@@ -102,7 +102,6 @@ class Cloud:
                        shared_with: list[str] | None = None) -> str:
         """A real 1 MiB machine image: bundled, uploaded to Walrus and registered (the images
         work's `register_tiny_image`), then made private and shared as asked."""
-        import clc.api  # noqa: F401  (first: clc.accounts and clc.api.images import each other)
         from clc.images import register_tiny_image
 
         owner = owner or self.admin

@@ -49,8 +49,9 @@ def bootstrap(config: CloudConfig, db: Database) -> credentials.UserCredentials:
         admin = ensure_admin(session)
     creds = credentials.UserCredentials(
         key=admin,
-        endpoints=credentials.Endpoints(ec2=config.service_url("clc"), s3=config.service_url("walrus"),
-                                        region=config.REGION))
+        endpoints=credentials.Endpoints(
+            ec2=config.service_url("clc"), s3=config.service_url("walrus"), region=config.REGION,
+            ca_bundle=str(config.ca_bundle) if config.PUBLIC_HTTPS else None))
     credentials.write(config.EUCASIM_HOME, creds)
     return creds
 

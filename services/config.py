@@ -82,6 +82,7 @@ class CloudConfig(BaseSettings):
     CLC_URL: str = ""
     CC_URL: str = ""
     SC_URL: str = ""
+    NC_URL: str = ""
     WALRUS_URL: str = ""
 
     REGION: str = "eucalyptus"
@@ -161,7 +162,15 @@ class CloudConfig(BaseSettings):
         if explicit:
             return explicit.rstrip("/")
         port = getattr(self, f"{service.upper()}_PORT")
-        return f"http://{self.PUBLIC_HOST}:{port}"
+        # Only the public endpoints (EC2 and S3) move to HTTPS; the rest speak plain HTTP.
+        scheme = "https" if self.PUBLIC_HTTPS and service in ("clc", "walrus") else "http"
+        return f"{scheme}://{self.PUBLIC_HOST}:{port}"
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The cloud CA's certificate (services.tls creates it), which clients must trust when
+        PUBLIC_HTTPS is on."""
+        return self.EUCASIM_HOME / "tls" / "ca.pem"
 
 
 SECRET_FILE = "cloud-secret"
@@ -179,6 +188,11 @@ def load_config(**overrides: Any) -> CloudConfig:
             key = ".".join(str(part) for part in error["loc"])
             problems.append(f"{key}={error.get('input')!r}: {error['msg']}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+    if config.PUBLIC_HTTPS:
+        # Every service calls the CLC and Walrus too (httpx, botocore): make this process trust
+        # the cloud's own CA unless the operator chose a bundle.
+        os.environ.setdefault("SSL_CERT_FILE", str(config.ca_bundle))
+        os.environ.setdefault("AWS_CA_BUNDLE", str(config.ca_bundle))
     secret_file = config.EUCASIM_HOME / SECRET_FILE
     if not config.CLOUD_SECRET and secret_file.is_file():
         config.CLOUD_SECRET = secret_file.read_text().strip()

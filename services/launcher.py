@@ -20,6 +20,7 @@ import httpx
 
 from services.config import SECRET_FILE, CloudConfig
 from services.internal import InternalClient
+from services.tls import ensure_tls
 from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
 
 
@@ -30,6 +31,7 @@ class ServiceSpec:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     health_path: str = "/internal/health"
+    public: bool = False  # a user-facing endpoint: served over HTTPS when PUBLIC_HTTPS is on
 
 
 @dataclass
@@ -40,9 +42,12 @@ class RunningService:
 
 
 def ensure_home(config: CloudConfig) -> CloudConfig:
-    """The state directory and the cloud's shared secret, created on the first start."""
+    """The state directory, the cloud's shared secret and (with PUBLIC_HTTPS) its CA and server
+    certificate, created on the first start."""
     home = config.EUCASIM_HOME
     home.mkdir(parents=True, exist_ok=True)
+    if config.PUBLIC_HTTPS:
+        ensure_tls(config)
     secret_file = home / SECRET_FILE
     if not config.CLOUD_SECRET:
         if not secret_file.is_file():
@@ -65,8 +70,8 @@ def plan(config: CloudConfig, nodes: int) -> list[ServiceSpec]:
     nc_url = f"http://{config.PUBLIC_HOST}:{config.NC_PORT}"
     node_urls = " ".join(f"{nc_url}/node-{i}" for i in range(1, nodes + 1))
     specs = [
-        ServiceSpec("clc", "clc.app:create_app", config.CLC_PORT),
-        ServiceSpec("walrus", "walrus.app:create_app", config.WALRUS_PORT),
+        ServiceSpec("clc", "clc.app:create_app", config.CLC_PORT, public=True),
+        ServiceSpec("walrus", "walrus.app:create_app", config.WALRUS_PORT, public=True),
         ServiceSpec("sc", "sc.app:create_app", config.SC_PORT),
         ServiceSpec("nc", "nc.multi:create_app", config.NC_PORT,
                     env={"NC_SIMULATED_NODES": str(nodes)}, health_path="/node-1/internal/health"),
@@ -101,12 +106,15 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
         for spec in specs:
             env = {**os.environ, "EUCASIM_HOME": str(config.EUCASIM_HOME),
                    "CLOUD_SECRET": config.CLOUD_SECRET, **spec.env}
+            command = [sys.executable, "-m", "uvicorn", "--factory", spec.factory,
+                       "--host", config.BIND_ADDRESS, "--port", str(spec.port), "--log-level", "warning"]
+            if spec.public and config.PUBLIC_HTTPS:
+                files = ensure_tls(config)
+                command += ["--ssl-certfile", str(files.certfile), "--ssl-keyfile", str(files.keyfile)]
             log = open(logs / f"{spec.name}.log", "ab")  # noqa: SIM115 (kept open for the child)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", spec.factory,
-                 "--host", config.BIND_ADDRESS, "--port", str(spec.port), "--log-level", "warning"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            service = RunningService(spec, process, f"http://{config.PUBLIC_HOST}:{spec.port}")
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            service = RunningService(spec, process, config.service_url(spec.name))
             started.append(service)
             _wait_healthy(service, timeout)
             if on_started:

@@ -57,7 +57,7 @@ def ensure_tls(config: CloudConfig) -> TlsFiles:
     """(certfile, keyfile, ca_bundle) for the public endpoints, created when missing."""
     folder = tls_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(folder / "server.pem", folder / "server.key", folder / "ca.pem")
+    files = TlsFiles(folder / "server.pem", folder / "server.key", config.ca_bundle)
     names = server_names(config)
     with _locked(folder / ".lock"):
         ca_key_path = folder / "ca.key"
@@ -81,17 +81,6 @@ def ensure_tls(config: CloudConfig) -> TlsFiles:
 def tls_files(config: CloudConfig) -> tuple[str, str, str]:
     """The launcher's entry: (certfile, keyfile, ca_bundle) as strings for uvicorn/clients."""
     return ensure_tls(config).as_tuple()
-
-
-def public_url(config: CloudConfig, service: str) -> str:
-    """Where users reach a public endpoint ("clc" or "walrus"): https when PUBLIC_HTTPS and no
-    explicit *_URL says otherwise; other services stay on service_url's plain http."""
-    url = config.service_url(service)
-    explicit = getattr(config, f"{service.upper()}_URL", "")
-    if config.PUBLIC_HTTPS and service in ("clc", "walrus") and not explicit \
-            and url.startswith("http://"):
-        url = "https://" + url[len("http://"):]
-    return url
 
 
 def _is_ip(text: str) -> bool:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,18 +41,23 @@ def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, 
     raise AssertionError("make up did not finish its banner:\n" + "".join(seen))
 
 
-def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_path: Path):
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_path: Path, https: bool):
     ports = {name: str(free_port()) for name in
              ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
     env = {**os.environ, "EUCASIM_HOME": str(tmp_path / "state"), **ports,
-           "NC_POLLING_FREQUENCY": "1"}
+           "NC_POLLING_FREQUENCY": "1", "PUBLIC_HTTPS": "true" if https else "false"}
+    for inherited in ("SSL_CERT_FILE", "AWS_CA_BUNDLE"):
+        env.pop(inherited, None)
     process = subprocess.Popen(["make", "--no-print-directory", "up"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
         exports, image_id = _read_banner(process, time.monotonic() + 240)
-        assert exports["AWS_ENDPOINT_URL_EC2"].endswith(":" + ports["CLC_PORT"])
-        assert exports["AWS_ENDPOINT_URL_S3"].endswith(":" + ports["WALRUS_PORT"])
+        scheme = "https" if https else "http"
+        assert exports["AWS_ENDPOINT_URL_EC2"] == f"{scheme}://127.0.0.1:{ports['CLC_PORT']}"
+        assert exports["AWS_ENDPOINT_URL_S3"] == f"{scheme}://127.0.0.1:{ports['WALRUS_PORT']}"
+        assert ("AWS_CA_BUNDLE" in exports) == https
         cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": "/dev/null",
                    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
         result = subprocess.run([AWS, "ec2", "describe-availability-zones", "--output", "json"],
@@ -66,8 +73,19 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
         assert result.returncode == 0, result.stderr
         image = json.loads(result.stdout)["Images"][0]
         assert (image["State"], image["Public"]) == ("available", True)
+        # And S3: a bucket, an upload and a byte-exact download through the printed endpoint.
+        upload = tmp_path / "hello.txt"
+        upload.write_bytes(b"hello from make up\n" * 1000)
+        for command in (["s3", "mb", "s3://make-up-check"],
+                        ["s3", "cp", str(upload), "s3://make-up-check/hello.txt"],
+                        ["s3", "cp", "s3://make-up-check/hello.txt", str(tmp_path / "back.txt")]):
+            result = subprocess.run([AWS, *command], env=cli_env, capture_output=True, text=True,
+                                    timeout=60)
+            assert result.returncode == 0, result.stderr
+        assert (tmp_path / "back.txt").read_bytes() == upload.read_bytes()
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=60)
     # Every service stopped with it: nothing answers on their ports any more.
     deadline = time.monotonic() + 20

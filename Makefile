@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 # Debian packages the build and the tests need: libvirt-python compiles against libvirt-dev
 # (found through pkg-config); qemu-img makes copy-on-write instance disks; s3cmd is a test client.
 DEBS    := libvirt-dev libvirt0 pkg-config gcc python3-dev python3-venv qemu-utils
-TESTDEBS := s3cmd
+TESTDEBS := s3cmd openssl
 
 .PHONY: up test debs test-debs install install-test clean
 

@@ -62,19 +62,19 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
     db = Database(config.database_url("clc"))
     bootstrap(config, db)
-    zones = ZoneServices(config)
+    zone_services = ZoneServices(config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The instance reconciliation loop runs as long as the app serves.
         stop = asyncio.Event()
-        task = asyncio.create_task(Reconciler(config, db, zones, recorder).run(stop))
+        task = asyncio.create_task(Reconciler(config, db, zone_services, recorder).run(stop))
         try:
             yield
         finally:
             stop.set()
             await task
-            zones.close()
+            zone_services.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     app.state.db = db
@@ -83,7 +83,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
-    endpoint = Ec2Endpoint(config, db, recorder, services=zones)
+    endpoint = Ec2Endpoint(config, db, recorder, services=zone_services)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.

@@ -12,7 +12,6 @@ catch-all S3 route."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import posixpath

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -19,23 +18,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from tests.support.clc import RunningClc
+from tests.support.clc import aws_ec2 as _aws
+from tests.support.clc import error_of as _error
 
 AWS = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
 
 
 def _name(prefix: str = "kp") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _aws(clc: RunningClc, *args: str, key=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **clc.cli_env(key)}
-    return subprocess.run([AWS, "ec2", *args, "--output", "json"], env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    response = excinfo.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
 def _names(ec2) -> set[str]:

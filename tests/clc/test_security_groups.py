@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,23 +12,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.clc import RunningClc
+from tests.support.clc import aws_ec2 as _aws
+from tests.support.clc import error_of as _error
 
 AWS = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
 
 
 def _name(prefix: str = "grp") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _aws(clc: RunningClc, *args: str, key=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **clc.cli_env(key)}
-    return subprocess.run([AWS, "ec2", *args, "--output", "json"], env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    response = excinfo.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
 def _group(ec2, group_id: str) -> dict:

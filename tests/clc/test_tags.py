@@ -4,8 +4,6 @@ security groups, the limits and key rules EC2 enforces, and paging."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -13,23 +11,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.clc import RunningClc
+from tests.support.clc import aws_ec2 as _aws
+from tests.support.clc import error_of as _error
 
 AWS = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
 
 
 def _name(prefix: str = "tag") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _aws(clc: RunningClc, *args: str, key=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **clc.cli_env(key)}
-    return subprocess.run([AWS, "ec2", *args, "--output", "json"], env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    response = excinfo.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
 def _tags_of(ec2, resource_id: str) -> dict[str, str]:

@@ -4,8 +4,7 @@ reached with signed calls through services.internal.InternalClient."""
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from services.internal import InternalClient
 from services.messages.node import (ImageRef, InstanceList, InstanceNetwork, InstanceReport,
                                     NodeResources, RunInstance, VmType, instance_mac)
 from tests.support.servers import running
+from tests.support.waiting import wait_for
 
 SECRET = "test-secret"
 M1_SMALL = VmType(name="m1.small", cpu=1, memory_mb=256, disk_gb=5)
@@ -39,17 +39,6 @@ def run_request(instance_id: str | None = None, vm: VmType = M1_SMALL, image: Im
                        vm=vm, image=image or ImageRef(image_id="emi-00000001"), kernel=kernel, ramdisk=ramdisk,
                        network=InstanceNetwork(mac=instance_mac(instance_id), bridge="br0",
                                                private_ip="172.31.0.5"))
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass

@@ -4,7 +4,6 @@ copy where qemu-img is missing; sparse ephemeral and swap; an image too big for 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,7 +23,6 @@ def _image(path: Path, size: int) -> Path:
     return path
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
 def test_root_disk_is_an_overlay_of_the_cached_image(tmp_path: Path) -> None:
     image = _image(tmp_path / "cache" / "emi.img", 64 * MIB)
     disks = InstanceStore(tmp_path / "instances").create("123456789012", "i-00000001", image, disk_gb=1)

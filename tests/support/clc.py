@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -17,6 +21,7 @@ from services.messages.identity import AccessKeyInfo
 from tests.support.servers import free_port, running
 
 SECRET = "test-cloud-secret"
+AWS = str(Path(sys.executable).parent / "aws")
 
 
 @dataclass
@@ -60,3 +65,16 @@ def running_clc(home: Path, **overrides: object) -> Iterator[RunningClc]:
     app = create_app(config)
     with running(app, port) as url:
         yield RunningClc(url=url, config=config, admin=credentials.read(home).key)
+
+
+def aws_ec2(clc: "RunningClc", *args: str, key: AccessKeyInfo | None = None) -> subprocess.CompletedProcess[str]:
+    """`aws ec2 ARGS --output json` as the AWS CLI user `key` (default: the admin)."""
+    env = {**os.environ, **clc.cli_env(key)}
+    return subprocess.run([AWS, "ec2", *args, "--output", "json"], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def error_of(excinfo: Any) -> tuple[int, str]:
+    """(HTTP status, EC2 error code) of a boto3 ClientError caught by pytest.raises."""
+    response = excinfo.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]

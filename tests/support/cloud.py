@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import httpx
@@ -34,22 +33,9 @@ from services.messages.admin import AccountCreated, NewAccount
 from services.messages.cluster import NodeList
 from services.messages.identity import AccessKeyInfo
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for as wait_until
 
 SECRET = "test-cloud-secret-e2e"
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float = 30.0, every: float = 0.1,
-               what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy; that value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from cc.reservations import Reservations
 from cc.scheduler import Policy, TargetNode
 from cc.store import ClusterStore
 from services.messages.cluster import InstanceLaunch, Placement, RunInstances
-from services.messages.node import RunInstance, StateReason
+from services.messages.node import LaunchSpec, RunInstance, StateReason
 from services.tracing import TraceRecorder
 
 POINTER_KEY = "policy_state"
@@ -119,12 +119,9 @@ class Launcher:
         launch, node = decision.launch, decision.node
         if isinstance(wake_error, BaseException):
             return self._failed(launch, node, f"node {node.name} could not be woken: {wake_error}")
-        spec = RunInstance(
-            instance_id=launch.instance_id, reservation_id=request.reservation_id,
-            account_id=request.account_id, vm=request.vm, image=request.image,
-            kernel=request.kernel, ramdisk=request.ramdisk, key_openssh=request.key_openssh,
-            user_data_b64=request.user_data_b64, launch_index=launch.launch_index,
-            network=launch.network)
+        shared = {name: getattr(request, name) for name in LaunchSpec.model_fields}
+        spec = RunInstance(**shared, instance_id=launch.instance_id,
+                           launch_index=launch.launch_index, network=launch.network)
         started = time.perf_counter()
         try:
             report = await self._clients.run(node.url, spec)

@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.messages.node import (ImageRef, InstanceNetwork, InstanceReport, Resources,
+from services.messages.node import (InstanceNetwork, InstanceReport, LaunchSpec, Resources,
                                     StateReason, VmType)
 
 NodeState = Literal["up", "down", "asleep"]
@@ -74,15 +74,7 @@ class InstanceLaunch(BaseModel):
     network: InstanceNetwork
 
 
-class RunInstances(BaseModel):
-    reservation_id: str
-    account_id: str
-    vm: VmType
-    image: ImageRef
-    kernel: ImageRef | None = None
-    ramdisk: ImageRef | None = None
-    key_openssh: str | None = None
-    user_data_b64: str = ""
+class RunInstances(LaunchSpec):
     # len(instances) is MaxCount; at least min_count of them are placed, or none.
     min_count: int = Field(1, ge=1)
     instances: list[InstanceLaunch] = Field(min_length=1)

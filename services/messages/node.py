@@ -96,8 +96,9 @@ class StateReason(BaseModel):
     message: str            # words a user can act on
 
 
-class RunInstance(BaseModel):
-    instance_id: str
+class LaunchSpec(BaseModel):
+    """What every instance of one reservation shares: the CLC sends it to the CC once
+    (RunInstances), and the CC to each chosen NC with the instance's own part (RunInstance)."""
     reservation_id: str
     account_id: str
     vm: VmType
@@ -106,6 +107,10 @@ class RunInstance(BaseModel):
     ramdisk: ImageRef | None = None
     key_openssh: str | None = None
     user_data_b64: str = ""
+
+
+class RunInstance(LaunchSpec):
+    instance_id: str
     launch_index: int = 0
     network: InstanceNetwork
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -60,7 +61,7 @@ def _admin_call(config: CloudConfig, method: str, path: str, body: BaseModel | N
     except InternalCallError as exc:
         err.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
-    except OSError as exc:
+    except (OSError, httpx.HTTPError) as exc:
         err.print(f"[red]cannot reach the CLC at {config.service_url('clc')}: {exc}[/red]")
         raise typer.Exit(1) from None
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +39,7 @@ def _call(home: Path | None, method: str, path: str, body: RegisterNode | None, 
         detail = exc.detail.get("message", exc.detail) if isinstance(exc.detail, dict) else exc.detail
         err.print(f"[red]{detail}[/red]")
         raise typer.Exit(1) from None
-    except OSError as exc:
+    except (OSError, httpx.HTTPError) as exc:
         err.print(f"[red]cannot reach the cluster controller at {client.base_url}: {exc}[/red]")
         raise typer.Exit(1) from None
     finally:

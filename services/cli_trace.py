@@ -5,29 +5,48 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from services.config import CloudConfig
 from services.internal import InternalCallError, InternalClient
+from services.messages.node import NodeDirectory
 from services.tracing import Trace, TraceStep
 
 SERVICES = ("clc", "walrus", "sc", "cc", "nc")
+
+
+def _trace_urls(config: CloudConfig) -> list[tuple[str, str]]:
+    """(service, base URL) of every recorder to ask; a simulated NC process keeps one recorder
+    per node, under the prefixes its `/internal/nodes` lists."""
+    urls = [(service, config.service_url(service)) for service in SERVICES]
+    client = InternalClient(config.service_url("nc"), config.CLOUD_SECRET, timeout=3)
+    try:
+        directory = client.call("GET", "/internal/nodes", response=NodeDirectory)
+        urls += [("nc", config.service_url("nc") + node.prefix) for node in directory.nodes]
+    except (InternalCallError, OSError, httpx.HTTPError):
+        pass  # a single-node NC (or none): its root recorder is the one
+    finally:
+        client.close()
+    return urls
 
 
 def gather(config: CloudConfig, request_id: str) -> tuple[list[TraceStep], list[str]]:
     """Every step any reachable service recorded for `request_id`, and the services that could
     not be asked."""
     steps: list[TraceStep] = []
-    unreachable: list[str] = []
-    for service in SERVICES:
-        client = InternalClient(config.service_url(service), config.CLOUD_SECRET, timeout=3)
+    answered: set[str] = set()
+    for service, url in _trace_urls(config):
+        client = InternalClient(url, config.CLOUD_SECRET, timeout=3)
         try:
             steps += client.call("GET", f"/internal/trace/{request_id}", response=Trace).steps
-        except (InternalCallError, OSError):
-            unreachable.append(service)
+            answered.add(service)
+        except (InternalCallError, OSError, httpx.HTTPError):
+            pass
         finally:
             client.close()
+    unreachable = [s for s in SERVICES if s not in answered]
     return sorted(steps, key=lambda s: s.at), unreachable
 
 

@@ -271,3 +271,13 @@ def test_terminate_frees_every_node(cloud: Cloud, launched: dict):
     assert {c["CurrentState"]["Name"] for c in again} == {"terminated"}
     # Their metadata is gone with them.
     assert cloud.metadata(ids[0], "/latest/meta-data/instance-id").status_code == 404
+
+
+def test_the_run_instances_request_can_be_traced_through_clc_cc_and_nc(cloud: Cloud, launched: dict):
+    from services.cli_trace import gather
+
+    request_id = launched["reservation"]["ResponseMetadata"]["RequestId"]
+    steps, _ = gather(cloud.config, request_id)
+    services = {step.service for step in steps}
+    assert {"clc", "cc", "nc"} <= services, [(s.service, s.kind, s.what) for s in steps]
+    assert any(step.kind == "decided" and step.service == "cc" for step in steps)

@@ -18,7 +18,7 @@ from services.config import CloudConfig, load_config
 from services.internal import InternalClient
 from services.messages.admin import AccountCreated, NewAccount
 from services.messages.identity import AccessKeyInfo
-from tests.support.servers import free_port, running
+from tests.support.servers import free_port
 
 SECRET = "test-cloud-secret"
 AWS = str(Path(sys.executable).parent / "aws")
@@ -57,14 +57,19 @@ class RunningClc:
 
 @contextmanager
 def running_clc(home: Path, **overrides: object) -> Iterator[RunningClc]:
-    from clc.app import create_app
-    from services import credentials
+    """The CLC as its own process (uvicorn, as `eucasim up` starts it) on a free port."""
+    from services import credentials, launcher
 
     port = free_port()
+    settings = {key: str(value) for key, value in overrides.items()}
     config = load_config(EUCASIM_HOME=home, CLOUD_SECRET=SECRET, CLC_PORT=port, **overrides)
-    app = create_app(config)
-    with running(app, port) as url:
-        yield RunningClc(url=url, config=config, admin=credentials.read(home).key)
+    spec = launcher.ServiceSpec("clc", "clc.app:create_app", port,
+                                env={"CLC_PORT": str(port), **settings})
+    services = launcher.start(config, [spec])
+    try:
+        yield RunningClc(url=services[0].url, config=config, admin=credentials.read(home).key)
+    finally:
+        launcher.stop(services)
 
 
 def aws_ec2(clc: "RunningClc", *args: str, key: AccessKeyInfo | None = None) -> subprocess.CompletedProcess[str]:

@@ -82,6 +82,17 @@ def up(home: HomeOption = None,
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     try:
+        _announce(config, services)
+        code = launcher.wait_forever(services)
+    finally:
+        # Whatever ends the wait (Ctrl-C, a dead service, a closed terminal), stop every child.
+        launcher.stop(services)
+    raise typer.Exit(code)
+
+
+def _announce(config: CloudConfig, services: list[launcher.RunningService]) -> None:
+    """The banner: how to point the AWS CLI at the cloud, and a sample image to run."""
+    try:
         image_id = launcher.register_tiny_image(config, services)
     except Exception as exc:  # the cloud is still usable without its sample image
         err.print(f"[yellow]could not register the tiny sample image: {exc}[/yellow]")
@@ -94,10 +105,6 @@ def up(home: HomeOption = None,
         print(f"and:       aws ec2 run-instances --image-id {image_id} --instance-type m1.small",
               flush=True)
     out.print("(Ctrl-C stops everything.)")
-    code = launcher.wait_forever(services)
-    out.print("Stopping …")
-    launcher.stop(services)
-    raise typer.Exit(code)
 
 
 @app.command("credentials")

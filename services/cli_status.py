@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services import launcher
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
 from services.messages.cluster import ClusterInstanceList, NodeList
@@ -35,8 +36,10 @@ def services_table(config: CloudConfig) -> Table:
     for column in ("service", "url", "state"):
         table.add_column(column)
     for name in SERVICES:
-        # The NC has no *_URL key (a zone has many); on this host it answers on NC_PORT.
-        url = config.service_url(name) if name != "nc" else f"http://{config.PUBLIC_HOST}:{config.NC_PORT}"
+        url = config.service_url(name)
+        if not launcher.available(f"{name}.app:create_app"):
+            table.add_row(name, url, "[dim]not part of this version[/dim]")
+            continue
         table.add_row(name, url, _health(url))
     return table
 

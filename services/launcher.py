@@ -111,10 +111,11 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
             if spec.public and config.PUBLIC_HTTPS:
                 files = ensure_tls(config)
                 command += ["--ssl-certfile", str(files.certfile), "--ssl-keyfile", str(files.keyfile)]
+            url = config.service_url(spec.name)  # before the child exists: nothing can orphan it
             log = open(logs / f"{spec.name}.log", "ab")  # noqa: SIM115 (kept open for the child)
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-            service = RunningService(spec, process, config.service_url(spec.name))
+            service = RunningService(spec, process, url)
             started.append(service)
             _wait_healthy(service, timeout)
             if on_started:

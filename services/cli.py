@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
 from services import cli_status, cli_trace, credentials, launcher
+from services.cli_calls import HomeOption, call_service, config_for
 from services.cli_nodes import nc, node_app
 from services.cli_images import certificate_exports, certificate_files, image_app
-from services.config import CloudConfig, ConfigError, load_config
-from services.internal import InternalCallError, InternalClient
+from services.config import CloudConfig
 from services.messages.admin import (AccountCreated, AccountList, NewAccount, NewKey, NewUser,
                                      UserView, VmTypeList, VmTypeSpec)
 from services.messages.identity import AccessKeyInfo
@@ -39,40 +38,18 @@ app.command()(nc)
 out = Console()
 err = Console(stderr=True)
 
-HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default $EUCASIM_HOME or ./var).")]
-
-
-def _config(home: Path | None) -> CloudConfig:
-    try:
-        return load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _admin_call(config: CloudConfig, method: str, path: str, body: BaseModel | None,
                 response: type[BaseModel]) -> Any:
-    if not config.CLOUD_SECRET:
-        err.print("[red]No cloud secret found: has `eucasim up` ever run with this --home?[/red]")
-        raise typer.Exit(2)
-    client = InternalClient(config.service_url("clc"), config.CLOUD_SECRET, timeout=10)
-    try:
-        return client.call(method, path, body, response)
-    except InternalCallError as exc:
-        err.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(1) from None
-    except (OSError, httpx.HTTPError) as exc:
-        err.print(f"[red]cannot reach the CLC at {config.service_url('clc')}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+    return call_service(config, "clc", method, path, body, response)
 
 
 @app.command()
 def up(home: HomeOption = None,
        nodes: Annotated[int, typer.Option(help="Simulated nodes served by the NC.")] = 2) -> None:
     """Start every service on this machine (simulated mode) until Ctrl-C."""
-    config = launcher.ensure_home(_config(home))
+    config = launcher.ensure_home(config_for(home))
     specs = launcher.plan(config, nodes)
     out.print(f"Starting {', '.join(s.name for s in specs)} with state in {config.EUCASIM_HOME} …")
     try:
@@ -120,7 +97,7 @@ def show_credentials(home: HomeOption = None) -> None:
     print(config_section)
     out.print("# ~/.aws/credentials", style="bold")
     print(creds_section)
-    files = certificate_files(_config(home).EUCASIM_HOME, creds.key)
+    files = certificate_files(config_for(home).EUCASIM_HOME, creds.key)
     out.print("# certificates (bundling images)", style="bold")
     print(certificate_exports(files, creds.key.account_id))
 
@@ -134,14 +111,14 @@ def env(home: HomeOption = None) -> None:
 @app.command()
 def trace(request_id: str, home: HomeOption = None) -> None:
     """Show one request as it travelled CLC → CC → NC (the request id is in every answer)."""
-    config = _config(home)
+    config = config_for(home)
     steps, unreachable = cli_trace.gather(config, request_id)
     cli_trace.show(out, request_id, steps, unreachable)
 
 
 def _read_credentials(home: Path | None) -> credentials.UserCredentials:
     try:
-        return credentials.read(_config(home).EUCASIM_HOME)
+        return credentials.read(config_for(home).EUCASIM_HOME)
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -154,14 +131,14 @@ def _print_key(info: AccessKeyInfo) -> None:
 
 @account_app.command("create")
 def account_create(name: str, home: HomeOption = None) -> None:
-    created: AccountCreated = _admin_call(_config(home), "POST", "/internal/admin/accounts",
+    created: AccountCreated = _admin_call(config_for(home), "POST", "/internal/admin/accounts",
                                           NewAccount(name=name), AccountCreated)
     _print_key(created.key)
 
 
 @account_app.command("list")
 def account_list(home: HomeOption = None) -> None:
-    listing: AccountList = _admin_call(_config(home), "GET", "/internal/admin/accounts", None, AccountList)
+    listing: AccountList = _admin_call(config_for(home), "GET", "/internal/admin/accounts", None, AccountList)
     table = Table("account", "id", "users")
     for account in listing.accounts:
         table.add_row(account.name, account.id, ", ".join(account.users))
@@ -170,14 +147,14 @@ def account_list(home: HomeOption = None) -> None:
 
 @user_app.command("create")
 def user_create(account: str, name: str, home: HomeOption = None) -> None:
-    user: UserView = _admin_call(_config(home), "POST", "/internal/admin/users",
+    user: UserView = _admin_call(config_for(home), "POST", "/internal/admin/users",
                                  NewUser(account=account, name=name), UserView)
     out.print(f"user {user.name} created in account {user.account} ({user.account_id})")
 
 
 @key_app.command("create")
 def key_create(account: str, user: str = typer.Argument("admin"), home: HomeOption = None) -> None:
-    info: AccessKeyInfo = _admin_call(_config(home), "POST", "/internal/admin/keys",
+    info: AccessKeyInfo = _admin_call(config_for(home), "POST", "/internal/admin/keys",
                                       NewKey(account=account, user=user), AccessKeyInfo)
     _print_key(info)
 
@@ -188,13 +165,13 @@ def vmtype_set(name: str, cpu: Annotated[int, typer.Option("--cpu", min=1)],
                disk: Annotated[int, typer.Option("--disk", min=1, help="GB")],
                home: HomeOption = None) -> None:
     spec = VmTypeSpec(name=name, cpu=cpu, memory_mb=mem, disk_gb=disk)
-    _admin_call(_config(home), "PUT", f"/internal/admin/vmtypes/{name}", spec, VmTypeSpec)
+    _admin_call(config_for(home), "PUT", f"/internal/admin/vmtypes/{name}", spec, VmTypeSpec)
     out.print(f"{name}: {cpu} CPU, {mem} MB, {disk} GB")
 
 
 @vmtype_app.command("list")
 def vmtype_list(home: HomeOption = None) -> None:
-    listing: VmTypeList = _admin_call(_config(home), "GET", "/internal/admin/vmtypes", None, VmTypeList)
+    listing: VmTypeList = _admin_call(config_for(home), "GET", "/internal/admin/vmtypes", None, VmTypeList)
     table = Table("name", "cpu", "memory MB", "disk GB")
     for vm in listing.vm_types:
         table.add_row(vm.name, str(vm.cpu), str(vm.memory_mb), str(vm.disk_gb))

@@ -6,44 +6,24 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli_calls import HomeOption, call_service, config_for
 from services.config import load_config
-from services.internal import InternalCallError, InternalClient
 from services.messages.cluster import NodeInfo, NodeList, RegisterNode
 
 node_app = typer.Typer(help="The nodes of this zone, as the cluster controller sees them.",
                        no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
-
-HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default $EUCASIM_HOME or ./var).")]
 
 
-def _cc(home: Path | None) -> InternalClient:
-    config = load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
-    return InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=15)
-
-
-def _call(home: Path | None, method: str, path: str, body: RegisterNode | None, response: type) -> object:
-    client = _cc(home)
-    try:
-        return client.call(method, path, body, response)
-    except InternalCallError as exc:
-        detail = exc.detail.get("message", exc.detail) if isinstance(exc.detail, dict) else exc.detail
-        err.print(f"[red]{detail}[/red]")
-        raise typer.Exit(1) from None
-    except (OSError, httpx.HTTPError) as exc:
-        err.print(f"[red]cannot reach the cluster controller at {client.base_url}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+def _call(home: Path | None, method: str, path: str, body: RegisterNode | None, response: type) -> Any:
+    return call_service(config_for(home), "cc", method, path, body, response)
 
 
 @node_app.command("register")

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
+
+T = TypeVar("T")
 
 NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
@@ -43,3 +47,25 @@ def operation(action: str) -> OperationModel:
     if action not in operation_names():
         raise KeyError(action)
     return service_model().operation_model(action)
+
+
+class PerOperation(Generic[T]):
+    """A codec compiled once per operation and published only when complete.
+
+    A structure's compiled form exists before its member table is filled (that is how recursive
+    shapes resolve), so other threads must never reach one while it is being built: `build`
+    runs under this cache's lock, and so does every touch of the shape-level cache it fills."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, action: str, build: Callable[[], T]) -> T:
+        try:
+            return self._done[action]
+        except KeyError:
+            pass
+        with self._lock:
+            if action not in self._done:
+                self._done[action] = build()
+            return self._done[action]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,12 +107,9 @@ def _join(path: str, name: str) -> str:
 
 # ---------------------------------------------------------------------- compiled shape readers
 
-# Readers of whole operations, published only once complete: a structure's reader exists before
-# its member table is filled (that is how recursive shapes resolve), so other threads must never
-# reach a reader while it is still being built. Only code holding _compiling touches _readers.
-_by_operation: dict[str, Reader | None] = {}
+# Every shape reader is built inside _by_operation's lock (see model.PerOperation).
+_by_operation: model.PerOperation[Reader | None] = model.PerOperation()
 _readers: dict[str, Reader] = {}
-_compiling = threading.Lock()
 
 
 def preload_reader(action: str) -> None:
@@ -122,15 +118,10 @@ def preload_reader(action: str) -> None:
 
 
 def _operation_reader(action: str) -> Reader | None:
-    try:
-        return _by_operation[action]
-    except KeyError:
-        pass
-    with _compiling:
-        if action not in _by_operation:
-            shape = model.operation(action).input_shape
-            _by_operation[action] = _reader_for(shape) if shape is not None else None
-        return _by_operation[action]
+    def build() -> Reader | None:
+        shape = model.operation(action).input_shape
+        return _reader_for(shape) if shape is not None else None
+    return _by_operation.get(action, build)
 
 
 def _reader_for(shape: Shape) -> Reader:

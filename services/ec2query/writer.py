@@ -6,7 +6,6 @@ compile time, so rendering DescribeInstances over a thousand instances is one pa
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,12 +71,9 @@ def element_name(member: Shape, member_name: str) -> str:
 
 # ---------------------------------------------------------------------- compiled shape writers
 
-# Writers of whole operations, published only once complete: a structure's writer exists before
-# its member table is filled (that is how recursive shapes resolve), so other threads must never
-# reach a writer while it is still being built. Only code holding _compiling touches _containers.
-_by_operation: dict[str, ContainerWriter] = {}
+# Every shape writer is built inside _by_operation's lock (see model.PerOperation).
+_by_operation: model.PerOperation[ContainerWriter] = model.PerOperation()
 _containers: dict[str, ContainerWriter] = {}
-_compiling = threading.Lock()
 
 
 def preload_writer(action: str) -> None:
@@ -88,14 +84,7 @@ def preload_writer(action: str) -> None:
 
 
 def _operation_writer(action: str, shape: Shape) -> ContainerWriter:
-    try:
-        return _by_operation[action]
-    except KeyError:
-        pass
-    with _compiling:
-        if action not in _by_operation:
-            _by_operation[action] = _writer_for(shape)
-        return _by_operation[action]
+    return _by_operation.get(action, lambda: _writer_for(shape))
 
 
 def _writer_for(shape: Shape) -> ContainerWriter:

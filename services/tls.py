@@ -35,9 +35,6 @@ class TlsFiles:
     keyfile: Path
     ca_bundle: Path  # what clients trust: AWS_CA_BUNDLE, boto3 verify=, curl --cacert
 
-    def as_tuple(self) -> tuple[str, str, str]:
-        return str(self.certfile), str(self.keyfile), str(self.ca_bundle)
-
 
 def tls_dir(config: CloudConfig) -> Path:
     return config.EUCASIM_HOME / "tls"
@@ -76,11 +73,6 @@ def ensure_tls(config: CloudConfig) -> TlsFiles:
                    + ca_cert.public_bytes(serialization.Encoding.PEM))
             _write(names_file, json.dumps(names).encode())
     return files
-
-
-def tls_files(config: CloudConfig) -> tuple[str, str, str]:
-    """The launcher's entry: (certfile, keyfile, ca_bundle) as strings for uvicorn/clients."""
-    return ensure_tls(config).as_tuple()
 
 
 def _is_ip(text: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from services.errors import S3Error
-from services.s3xml import XSI_NS, child_text, children, local, parse_xml
+from services.s3xml import XSI_NS, child_text, children, parse_xml
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -168,7 +168,3 @@ def document(owner_id: str, owner_name: str, grants: list[Grant]) -> dict[str, A
         items.append({"Grantee": grantee, "Permission": grant["permission"]})
     return {"Owner": {"ID": owner_id, "DisplayName": owner_name},
             "AccessControlList": {"Grant": items}}
-
-
-def tag_of(element: ET.Element) -> str:
-    return local(element.tag)

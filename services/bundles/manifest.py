@@ -7,7 +7,6 @@ from the raw bytes rather than re-serializing a parsed tree."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
@@ -219,7 +218,3 @@ def parse_manifest(data: bytes) -> Manifest:
     if not _DIGEST.match(manifest.digest):
         raise ManifestError("manifest.xml: the image digest is not a SHA-1")
     return manifest
-
-
-def part_names(manifest: Manifest) -> Sequence[str]:
-    return manifest.part_filenames()

@@ -130,11 +130,10 @@ class _Stream:
 
 
 def unbundle(manifest: Manifest, key_hex: str, iv_hex: str, open_part: PartSource,
-             destination: BinaryIO, *, check: bool = True) -> UnbundledImage:
-    """Write the bundle's image to `destination`. With `check`, every part's digest is
-    verified first (a second read of each part)."""
-    if check:
-        check_parts(manifest, open_part)
+             destination: BinaryIO) -> UnbundledImage:
+    """Write the bundle's image to `destination`, every part's digest verified first (a second
+    read of each part)."""
+    check_parts(manifest, open_part)
     stream = _Stream(_plain_chunks(manifest, key_hex, iv_hex, open_part))
     sha256 = hashlib.sha256()
     size = 0

@@ -69,8 +69,14 @@ def canned(name: str, owner_id: str, owner_name: str,
     return grants
 
 
+def owns(principal: Principal, owner_id: str) -> bool:
+    """The owner (or a cloud administrator) may do anything, whatever the grants say."""
+    return principal.cloud_admin or (principal.account_id is not None
+                                     and principal.account_id == owner_id)
+
+
 def allowed(principal: Principal, owner_id: str, grants: list[Grant], permission: str) -> bool:
-    if principal.cloud_admin or (principal.account_id is not None and principal.account_id == owner_id):
+    if owns(principal, owner_id):
         return True
     for grant in grants:
         if grant["permission"] not in (permission, "FULL_CONTROL"):
@@ -84,9 +90,19 @@ def allowed(principal: Principal, owner_id: str, grants: list[Grant], permission
     return False
 
 
+def denied() -> S3Error:
+    return S3Error("AccessDenied", "Access Denied", 403)
+
+
 def require(principal: Principal, owner_id: str, grants: list[Grant], permission: str) -> None:
     if not allowed(principal, owner_id, grants, permission):
-        raise S3Error("AccessDenied", "Access Denied", 403)
+        raise denied()
+
+
+def require_owner(principal: Principal, owner_id: str) -> None:
+    """For what no grant can give (deleting a bucket, reading its location)."""
+    if not owns(principal, owner_id):
+        raise denied()
 
 
 _GRANT_HEADERS = {"x-amz-grant-read": "READ", "x-amz-grant-write": "WRITE",
@@ -120,6 +136,13 @@ def from_headers(headers: Mapping[str, str], owner_id: str, owner_name: str,
             else:
                 raise S3Error("NotImplemented", "Grants by e-mail address are not supported.", 501)
     return grants
+
+
+def requested(headers: Mapping[str, str], owner_id: str, owner_name: str,
+              bucket_owner: tuple[str, str] | None = None) -> list[Grant]:
+    """The ACL a new bucket, object or upload gets: what its headers ask for, else private."""
+    return (from_headers(headers, owner_id, owner_name, bucket_owner)
+            or canned("private", owner_id, owner_name))
 
 
 def from_document(body: bytes, owner_id: str) -> list[Grant]:

@@ -33,8 +33,7 @@ async def create_bucket(ctx: S3Context) -> Response:
         constraint = child_text(parse_xml(body, "CreateBucketConfiguration"), "LocationConstraint")
         if constraint:
             region = constraint
-    grants = access.from_headers(ctx.headers, owner_id, owner_name) or \
-        access.canned("private", owner_id, owner_name)
+    grants = access.requested(ctx.headers, owner_id, owner_name)
     with ctx.db.session() as db:
         existing = catalog.get_bucket(db, ctx.bucket)
         if existing is not None:
@@ -60,8 +59,7 @@ def head_bucket(ctx: S3Context) -> Response:
 
 def delete_bucket(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    if not (ctx.principal.cloud_admin or ctx.principal.account_id == bucket.owner_id):
-        raise S3Error("AccessDenied", "Access Denied", 403)
+    access.require_owner(ctx.principal, bucket.owner_id)
     with ctx.db.session() as db:
         if not catalog.bucket_is_empty(db, ctx.bucket):
             raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
@@ -87,8 +85,7 @@ def list_buckets(ctx: S3Context) -> Response:
 
 def get_location(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    if not (ctx.principal.cloud_admin or ctx.principal.account_id == bucket.owner_id):
-        raise S3Error("AccessDenied", "Access Denied", 403)
+    access.require_owner(ctx.principal, bucket.owner_id)
     # us-east-1 is written as an empty constraint, as AWS does.
     region = "" if bucket.region == "us-east-1" else bucket.region
     return Response(b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="'

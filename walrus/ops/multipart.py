@@ -35,9 +35,10 @@ def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
         upload = catalog.get_upload(db, upload_id)
     if upload is None or upload.bucket != bucket.name or upload.key != ctx.key:
         raise _no_upload(upload_id)
-    if not (ctx.principal.cloud_admin or ctx.principal.account_id in (upload.owner_id,
-                                                                      bucket.owner_id)):
-        raise S3Error("AccessDenied", "Access Denied", 403)
+    # The initiator or the bucket's owner.
+    if not (access.owns(ctx.principal, upload.owner_id)
+            or access.owns(ctx.principal, bucket.owner_id)):
+        raise access.denied()
     return upload
 
 
@@ -57,9 +58,8 @@ def create_upload(ctx: S3Context) -> Response:
     if algorithm:
         algorithm = algorithm.upper()
         checksums.new_hasher(algorithm)
-    grants = access.from_headers(ctx.headers, owner_id, owner_name,
-                                 (bucket.owner_id, bucket.owner_name)) or \
-        access.canned("private", owner_id, owner_name)
+    grants = access.requested(ctx.headers, owner_id, owner_name,
+                              (bucket.owner_id, bucket.owner_name))
     upload = Upload(upload_id=uuid.uuid4().hex, bucket=bucket.name, key=ctx.key,
                     initiated=catalog.utcnow(), owner_id=owner_id, owner_name=owner_name,
                     content_type=ctx.headers.get("content-type") or "binary/octet-stream",

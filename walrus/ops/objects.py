@@ -67,9 +67,8 @@ async def put_object(ctx: S3Context) -> Response:
     owner_id, owner_name = object_owner(ctx)
     if not owner_id:
         owner_id, owner_name = bucket.owner_id, bucket.owner_name
-    grants = access.from_headers(ctx.headers, owner_id, owner_name,
-                                 (bucket.owner_id, bucket.owner_name)) or \
-        access.canned("private", owner_id, owner_name)
+    grants = access.requested(ctx.headers, owner_id, owner_name,
+                              (bucket.owner_id, bucket.owner_name))
     meta = object_meta(ctx.headers)
     if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
     body = await ctx.receive()
@@ -155,9 +154,8 @@ async def copy_object(ctx: S3Context) -> Response:
         content_type = ctx.headers.get("content-type") or "binary/octet-stream"
     else:
         meta, content_type = dict(source.meta), source.content_type
-    grants = access.from_headers(ctx.headers, owner_id, owner_name,
-                                 (bucket.owner_id, bucket.owner_name)) or \
-        access.canned("private", owner_id, owner_name)
+    grants = access.requested(ctx.headers, owner_id, owner_name,
+                              (bucket.owner_id, bucket.owner_name))
     wanted = ctx.headers.get("x-amz-checksum-algorithm")
     algorithms = [a.split("-")[0] for a in source.checksums] + ([wanted.upper()] if wanted else [])
     algorithms = list(dict.fromkeys(algorithms))

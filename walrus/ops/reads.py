@@ -29,7 +29,7 @@ def load_object(ctx: S3Context) -> Object:
     if obj is None:
         # Without READ on the bucket a caller may not learn whether a key exists.
         if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):
-            raise S3Error("AccessDenied", "Access Denied", 403)
+            raise access.denied()
         raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=ctx.key)
     ctx.require(obj.owner_id, obj.acl, "READ")
     return obj

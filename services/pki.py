@@ -115,8 +115,12 @@ def ensure_cloud_ca(home: Path) -> CertificatePair:
     return pair
 
 
+def _is_account_id(text: str) -> bool:
+    return text.isdigit() and len(text) == 12
+
+
 def _user_dir(home: Path, account_id: str) -> Path:
-    if not account_id.isdigit() or len(account_id) != 12:
+    if not _is_account_id(account_id):
         raise ValueError(f"not an account id: {account_id!r}")
     return pki_dir(home) / "users" / account_id
 
@@ -173,7 +177,10 @@ def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
 
 def account_certificates(home: Path, account_id: str) -> list[x509.Certificate]:
     """Every certificate the cloud issued to a user of `account_id` (the ones a manifest of
-    that account may be signed with). A file the CA did not sign is ignored."""
+    that account may be signed with). A file the CA did not sign is ignored; so is a name that
+    is no account id (a manifest's <user> is whatever its maker wrote): none was issued to it."""
+    if not _is_account_id(account_id):
+        return []
     folder = _user_dir(home, account_id)
     if not folder.is_dir():
         return []

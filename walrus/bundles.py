@@ -123,8 +123,7 @@ class BundleDecrypter:
         record = self._walrus.recorder.record
         try:
             manifest = parse_manifest(b"".join(self._read(bucket, manifest_key)))
-            verify_manifest(manifest, pki.account_certificates(home, manifest.account_id)
-                            if manifest.account_id.isdigit() and len(manifest.account_id) == 12 else [])
+            verify_manifest(manifest, pki.account_certificates(home, manifest.account_id))
             key_hex, iv_hex = bundle_keys(manifest, pki.ensure_cloud_ca(home).private_key())
 
             def open_part(filename: str) -> Iterator[bytes]:

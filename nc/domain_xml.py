@@ -17,7 +17,6 @@ from pathlib import Path
 NAMESPACE = "https://eucasim.dev/xmlns/nc/1"
 NS_PREFIX = "eucasim"
 KERNEL_CMDLINE = "root=/dev/sda1 console=ttyS0"
-SWAP_MB = 512
 
 ET.register_namespace(NS_PREFIX, NAMESPACE)
 

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from nc.domain_xml import SWAP_MB
+from services.messages.node import SWAP_MB
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2

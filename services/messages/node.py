@@ -29,6 +29,9 @@ from pydantic import BaseModel, Field
 
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 PowerState = Literal["awake", "asleep"]
+# Every instance gets a swap file of this size (Eucalyptus's sda3): the NC creates it and both
+# the NC and the CC book it, so the one figure lives here.
+SWAP_MB = 512
 
 
 def instance_mac(instance_id: str) -> str:
@@ -61,9 +64,9 @@ class VmType(BaseModel):
     memory_mb: int = Field(ge=1)
     disk_gb: int = Field(ge=1)
 
-    def needs(self, swap_mb: int = 512) -> Resources:
+    def needs(self) -> Resources:
         """What one instance of this type books on a node; disk counts the swap file too."""
-        swap_gb = -(-swap_mb // 1024)
+        swap_gb = -(-SWAP_MB // 1024)
         return Resources(cores=self.cpu, memory_mb=self.memory_mb, disk_gb=self.disk_gb + swap_gb)
 
 

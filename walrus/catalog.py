@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
@@ -30,6 +30,15 @@ def successor(text: str) -> str | None:
             return text[:-1] + chr(code)
         text = text[:-1]
     return None
+
+
+def _under(query: Select[Any], column: Any, prefix: str) -> Select[Any]:
+    """`query` limited to rows whose `column` starts with `prefix`, as a range the index serves."""
+    if not prefix:
+        return query
+    query = query.where(column >= prefix)
+    upper = successor(prefix)
+    return query.where(column < upper) if upper is not None else query
 
 
 def get_bucket(db: Session, name: str) -> Bucket | None:
@@ -88,11 +97,7 @@ def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclu
     query = select(Object).where(Object.bucket == bucket)
     if start is not None:
         query = query.where(Object.key >= start if inclusive else Object.key > start)
-    if prefix:
-        query = query.where(Object.key >= prefix)
-        upper = successor(prefix)
-        if upper is not None:
-            query = query.where(Object.key < upper)
+    query = _under(query, Object.key, prefix)
     # A listing never reads bodies, metadata or ACLs: skip decoding those JSON columns.
     query = query.options(load_only(Object.key, Object.size, Object.etag, Object.last_modified,
                                     Object.owner_id, Object.owner_name, Object.checksums))
@@ -105,12 +110,7 @@ def get_upload(db: Session, upload_id: str) -> Upload | None:
 
 def uploads_of(db: Session, bucket: str, prefix: str, key_marker: str,
                upload_id_marker: str, limit: int) -> Sequence[Upload]:
-    query = select(Upload).where(Upload.bucket == bucket)
-    if prefix:
-        query = query.where(Upload.key >= prefix)
-        upper = successor(prefix)
-        if upper is not None:
-            query = query.where(Upload.key < upper)
+    query = _under(select(Upload).where(Upload.bucket == bucket), Upload.key, prefix)
     if key_marker:
         if upload_id_marker:
             query = query.where((Upload.key > key_marker)

@@ -10,6 +10,7 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from nc.hypervisor import HypervisorError, tail_of
 from nc.image_cache import ImageFetchError
@@ -39,6 +40,16 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _new_record(request: RunInstance, state: InstanceState) -> InstanceRecord:
+    now = utcnow()
+    return InstanceRecord(
+        instance_id=request.instance_id, reservation_id=request.reservation_id,
+        account_id=request.account_id, state=state, vm_name=request.vm.name,
+        cores=request.vm.cpu, memory_mb=request.vm.memory_mb, disk_gb=request.vm.disk_gb,
+        image_id=request.image.image_id, request_json=request.model_dump_json(),
+        launched_at=now, updated_at=now)
+
+
 class InstanceManager:
     def __init__(self, node_id: str, db: Database, launcher: Launcher, executor: Executor,
                  recorder: TraceRecorder) -> None:
@@ -53,6 +64,12 @@ class InstanceManager:
         self._requests: dict[str, RunInstance] = {}
 
     # ----- reading -------------------------------------------------------------------------
+
+    def _record(self, session: Session, instance_id: str) -> InstanceRecord:
+        record = session.get(InstanceRecord, instance_id)
+        if record is None:
+            raise NotFound(f"no instance {instance_id} on node {self.node_id}")
+        return record
 
     def request_of(self, record: InstanceRecord) -> RunInstance:
         cached = self._requests.get(record.instance_id)
@@ -80,10 +97,7 @@ class InstanceManager:
 
     def get(self, instance_id: str) -> InstanceReport:
         with self.db.session() as session:
-            record = session.get(InstanceRecord, instance_id)
-            if record is None:
-                raise NotFound(f"no instance {instance_id} on node {self.node_id}")
-            return self.report(record)
+            return self.report(self._record(session, instance_id))
 
     def is_preparing(self, instance_id: str) -> bool:
         with self._lock:
@@ -107,10 +121,7 @@ class InstanceManager:
 
     def console(self, instance_id: str) -> ConsoleOutput:
         with self.db.session() as session:
-            record = session.get(InstanceRecord, instance_id)
-            if record is None:
-                raise NotFound(f"no instance {instance_id} on node {self.node_id}")
-            request = self.request_of(record)
+            request = self.request_of(self._record(session, instance_id))
         try:
             data = self.launcher.hypervisor.console_tail(instance_id, CONSOLE_LIMIT)
         except HypervisorError:
@@ -124,9 +135,7 @@ class InstanceManager:
 
     def _change(self, instance_id: str, new: InstanceState, reason: StateReason | None = None) -> InstanceRecord:
         with self._lock, self.db.session() as session:
-            record = session.get(InstanceRecord, instance_id)
-            if record is None:
-                raise NotFound(f"no instance {instance_id} on node {self.node_id}")
+            record = self._record(session, instance_id)
             transition(session, record, new, reason)
             return record
 
@@ -150,12 +159,7 @@ class InstanceManager:
                 raise Refused(f"InsufficientInstanceCapacity: node {self.node_id} has {free.cores} cores, "
                               f"{free.memory_mb} MB, {free.disk_gb} GB free; {request.vm.name} needs "
                               f"{request.vm.needs().model_dump()}")
-            record = InstanceRecord(
-                instance_id=request.instance_id, reservation_id=request.reservation_id,
-                account_id=request.account_id, state="pending", vm_name=request.vm.name,
-                cores=request.vm.cpu, memory_mb=request.vm.memory_mb, disk_gb=request.vm.disk_gb,
-                image_id=request.image.image_id, request_json=request.model_dump_json(),
-                launched_at=utcnow(), updated_at=utcnow())
+            record = _new_record(request, "pending")
             with self.db.session() as session:
                 session.add(record)
             self._requests[request.instance_id] = request
@@ -256,20 +260,15 @@ class InstanceManager:
         self.executor.submit(self._teardown, request)
 
     def reboot(self, instance_id: str) -> InstanceReport:
-        report = self.get(instance_id)
+        with self.db.session() as session:
+            record = self._record(session, instance_id)
+            report, request = self.report(record), self.request_of(record)
         if report.state != "running":
             raise Refused(f"{instance_id} is {report.state}; only a running instance can be rebooted")
-        request = self._requests.get(instance_id) or self._request_by_id(instance_id)
         self.launcher.hypervisor.reboot(instance_id)
         self.launcher.note(request, f"domain {instance_id} rebooted at {utcnow():%Y-%m-%dT%H:%M:%SZ}")
         self.recorder.record("called", f"libvirt reboot {instance_id}")
         return report
-
-    def _request_by_id(self, instance_id: str) -> RunInstance:
-        with self.db.session() as session:
-            record = session.get(InstanceRecord, instance_id)
-            assert record is not None
-            return self.request_of(record)
 
     def lost(self, request: RunInstance, message: str) -> None:
         """A running instance whose domain is gone for good."""
@@ -299,12 +298,7 @@ class InstanceManager:
         with self._lock, self.db.session() as session:
             if session.get(InstanceRecord, request.instance_id) is not None:
                 return
-            session.add(InstanceRecord(
-                instance_id=request.instance_id, reservation_id=request.reservation_id,
-                account_id=request.account_id, state="running", vm_name=request.vm.name,
-                cores=request.vm.cpu, memory_mb=request.vm.memory_mb, disk_gb=request.vm.disk_gb,
-                image_id=request.image.image_id, request_json=request.model_dump_json(),
-                launched_at=utcnow(), updated_at=utcnow()))
+            session.add(_new_record(request, "running"))
         self._requests[request.instance_id] = request
 
 

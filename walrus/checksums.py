@@ -53,6 +53,16 @@ def header_name(algorithm: str) -> str:
     return f"x-amz-checksum-{algorithm.lower()}"
 
 
+def as_headers(sums: dict[str, str]) -> dict[str, str]:
+    """Stored checksums (algorithm -> base64) as x-amz-checksum-* response headers."""
+    return {header_name(algorithm): value for algorithm, value in sums.items()}
+
+
+def as_fields(sums: dict[str, str]) -> dict[str, str]:
+    """Stored checksums as the Checksum<ALGORITHM> elements of a response document."""
+    return {f"Checksum{algorithm}": value for algorithm, value in sums.items()}
+
+
 def algorithm_of_header(name: str) -> str | None:
     name = name.lower()
     if not name.startswith("x-amz-checksum-") or name in NOT_CHECKSUMS:

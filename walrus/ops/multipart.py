@@ -99,10 +99,7 @@ async def upload_part(ctx: S3Context) -> Response:
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     body = await ctx.receive(compute)
     _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
-    headers = {"ETag": quote_etag(body.md5_hex)}
-    for algorithm, value in body.checksums.items():
-        headers[checksums.header_name(algorithm)] = value
-    return empty(200, headers)
+    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
 
 
 async def upload_part_copy(ctx: S3Context) -> Response:
@@ -123,10 +120,8 @@ async def upload_part_copy(ctx: S3Context) -> Response:
     blob_id, size, md5_hex, sums = await anyio.to_thread.run_sync(
         copy_range, ctx.blobs, source, start, end, compute)
     _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
-    result: dict[str, Any] = {"LastModified": catalog.utcnow(), "ETag": quote_etag(md5_hex)}
-    for algorithm, value in sums.items():
-        result[f"Checksum{algorithm}"] = value
-    return xml_response("CopyPartResult", result)
+    return xml_response("CopyPartResult", {"LastModified": catalog.utcnow(),
+                                           "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)})
 
 
 def _requested_parts(body: bytes) -> list[tuple[int, str]]:
@@ -189,9 +184,8 @@ async def complete_upload(ctx: S3Context) -> Response:
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",
-                              "Bucket": bucket.name, "Key": upload.key, "ETag": quote_etag(etag)}
-    for name, value in sums.items():
-        result[f"Checksum{name}"] = value
+                              "Bucket": bucket.name, "Key": upload.key, "ETag": quote_etag(etag),
+                              **checksums.as_fields(sums)}
     return xml_response("CompleteMultipartUploadResult", result)
 
 
@@ -223,13 +217,9 @@ def list_parts(ctx: S3Context) -> Response:
         parts = list(catalog.parts_of(db, upload.upload_id, marker, max_parts + 1))
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]
-    items = []
-    for p in parts:
-        item: dict[str, Any] = {"PartNumber": p.part_number, "LastModified": p.last_modified,
-                                "ETag": quote_etag(p.etag), "Size": p.size}
-        for algorithm, value in p.checksums.items():
-            item[f"Checksum{algorithm}"] = value
-        items.append(item)
+    items = [{"PartNumber": p.part_number, "LastModified": p.last_modified,
+              "ETag": quote_etag(p.etag), "Size": p.size, **checksums.as_fields(p.checksums)}
+             for p in parts]
     person = {"ID": upload.owner_id, "DisplayName": upload.owner_name}
     return xml_response("ListPartsResult", {
         "Bucket": bucket.name, "Key": upload.key, "UploadId": upload.upload_id,

@@ -83,10 +83,7 @@ async def put_object(ctx: S3Context) -> Response:
         ctx.blobs.delete([body.blob_id])
         raise
     ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
-    headers = {"ETag": quote_etag(body.md5_hex)}
-    for algorithm, value in body.checksums.items():
-        headers[checksums.header_name(algorithm)] = value
-    return empty(200, headers)
+    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:
@@ -172,10 +169,8 @@ async def copy_object(ctx: S3Context) -> Response:
         raise
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive)
-    result: dict[str, Any] = {"LastModified": row.last_modified, "ETag": quote_etag(md5_hex)}
-    for algorithm, value in sums.items():
-        result[f"Checksum{algorithm}"] = value
-    return xml_response("CopyObjectResult", result)
+    return xml_response("CopyObjectResult", {"LastModified": row.last_modified,
+                                             "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)})
 
 
 def delete_object(ctx: S3Context) -> Response:

@@ -43,8 +43,7 @@ def _headers(ctx: S3Context, obj: Object) -> dict[str, str]:
     if obj.parts_count and "partNumber" in ctx.query:
         headers["x-amz-mp-parts-count"] = str(obj.parts_count)
     if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        for algorithm, value in obj.checksums.items():
-            headers[checksums.header_name(algorithm)] = value
+        headers.update(checksums.as_headers(obj.checksums))
         if obj.checksums:
             composite = any("-" in v for v in obj.checksums.values())
             headers["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"

@@ -193,9 +193,14 @@ class InstanceManager:
         except Exception as exc:  # noqa: BLE001 - any failure must end as a StateReason
             self._fail(request, f"unexpected error while launching: {exc!r}", request_id)
         finally:
-            with self._lock:
-                self._preparing.discard(instance_id)
-                terminating = self.state_of(instance_id) == "shutting-down"
+            self._done_preparing(request)
+
+    def _done_preparing(self, request: RunInstance) -> None:
+        """A launch or restart has ended: a terminate that came meanwhile left the teardown to
+        it, so it is carried out now."""
+        with self._lock:
+            self._preparing.discard(request.instance_id)
+            terminating = self.state_of(request.instance_id) == "shutting-down"
         if terminating:
             self._teardown(request)
 
@@ -240,20 +245,15 @@ class InstanceManager:
         self.executor.submit(self._restart, request, why)
 
     def _restart(self, request: RunInstance, why: str) -> None:
-        instance_id = request.instance_id
         try:
-            self.launcher.restart(request, why, lambda: self.state_of(instance_id) == "running")
+            self.launcher.restart(request, why, lambda: self.state_of(request.instance_id) == "running")
         except LaunchCancelled:
             pass
         except Exception as exc:  # noqa: BLE001 - whatever broke, the instance must say so
             self.lost(request, "the instance's domain was gone after a restart of its host and "
                                f"could not be started again: {exc}")
         finally:
-            with self._lock:
-                self._preparing.discard(instance_id)
-                terminating = self.state_of(instance_id) == "shutting-down"
-        if terminating:
-            self._teardown(request)
+            self._done_preparing(request)
 
     def finish_teardown(self, request: RunInstance) -> None:
         """For reconciliation: an instance left shutting-down by a crash."""

@@ -32,22 +32,30 @@ def _awake(node: NodeView) -> bool:
     return node.state == "up"
 
 
-class Greedy:
-    """The first node, in registration order, where the instance fits."""
+def _first_awake_with_room(nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
+    return next((n for n in nodes if _awake(n) and n.free.fits(need)), None)
 
-    name: SchedPolicy = "GREEDY"
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        return next((n for n in nodes if _awake(n) and n.free.fits(need)), None)
-
-    def why(self, node: NodeView) -> str:
-        return f"GREEDY: {node.name} is the first node in registration order with room"
+class _Stateless:
+    """A policy with nothing to keep across a restart."""
 
     def snapshot(self) -> str:
         return ""
 
     def restore(self, saved: str) -> None:
         pass
+
+
+class Greedy(_Stateless):
+    """The first node, in registration order, where the instance fits."""
+
+    name: SchedPolicy = "GREEDY"
+
+    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
+        return _first_awake_with_room(nodes, need)
+
+    def why(self, node: NodeView) -> str:
+        return f"GREEDY: {node.name} is the first node in registration order with room"
 
 
 class RoundRobin:
@@ -77,14 +85,14 @@ class RoundRobin:
         self.pointer = int(saved) if saved.strip().isdigit() else 0
 
 
-class PowerSave:
+class PowerSave(_Stateless):
     """GREEDY over awake nodes; when none has room, the first sleeping node that would (the
     caller wakes it). Putting idle nodes to sleep is power.py's job."""
 
     name: SchedPolicy = "POWERSAVE"
 
     def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        awake = next((n for n in nodes if _awake(n) and n.free.fits(need)), None)
+        awake = _first_awake_with_room(nodes, need)
         if awake is not None:
             return awake
         return next((n for n in nodes if n.state == "asleep" and n.free.fits(need)), None)
@@ -94,14 +102,8 @@ class PowerSave:
             return f"POWERSAVE: no awake node has room, so {node.name} is woken"
         return f"POWERSAVE: {node.name} is the first awake node with room"
 
-    def snapshot(self) -> str:
-        return ""
 
-    def restore(self, saved: str) -> None:
-        pass
-
-
-class TargetNode:
+class TargetNode(_Stateless):
     """An administrator named the node: it alone is considered (awake or asleep)."""
 
     def __init__(self, policy: SchedPolicy, target: str) -> None:
@@ -113,12 +115,6 @@ class TargetNode:
 
     def why(self, node: NodeView) -> str:
         return f"an administrator asked for {node.name}"
-
-    def snapshot(self) -> str:
-        return ""
-
-    def restore(self, saved: str) -> None:
-        pass
 
 
 POLICIES: dict[str, type[Greedy] | type[RoundRobin] | type[PowerSave]] = {

@@ -22,12 +22,15 @@ UNSUPPORTED = {"tagging", "logging", "notification", "accelerate", "requestPayme
                *buckets.ABSENT}
 
 
-def _not_implemented(what: str) -> S3Error:
-    return S3Error("NotImplemented", f"{what} is not implemented by Walrus.", 501)
+def _refuse_unsupported(method: str, query: Mapping[str, str], *also: str) -> None:
+    name = next((name for name in query if name in UNSUPPORTED or name in also), None)
+    if name is not None:
+        raise S3Error("NotImplemented", f"{method} ?{name} is not implemented by Walrus.", 501)
 
 
-def _unsupported(query: Mapping[str, str]) -> str | None:
-    return next((name for name in query if name in UNSUPPORTED), None)
+def _method_not_allowed(method: str, resource_type: str) -> S3Error:
+    return S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                   "resource.", 405, Method=method, ResourceType=resource_type)
 
 
 def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
@@ -45,25 +48,21 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
-        if (name := _unsupported(q)) is not None:
-            raise _not_implemented(f"GET ?{name}")
+        _refuse_unsupported(method, q)
         return listing.list_objects
     if method == "HEAD":
         return buckets.head_bucket
     if method == "PUT":
         if "acl" in q:
             return acls.put_bucket_acl
-        if (name := _unsupported(q)) is not None or "versioning" in q:
-            raise _not_implemented(f"PUT ?{name or 'versioning'}")
+        _refuse_unsupported(method, q, "versioning")  # GET ?versioning answers; PUT cannot
         return buckets.create_bucket
     if method == "DELETE":
-        if (name := _unsupported(q)) is not None:
-            raise _not_implemented(f"DELETE ?{name}")
+        _refuse_unsupported(method, q)
         return buckets.delete_bucket
     if method == "POST" and "delete" in q:
         return objects.delete_objects
-    raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
-                  "resource.", 405, Method=method, ResourceType="BUCKET")
+    raise _method_not_allowed(method, "BUCKET")
 
 
 def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str]) -> Handler:
@@ -73,8 +72,7 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return acls.get_object_acl
         if "uploadId" in q:
             return multipart.list_parts
-        if (name := _unsupported(q)) is not None:
-            raise _not_implemented(f"GET ?{name}")
+        _refuse_unsupported(method, q)
         return reads.get_object
     if method == "HEAD":
         return reads.head_object
@@ -83,8 +81,7 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return acls.put_object_acl
         if "uploadId" in q or "partNumber" in q:
             return multipart.upload_part_copy if copying else multipart.upload_part
-        if (name := _unsupported(q)) is not None:
-            raise _not_implemented(f"PUT ?{name}")
+        _refuse_unsupported(method, q)
         return objects.copy_object if copying else objects.put_object
     if method == "DELETE":
         if "uploadId" in q:
@@ -95,16 +92,14 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return multipart.create_upload
         if "uploadId" in q:
             return multipart.complete_upload
-    raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
-                  "resource.", 405, Method=method, ResourceType="OBJECT")
+    raise _method_not_allowed(method, "OBJECT")
 
 
 def choose(method: str, target: Target, headers: Mapping[str, str]) -> Handler:
     if target.bucket is None:
         if method == "GET":
             return buckets.list_buckets
-        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
-                      "resource.", 405, Method=method, ResourceType="SERVICE")
+        raise _method_not_allowed(method, "SERVICE")
     if target.key is None:
         return _bucket_level(method, target.query)
     # Unversioned: an object's one version is "null", as in an S3 bucket never versioned.

@@ -4,8 +4,8 @@ instances stay known (with a reason) and it is `up` again as soon as it answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -55,7 +55,7 @@ class Node(StoredNode):
         return self.node_id or self.url
 
     def live_instances(self) -> list[InstanceReport]:
-        return [r for r in self.instances.values() if r.state != "terminated"]
+        return [r for r in self.instances.values() if _is_live(r)]
 
 
 def _persisted(node: StoredNode) -> tuple[object, ...]:
@@ -64,6 +64,11 @@ def _persisted(node: StoredNode) -> tuple[object, ...]:
 
 def _is_live(report: InstanceReport) -> bool:
     return report.state != "terminated"
+
+
+def _answering_state(resources: NodeResources) -> NodeState:
+    """The state of a node that just answered: its own power state says awake or asleep."""
+    return "asleep" if resources.power == "asleep" else "up"
 
 
 class NodeRegistry:
@@ -144,13 +149,13 @@ class NodeRegistry:
         if poll_started >= node.changed_at:
             # Power state and instance list only from an answer newer than our own last call,
             # or a wake/run we just made would be undone until the next poll.
-            node.state = "asleep" if resources.power == "asleep" else "up"
+            node.state = _answering_state(resources)
             fresh = {r.instance_id: r for r in reports}
             if fresh != node.instances:
                 node.instances = fresh
                 self._store.replace_instances(url, fresh)
         elif node.state == "down":
-            node.state = "asleep" if resources.power == "asleep" else "up"
+            node.state = _answering_state(resources)
         # Write only what changed: a hundred nodes polled every few seconds would otherwise
         # be a hundred transactions a round for nothing (last_seen alone is not worth it).
         if _persisted(node) != persisted:
@@ -164,7 +169,7 @@ class NodeRegistry:
             node.changed_at = time.monotonic()
             node.resources = resources
             node.node_id = resources.node_id
-            node.state = "asleep" if resources.power == "asleep" else "up"
+            node.state = _answering_state(resources)
             node.missed_polls = 0
             node.last_seen = utcnow()
             self._store.save_node(node)

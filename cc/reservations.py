@@ -48,12 +48,7 @@ class Reservations:
             self._by_instance.pop(instance_id, None)
 
     def held(self, node_url: str) -> Resources:
-        with self.lock:
-            total = ZERO
-            for reservation in self._by_instance.values():
-                if reservation.node_url == node_url:
-                    total = total.plus(reservation.need)
-            return total
+        return self.held_by_node().get(node_url, ZERO)
 
     def held_by_node(self) -> dict[str, Resources]:
         with self.lock:

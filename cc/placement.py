@@ -110,7 +110,7 @@ class Launcher:
     async def start(self, request: RunInstances, decisions: list[Decision]) -> list[Placement]:
         sleeping = {d.node.url: d.node.name for d in decisions if d.node.state == "asleep"}
         wake_errors = dict(zip(sleeping, await asyncio.gather(
-            *(self._power.wake(url) for url in sleeping), return_exceptions=True)))
+            *(self._power.wake(url) for url in sleeping), return_exceptions=True), strict=True))
         return list(await asyncio.gather(
             *(self._start_one(request, d, wake_errors.get(d.node.url)) for d in decisions)))
 

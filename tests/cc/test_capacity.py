@@ -45,7 +45,7 @@ def test_twenty_concurrent_requests_never_overbook_a_node(zone_factory):
     # 2 + 4 + 8 cores hold fourteen m1.small; the other six are refused, none started twice.
     assert outcomes == {"node-1": 2, "node-2": 4, "node-3": 8, "InsufficientInstanceCapacity": 6}
     assert all(f.free.cores == 0 for f in nc_figures(nc))
-    wait_for(lambda: live_per_node(zone) == Counter(dict(zip(NODE_NAMES, CORES))), 20,
+    wait_for(lambda: live_per_node(zone) == Counter(dict(zip(NODE_NAMES, CORES, strict=True))), 20,
              "the CC to describe fourteen instances")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from services.internal import InternalCallError, InternalClient
@@ -31,7 +32,7 @@ def _state(client: InternalClient, instance_id: str) -> str | None:
 
 def _wait_running(client: InternalClient, *ids: str) -> None:
     for instance_id in ids:
-        wait_for(lambda: _state(client, instance_id) == "running", 20, f"{instance_id} running")
+        wait_for(lambda iid=instance_id: _state(client, iid) == "running", 20, f"{instance_id} running")
 
 
 def test_one_process_three_nodes_of_different_sizes(zone: NcProcess) -> None:
@@ -77,7 +78,7 @@ def test_sigkilled_nc_comes_back_with_its_instances(zone: NcProcess) -> None:
               two.call("GET", "/internal/resources", response=NodeResources).free]
 
     nc.kill()
-    with pytest.raises(Exception):
+    with pytest.raises(httpx.TransportError):
         one.call("GET", "/internal/instances")
     nc.start()
 

@@ -104,7 +104,7 @@ def test_twenty_concurrent_runs_never_overbook(tmp_path: Path) -> None:
             statuses = list(pool.map(attempt, requests))
         assert sorted(statuses) == [200] * 8 + [409] * 12
         assert node.resources().free.cores == 0
-        accepted = [r for r, status in zip(requests, statuses) if status == 200]
+        accepted = [r for r, status in zip(requests, statuses, strict=True) if status == 200]
         for request in accepted:
             node.wait_state(request.instance_id, "running")
         assert len(node.runtime.hypervisor.list_ours()) == 8

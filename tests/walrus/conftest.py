@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from services.config import CloudConfig, load_config
 from services.messages.identity import AccessKeyInfo
+from tests.walrus.helpers import s3_client
 from tests.walrus.process import walrus_process
 
 ALICE = AccessKeyInfo(access_key="AKIAALICE0000000001", secret_key="alice-secret-key-0000000000",
@@ -32,11 +31,8 @@ class WalrusServer:
     ca_bundle: str | None = None
 
     def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            verify=self.ca_bundle if self.ca_bundle else None,
-                            aws_access_key_id=who.access_key, aws_secret_access_key=who.secret_key,
-                            config=Config(s3={"addressing_style": "path"},
-                                          retries={"max_attempts": 1}, **config))
+        return s3_client(self.url, who.access_key, who.secret_key, self.ca_bundle or None,
+                         **config)
 
     def database(self):  # type: ignore[no-untyped-def]
         from services.db import Database

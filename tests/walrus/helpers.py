@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
+
+
+def s3_client(url: str, access_key: str, secret_key: str, ca_bundle: str | None = None,
+              **config: object):  # type: ignore[no-untyped-def]
+    """A path-style boto3 S3 client that does not retry, so a test sees the first answer."""
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", verify=ca_bundle,
+                        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                        config=Config(s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1}, **config))
 
 
 def s3_error(call, *args, **kwargs) -> ClientError:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 
 from services.messages.identity import AccessKeyInfo
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 
 @contextmanager
@@ -35,20 +35,18 @@ def walrus_process(home: Path, keys: list[AccessKeyInfo], https: bool = False,
     scheme = "https" if https else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     ca = home / "tls" / "ca.pem"
-    deadline = time.monotonic() + 30
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"walrus exited: {(home / 'walrus.log').read_text()[-2000:]}")
+        try:
+            verify = ssl.create_default_context(cafile=str(ca)) if https else True
+            return httpx.get(f"{url}/internal/health", verify=verify, timeout=1).status_code == 200
+        except (httpx.HTTPError, OSError):  # not listening yet, or its CA not written yet
+            return False
+
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"walrus exited: {(home / 'walrus.log').read_text()[-2000:]}")
-            try:
-                verify = ssl.create_default_context(cafile=str(ca)) if https else True
-                if httpx.get(f"{url}/internal/health", verify=verify, timeout=1).status_code == 200:
-                    break
-            except (httpx.HTTPError, OSError):  # not listening yet, or its CA not written yet
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("walrus did not start within 30 s")
-            time.sleep(0.05)
+        wait_for(healthy, timeout=30, what="walrus to answer /internal/health")
         yield url, process
     finally:
         process.terminate()

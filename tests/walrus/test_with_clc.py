@@ -5,20 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
-
 from services import credentials
 from tests.support.servers import free_port, running
 from tests.walrus.conftest import make_config
-from tests.walrus.helpers import code_and_status, s3_error
-
-
-def s3_client(url: str, access_key: str, secret_key: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                        config=Config(s3={"addressing_style": "path"},
-                                      retries={"max_attempts": 1}))
+from tests.walrus.helpers import code_and_status, s3_client, s3_error
 
 
 def test_cloud_admin_key_from_the_clc(tmp_path: Path) -> None:

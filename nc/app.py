@@ -102,15 +102,10 @@ def add_node_routes(app: FastAPI, node: Callable[[], NodeRuntime]) -> None:
 
     @app.post("/internal/power/{action}", dependencies=guard)
     def power(action: str) -> NodeResources:
-        runtime = node()
         if action not in ("sleep", "wake"):
             raise HTTPException(404, f"no power action {action!r}: use sleep or wake")
-        if not runtime.hypervisor.simulated:
-            raise HTTPException(409, "a real node sleeps and wakes through POWER_WAKE_COMMAND, "
-                                     "not through its NC")
         with _answers():
-            runtime.manager.set_power("asleep" if action == "sleep" else "awake")
-        return runtime.resources()
+            return node().set_power("asleep" if action == "sleep" else "awake")
 
 
 async def watch_loop(nodes: list[NodeRuntime], every: float) -> None:

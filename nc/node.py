@@ -13,13 +13,13 @@ from pathlib import Path
 from nc.hypervisor import LibvirtHypervisor
 from nc.image_cache import ImageCache
 from nc.instance_store import InstanceStore
-from nc.instances import InstanceManager
+from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
 from nc.launch import Launcher
 from nc.reconcile import Summary, reconcile_at_start, watch
 from nc.resources import Limits, host_figures, maximum
 from services.db import Database
-from services.messages.node import NodeResources, Resources
+from services.messages.node import NodeResources, PowerState, Resources
 from services.tracing import TraceRecorder
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -100,6 +100,13 @@ class NodeRuntime:
         top = maximum(self.settings.limits, host)
         return NodeResources(node_id=self.node_id, max=top, free=top.minus(self.manager.booked()),
                              host=host, power=self.manager.power, hypervisor=self.hypervisor.uri)
+
+    def set_power(self, power: PowerState) -> NodeResources:
+        """Simulated nodes only: a real host that sleeps cannot answer HTTP to be woken."""
+        if not self.hypervisor.simulated:
+            raise Refused("a real node sleeps and wakes through POWER_WAKE_COMMAND, not through its NC")
+        self.manager.set_power(power)
+        return self.resources()
 
     def close(self) -> None:
         self.hypervisor.close()

@@ -265,9 +265,7 @@ class InstanceManager:
             report, request = self.report(record), self.request_of(record)
         if report.state != "running":
             raise Refused(f"{instance_id} is {report.state}; only a running instance can be rebooted")
-        self.launcher.hypervisor.reboot(instance_id)
-        self.launcher.note(request, f"domain {instance_id} rebooted at {utcnow():%Y-%m-%dT%H:%M:%SZ}")
-        self.recorder.record("called", f"libvirt reboot {instance_id}")
+        self.launcher.reboot(request)
         return report
 
     def lost(self, request: RunInstance, message: str) -> None:

@@ -123,6 +123,11 @@ class Launcher:
             raise LaunchCancelled(request.instance_id)
         self.define_and_start(request, disks, None, proceed)
 
+    def reboot(self, request: RunInstance) -> None:
+        self.hypervisor.reboot(request.instance_id)
+        self.note(request, f"domain {request.instance_id} rebooted at {_now()}")
+        self.recorder.record("called", f"libvirt reboot {request.instance_id}")
+
     def teardown(self, request: RunInstance, keep_console: bool) -> None:
         """Destroy and undefine the domain and delete the instance's files (all of them, or all
         but console.log when the instance failed and its console may explain why)."""

@@ -6,8 +6,8 @@ checked, and the image decrypted to `walrus/images/` under EUCASIM_HOME. The res
 reason it failed) is remembered per manifest version (its ETag), so a thousand nodes asking at
 once cost one decryption, and a broken bundle fails with its reason rather than failing a node.
 
-Mount with `app.include_router(images_router(walrus, app.state.internal_auth))`, before the
-catch-all S3 route."""
+Mount with `app.include_router(images_router(walrus, app.state.internal_auth))`: its routes
+are under /internal/, which the S3 front door hands to FastAPI."""
 
 from __future__ import annotations
 
@@ -77,16 +77,18 @@ class BundleDecrypter:
         with self._guard:
             return self._locks.setdefault(cache_key, threading.Lock())
 
-    def _cache_key(self, bucket: str, manifest_key: str) -> str:
+    def _version(self, bucket: str, manifest_key: str) -> tuple[str, bytes]:
         """Names one version of a bundle: the manifest's ETag and its parts' ETags, so a part
-        uploaded again (say, to repair a corrupt one) gets a fresh decryption."""
+        uploaded again (say, to repair a corrupt one) gets a fresh decryption. Returns the
+        manifest read for it too, so the decryption uses the very version it is named by."""
         try:
             etag, _, _ = self._object(bucket, manifest_key)
+            data = b"".join(self._read(bucket, manifest_key))
         except FileNotFoundError:
             raise ManifestMissing(f"no manifest {bucket}/{manifest_key}") from None
         version = [f"{bucket}/{manifest_key}", etag]
         try:
-            manifest = parse_manifest(b"".join(self._read(bucket, manifest_key)))
+            manifest = parse_manifest(data)
         except BundleError:
             manifest = None
         folder = posixpath.dirname(manifest_key)
@@ -95,20 +97,20 @@ class BundleDecrypter:
                 version.append(self._object(bucket, posixpath.join(folder, filename))[0])
             except FileNotFoundError:
                 version.append("missing")
-        return hashlib.sha256("\n".join(version).encode()).hexdigest()[:40]
+        return hashlib.sha256("\n".join(version).encode()).hexdigest()[:40], data
 
     def prepare(self, bucket: str, manifest_key: str) -> PreparedImage:
         """The image's state, decrypting it first if this version of the bundle is new."""
         return self._prepare(bucket, manifest_key)[0]
 
     def _prepare(self, bucket: str, manifest_key: str) -> tuple[PreparedImage, Path]:
-        cache_key = self._cache_key(bucket, manifest_key)
+        cache_key, manifest_data = self._version(bucket, manifest_key)
         status_path = self._folder / f"{cache_key}.json"
         image_path = self._folder / f"{cache_key}.img"
         with self._lock(cache_key):
             if status_path.is_file():
                 return PreparedImage.model_validate_json(status_path.read_text()), image_path
-            status = self._decrypt(bucket, manifest_key, image_path)
+            status = self._decrypt(bucket, manifest_key, manifest_data, image_path)
             status_path.write_text(status.model_dump_json())
             return status, image_path
 
@@ -116,18 +118,19 @@ class BundleDecrypter:
         status, path = self._prepare(bucket, manifest_key)
         return status, (path if status.state == "available" else None)
 
-    def _decrypt(self, bucket: str, manifest_key: str, target: Path) -> PreparedImage:
+    def _decrypt(self, bucket: str, manifest_key: str, manifest_data: bytes,
+                 target: Path) -> PreparedImage:
         home = self._walrus.config.EUCASIM_HOME
         folder = posixpath.dirname(manifest_key)
         partial = target.with_suffix(".partial")
         record = self._walrus.recorder.record
         try:
-            manifest = parse_manifest(b"".join(self._read(bucket, manifest_key)))
+            manifest = parse_manifest(manifest_data)
             verify_manifest(manifest, pki.account_certificates(home, manifest.account_id))
             key_hex, iv_hex = bundle_keys(manifest, pki.ensure_cloud_ca(home).private_key())
 
             def open_part(filename: str) -> Iterator[bytes]:
-                return self._read(bucket, posixpath.join(folder, filename) if folder else filename)
+                return self._read(bucket, posixpath.join(folder, filename))
 
             with open(partial, "wb") as out:
                 image = unbundle(manifest, key_hex, iv_hex, open_part, out)

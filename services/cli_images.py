@@ -20,7 +20,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
 from services import credentials, pki
 from services.bundles import build_bundle
 from services.bundles.upload import s3_client, upload_bundle
-from services.config import ConfigError, load_config
+from services.cli_calls import HomeOption, config_for
 from services.messages.identity import AccessKeyInfo
 
 image_app = typer.Typer(help="Images: bundle, upload to Walrus and register.", no_args_is_help=True)
@@ -78,7 +78,7 @@ def upload(
     description: Annotated[str | None, typer.Option("--description")] = None,
     arch: Annotated[str, typer.Option("--arch", help="i386, x86_64 or arm64.")] = "x86_64",
     prefix: Annotated[str | None, typer.Option(help="Bundle file prefix (default: the file name).")] = None,
-    home: Annotated[Path | None, typer.Option("--home", help="State directory (default $EUCASIM_HOME or ./var).")] = None,
+    home: HomeOption = None,
 ) -> None:
     """Bundle FILE (tar, gzip, AES-128-CBC, 10 MiB parts, signed manifest), upload it to
     Walrus and register it; prints the new emi-/eki-/eri- id."""
@@ -88,10 +88,10 @@ def upload(
     if kind != "machine" and (kernel or ramdisk):
         err.print("[red]only a machine image takes --kernel/--ramdisk[/red]")
         raise typer.Exit(2)
+    config = config_for(home)
     try:
-        config = load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
         creds = credentials.read(config.EUCASIM_HOME)
-    except (ConfigError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     key, ends = creds.key, creds.endpoints

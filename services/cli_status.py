@@ -6,16 +6,14 @@ shows what is true now, not what a database last recorded."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from services import launcher
-from services.config import CloudConfig, ConfigError, load_config
+from services.cli_calls import HomeOption, config_for
+from services.config import CloudConfig
 from services.internal import InternalCallError, InternalClient
 from services.messages.cluster import ClusterInstanceList, NodeList
 
@@ -74,15 +72,10 @@ def instances_table(instances: ClusterInstanceList) -> Table:
     return table
 
 
-def status(home: Annotated[Path | None, typer.Option(
-        "--home", help="State directory (default $EUCASIM_HOME or ./var).")] = None) -> None:
+def status(home: HomeOption = None) -> None:
     """Show services, nodes (booked/max cores and memory) and instances."""
     out, err = Console(), Console(stderr=True)
-    try:
-        config = load_config(**({"EUCASIM_HOME": home.absolute()} if home else {}))
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    config = config_for(home)
     out.print(services_table(config))
     if not config.CLOUD_SECRET:
         err.print("[yellow]No cloud secret: has `eucasim up` ever run with this --home?[/yellow]")

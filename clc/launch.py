@@ -80,7 +80,7 @@ def _vm_type(ctx: Context, name: str) -> VmType:
     row = ctx.db.get(VmTypeRow, name)
     if row is None:
         raise EC2Error("InvalidParameterValue", f"Invalid value '{name}' for InstanceType.")
-    return VmType(name=row.name, cpu=row.cpu, memory_mb=row.memory_mb, disk_gb=row.disk_gb)
+    return row.spec()
 
 
 def _zone(ctx: Context, zone: str | None) -> str:

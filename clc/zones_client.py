@@ -4,7 +4,7 @@ CC's answers and errors into what the EC2 handlers and the reconciliation loop n
 `ZoneServices` is what the EC2 endpoint hands every handler as `ctx.services`:
 
     services = ZoneServices(config)
-    services.zone_capacity("zone-1", ctx)       # {vm name: (free, max)} for `verbose`
+    services.zone_capacity("zone-1", vm_types)  # {vm name: (free, max)} for `verbose`
     services.run_instances("zone-1", request)    # RunInstancesResult, or EC2Error
     services.describe_instances("zone-1")        # ClusterInstanceList, or ZoneUnavailable
 
@@ -17,9 +17,7 @@ import threading
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from clc.models.vmtypes import VmTypeRow
 from services.config import CloudConfig
 from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
@@ -132,10 +130,8 @@ class ZoneServices:
         return self._call(zone, "POST", "/internal/resources", DescribeResources(vm_types=vm_types),
                           ZoneResources)
 
-    def zone_capacity(self, zone: str, ctx: Any) -> dict[str, tuple[int, int]]:
+    def zone_capacity(self, zone: str, vm_types: list[VmType]) -> dict[str, tuple[int, int]]:
         """{vm type: (free, max)} as the CC counts it now; empty when it cannot be asked."""
-        vm_types = [VmType(name=r.name, cpu=r.cpu, memory_mb=r.memory_mb, disk_gb=r.disk_gb)
-                    for r in ctx.db.scalars(select(VmTypeRow))]
         try:
             answer = self.resources(zone, vm_types)
         except (ZoneUnavailable, InternalCallError):

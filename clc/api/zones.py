@@ -12,10 +12,10 @@ from clc.models.vmtypes import VmTypeRow
 from services.errors import EC2Error
 
 
-def _zone_capacity(ctx: Context, zone: str) -> dict[str, tuple[int, int]]:
+def _zone_capacity(ctx: Context, zone: str, vm_types: list[VmTypeRow]) -> dict[str, tuple[int, int]]:
     """Per VM type (free, max) in `zone`, from its cluster controller when there is one."""
     capacity = getattr(ctx.services, "zone_capacity", None)
-    return capacity(zone, ctx) if capacity else {}
+    return capacity(zone, [vm.spec() for vm in vm_types]) if capacity else {}
 
 
 @action("DescribeRegions")
@@ -44,11 +44,12 @@ def _verbose_lines(ctx: Context, zone: str) -> list[dict[str, Any]]:
     """Eucalyptus's `verbose` answer: after each zone, one pseudo-zone per VM type whose
     name reads `|- m1.small` and whose state reads `0012 / 0016   1   256     5`
     (free / max, cpu, memory, disk), as euca-describe-availability-zones prints it."""
-    capacity = _zone_capacity(ctx, zone)
+    vm_types = list(ctx.db.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.memory_mb,
+                                                               VmTypeRow.name)))
+    capacity = _zone_capacity(ctx, zone, vm_types)
     lines = [{"ZoneName": "|- vm types", "State": "free / max   cpu   ram  disk",
               "RegionName": ctx.config.REGION, "Messages": []}]
-    for vm in ctx.db.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.memory_mb,
-                                                        VmTypeRow.name)):
+    for vm in vm_types:
         free, most = capacity.get(vm.name, (0, 0))
         lines.append({"ZoneName": f"|- {vm.name}", "RegionName": ctx.config.REGION, "Messages": [],
                       "State": f"{free:04d} / {most:04d}  {vm.cpu:4d}  {vm.memory_mb:4d}  {vm.disk_gb:4d}"})

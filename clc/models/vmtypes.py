@@ -4,6 +4,7 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clc.models.base import Base
+from services.messages.node import VmType
 
 # Eucalyptus's defaults (cpu, memory MB, disk GB), as euca-describe-instance-types showed them.
 DEFAULT_VM_TYPES: dict[str, tuple[int, int, int]] = {
@@ -22,3 +23,7 @@ class VmTypeRow(Base):
     cpu: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer)
+
+    def spec(self) -> VmType:
+        """The VM type as messages to the CC and NCs carry it."""
+        return VmType(name=self.name, cpu=self.cpu, memory_mb=self.memory_mb, disk_gb=self.disk_gb)

@@ -27,7 +27,6 @@ class Poller:
         self._power = power
         self._recorder = recorder
         self.interval = interval
-        self.rounds = 0
 
     async def poll_node(self, url: str) -> None:
         started = time.monotonic()
@@ -53,7 +52,6 @@ class Poller:
 
     async def poll_once(self) -> None:
         await asyncio.gather(*(self.poll_node(n.url) for n in self._registry.nodes()))
-        self.rounds += 1
 
     async def run(self, stop: asyncio.Event, after_round: Callable[[], None] = lambda: None) -> None:
         while not stop.is_set():

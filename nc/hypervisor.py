@@ -51,14 +51,6 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
-class DomainStats:
-    state: DomainState
-    vcpus: int
-    memory_mb: int
-    cpu_time_ns: int
-
-
-@dataclass(frozen=True)
 class OurDomain:
     name: str
     state: DomainState
@@ -78,7 +70,6 @@ class Hypervisor(Protocol):
     def undefine(self, name: str) -> None: ...
     def list_ours(self) -> list[OurDomain]: ...
     def state(self, name: str) -> DomainState: ...
-    def stats(self, name: str) -> DomainStats: ...
     def domain_xml(self, name: str) -> str: ...
     def console_tail(self, name: str, limit: int = 65536) -> bytes: ...
     def close(self) -> None: ...
@@ -187,11 +178,6 @@ class LibvirtHypervisor:
             return "absent"
         code = self._call(f"state of {name}", domain.state)[0]
         return _STATES.get(code, "other")
-
-    def stats(self, name: str) -> DomainStats:
-        domain = self._require(name)
-        code, _max_kb, memory_kb, vcpus, cpu_time = self._call(f"info of {name}", domain.info)
-        return DomainStats(_STATES.get(code, "other"), int(vcpus), int(memory_kb) // 1024, int(cpu_time))
 
     def domain_xml(self, name: str) -> str:
         return str(self._call(f"XML of {name}", self._require(name).XMLDesc, 0))

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from clc import tagging
 from clc.addressing import AddressPlan
 from clc.api.registry import Context
+from clc.api.security_groups import DEFAULT_GROUP, find_group
 from clc.instances import server_error, transition
 from clc.images import resolve_for_launch
 from clc.models.instances import Instance, InstanceGroup
@@ -103,24 +104,11 @@ def _key(ctx: Context, name: str | None) -> KeyPair | None:
 
 def _groups(ctx: Context, names: list[str], ids: list[str]) -> list[SecurityGroup]:
     """By name and by id, in the order given, each once; the account's `default` when none."""
-    mine = select(SecurityGroup).where(SecurityGroup.account_id == ctx.account_id)
-    groups: dict[str, SecurityGroup] = {}
-    for name in names:
-        group = ctx.db.scalar(mine.where(SecurityGroup.name == name))
-        if group is None:
-            raise EC2Error("InvalidGroup.NotFound", f"The security group '{name}' does not exist")
-        groups.setdefault(group.id, group)
-    for group_id in ids:
-        group = ctx.db.scalar(mine.where(SecurityGroup.id == group_id))
-        if group is None:
-            raise EC2Error("InvalidGroup.NotFound", f"The security group '{group_id}' does not exist")
-        groups.setdefault(group.id, group)
-    if not groups:
-        default = ctx.db.scalar(mine.where(SecurityGroup.name == "default"))
-        if default is None:
-            raise EC2Error("InvalidGroup.NotFound", "The security group 'default' does not exist")
-        groups[default.id] = default
-    return list(groups.values())
+    found = ([find_group(ctx.db, ctx.account_id, group_name=name) for name in names]
+             + [find_group(ctx.db, ctx.account_id, group_id=group_id) for group_id in ids])
+    if not found:
+        found = [find_group(ctx.db, ctx.account_id, group_name=DEFAULT_GROUP)]
+    return list({group.id: group for group in found}.values())
 
 
 def _earlier(ctx: Context, request: LaunchRequest) -> list[Instance] | None:

@@ -12,11 +12,11 @@ from sqlalchemy import delete
 from clc import tagging
 from clc.api.query import apply_filters, paginate
 from clc.api.registry import Context, action
+from clc.api.security_groups import find_group
 from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
 from clc.instances import exists, not_found, owned, request_termination, utcnow
 from clc.launch import LaunchRequest, launch
 from clc.models.instances import Instance, InstanceGroup
-from clc.models.resources import SecurityGroup
 from clc.zones_client import ZoneUnavailable
 from services.errors import EC2Error
 from services.internal import InternalCallError
@@ -207,12 +207,7 @@ def modify_instance_attribute(ctx: Context, InstanceId: str, Attribute: str | No
         ids = Groups if Groups is not None else [v for v in (Value or "").split(",") if v]
         if not ids:
             raise EC2Error("InvalidParameterValue", "Value for parameter groupSet is invalid: empty.")
-        groups = []
-        for group_id in dict.fromkeys(ids):
-            group = ctx.db.get(SecurityGroup, group_id)
-            if group is None or group.account_id != ctx.account_id:
-                raise EC2Error("InvalidGroup.NotFound", f"The security group '{group_id}' does not exist")
-            groups.append(group)
+        groups = [find_group(ctx.db, ctx.account_id, group_id) for group_id in dict.fromkeys(ids)]
         ctx.db.execute(delete(InstanceGroup).where(InstanceGroup.instance_id == row.id))
         ctx.db.add_all(InstanceGroup(instance_id=row.id, group_id=g.id, group_name=g.name) for g in groups)
         return None

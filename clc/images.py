@@ -200,12 +200,17 @@ def register(db: Session, account_id: str, home: Path, fetch: ManifestFetcher, *
     return image
 
 
-def deregister(db: Session, account_id: str, image_id: str) -> None:
-    image = find_image(db, account_id, image_id, owned=True)
-    image.state = "deregistered"
+def unshare(db: Session, image: Image) -> None:
+    """From now on only the owner may launch `image`: not public, shared with no account."""
     image.is_public = False
     for row in db.scalars(select(LaunchPermission).where(LaunchPermission.image_id == image.id)):
         db.delete(row)
+
+
+def deregister(db: Session, account_id: str, image_id: str) -> None:
+    image = find_image(db, account_id, image_id, owned=True)
+    image.state = "deregistered"
+    unshare(db, image)
 
 
 # ---------------------------------------------------------------------- launching

@@ -13,7 +13,7 @@ from clc.accounts import ADMIN_ACCOUNT, ensure_admin
 from clc.api.query import apply_filters, paginate
 from clc.api.registry import Context, action
 from clc.models.accounts import Account
-from clc.models.images import Image, LaunchPermission
+from clc.models.images import Image
 from clc.models.images import LaunchPermission as LaunchPermissionRow  # a parameter shadows the name
 from clc.tagging import (apply_tag_specifications, delete_all_tags, register_resource, tag_list,
                          tags_by_resource)
@@ -125,8 +125,8 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
     if ExecutableUsers:
         shares: dict[str, set[str]] = {}
         for image_id, account_id in ctx.db.execute(
-                select(LaunchPermission.image_id, LaunchPermission.account_id)
-                .where(LaunchPermission.image_id.in_([r.id for r in rows]))):
+                select(LaunchPermissionRow.image_id, LaunchPermissionRow.account_id)
+                .where(LaunchPermissionRow.image_id.in_([r.id for r in rows]))):
             shares.setdefault(image_id, set()).add(account_id)
         rows = [r for r in rows if _executable_by(ctx, r, ExecutableUsers, shares)]
     tags = tags_by_resource(ctx.db, ctx.account_id, RESOURCE_TYPE)
@@ -242,8 +242,6 @@ def modify_image_attribute(ctx: Context, ImageId: str, Attribute: str | None = N
     return None
 
 
-
-
 @action("ResetImageAttribute")
 def reset_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> None:
     image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
@@ -251,7 +249,5 @@ def reset_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> None:
         raise EC2Error("InvalidParameterValue",
                        f"Value ({Attribute}) for parameter attribute is invalid. "
                        "Only launchPermission can be reset.")
-    image.is_public = False
-    for row in ctx.db.scalars(select(LaunchPermission).where(LaunchPermission.image_id == image.id)):
-        ctx.db.delete(row)
+    images.unshare(ctx.db, image)
     return None

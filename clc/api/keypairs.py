@@ -113,11 +113,6 @@ def import_key_pair(ctx: Context, KeyName: str, PublicKeyMaterial: bytes,
     return result
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 @action("DescribeKeyPairs")
 def describe_key_pairs(ctx: Context, KeyNames: list[str] | None = None,
                        KeyPairIds: list[str] | None = None,
@@ -144,10 +139,11 @@ def describe_key_pairs(ctx: Context, KeyNames: list[str] | None = None,
     }, tags_of=lambda r: tags.get(r.id, {}))
     pairs = []
     for row in rows:
+        # CreateTime may come back naive from SQLite; the EC2 writer reads naive times as UTC.
         info: dict[str, Any] = {"KeyPairId": row.id, "KeyName": row.name,
                                 "KeyFingerprint": row.fingerprint, "KeyType": row.key_type,
                                 "Tags": tagging.tag_list(tags.get(row.id, {})),
-                                "CreateTime": _aware(row.created_at)}
+                                "CreateTime": row.created_at}
         if IncludePublicKey:
             # EC2 gives the OpenSSH line with the key's name as its comment.
             info["PublicKey"] = f"{row.public_key} {row.name}"

@@ -51,6 +51,10 @@ NOT_FOUND = ("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html>\n
 Tree = dict[str, Any]
 
 
+def _not_found() -> Response:
+    return Response(NOT_FOUND, 404, media_type="text/html")
+
+
 class Tokens:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"imds-token\n" + secret.encode()).digest()
@@ -147,7 +151,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
     def authorised(request: Request, version: str) -> tuple[Instance | None, Response | None]:
         instance = caller(request) if VERSION.match(version) else None
         if instance is None:
-            return None, Response(NOT_FOUND, 404, media_type="text/html")
+            return None, _not_found()
         token = request.headers.get(TOKEN_HEADER)
         if token is not None and not tokens.valid_for(token, instance.id):
             return None, Response("", 401)
@@ -162,7 +166,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
             return Response("", 400)
         instance = caller(request)
         if instance is None:
-            return Response(NOT_FOUND, 404, media_type="text/html")
+            return _not_found()
         return Response(tokens.issue(instance.id, int(raw)), media_type=TEXT, headers={TTL_HEADER: raw})
 
     @router.get("/{version}/")
@@ -186,7 +190,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
             image = session.get(Image, instance.image_id)
         node = _walk(_tree(config, instance, groups, key, image), path)
         if node is None:
-            return Response(NOT_FOUND, 404, media_type="text/html")
+            return _not_found()
         return Response(_listing(node) if isinstance(node, dict) else node, media_type=TEXT)
 
     @router.get("/{version}/user-data")
@@ -196,7 +200,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
             return refused
         assert instance is not None
         if not instance.user_data_b64:
-            return Response(NOT_FOUND, 404, media_type="text/html")
+            return _not_found()
         return Response(base64.b64decode(instance.user_data_b64), media_type="application/octet-stream")
 
     @router.get("/{version}/dynamic/")
@@ -213,7 +217,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
         if what == "":
             return Response("document", media_type=TEXT)
         if what != "document":
-            return Response(NOT_FOUND, 404, media_type="text/html")
+            return _not_found()
         return Response(json.dumps(_identity_document(config, instance), indent=2),
                         media_type=TEXT)
 

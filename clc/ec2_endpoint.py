@@ -93,7 +93,8 @@ class Ec2Endpoint:
             return info.secret_key if info else None
 
         identity = await run_in_threadpool(verify_ec2, view, secret_of)
-        caller = lookups.get(identity.access_key) or self._lookup(identity.access_key)
+        # A verified signature means secret_of found this key active: no second (blocking) look-up.
+        caller = lookups[identity.access_key]
         assert caller is not None
         call = parse_request(pairs)
         self._recorder.record("received", call.action, request_id=request_id,

@@ -8,16 +8,11 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.clc import RunningClc
+from tests.support.clc import RunningClc, error_of as _code
 
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _code(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    response = excinfo.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
 @pytest.fixture(scope="module")

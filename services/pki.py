@@ -60,11 +60,10 @@ def load_private_key(path: Path) -> rsa.RSAPrivateKey:
 
 
 @contextmanager
-def _locked(home: Path) -> Iterator[None]:
-    """The CLC and Walrus start together and both want the CA: one creates it, the other waits."""
-    folder = pki_dir(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) across processes: services that start
+    together and want the same key files take turns, so one creates them and the others wait."""
+    with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -72,12 +71,24 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
+    """Write `path` whole or not at all (a crash leaves the old file or none), 0600 if private."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    """The CLC and Walrus start together and both want the CA: one creates it, the other waits."""
+    folder = pki_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / ".lock"):
+        yield
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -110,8 +121,8 @@ def ensure_cloud_ca(home: Path) -> CertificatePair:
                 .not_valid_after(_now() + dt.timedelta(days=3650))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .sign(key, hashes.SHA256()))
-        _write_private(pair.key_path, _key_pem(key))
-        pair.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_atomic(pair.key_path, _key_pem(key), private=True)
+        write_atomic(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return pair
 
 
@@ -154,8 +165,8 @@ def ensure_user_certificate(home: Path, account_id: str, user_name: str) -> Cert
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .sign(ca_key, hashes.SHA256()))
         pair.key_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(pair.key_path, _key_pem(key))
-        pair.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_atomic(pair.key_path, _key_pem(key), private=True)
+        write_atomic(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return pair
 
 

@@ -8,12 +8,8 @@ Several services may start at once, so creation holds a file lock."""
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.config import CloudConfig
+from services.pki import file_lock, write_atomic
 
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the longest lifetime Apple and browsers accept for a server certificate
@@ -56,22 +53,22 @@ def ensure_tls(config: CloudConfig) -> TlsFiles:
     folder.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(folder / "server.pem", folder / "server.key", config.ca_bundle)
     names = server_names(config)
-    with _locked(folder / ".lock"):
+    with file_lock(folder / ".lock"):
         ca_key_path = folder / "ca.key"
         if not (files.ca_bundle.exists() and ca_key_path.exists()):
             ca_key, ca_cert = _new_ca()
-            _write(ca_key_path, _key_pem(ca_key), private=True)
-            _write(files.ca_bundle, ca_cert.public_bytes(serialization.Encoding.PEM))
+            write_atomic(ca_key_path, _key_pem(ca_key), private=True)
+            write_atomic(files.ca_bundle, ca_cert.public_bytes(serialization.Encoding.PEM))
         names_file = folder / "server.names.json"
         current = json.loads(names_file.read_text()) if names_file.exists() else None
         if current != names or not files.certfile.exists() or not files.keyfile.exists():
             ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
             ca_cert = x509.load_pem_x509_certificate(files.ca_bundle.read_bytes())
             key, cert = _new_server(ca_key, ca_cert, names)  # type: ignore[arg-type]
-            _write(files.keyfile, _key_pem(key), private=True)
-            _write(files.certfile, cert.public_bytes(serialization.Encoding.PEM)
+            write_atomic(files.keyfile, _key_pem(key), private=True)
+            write_atomic(files.certfile, cert.public_bytes(serialization.Encoding.PEM)
                    + ca_cert.public_bytes(serialization.Encoding.PEM))
-            _write(names_file, json.dumps(names).encode())
+            write_atomic(names_file, json.dumps(names).encode())
     return files
 
 
@@ -81,26 +78,6 @@ def _is_ip(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write(path: Path, data: bytes, private: bool = False) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import Executor
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nc.hypervisor import HypervisorError, tail_of
@@ -104,14 +104,14 @@ class InstanceManager:
             return instance_id in self._preparing
 
     def booked(self) -> Resources:
-        """What live instances booked, summed in SQL (asked on every run and every poll)."""
+        """What live instances booked (asked on every run and every poll): only their sizes are
+        read, not their whole records."""
         with self.db.session() as session:
             rows = session.execute(
-                select(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb,
-                       func.count()).where(InstanceRecord.state.in_(LIVE_STATES))
-                .group_by(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb)).all()
+                select(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb)
+                .where(InstanceRecord.state.in_(LIVE_STATES))).all()
         return booked(VmType(name="-", cpu=cores, memory_mb=memory, disk_gb=disk)
-                      for cores, memory, disk, count in rows for _ in range(count))
+                      for cores, memory, disk in rows)
 
     def keys_in_use(self) -> set[str]:
         keys: set[str] = set()

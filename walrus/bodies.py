@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from starlette.requests import ClientDisconnect
 
+from services.auth import Identity, chunk_signature, trailer_signature
 from services.errors import S3Error
 from walrus import checksums
 from walrus.blobs import BlobStore, BlobWriter
@@ -88,7 +90,6 @@ def _int(value: str | None) -> int | None:
         raise S3Error("InvalidArgument", f"Not a number: {value[:30]!r}") from None
 
 
-ChunkSigner = Callable[[str, bytes], str]
 MAX_SMALL_BODY = 2 * 1024 * 1024
 
 
@@ -110,18 +111,17 @@ class _MemorySink:
 
 
 async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore, *,
-                       chunk_signer: ChunkSigner | None = None, seed_signature: str = "",
-                       trailer_signer: ChunkSigner | None = None,
+                       identity: Identity | None = None,
                        max_size: int = MAX_PUT_SIZE) -> ReceivedBody:
-    """Stream the body into a new committed blob, or raise the S3 error and store nothing."""
+    """Stream the body into a new committed blob, or raise the S3 error and store nothing.
+    `identity` is the request's verified signer: signed aws-chunked bodies are checked with it."""
     if max_size and (spec.decoded_length or 0) > max_size:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
     if max_size and not spec.chunked and (spec.content_length or 0) > max_size:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
     writer = blobs.writer()
     try:
-        md5_hex, computed = await _pump(stream, spec, writer, chunk_signer, seed_signature,
-                                        trailer_signer, max_size)
+        md5_hex, computed = await _pump(stream, spec, writer, identity, max_size)
         blob_id = await anyio.to_thread.run_sync(writer.commit)
     except BaseException:
         writer.abort()
@@ -130,16 +130,14 @@ async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: Blob
 
 
 async def receive_small(stream: AsyncIterator[bytes], spec: BodySpec, *,
-                        chunk_signer: ChunkSigner | None = None, seed_signature: str = "",
-                        trailer_signer: ChunkSigner | None = None) -> bytes:
+                        identity: Identity | None = None) -> bytes:
     sink = _MemorySink()
-    await _pump(stream, spec, sink, chunk_signer, seed_signature, trailer_signer, MAX_SMALL_BODY)
+    await _pump(stream, spec, sink, identity, MAX_SMALL_BODY)
     return sink.value()
 
 
 async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter | _MemorySink,
-                chunk_signer: ChunkSigner | None, seed_signature: str,
-                trailer_signer: ChunkSigner | None, max_size: int) -> tuple[str, dict[str, str]]:
+                identity: Identity | None, max_size: int) -> tuple[str, dict[str, str]]:
     sha = spec.content_sha256
     payload_hash = None
     if sha and sha != UNSIGNED and sha != UNSIGNED_STREAMING and sha not in SIGNED_STREAMING:
@@ -150,12 +148,15 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
                           "STREAMING-* value or the hex SHA-256 of the payload.")
         # The hash covers the bytes as sent, aws-chunked framing included.
         payload_hash = hashlib.sha256()
+    # Only a SigV4 request (signed in its headers) carries the key chunk signatures chain from.
+    signer = identity if identity is not None and identity.signing_key is not None else None
     decoder = None
-    if spec.chunked:
-        signed = sha in SIGNED_STREAMING
-        if signed and chunk_signer is None:
+    if spec.chunked and sha in SIGNED_STREAMING:
+        if signer is None:
             raise S3Error("InvalidRequest", "Signed aws-chunked bodies need a SigV4 signature.")
-        decoder = ChunkedDecoder(chunk_signer if signed else None, seed_signature)
+        decoder = ChunkedDecoder(partial(chunk_signature, signer), signer.seed_signature or "")
+    elif spec.chunked:
+        decoder = ChunkedDecoder()
     algorithms = list(dict.fromkeys([*spec.expected, *spec.trailer_algorithms, *spec.compute]))
     hashers = {a: checksums.new_hasher(a) for a in algorithms}
     md5 = hashlib.md5()
@@ -180,8 +181,8 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
            payload_hash.hexdigest() if payload_hash is not None else None, md5.digest(), hashers)
     if decoder is not None and sha == SIGNED_STREAMING[1]:
         claimed = decoder.trailers.get("x-amz-trailer-signature")
-        expected = (trailer_signer(decoder.last_signature, decoder.trailer_text)
-                    if trailer_signer else None)
+        expected = (trailer_signature(signer, decoder.last_signature, decoder.trailer_text)
+                    if signer is not None else None)
         if claimed is None or expected is None or not hmac.compare_digest(claimed, expected):
             raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does not "
                           "match the signature you provided.", 403)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.auth import Identity, chunk_signature, trailer_signature
+from services.auth import Identity
 from services.config import CloudConfig
 from services.db import Database
 from services.errors import S3Error
@@ -57,32 +56,15 @@ class S3Context:
             raise S3Error("AccessDenied", "Anonymous users cannot own resources.", 403)
         return self.principal.account_id, self.principal.account_name
 
-    def _chunk_signer(self) -> tuple[Callable[[str, bytes], str] | None, str]:
-        identity = self.identity
-        if identity is None or identity.signing_key is None:
-            return None, ""
-        return (lambda previous, chunk: chunk_signature(identity, previous, chunk),
-                identity.seed_signature or "")
-
-    def _trailer_signer(self) -> Callable[[str, bytes], str] | None:
-        identity = self.identity
-        if identity is None or identity.signing_key is None:
-            return None
-        return lambda previous, trailer: trailer_signature(identity, previous, trailer)
-
     async def receive(self, compute: list[str] | None = None) -> ReceivedBody:
         """The request body, checked and committed as a new blob."""
-        spec = BodySpec.from_headers(self.headers, compute)
-        signer, seed = self._chunk_signer()
-        return await receive_body(self.request.stream(), spec, self.blobs, chunk_signer=signer,
-                                  seed_signature=seed, trailer_signer=self._trailer_signer())
+        return await receive_body(self.request.stream(), BodySpec.from_headers(self.headers, compute),
+                                  self.blobs, identity=self.identity)
 
     async def small_body(self) -> bytes:
         """A small request document (XML), checked the same way and kept in memory."""
-        spec = BodySpec.from_headers(self.headers)
-        signer, seed = self._chunk_signer()
-        return await receive_small(self.request.stream(), spec, chunk_signer=signer,
-                                   seed_signature=seed, trailer_signer=self._trailer_signer())
+        return await receive_small(self.request.stream(), BodySpec.from_headers(self.headers),
+                                   identity=self.identity)
 
     def decided(self, what: str, **detail: Any) -> None:
         self.recorder.record("decided", what, **detail)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from clc import images
 from clc.accounts import ADMIN_ACCOUNT, ensure_admin
-from clc.api.query import apply_filters, paginate
+from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.models.accounts import Account
 from clc.models.images import Image
@@ -141,11 +141,8 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
         "hypervisor": lambda r: "xen", "product-code": lambda r: None,
         "state-reason-message": lambda r: r.state_reason,
     }, tags_of=lambda r: tags.get(r.id, {}))
-    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=1000)
-    result: dict[str, Any] = {"Images": [_image(r, tags.get(r.id, {})) for r in page]}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged("Images", rows, MaxResults, NextToken,
+                 lambda page: [_image(r, tags.get(r.id, {})) for r in page])
 
 
 @action("DeregisterImage")

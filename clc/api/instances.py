@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from clc import tagging
-from clc.api.query import apply_filters, paginate
+from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.api.security_groups import find_group
 from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
@@ -55,11 +55,8 @@ def describe_instances(ctx: Context, InstanceIds: list[str] | None = None,
     rows = owned(ctx.db, ctx.account_id, InstanceIds or None)
     extras = Extras.load(ctx.db, ctx.account_id, rows)
     rows = apply_filters(rows, Filters, filters(extras), tags_of=extras.tags_of)
-    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=1000)
-    result: dict[str, Any] = {"Reservations": reservations(page, extras)}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged("Reservations", rows, MaxResults, NextToken,
+                 lambda page: reservations(page, extras))
 
 
 @action("DescribeInstanceStatus")
@@ -82,11 +79,7 @@ def describe_instance_status(ctx: Context, InstanceIds: list[str] | None = None,
         "system-status.status": lambda s: s["SystemStatus"]["Status"],
         "system-status.reachability": lambda s: [d["Status"] for d in s["SystemStatus"]["Details"]],
         "event.code": lambda s: None})
-    page, token = paginate(statuses, MaxResults, NextToken, minimum=5, maximum=1000)
-    result: dict[str, Any] = {"InstanceStatuses": page}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged("InstanceStatuses", statuses, MaxResults, NextToken, lambda page: page)
 
 
 def _tell_zone(ctx: Context, what: str, instance: Instance) -> Any:

@@ -95,3 +95,15 @@ def paginate(items: Sequence[Item], max_results: int | None, next_token: str | N
         return list(items[start:]), None
     end = start + max_results
     return list(items[start:end]), (_encode_token(end) if end < len(items) else None)
+
+
+def paged(member: str, items: Sequence[Item], max_results: int | None, next_token: str | None,
+          render: Callable[[list[Item]], list[Any]], *, minimum: int = 5,
+          maximum: int = 1000) -> dict[str, Any]:
+    """A Describe answer: one page of `items`, rendered, under `member`, and its NextToken
+    when more follow."""
+    page, token = paginate(items, max_results, next_token, minimum=minimum, maximum=maximum)
+    result: dict[str, Any] = {member: render(page)}
+    if token:
+        result["NextToken"] = token
+    return result

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from clc import sg_rules, tagging
-from clc.api.query import apply_filters, paginate
+from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.models.resources import SecurityGroup, SecurityGroupRule
 from services.errors import EC2Error
@@ -177,16 +177,12 @@ def describe_security_groups(ctx: Context, GroupIds: list[str] | None = None,
                                                if r.source_group_id],
         "ip-permission.user-id": _rule_values("source_account_id"),
     }, tags_of=lambda g: tags.get(g.id, {}))
-    page, token = paginate(groups, MaxResults, NextToken, minimum=5, maximum=1000)
-    result: dict[str, Any] = {"SecurityGroups": [
+    return paged("SecurityGroups", groups, MaxResults, NextToken, lambda page: [
         {"OwnerId": g.account_id, "GroupId": g.id, "GroupName": g.name,
          "Description": g.description, "SecurityGroupArn": _arn(ctx, g.id),
          "IpPermissions": sg_rules.ip_permissions(g.rules, names), "IpPermissionsEgress": [],
          "Tags": tagging.tag_list(tags.get(g.id, {}))}
-        for g in page]}
-    if token:
-        result["NextToken"] = token
-    return result
+        for g in page])
 
 
 def _dependents(db: Session, group: SecurityGroup) -> list[SecurityGroup]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from clc import tagging
-from clc.api.query import apply_filters, paginate
+from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.models.resources import Tag
 from services.errors import EC2Error
@@ -65,8 +65,4 @@ def describe_tags(ctx: Context, Filters: list[dict[str, Any]] | None = None,
         "key": lambda t: t.key, "value": lambda t: t.value,
         "resource-id": lambda t: t.resource_id, "resource-type": lambda t: t.resource_type,
     }, tags_of=lambda t: by_resource.get(t.resource_id, {}))
-    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=1000)
-    result: dict[str, Any] = {"Tags": [_description(r) for r in page]}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged("Tags", rows, MaxResults, NextToken, lambda page: [_description(r) for r in page])

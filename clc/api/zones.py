@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clc.api.query import apply_filters, paginate
+from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.models.vmtypes import VmTypeRow
 from services.errors import EC2Error
@@ -114,8 +114,5 @@ def describe_instance_types(ctx: Context, InstanceTypes: list[str] | None = None
         "memory-info.size-in-mib": lambda r: r.memory_mb,
         "instance-storage-info.total-size-in-gb": lambda r: r.disk_gb,
         "current-generation": lambda r: True})
-    page, token = paginate(rows, MaxResults, NextToken, minimum=5, maximum=100)
-    result: dict[str, Any] = {"InstanceTypes": [_instance_type(r) for r in page]}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged("InstanceTypes", rows, MaxResults, NextToken,
+                 lambda page: [_instance_type(r) for r in page], maximum=100)

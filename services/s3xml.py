@@ -75,6 +75,11 @@ def error_xml(error: AwsError, resource: str, request_id: str) -> bytes:
     return to_xml("Error", body, namespace=None)
 
 
+def malformed_xml(message: str = "The XML you provided was not well-formed or did not validate "
+                  "against our published schema.") -> S3Error:
+    return S3Error("MalformedXML", message)
+
+
 def local(tag: str) -> str:
     """An element's name without its namespace."""
     return tag.rsplit("}", 1)[-1]
@@ -83,17 +88,16 @@ def local(tag: str) -> str:
 def parse_xml(body: bytes, expected_root: str | None = None) -> ET.Element:
     """Parse a request document; any problem is S3's MalformedXML."""
     if len(body) > MAX_XML_BODY:
-        raise S3Error("MalformedXML", "The XML you provided was too large.")
+        raise malformed_xml("The XML you provided was too large.")
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         # No entity expansion from clients.
-        raise S3Error("MalformedXML", "The XML you provided may not declare entities.")
+        raise malformed_xml("The XML you provided may not declare entities.")
     try:
         root = ET.fromstring(body)
     except ET.ParseError:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
-                      "validate against our published schema.") from None
+        raise malformed_xml() from None
     if expected_root is not None and local(root.tag) != expected_root:
-        raise S3Error("MalformedXML", f"Expected a {expected_root} document.")
+        raise malformed_xml(f"Expected a {expected_root} document.")
     return root
 
 

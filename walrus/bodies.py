@@ -110,15 +110,19 @@ class _MemorySink:
         return b"".join(self._parts)
 
 
+def _too_large() -> S3Error:
+    return S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+
+
 async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore, *,
                        identity: Identity | None = None,
                        max_size: int = MAX_PUT_SIZE) -> ReceivedBody:
     """Stream the body into a new committed blob, or raise the S3 error and store nothing.
     `identity` is the request's verified signer: signed aws-chunked bodies are checked with it."""
     if max_size and (spec.decoded_length or 0) > max_size:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+        raise _too_large()
     if max_size and not spec.chunked and (spec.content_length or 0) > max_size:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+        raise _too_large()
     writer = blobs.writer()
     try:
         md5_hex, computed = await _pump(stream, spec, writer, identity, max_size)
@@ -173,8 +177,7 @@ async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter |
                     hasher.update(piece)
                 sink.write(piece)
             if max_size and sink.size > max_size:
-                raise S3Error("EntityTooLarge",
-                              "Your proposed upload exceeds the maximum allowed size.")
+                raise _too_large()
     except ClientDisconnect:
         raise S3Error("IncompleteBody", "The request body terminated unexpectedly.") from None
     _check(spec, decoder, raw_size, sink.size,

@@ -73,6 +73,14 @@ class S3Context:
         access.require(self.principal, owner_id, grants, permission)
 
 
+def no_such_bucket(name: str) -> S3Error:
+    return S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=name)
+
+
+def no_such_key(key: str) -> S3Error:
+    return S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=key)
+
+
 def xml_response(root: str, body: dict[str, Any], status: int = 200,
                  headers: dict[str, str] | None = None) -> Response:
     return Response(to_xml(root, body), status_code=status, media_type=XML_TYPE, headers=headers)

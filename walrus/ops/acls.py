@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus import access, catalog
-from walrus.context import S3Context, empty, xml_response
+from walrus.context import S3Context, empty, no_such_key, xml_response
 from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 
@@ -55,7 +55,7 @@ def _acl_target(ctx: S3Context, permission: str) -> Object:
     with ctx.db.session() as db:
         obj = catalog.get_object(db, bucket.name, ctx.key)
     if obj is None:
-        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=ctx.key)
+        raise no_such_key(ctx.key)
     ctx.require(obj.owner_id, obj.acl, permission)
     return obj
 

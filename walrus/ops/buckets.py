@@ -11,7 +11,7 @@ from starlette.responses import Response
 from services.errors import S3Error
 from services.s3xml import S3_NS, child_text, parse_xml
 from walrus import access, catalog
-from walrus.context import S3Context, empty, xml_response
+from walrus.context import S3Context, empty, no_such_bucket, xml_response
 from walrus.models import Bucket
 from walrus.routing import validate_bucket_name
 
@@ -19,8 +19,7 @@ from walrus.routing import validate_bucket_name
 def load_bucket(ctx: S3Context) -> Bucket:
     bucket = ctx.buckets.get(ctx.bucket)
     if bucket is None:
-        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404,
-                      BucketName=ctx.bucket)
+        raise no_such_bucket(ctx.bucket)
     return bucket
 
 

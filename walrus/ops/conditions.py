@@ -40,7 +40,7 @@ def _seconds(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _failed(condition: str) -> S3Error:
+def precondition_failed(condition: str) -> S3Error:
     return S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did "
                    "not hold", 412, Condition=condition)
 
@@ -51,11 +51,11 @@ def check_conditions(headers: Mapping[str, str], obj: Object) -> None:
     if_match = headers.get("if-match")
     if if_match is not None:
         if not _matches(if_match, obj.etag):
-            raise _failed("If-Match")
+            raise precondition_failed("If-Match")
     else:
         since = _date(headers.get("if-unmodified-since", ""))
         if since is not None and modified > since:
-            raise _failed("If-Unmodified-Since")
+            raise precondition_failed("If-Unmodified-Since")
     if_none = headers.get("if-none-match")
     if if_none is not None:
         if _matches(if_none, obj.etag):
@@ -70,16 +70,16 @@ def check_copy_source_conditions(headers: Mapping[str, str], obj: Object) -> Non
     modified = _seconds(obj.last_modified)
     value = headers.get("x-amz-copy-source-if-match")
     if value is not None and not _matches(value, obj.etag):
-        raise _failed("x-amz-copy-source-If-Match")
+        raise precondition_failed("x-amz-copy-source-If-Match")
     value = headers.get("x-amz-copy-source-if-none-match")
     if value is not None and _matches(value, obj.etag):
-        raise _failed("x-amz-copy-source-If-None-Match")
+        raise precondition_failed("x-amz-copy-source-If-None-Match")
     since = _date(headers.get("x-amz-copy-source-if-unmodified-since", ""))
     if since is not None and modified > since:
-        raise _failed("x-amz-copy-source-If-Unmodified-Since")
+        raise precondition_failed("x-amz-copy-source-If-Unmodified-Since")
     since = _date(headers.get("x-amz-copy-source-if-modified-since", ""))
     if since is not None and modified <= since:
-        raise _failed("x-amz-copy-source-If-Modified-Since")
+        raise precondition_failed("x-amz-copy-source-If-Modified-Since")
 
 
 def parse_range(value: str | None, size: int) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ import anyio
 from starlette.responses import Response
 
 from services.errors import S3Error
-from services.s3xml import child_text, children, parse_xml
+from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
@@ -130,12 +130,10 @@ def _requested_parts(body: bytes) -> list[tuple[int, str]]:
     for part in children(root, "Part"):
         number = (child_text(part, "PartNumber") or "").strip()
         if not number.isdigit():
-            raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
-                          "validate against our published schema.")
+            raise malformed_xml()
         wanted.append((int(number), (child_text(part, "ETag") or "").strip().strip('"')))
     if not wanted:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
-                      "validate against our published schema.")
+        raise malformed_xml()
     return wanted
 
 

@@ -10,13 +10,13 @@ import anyio
 from starlette.responses import Response
 
 from services.errors import S3Error
-from services.s3xml import child_text, children, parse_xml
+from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
 from walrus.blobs import BlobStore
-from walrus.context import S3Context, empty, quote_etag, xml_response
+from walrus.context import S3Context, empty, no_such_bucket, no_such_key, quote_etag, xml_response
 from walrus.models import Bucket, Object
 from walrus.ops.buckets import load_bucket
-from walrus.ops.conditions import check_copy_source_conditions
+from walrus.ops.conditions import check_copy_source_conditions, precondition_failed
 from walrus.routing import MAX_KEY_BYTES
 
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control",
@@ -56,8 +56,7 @@ def store_object(ctx: S3Context, bucket: Bucket, row: Object, if_absent: bool = 
     with ctx.db.session() as db:
         old_segments = catalog.replace_object(db, row, if_absent)
     if old_segments is None and if_absent:
-        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you "
-                      "specified did not hold", 412, Condition="If-None-Match")
+        raise precondition_failed("If-None-Match")
     ctx.blobs.delete(catalog.segment_blobs(old_segments or []))
 
 
@@ -104,10 +103,9 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> O
         bucket = catalog.get_bucket(db, src_bucket)
         obj = catalog.get_object(db, src_bucket, src_key) if bucket is not None else None
     if bucket is None:
-        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404,
-                      BucketName=src_bucket)
+        raise no_such_bucket(src_bucket)
     if obj is None:
-        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key)
+        raise no_such_key(src_key)
     ctx.require(obj.owner_id, obj.acl, "READ")
     check_copy_source_conditions(ctx.headers, obj)
     return obj
@@ -197,8 +195,7 @@ async def delete_objects(ctx: S3Context) -> Response:
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     keys = [child_text(o, "Key") or "" for o in children(root, "Object")]
     if not keys or len(keys) > 1000:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
-                      "validate against our published schema.")
+        raise malformed_xml()
     deleted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     allowed = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")

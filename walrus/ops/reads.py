@@ -8,7 +8,7 @@ from starlette.responses import Response, StreamingResponse
 from services.errors import S3Error
 from services.s3xml import http_date
 from walrus import access, catalog, checksums
-from walrus.context import S3Context, quote_etag
+from walrus.context import S3Context, no_such_key, quote_etag
 from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
@@ -30,7 +30,7 @@ def load_object(ctx: S3Context) -> Object:
         # Without READ on the bucket a caller may not learn whether a key exists.
         if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):
             raise access.denied()
-        raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=ctx.key)
+        raise no_such_key(ctx.key)
     ctx.require(obj.owner_id, obj.acl, "READ")
     return obj
 

@@ -3,6 +3,9 @@ for the other services that need to know who an access key belongs to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import select
 
@@ -14,6 +17,19 @@ from services.internal import InternalAuth
 from services.messages.admin import (AccountCreated, AccountList, AccountView, NewAccount, NewKey,
                                      NewUser, UserView, VmTypeList, VmTypeSpec)
 from services.messages.identity import AccessKeyInfo
+
+
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
+    """The accounts module's refusals as the HTTP answers the CLI reports."""
+    try:
+        yield
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except accounts.AccountNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except accounts.AccountConflict as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
@@ -39,12 +55,8 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
     @router.post("/admin/accounts", status_code=201)
     def create_account(body: NewAccount) -> AccountCreated:
         with db.session() as session:
-            try:
+            with _as_http_errors():
                 account = accounts.create_account(session, body.name)
-            except ValueError as exc:
-                raise HTTPException(400, str(exc)) from None
-            except accounts.AccountConflict as exc:
-                raise HTTPException(409, str(exc)) from None
             key = accounts.create_access_key(session, body.name)
             info = accounts.key_info(session, key.access_key)
             assert info is not None
@@ -54,21 +66,15 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
     @router.post("/admin/users", status_code=201)
     def create_user(body: NewUser) -> UserView:
         with db.session() as session:
-            try:
+            with _as_http_errors():
                 user = accounts.create_user(session, body.account, body.name)
-            except accounts.AccountNotFound as exc:
-                raise HTTPException(404, str(exc)) from None
-            except accounts.AccountConflict as exc:
-                raise HTTPException(409, str(exc)) from None
             return UserView(account=body.account, account_id=user.account_id, name=user.name)
 
     @router.post("/admin/keys", status_code=201)
     def create_key(body: NewKey) -> AccessKeyInfo:
         with db.session() as session:
-            try:
+            with _as_http_errors():
                 key = accounts.create_access_key(session, body.account, body.user)
-            except accounts.AccountNotFound as exc:
-                raise HTTPException(404, str(exc)) from None
             info = accounts.key_info(session, key.access_key)
         assert info is not None
         return info

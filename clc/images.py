@@ -7,6 +7,7 @@ Ids are Eucalyptus's: `emi-` (machine), `eki-` (kernel), `eri-` (ramdisk) + 8 he
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from clc.ids import new_id
 from clc.models.accounts import Account
 from clc.models.images import Image, LaunchPermission
 from services import pki
-from services.bundles import BundleError, Manifest, bundle_keys, parse_manifest, verify_manifest
-from services.bundles.upload import s3_client
+from services.bundles import (BundleError, Manifest, build_bundle, bundle_keys, parse_manifest,
+                              verify_manifest)
+from services.bundles.upload import s3_client, upload_bundle
 from services.config import CloudConfig
 from services.db import Database
 from services.errors import EC2Error
@@ -130,8 +132,11 @@ def _cached_s3(endpoint: str, key: AccessKeyInfo, region: str) -> Any:
 
 
 def walrus_fetcher(config: CloudConfig, admin: AccessKeyInfo) -> ManifestFetcher:
-    client = _cached_s3(config.service_url("walrus"), admin, config.REGION)
+    return s3_fetcher(_cached_s3(config.service_url("walrus"), admin, config.REGION))
 
+
+def s3_fetcher(client: Any) -> ManifestFetcher:
+    """Manifests read with a boto3 S3 client; a failed read is EC2's answer, not a traceback."""
     def fetch(bucket: str, key: str) -> bytes:
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
@@ -305,11 +310,6 @@ def register_tiny_image(db: Session, config: CloudConfig, admin: AccessKeyInfo, 
                                                 Image.name == name, Image.state == "available"))
     if existing:
         return existing
-    import tempfile
-
-    from services.bundles import build_bundle
-    from services.bundles.upload import upload_bundle
-
     home = config.EUCASIM_HOME
     cloud = pki.ensure_cloud_ca(home)
     user = pki.ensure_user_certificate(home, admin.account_id, admin.user_name)
@@ -322,11 +322,7 @@ def register_tiny_image(db: Session, config: CloudConfig, admin: AccessKeyInfo, 
                               cloud_cert=cloud.certificate(), user_cert=user.certificate(),
                               user_key=user.private_key(), name=name)
         location = upload_bundle(client, bundle, bucket)
-
-    def fetch(b: str, k: str) -> bytes:
-        return client.get_object(Bucket=b, Key=k)["Body"].read()  # type: ignore[no-any-return]
-
-    image = register(db, admin.account_id, home, fetch, location=location, name=name,
+    image = register(db, admin.account_id, home, s3_fetcher(client), location=location, name=name,
                      description="eucasim's tiny machine image (1 MiB of zeros)", public=True)
     return image.id
 

@@ -12,7 +12,6 @@ import itertools
 import os
 import re
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.internal import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from services.internal import signed_headers
 from services.messages.node import ImageRef
 
 SIMULATED_IMAGE_BYTES = 10 * 1024 * 1024
@@ -142,9 +141,7 @@ class ImageCache:
         parts = urlsplit(url)
         if not self._secret or not parts.path.startswith("/internal/"):
             return {}
-        wire_path = parts.path + (f"?{parts.query}" if parts.query else "")
-        stamp = str(int(time.time()))
-        return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(self._secret, "GET", wire_path, b"", stamp)}
+        return signed_headers(self._secret, "GET", parts.path + (f"?{parts.query}" if parts.query else ""))
 
     def _download(self, ref: ImageRef, partial: Path) -> None:
         assert ref.url is not None

@@ -42,17 +42,20 @@ def _signed(http: httpx.Client | httpx.AsyncClient, secret: str, method: str, pa
             body: BaseModel | None) -> httpx.Request:
     payload = body.model_dump_json().encode() if body is not None else b""
     request = http.build_request(method, path, content=payload)
-    timestamp = str(int(time.time()))
     # The full path as it goes on the wire, so a URL prefix (several simulated nodes behind one
     # NC process) is covered by the signature too.
-    wire_path = request.url.raw_path.decode()
-    request.headers.update({
-        "content-type": "application/json",
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(secret, method, wire_path, payload, timestamp),
-        REQUEST_ID_HEADER: current_request_id() or new_request_id(),
-    })
+    request.headers.update(signed_headers(secret, method, request.url.raw_path.decode(), payload))
+    request.headers["content-type"] = "application/json"
     return request
+
+
+def signed_headers(secret: str, method: str, wire_path: str, body: bytes = b"") -> dict[str, str]:
+    """The headers that make a call to an `/internal/…` route acceptable; `wire_path` is the
+    path and query exactly as sent. For callers that stream with their own HTTP client."""
+    timestamp = str(int(time.time()))
+    return {TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(secret, method, wire_path, body, timestamp),
+            REQUEST_ID_HEADER: current_request_id() or new_request_id()}
 
 
 def _decode(response: httpx.Response, model: type[Model] | None) -> Any:

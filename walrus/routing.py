@@ -50,18 +50,13 @@ def parse_target(raw_path: bytes, raw_query: bytes, host: str, base_hosts: Itera
     path = raw_path.decode("latin-1")
     if not path.startswith("/"):
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.")
+    rest = path[1:]
     if vhost is not None:
-        rest = path[1:]
-        bucket: str | None = vhost
-        key = _decode_key(rest) if rest else None
-    else:
-        rest = path[1:]
-        if not rest:
-            return Target(None, None, query)
-        name, slash, raw_key = rest.partition("/")
-        bucket = _decode(name)
-        key = _decode_key(raw_key) if slash and raw_key else None
-    return Target(bucket, key, query, vhost)
+        return Target(vhost, _decode_key(rest) if rest else None, query, vhost)
+    if not rest:
+        return Target(None, None, query)
+    name, slash, raw_key = rest.partition("/")
+    return Target(_decode(name), _decode_key(raw_key) if slash and raw_key else None, query)
 
 
 def _decode(text: str) -> str:

@@ -178,7 +178,7 @@ async def complete_upload(ctx: S3Context) -> Response:
         if catalog.get_upload(db, upload.upload_id) is None:
             raise _no_upload(upload.upload_id)
         catalog.delete_upload(db, upload.upload_id)
-    store_object(ctx, bucket, row)
+    store_object(ctx, row)
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",

@@ -44,28 +44,32 @@ def require_write(ctx: S3Context, bucket: Bucket) -> None:
     ctx.require(bucket.owner_id, bucket.acl, "WRITE")
 
 
-def object_owner(ctx: S3Context) -> tuple[str, str]:
+def object_owner(ctx: S3Context, bucket: Bucket) -> tuple[str, str]:
     if ctx.principal.anonymous:
         # public-read-write buckets take anonymous writes; the bucket owner owns them.
-        return "", "anonymous"
+        return bucket.owner_id, bucket.owner_name
     return ctx.owner_pair()
 
 
-def store_object(ctx: S3Context, bucket: Bucket, row: Object, if_absent: bool = False) -> None:
-    """Make `row` the current object for its key and drop the body it replaces."""
-    with ctx.db.session() as db:
-        old_segments = catalog.replace_object(db, row, if_absent)
-    if old_segments is None and if_absent:
-        raise precondition_failed("If-None-Match")
-    ctx.blobs.delete(catalog.segment_blobs(old_segments or []))
+def store_object(ctx: S3Context, row: Object, if_absent: bool = False) -> None:
+    """Make `row` the current object for its key and drop the body it replaces. A row that
+    is not stored (an error, or `if_absent` and the key exists) takes its new body with it:
+    no other row names those blobs."""
+    try:
+        with ctx.db.session() as db:
+            old_segments = catalog.replace_object(db, row, if_absent)
+        if old_segments is None:
+            raise precondition_failed("If-None-Match")
+    except BaseException:
+        ctx.blobs.delete(catalog.segment_blobs(row.segments))
+        raise
+    ctx.blobs.delete(catalog.segment_blobs(old_segments))
 
 
 async def put_object(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     require_write(ctx, bucket)
-    owner_id, owner_name = object_owner(ctx)
-    if not owner_id:
-        owner_id, owner_name = bucket.owner_id, bucket.owner_name
+    owner_id, owner_name = object_owner(ctx, bucket)
     grants = access.requested(ctx.headers, owner_id, owner_name,
                               (bucket.owner_id, bucket.owner_name))
     meta = object_meta(ctx.headers)
@@ -76,11 +80,7 @@ async def put_object(ctx: S3Context) -> Response:
                  content_type=ctx.headers.get("content-type") or "binary/octet-stream",
                  meta=meta, checksums=body.checksums, segments=[[body.blob_id, body.size]],
                  parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
-    try:
-        store_object(ctx, bucket, row, if_absent)
-    except BaseException:
-        ctx.blobs.delete([body.blob_id])
-        raise
+    store_object(ctx, row, if_absent)
     ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
     return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
 
@@ -160,11 +160,7 @@ async def copy_object(ctx: S3Context) -> Response:
                  last_modified=catalog.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
                  owner_id=owner_id, owner_name=owner_name, acl=grants)
-    try:
-        store_object(ctx, bucket, row)
-    except BaseException:
-        ctx.blobs.delete([blob_id])
-        raise
+    store_object(ctx, row)
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive)
     return xml_response("CopyObjectResult", {"LastModified": row.last_modified,

@@ -4,7 +4,7 @@ each family registers), tag validation, tags given at creation (TagSpecification
 
 A family registers itself once, at import:
 
-    register_resource("sg", "security-group", exists=lambda db, account, rid: ...,
+    register_resource("sg", "security-group", exists=account_row_exists(SecurityGroup),
                       not_found=lambda rid: EC2Error("InvalidGroup.NotFound", ...))
 
 Instances (`i-`), volumes (`vol-`), snapshots (`snap-`) and images (`emi-`) do the same when
@@ -46,6 +46,14 @@ def register_resource(prefix: str, resource_type: str, exists: Exists,
     if prefix in _KINDS:
         raise RuntimeError(f"resource prefix {prefix!r} registered twice")
     _KINDS[prefix] = ResourceKind(prefix, resource_type, exists, not_found)
+
+
+def account_row_exists(model: Any) -> Exists:
+    """`exists` for a family whose table has `id` and `account_id` columns."""
+    def exists(db: Session, account_id: str, resource_id: str) -> bool:
+        return db.scalar(select(model.id).where(model.account_id == account_id,
+                                                model.id == resource_id)) is not None
+    return exists
 
 
 def kind_of(resource_id: str) -> ResourceKind:

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from clc import keys, tagging
 from clc.api.query import apply_filters
@@ -28,12 +27,7 @@ def _id_not_found(key_pair_id: str) -> EC2Error:
     return EC2Error("InvalidKeyPair.NotFound", f"The key pair ID '{key_pair_id}' does not exist")
 
 
-def _exists(db: Session, account_id: str, key_pair_id: str) -> bool:
-    return db.scalar(select(KeyPair.id).where(KeyPair.account_id == account_id,
-                                              KeyPair.id == key_pair_id)) is not None
-
-
-tagging.register_resource("key", RESOURCE_TYPE, _exists, _id_not_found)
+tagging.register_resource("key", RESOURCE_TYPE, tagging.account_row_exists(KeyPair), _id_not_found)
 
 
 def _check_name(name: str) -> None:

@@ -34,12 +34,8 @@ def _not_found(name_or_id: str) -> EC2Error:
     return EC2Error("InvalidGroup.NotFound", f"The security group '{name_or_id}' does not exist")
 
 
-def _exists(db: Session, account_id: str, group_id: str) -> bool:
-    return db.scalar(select(SecurityGroup.id).where(SecurityGroup.account_id == account_id,
-                                                    SecurityGroup.id == group_id)) is not None
-
-
-tagging.register_resource("sg", RESOURCE_TYPE, _exists, _not_found)
+tagging.register_resource("sg", RESOURCE_TYPE, tagging.account_row_exists(SecurityGroup),
+                          _not_found)
 
 
 def _check_id(group_id: str) -> None:

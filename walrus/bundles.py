@@ -17,7 +17,6 @@ import os
 import posixpath
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +37,6 @@ log = logging.getLogger("walrus.bundles")
 
 class ManifestMissing(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class ReadyImage:
-    path: Path
-    size: int
-    sha256: str
 
 
 def images_dir(home: Path) -> Path:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, select
+from sqlalchemy import Connection, Select, bindparam, delete, select
 from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
@@ -147,10 +147,6 @@ def delete_bucket(db: Session, name: str) -> None:
     db.execute(delete(Part).where(Part.upload_id.in_(ids)))
     db.execute(delete(Upload).where(Upload.bucket == name))
     db.execute(delete(Bucket).where(Bucket.name == name))
-
-
-def count_objects(db: Session, bucket: str) -> int:
-    return int(db.scalar(select(func.count()).select_from(Object).where(Object.bucket == bucket)) or 0)
 
 
 def segment_blobs(segments: Sequence[Sequence[object]]) -> list[str]:

@@ -7,16 +7,18 @@ import base64
 import logging
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from clc import tagging
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
-from clc.api.security_groups import find_group
+from clc.api.security_groups import IN_USE_CHECKS, find_group
 from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
 from clc.instances import exists, not_found, owned, request_termination, utcnow
 from clc.launch import LaunchRequest, launch
 from clc.models.instances import Instance, InstanceGroup
+from clc.models.resources import SecurityGroup
 from clc.zones_client import ZoneUnavailable
 from services.errors import EC2Error
 from services.internal import InternalCallError
@@ -24,6 +26,19 @@ from services.internal import InternalCallError
 LOG = logging.getLogger(__name__)
 
 tagging.register_resource("i", "instance", exists, lambda rid: not_found([rid]))
+
+
+def _group_used_by_instances(db: Session, group: SecurityGroup) -> str | None:
+    """A group stays while a live instance is in it (EC2's InvalidGroup.InUse)."""
+    users = db.scalars(select(Instance.id).join(InstanceGroup, InstanceGroup.instance_id == Instance.id)
+                       .where(InstanceGroup.group_id == group.id, Instance.state != "terminated")
+                       .order_by(Instance.id)).all()
+    if not users:
+        return None
+    return f"There are active instances using security group '{group.name}': {', '.join(users)}"
+
+
+IN_USE_CHECKS.append(_group_used_by_instances)
 
 
 @action("RunInstances")

@@ -257,6 +257,10 @@ def test_another_account_sees_and_touches_nothing(cloud: Cloud, launched: dict, 
 def test_terminate_frees_every_node(cloud: Cloud, launched: dict):
     ec2 = cloud.ec2()
     ids = launched["ids"]
+    # A group with live instances in it cannot go.
+    with pytest.raises(ClientError) as in_use:
+        ec2.delete_security_group(GroupId=launched["group"])
+    assert in_use.value.response["Error"]["Code"] == "InvalidGroup.InUse"
     changes = ec2.terminate_instances(InstanceIds=ids)["TerminatingInstances"]
     assert {c["PreviousState"]["Name"] for c in changes} == {"running"}
     assert {c["CurrentState"]["Name"] for c in changes} == {"shutting-down"}
@@ -271,6 +275,8 @@ def test_terminate_frees_every_node(cloud: Cloud, launched: dict):
     assert {c["CurrentState"]["Name"] for c in again} == {"terminated"}
     # Their metadata is gone with them.
     assert cloud.metadata(ids[0], "/latest/meta-data/instance-id").status_code == 404
+    # Once its instances are terminated, the group can be deleted.
+    ec2.delete_security_group(GroupId=launched["group"])
 
 
 def test_the_run_instances_request_can_be_traced_through_clc_cc_and_nc(cloud: Cloud, launched: dict):

@@ -14,6 +14,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+ADMIN_ACCOUNTS_ROUTE = "/internal/admin/accounts"
+ADMIN_USERS_ROUTE = "/internal/admin/users"
+ADMIN_KEYS_ROUTE = "/internal/admin/keys"
+ADMIN_VMTYPES_ROUTE = "/internal/admin/vmtypes"
+ADMIN_VMTYPE_ROUTE = "/internal/admin/vmtypes/{name}"
+
 from services.messages.identity import AccessKeyInfo
 
 

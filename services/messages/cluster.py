@@ -29,7 +29,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.messages.node import (InstanceNetwork, InstanceReport, LaunchSpec, Resources,
-                                    StateReason, VmType)
+                                    StateReason, Subscription, VmType)
+
+CC_NODES_ROUTE = "/internal/nodes"
+CC_NODE_ROUTE = "/internal/nodes/{name}"
+CC_INSTANCES_ROUTE = "/internal/instances"
+CC_TERMINATE_ROUTE = "/internal/instances/{instance_id}/terminate"
+CC_REBOOT_ROUTE = "/internal/instances/{instance_id}/reboot"
+CC_CONSOLE_ROUTE = "/internal/instances/{instance_id}/console"
+CC_RESOURCES_ROUTE = "/internal/resources"
+CC_DESCRIBE_ROUTE = "/internal/describe"
+CC_NODE_EVENTS_ROUTE = "/internal/events/nodes"
+# On the CLC: where a CC pushes ZoneEvents.
+CLC_ZONE_EVENTS_ROUTE = "/internal/events/zone"
 
 NodeState = Literal["up", "down", "asleep"]
 NodeSource = Literal["config", "registered"]
@@ -95,6 +107,9 @@ class RunInstancesResult(BaseModel):
     placed: list[Placement]
     # Instances beyond what fits (between min_count and MaxCount): never started.
     not_placed: list[str] = Field(default_factory=list)
+    # ZoneCapacity.version once this placement is booked: a capacity view at least this new
+    # already counts these instances, so the CLC may drop its own hold on them then.
+    capacity_version: int = 0
 
 
 class ClusterInstance(InstanceReport):
@@ -124,3 +139,34 @@ class ZoneResources(BaseModel):
     nodes_down: int
     nodes_asleep: int
     types: list[VmTypeAvailability]
+
+
+class NodeCapacity(BaseModel):
+    name: str
+    state: NodeState
+    free: Resources                     # net of what the CC has reserved
+    max: Resources
+
+
+class ZoneCapacity(BaseModel):
+    """The CC's resource view, pushed to the CLC whenever it changes, so the CLC can admit a
+    RunInstances without asking (as Eucalyptus 3's CLC kept cluster state)."""
+    version: int                        # grows with every change the CC makes or learns of
+    nodes: list[NodeCapacity]
+
+
+class DescribeZone(BaseModel):
+    subscribe: Subscription | None = None
+
+
+class ZoneReport(BaseModel):
+    zone: str
+    instances: list[ClusterInstance]
+    capacity: ZoneCapacity
+
+
+class ZoneEvents(BaseModel):
+    key: str                            # Subscription.key, echoed (the zone's name)
+    zone: str
+    instances: list[ClusterInstance] = Field(default_factory=list)  # only those that changed
+    capacity: ZoneCapacity | None = None  # when it changed

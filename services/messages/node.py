@@ -14,8 +14,14 @@ simulated NC process serves several nodes):
   POST /internal/power/sleep | /internal/power/wake -> NodeResources
                                                (simulated nodes only; sleep refuses a node
                                                with live instances: 409)
-A multi-node simulated NC process also answers, at its root:
+Every NC process also answers, at its root (a single-node process is its own root):
   GET  /internal/nodes                         -> NodeDirectory
+  POST /internal/describe        DescribeNodes -> NodeProcessReport   (every node the process
+                                               serves, in one answer; with `subscribe`, the
+                                               process pushes NodeEvents to that URL from now on)
+What an NC pushes (to the CC that subscribed, at CC_NODE_EVENTS_ROUTE of cluster.py):
+  POST {subscription.url}/internal/events/nodes  NodeEvents -> {}  the moment an instance changes
+                                               state, batched when many change at once
 Errors: 404 unknown instance, 409 a request the instance's or node's state does not allow
 (e.g. run on a sleeping node), 422 a malformed body.
 """
@@ -26,6 +32,19 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+# Route paths, relative to a node's base URL (which may carry a prefix such as /node-3).
+NC_RESOURCES_ROUTE = "/internal/resources"
+NC_INSTANCES_ROUTE = "/internal/instances"
+NC_INSTANCE_ROUTE = "/internal/instances/{instance_id}"
+NC_TERMINATE_ROUTE = "/internal/instances/{instance_id}/terminate"
+NC_REBOOT_ROUTE = "/internal/instances/{instance_id}/reboot"
+NC_CONSOLE_ROUTE = "/internal/instances/{instance_id}/console"
+NC_SLEEP_ROUTE = "/internal/power/sleep"
+NC_WAKE_ROUTE = "/internal/power/wake"
+# Relative to the NC process's root URL.
+NC_DIRECTORY_ROUTE = "/internal/nodes"
+NC_DESCRIBE_ROUTE = "/internal/describe"
 
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 PowerState = Literal["awake", "asleep"]
@@ -150,3 +169,37 @@ class NodeEntry(BaseModel):
 class NodeDirectory(BaseModel):
     """The nodes one simulated NC process serves."""
     nodes: list[NodeEntry]
+
+
+class Subscription(BaseModel):
+    """Where a downstream service pushes its changes: the upstream's base URL, and a key the
+    upstream chose that comes back in every push (the CC uses the NC process's URL as it knows
+    it, the CLC the zone's name), so the upstream never has to trust a name the sender picked."""
+    url: str
+    key: str
+
+
+class DescribeNodes(BaseModel):
+    subscribe: Subscription | None = None
+
+
+class NodeStatus(BaseModel):
+    prefix: str             # "" for a single-node process, "/node-3" in a simulated one
+    resources: NodeResources
+    instances: list[InstanceReport]
+
+
+class NodeProcessReport(BaseModel):
+    """Every node one NC process serves, as of one moment: the CC's poll of a whole process."""
+    nodes: list[NodeStatus]
+
+
+class NodeEvent(BaseModel):
+    prefix: str
+    resources: NodeResources        # after the change
+    instances: list[InstanceReport]  # only those that changed, each as it is now
+
+
+class NodeEvents(BaseModel):
+    key: str                # Subscription.key, echoed
+    events: list[NodeEvent]

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from clc.ids import new_id
+from clc.walrus_client import WalrusClient
 from services.config import CloudConfig
 from services.tracing import TraceRecorder
 
@@ -59,6 +60,7 @@ class Context:
     config: CloudConfig
     recorder: TraceRecorder
     services: Any = None  # clients of CC/SC/Walrus, when the CLC has them
+    walrus: WalrusClient | None = None  # what image handlers may ask of Walrus
     extra: dict[str, Any] = field(default_factory=dict)
 
     def new_id(self, prefix: str, digits: int = 8) -> str:

@@ -18,7 +18,7 @@ from clc.walrus_client import HttpWalrus
 from nc.image_cache import ImageCache, ImageFetchError
 from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
-from services.messages.images import PreparedImage, PrepareImage
+from services.messages.images import PREPARE_ROUTE, PreparedImage, PrepareImage
 from tests.images.conftest import MIB, ImageCloud, unique
 from tests.support.clc import SECRET
 
@@ -27,7 +27,7 @@ def _prepare(cloud: ImageCloud, location: str) -> PreparedImage:
     bucket, key = location.split("/", 1)
     client = InternalClient(cloud.walrus_url, SECRET)
     try:
-        return client.call("POST", "/internal/images/prepare", PrepareImage(bucket=bucket, manifest_key=key),
+        return client.call("POST", PREPARE_ROUTE, PrepareImage(bucket=bucket, manifest_key=key),
                            PreparedImage)
     finally:
         client.close()

@@ -51,16 +51,19 @@ def can_launch(db: Session, image: Image, account_id: str) -> bool:
         LaunchPermission.image_id == image.id, LaunchPermission.account_id == account_id)) is not None
 
 
-def is_visible(db: Session, account_id: str, image_id: str) -> bool:
-    image = db.get(Image, image_id)
+def _sees(db: Session, account_id: str, image: Image | None) -> bool:
     return image is not None and image.state != "deregistered" and can_launch(db, image, account_id)
+
+
+def is_visible(db: Session, account_id: str, image_id: str) -> bool:
+    return _sees(db, account_id, db.get(Image, image_id))
 
 
 def find_image(db: Session, account_id: str, image_id: str, *, owned: bool = False) -> Image:
     """An image `account_id` can see (or, with `owned`, owns); EC2's NotFound otherwise."""
     check_id(image_id)
     image = db.get(Image, image_id)
-    if image is None or not is_visible(db, account_id, image_id):
+    if image is None or not _sees(db, account_id, image):
         raise not_found(image_id)
     if owned and image.account_id != account_id:
         raise EC2Error("AuthFailure", f"Not authorized for image:{image_id}", 401)

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clc.models.base import Base
 from services.clock import utcnow
+from clc.models.base import Base
 
 
 class Instance(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clc.image_state import ALLOWED, REGISTERED, STATES, TransitionError, transition
+from clc.image_state import MOVES, REGISTERED, STATES, TransitionError, transition
 from clc.models.images import Image
 
 
@@ -27,7 +27,7 @@ def test_allowed_moves_change_the_state_and_record_the_reason(start: str, end: s
     ("deregistered", "available"), ("deregistered", "failed")])
 def test_nothing_leaves_deregistered(start: str, end: str) -> None:
     image = _image(start, reason="deregistered by its owner")
-    with pytest.raises(TransitionError, match=f"{start} -> {end} is not allowed"):
+    with pytest.raises(TransitionError, match=f"image emi-0123abcd: {start} -> {end} is not allowed"):
         transition(image, end, "revived")  # type: ignore[arg-type]
     assert (image.state, image.state_reason) == (start, "deregistered by its owner")
 
@@ -39,16 +39,23 @@ def test_an_unknown_state_is_refused() -> None:
     assert image.state == "available"
 
 
-def test_staying_put_is_no_move_but_keeps_the_newest_reason() -> None:
+def test_staying_put_keeps_the_newest_reason() -> None:
     image = _image("failed", reason="Bundle.PartCorrupt: part 0")
-    assert transition(image, "failed", "Bundle.PartMissing: part 1") is False
+    assert transition(image, "failed", "Bundle.PartCorrupt: part 0") is False
+    assert transition(image, "failed", "Bundle.PartMissing: part 1") is True
     assert (image.state, image.state_reason) == ("failed", "Bundle.PartMissing: part 1")
     # Available again clears the reason: DescribeImages shows no StateReason for it.
     assert transition(image, "available") is True
     assert image.state_reason is None
 
 
+def test_a_final_state_keeps_its_reason() -> None:
+    image = _image("deregistered", reason="deregistered by its owner")
+    assert transition(image, "deregistered", "again") is False
+    assert image.state_reason == "deregistered by its owner"
+
+
 def test_the_table_covers_every_state_and_names_only_states() -> None:
-    assert set(ALLOWED) == set(STATES) and REGISTERED in STATES
-    assert all(set(targets) <= set(STATES) for targets in ALLOWED.values())
-    assert ALLOWED["deregistered"] == frozenset()
+    assert set(MOVES.allowed) == set(STATES) and REGISTERED in STATES
+    assert all(set(targets) <= set(STATES) for targets in MOVES.allowed.values())
+    assert [s for s in STATES if MOVES.final(s)] == ["deregistered"]

@@ -66,6 +66,14 @@ def account_by_name(db: Session, name: str) -> Account:
     return account
 
 
+def accounts_with_users(db: Session) -> list[tuple[Account, list[str]]]:
+    """Every account, by name, with the names of its users."""
+    users: dict[str, list[str]] = {}
+    for account_id, name in db.execute(select(User.account_id, User.name).order_by(User.name)):
+        users.setdefault(account_id, []).append(name)
+    return [(a, users.get(a.id, [])) for a in db.scalars(select(Account).order_by(Account.name))]
+
+
 def account_id_named(db: Session, name: str) -> str | None:
     return db.scalar(select(Account.id).where(Account.name == name))
 

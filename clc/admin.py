@@ -7,11 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, HTTPException
-from sqlalchemy import select
 
-from clc import accounts
-from clc.models.accounts import Account, User
-from clc.models.vmtypes import VmTypeRow
+from clc import accounts, vm_types
 from services.db import Database
 from services.identity import ACCESS_KEY_ROUTE
 from services.internal import InternalAuth
@@ -49,10 +46,8 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
     @router.get(ADMIN_ACCOUNTS_ROUTE)
     def list_accounts() -> AccountList:
         with db.session() as session:
-            rows = session.scalars(select(Account).order_by(Account.name)).all()
-            views = [AccountView(id=a.id, name=a.name, users=list(session.scalars(
-                select(User.name).where(User.account_id == a.id).order_by(User.name))))
-                for a in rows]
+            views = [AccountView(id=a.id, name=a.name, users=users)
+                     for a, users in accounts.accounts_with_users(session)]
         return AccountList(accounts=views)
 
     @router.post(ADMIN_ACCOUNTS_ROUTE, status_code=201)
@@ -85,18 +80,16 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
     @router.get(ADMIN_VMTYPES_ROUTE)
     def list_vm_types() -> VmTypeList:
         with db.session() as session:
-            rows = session.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.name))
             return VmTypeList(vm_types=[VmTypeSpec(name=r.name, cpu=r.cpu, memory_mb=r.memory_mb,
-                                                   disk_gb=r.disk_gb) for r in rows])
+                                                   disk_gb=r.disk_gb)
+                                        for r in vm_types.by_size(session)])
 
     @router.put(ADMIN_VMTYPE_ROUTE)
     def set_vm_type(name: str, body: VmTypeSpec) -> VmTypeSpec:
         if body.name != name:
             raise HTTPException(400, "the VM type's name in the path and body differ")
         with db.session() as session:
-            row = session.get(VmTypeRow, name) or VmTypeRow(name=name)
-            row.cpu, row.memory_mb, row.disk_gb = body.cpu, body.memory_mb, body.disk_gb
-            session.add(row)
+            vm_types.put(session, name, body.cpu, body.memory_mb, body.disk_gb)
         return body
 
     return router

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clc.models.accounts import AccessKey, Account, User
 from clc.models.resources import SecurityGroup
-from clc.ids import new_id
+from services.ids import new_id
 from services.messages.identity import AccessKeyInfo
 
 ADMIN_ACCOUNT = "eucalyptus"
@@ -64,6 +64,22 @@ def account_by_name(db: Session, name: str) -> Account:
     if account is None:
         raise AccountNotFound(f"no account named '{name}'")
     return account
+
+
+def accounts_with_users(db: Session) -> list[tuple[Account, list[str]]]:
+    """Every account, by name, with the names of its users."""
+    users: dict[str, list[str]] = {}
+    for account_id, name in db.execute(select(User.account_id, User.name).order_by(User.name)):
+        users.setdefault(account_id, []).append(name)
+    return [(a, users.get(a.id, [])) for a in db.scalars(select(Account).order_by(Account.name))]
+
+
+def account_id_named(db: Session, name: str) -> str | None:
+    return db.scalar(select(Account.id).where(Account.name == name))
+
+
+def account_exists(db: Session, account_id: str) -> bool:
+    return db.get(Account, account_id) is not None
 
 
 def create_user(db: Session, account_name: str, user_name: str) -> User:

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, HTTPException
-from sqlalchemy import select
 
-from clc import accounts
-from clc.models.accounts import Account, User
-from clc.models.vmtypes import VmTypeRow
+from clc import accounts, vm_types
 from services.db import Database
+from services.identity import ACCESS_KEY_ROUTE
 from services.internal import InternalAuth
-from services.messages.admin import (AccountCreated, AccountList, AccountView, NewAccount, NewKey,
-                                     NewUser, UserView, VmTypeList, VmTypeSpec)
+from services.messages.admin import (ADMIN_ACCOUNTS_ROUTE, ADMIN_KEYS_ROUTE, ADMIN_USERS_ROUTE,
+                                     ADMIN_VMTYPE_ROUTE, ADMIN_VMTYPES_ROUTE, AccountCreated,
+                                     AccountList, AccountView, NewAccount, NewKey, NewUser,
+                                     UserView, VmTypeList, VmTypeSpec)
 from services.messages.identity import AccessKeyInfo
 
 
@@ -33,9 +33,9 @@ def _as_http_errors() -> Iterator[None]:
 
 
 def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
-    router = APIRouter(prefix="/internal", dependencies=[Depends(auth)])
+    router = APIRouter(dependencies=[Depends(auth)])
 
-    @router.get("/access-keys/{access_key}")
+    @router.get(ACCESS_KEY_ROUTE)
     def access_key(access_key: str) -> AccessKeyInfo:
         with db.session() as session:
             info = accounts.key_info(session, access_key)
@@ -43,16 +43,14 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
             raise HTTPException(404, f"no access key {access_key}")
         return info
 
-    @router.get("/admin/accounts")
+    @router.get(ADMIN_ACCOUNTS_ROUTE)
     def list_accounts() -> AccountList:
         with db.session() as session:
-            rows = session.scalars(select(Account).order_by(Account.name)).all()
-            views = [AccountView(id=a.id, name=a.name, users=list(session.scalars(
-                select(User.name).where(User.account_id == a.id).order_by(User.name))))
-                for a in rows]
+            views = [AccountView(id=a.id, name=a.name, users=users)
+                     for a, users in accounts.accounts_with_users(session)]
         return AccountList(accounts=views)
 
-    @router.post("/admin/accounts", status_code=201)
+    @router.post(ADMIN_ACCOUNTS_ROUTE, status_code=201)
     def create_account(body: NewAccount) -> AccountCreated:
         with db.session() as session:
             with _as_http_errors():
@@ -63,14 +61,14 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
             view = AccountView(id=account.id, name=account.name, users=[accounts.ADMIN_USER])
         return AccountCreated(account=view, key=info)
 
-    @router.post("/admin/users", status_code=201)
+    @router.post(ADMIN_USERS_ROUTE, status_code=201)
     def create_user(body: NewUser) -> UserView:
         with db.session() as session:
             with _as_http_errors():
                 user = accounts.create_user(session, body.account, body.name)
             return UserView(account=body.account, account_id=user.account_id, name=user.name)
 
-    @router.post("/admin/keys", status_code=201)
+    @router.post(ADMIN_KEYS_ROUTE, status_code=201)
     def create_key(body: NewKey) -> AccessKeyInfo:
         with db.session() as session:
             with _as_http_errors():
@@ -79,21 +77,19 @@ def admin_router(db: Database, auth: InternalAuth) -> APIRouter:
         assert info is not None
         return info
 
-    @router.get("/admin/vmtypes")
+    @router.get(ADMIN_VMTYPES_ROUTE)
     def list_vm_types() -> VmTypeList:
         with db.session() as session:
-            rows = session.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.name))
             return VmTypeList(vm_types=[VmTypeSpec(name=r.name, cpu=r.cpu, memory_mb=r.memory_mb,
-                                                   disk_gb=r.disk_gb) for r in rows])
+                                                   disk_gb=r.disk_gb)
+                                        for r in vm_types.by_size(session)])
 
-    @router.put("/admin/vmtypes/{name}")
+    @router.put(ADMIN_VMTYPE_ROUTE)
     def set_vm_type(name: str, body: VmTypeSpec) -> VmTypeSpec:
         if body.name != name:
             raise HTTPException(400, "the VM type's name in the path and body differ")
         with db.session() as session:
-            row = session.get(VmTypeRow, name) or VmTypeRow(name=name)
-            row.cpu, row.memory_mb, row.disk_gb = body.cpu, body.memory_mb, body.disk_gb
-            session.add(row)
+            vm_types.put(session, name, body.cpu, body.memory_mb, body.disk_gb)
         return body
 
     return router

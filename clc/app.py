@@ -16,11 +16,12 @@ from clc.api import images, instances, keypairs, security_groups, tags, zones  #
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
-from clc.images import tiny_image_router
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.reconcile import Reconciler
+from clc.tiny_image_route import tiny_image_router
+from clc.walrus_client import HttpWalrus
 from clc.zones_client import ZoneServices
 from services import credentials, pki
 from services.config import CloudConfig, load_config
@@ -61,8 +62,10 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     if not config.CLOUD_SECRET:
         raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
     db = Database(config.database_url("clc"))
-    bootstrap(config, db)
+    creds = bootstrap(config, db)
     zone_services = ZoneServices(config)
+    # The CLC reads every account's manifests from Walrus as the cloud admin.
+    walrus = HttpWalrus(config, creds.key)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +78,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
             stop.set()
             await task
             zone_services.close()
+            walrus.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     app.state.db = db
@@ -83,7 +87,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
-    endpoint = Ec2Endpoint(config, db, recorder, services=zone_services)
+    endpoint = Ec2Endpoint(config, db, recorder, services=zone_services, walrus=walrus)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.

@@ -20,7 +20,7 @@ from clc.addressing import AddressPlan
 from clc.api.registry import Context
 from clc.api.security_groups import DEFAULT_GROUP, find_group
 from clc.instances import server_error, transition
-from clc.images import resolve_for_launch
+from clc.boot_images import resolve_for_launch
 from clc.models.instances import Instance, InstanceGroup
 from clc.models.resources import KeyPair, SecurityGroup
 from clc.models.vmtypes import VmTypeRow

@@ -128,6 +128,18 @@ def set_tags(db: Session, account_id: str, resource_id: str, resource_type: str,
             row.value = value
 
 
+def delete_tags(db: Session, account_id: str, resource_ids: Sequence[str],
+                rules: Sequence[tuple[str, str | None]]) -> None:
+    """DeleteTags' effect: each rule is (key, value or None for any value); no rules at all
+    deletes every tag of the resources, as EC2 does."""
+    rows = db.scalars(select(Tag).where(Tag.account_id == account_id,
+                                        Tag.resource_id.in_(list(resource_ids))))
+    for row in rows:
+        if not rules or any(row.key == key and (value is None or row.value == value)
+                            for key, value in rules):
+            db.delete(row)
+
+
 def delete_all_tags(db: Session, account_id: str, resource_id: str) -> None:
     """Forget a deleted resource's tags."""
     db.execute(delete(Tag).where(Tag.account_id == account_id, Tag.resource_id == resource_id))
@@ -158,6 +170,12 @@ def apply_tag_specifications(db: Session, account_id: str, specs: Sequence[dict[
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     """Tags as the output shapes' `Tags` members (sorted by key, so answers are stable)."""
     return [{"Key": k, "Value": tags[k]} for k in sorted(tags)]
+
+
+def account_tags(db: Session, account_id: str) -> list[Tag]:
+    """Every tag of the account, by resource and key."""
+    return list(db.scalars(select(Tag).where(Tag.account_id == account_id)
+                           .order_by(Tag.resource_id, Tag.key)))
 
 
 def tags_by_resource(db: Session, account_id: str, resource_type: str | None = None,

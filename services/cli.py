@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from pydantic import BaseModel
@@ -17,8 +18,10 @@ from services.cli_calls import HomeOption, call_service, config_for
 from services.cli_nodes import nc, node_app
 from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig
-from services.messages.admin import (AccountCreated, AccountList, NewAccount, NewKey, NewUser,
-                                     UserView, VmTypeList, VmTypeSpec)
+from services.messages.admin import (ADMIN_ACCOUNTS_ROUTE, ADMIN_KEYS_ROUTE, ADMIN_USERS_ROUTE,
+                                     ADMIN_VMTYPE_ROUTE, ADMIN_VMTYPES_ROUTE, AccountCreated,
+                                     AccountList, NewAccount, NewKey, NewUser, UserView,
+                                     VmTypeList, VmTypeSpec)
 from services.messages.identity import AccessKeyInfo
 
 app = typer.Typer(help="eucasim: a private cloud in the shape of Eucalyptus.", no_args_is_help=True)
@@ -131,14 +134,14 @@ def _print_key(info: AccessKeyInfo) -> None:
 
 @account_app.command("create")
 def account_create(name: str, home: HomeOption = None) -> None:
-    created: AccountCreated = _admin_call(config_for(home), "POST", "/internal/admin/accounts",
+    created: AccountCreated = _admin_call(config_for(home), "POST", ADMIN_ACCOUNTS_ROUTE,
                                           NewAccount(name=name), AccountCreated)
     _print_key(created.key)
 
 
 @account_app.command("list")
 def account_list(home: HomeOption = None) -> None:
-    listing: AccountList = _admin_call(config_for(home), "GET", "/internal/admin/accounts", None, AccountList)
+    listing: AccountList = _admin_call(config_for(home), "GET", ADMIN_ACCOUNTS_ROUTE, None, AccountList)
     table = Table("account", "id", "users")
     for account in listing.accounts:
         table.add_row(account.name, account.id, ", ".join(account.users))
@@ -147,14 +150,14 @@ def account_list(home: HomeOption = None) -> None:
 
 @user_app.command("create")
 def user_create(account: str, name: str, home: HomeOption = None) -> None:
-    user: UserView = _admin_call(config_for(home), "POST", "/internal/admin/users",
+    user: UserView = _admin_call(config_for(home), "POST", ADMIN_USERS_ROUTE,
                                  NewUser(account=account, name=name), UserView)
     out.print(f"user {user.name} created in account {user.account} ({user.account_id})")
 
 
 @key_app.command("create")
 def key_create(account: str, user: str = typer.Argument("admin"), home: HomeOption = None) -> None:
-    info: AccessKeyInfo = _admin_call(config_for(home), "POST", "/internal/admin/keys",
+    info: AccessKeyInfo = _admin_call(config_for(home), "POST", ADMIN_KEYS_ROUTE,
                                       NewKey(account=account, user=user), AccessKeyInfo)
     _print_key(info)
 
@@ -165,13 +168,13 @@ def vmtype_set(name: str, cpu: Annotated[int, typer.Option("--cpu", min=1)],
                disk: Annotated[int, typer.Option("--disk", min=1, help="GB")],
                home: HomeOption = None) -> None:
     spec = VmTypeSpec(name=name, cpu=cpu, memory_mb=mem, disk_gb=disk)
-    _admin_call(config_for(home), "PUT", f"/internal/admin/vmtypes/{name}", spec, VmTypeSpec)
+    _admin_call(config_for(home), "PUT", ADMIN_VMTYPE_ROUTE.format(name=quote(name, safe="")), spec, VmTypeSpec)
     out.print(f"{name}: {cpu} CPU, {mem} MB, {disk} GB")
 
 
 @vmtype_app.command("list")
 def vmtype_list(home: HomeOption = None) -> None:
-    listing: VmTypeList = _admin_call(config_for(home), "GET", "/internal/admin/vmtypes", None, VmTypeList)
+    listing: VmTypeList = _admin_call(config_for(home), "GET", ADMIN_VMTYPES_ROUTE, None, VmTypeList)
     table = Table("name", "cpu", "memory MB", "disk GB")
     for vm in listing.vm_types:
         table.add_row(vm.name, str(vm.cpu), str(vm.memory_mb), str(vm.disk_gb))

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from services.cli_calls import HomeOption, call_service, config_for
 from services.config import load_config
-from services.messages.cluster import NodeInfo, NodeList, RegisterNode
+from services.messages.cluster import CC_NODE_ROUTE, CC_NODES_ROUTE, NodeInfo, NodeList, RegisterNode
 
 node_app = typer.Typer(help="The nodes of this zone, as the cluster controller sees them.",
                        no_args_is_help=True)
@@ -29,21 +29,21 @@ def _call(home: Path | None, method: str, path: str, body: RegisterNode | None, 
 @node_app.command("register")
 def register(url: str, home: HomeOption = None) -> None:
     """Add the node controller at URL to the zone (it is polled from now on)."""
-    node = _call(home, "POST", "/internal/nodes", RegisterNode(url=url), NodeInfo)
+    node = _call(home, "POST", CC_NODES_ROUTE, RegisterNode(url=url), NodeInfo)
     out.print(f"registered {node.url} as {node.name} ({node.state})")  # type: ignore[attr-defined]
 
 
 @node_app.command("deregister")
 def deregister(name: str, home: HomeOption = None) -> None:
     """Remove a node (by its id or URL) from the zone."""
-    node = _call(home, "DELETE", f"/internal/nodes/{quote(name, safe='')}", None, NodeInfo)
+    node = _call(home, "DELETE", CC_NODE_ROUTE.format(name=quote(name, safe="")), None, NodeInfo)
     out.print(f"deregistered {node.name}")  # type: ignore[attr-defined]
 
 
 @node_app.command("list")
 def list_nodes(home: HomeOption = None) -> None:
     """The zone's nodes with their state and resources."""
-    listing: NodeList = _call(home, "GET", "/internal/nodes", None, NodeList)  # type: ignore[assignment]
+    listing: NodeList = _call(home, "GET", CC_NODES_ROUTE, None, NodeList)  # type: ignore[assignment]
     table = Table("node", "url", "state", "cores free/max", "memory MB free/max", "instances",
                   title=f"zone {listing.zone} ({listing.policy})")
     for node in listing.nodes:

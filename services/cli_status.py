@@ -15,7 +15,8 @@ from services import launcher
 from services.cli_calls import HomeOption, config_for
 from services.config import CloudConfig
 from services.internal import InternalCallError, InternalClient
-from services.messages.cluster import ClusterInstanceList, NodeList
+from services.messages.cluster import (CC_INSTANCES_ROUTE, CC_NODES_ROUTE, ClusterInstanceList,
+                                       NodeList)
 
 SERVICES = ("clc", "walrus", "sc", "cc", "nc")
 TIMEOUT = 3.0
@@ -82,8 +83,8 @@ def status(home: HomeOption = None) -> None:
         raise typer.Exit(1)
     cc = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=TIMEOUT * 2)
     try:
-        out.print(nodes_table(cc.call("GET", "/internal/nodes", None, NodeList)))
-        out.print(instances_table(cc.call("GET", "/internal/instances", None, ClusterInstanceList)))
+        out.print(nodes_table(cc.call("GET", CC_NODES_ROUTE, None, NodeList)))
+        out.print(instances_table(cc.call("GET", CC_INSTANCES_ROUTE, None, ClusterInstanceList)))
     except (InternalCallError, httpx.HTTPError) as exc:
         err.print(f"[red]cannot ask the cluster controller at {config.service_url('cc')}: {exc}[/red]")
         raise typer.Exit(1) from None

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from services.config import CloudConfig
 from services.internal import InternalCallError, InternalClient
-from services.messages.node import NodeDirectory
+from services.messages.node import NC_DIRECTORY_ROUTE, NodeDirectory
 from services.tracing import Trace, TraceStep
 
 SERVICES = ("clc", "walrus", "sc", "cc", "nc")
@@ -23,7 +23,7 @@ def _trace_urls(config: CloudConfig) -> list[tuple[str, str]]:
     urls = [(service, config.service_url(service)) for service in SERVICES]
     client = InternalClient(config.service_url("nc"), config.CLOUD_SECRET, timeout=3)
     try:
-        directory = client.call("GET", "/internal/nodes", response=NodeDirectory)
+        directory = client.call("GET", NC_DIRECTORY_ROUTE, response=NodeDirectory)
         urls += [("nc", config.service_url("nc") + node.prefix) for node in directory.nodes]
     except (InternalCallError, OSError, httpx.HTTPError):
         pass  # a single-node NC (or none): its root recorder is the one

@@ -1,40 +1,31 @@
 """Images: RegisterImage, DescribeImages, DeregisterImage and the image attributes
-(launchPermission, description, kernel, ramdisk)."""
+(launchPermission, description, kernel, ramdisk). The rules live in clc/image_access.py (who
+may see and launch) and clc/image_registration.py; Walrus is reached through `ctx.walrus`."""
 
 from __future__ import annotations
 
-from datetime import timezone
 from typing import Any
 
-from sqlalchemy import select
-
-from clc import images
-from clc.accounts import ADMIN_ACCOUNT, ensure_admin
+from clc import accounts, image_access, image_registration
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
-from clc.models.accounts import Account
 from clc.models.images import Image
-from clc.models.images import LaunchPermission as LaunchPermissionRow  # a parameter shadows the name
 from clc.tagging import (apply_tag_specifications, delete_all_tags, register_resource, tag_list,
                          tags_by_resource)
+from clc.walrus_client import WalrusClient
+from services.clock import aware
 from services.errors import EC2Error
 
 RESOURCE_TYPE = "image"
 
-
-def _exists(db: Any, account_id: str, image_id: str) -> bool:
-    image = db.get(Image, image_id)
-    return (image is not None and image.state != "deregistered"
-            and images.can_launch(db, image, account_id))
+for _prefix in image_registration.PREFIXES.values():
+    register_resource(_prefix, RESOURCE_TYPE, image_access.is_visible, image_access.not_found)
 
 
-for _prefix in images.PREFIXES.values():
-    register_resource(_prefix, RESOURCE_TYPE, _exists, images.not_found)
-
-
-def _fetcher(ctx: Context) -> images.ManifestFetcher:
-    given = getattr(ctx.services, "manifests", None)
-    return given if given is not None else images.walrus_fetcher(ctx.config, ensure_admin(ctx.db))
+def _walrus(ctx: Context) -> WalrusClient:
+    if ctx.walrus is None:
+        raise EC2Error("Unavailable", "This CLC has no Walrus to read image manifests from.", 503)
+    return ctx.walrus
 
 
 @action("RegisterImage")
@@ -46,9 +37,10 @@ def register_image(ctx: Context, Name: str, ImageLocation: str | None = None,
     if not ImageLocation:
         raise EC2Error("MissingParameter", "The request must contain the parameter ImageLocation "
                        "(EBS-backed images are not supported by this cloud)")
-    image = images.register(ctx.db, ctx.account_id, ctx.config.EUCASIM_HOME, _fetcher(ctx),
-                            location=ImageLocation, name=Name, description=Description,
-                            architecture=Architecture, kernel_id=KernelId, ramdisk_id=RamdiskId)
+    image = image_registration.register(
+        ctx.db, ctx.account_id, ctx.config.EUCASIM_HOME, _walrus(ctx), location=ImageLocation,
+        name=Name, description=Description, architecture=Architecture, kernel_id=KernelId,
+        ramdisk_id=RamdiskId)
     apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE, image.id)
     ctx.trace("decided", f"registered {image.id} from {image.location}", image_kind=image.kind,
               size=image.image_size)
@@ -60,8 +52,8 @@ def _owner_ids(ctx: Context, owners: list[str]) -> set[str]:
     for owner in owners:
         if owner == "self":
             ids.add(ctx.account_id)
-        elif owner in ("amazon", ADMIN_ACCOUNT):
-            admin = ctx.db.scalar(select(Account.id).where(Account.name == ADMIN_ACCOUNT))
+        elif owner in ("amazon", accounts.ADMIN_ACCOUNT):
+            admin = accounts.account_id_named(ctx.db, accounts.ADMIN_ACCOUNT)
             ids.update([admin] if admin else [])
         elif owner.isdigit() and len(owner) == 12:
             ids.add(owner)
@@ -70,22 +62,11 @@ def _owner_ids(ctx: Context, owners: list[str]) -> set[str]:
     return ids
 
 
-def _executable_by(ctx: Context, image: Image, users: list[str], shares: dict[str, set[str]]) -> bool:
-    for user in users:
-        if user == "all" and image.is_public:
-            return True
-        account = ctx.account_id if user == "self" else user
-        if account == image.account_id or account in shares.get(image.id, set()):
-            return True
-    return False
-
-
 def _image(image: Image, tags: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ImageId": image.id, "ImageLocation": image.location, "State": image.state,
         "OwnerId": image.account_id, "Public": bool(image.is_public),
-        "CreationDate": image.created_at.replace(tzinfo=image.created_at.tzinfo or timezone.utc)
-        .astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "CreationDate": aware(image.created_at).strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # type: ignore[union-attr]
         "Architecture": image.architecture, "ImageType": image.kind, "Name": image.name,
         "RootDeviceType": "instance-store", "RootDeviceName": image.root_device_name,
         "VirtualizationType": "paravirtual", "Hypervisor": "xen", "BlockDeviceMappings": [],
@@ -101,7 +82,7 @@ def _image(image: Image, tags: dict[str, str]) -> dict[str, Any]:
 
 def _missing(ids: list[str]) -> EC2Error:
     if len(ids) == 1:
-        return images.not_found(ids[0])
+        return image_access.not_found(ids[0])
     return EC2Error("InvalidAMIID.NotFound", f"The image ids '[{', '.join(ids)}]' do not exist")
 
 
@@ -111,8 +92,8 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
                     Filters: list[dict[str, Any]] | None = None, MaxResults: int | None = None,
                     NextToken: str | None = None) -> dict:
     for image_id in ImageIds or []:
-        images.check_id(image_id)
-    rows = images.visible_images(ctx.db, ctx.account_id)
+        image_access.check_id(image_id)
+    rows = image_access.visible_images(ctx.db, ctx.account_id)
     if ImageIds:
         found = {r.id for r in rows}
         missing = [i for i in dict.fromkeys(ImageIds) if i not in found]
@@ -123,12 +104,10 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
         owners = _owner_ids(ctx, Owners)
         rows = [r for r in rows if r.account_id in owners]
     if ExecutableUsers:
-        shares: dict[str, set[str]] = {}
-        for image_id, account_id in ctx.db.execute(
-                select(LaunchPermissionRow.image_id, LaunchPermissionRow.account_id)
-                .where(LaunchPermissionRow.image_id.in_([r.id for r in rows]))):
-            shares.setdefault(image_id, set()).add(account_id)
-        rows = [r for r in rows if _executable_by(ctx, r, ExecutableUsers, shares)]
+        shares = image_access.shares_of(ctx.db, [r.id for r in rows])
+        users = [ctx.account_id if u == "self" else u for u in ExecutableUsers if u != "all"]
+        rows = [r for r in rows
+                if image_access.executable_by(r, users, "all" in ExecutableUsers, shares)]
     tags = tags_by_resource(ctx.db, ctx.account_id, RESOURCE_TYPE)
     rows = apply_filters(rows, Filters, {
         "architecture": lambda r: r.architecture, "description": lambda r: r.description,
@@ -147,7 +126,7 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
 
 @action("DeregisterImage")
 def deregister_image(ctx: Context, ImageId: str) -> dict:
-    images.deregister(ctx.db, ctx.account_id, ImageId)
+    image_registration.deregister(ctx.db, ctx.account_id, ImageId)
     delete_all_tags(ctx.db, ctx.account_id, ImageId)
     ctx.trace("decided", f"deregistered {ImageId}")
     return {"Return": True, "DeleteSnapshotResults": []}
@@ -155,12 +134,12 @@ def deregister_image(ctx: Context, ImageId: str) -> dict:
 
 def _launch_permissions(ctx: Context, image: Image) -> list[dict[str, str]]:
     perms: list[dict[str, str]] = [{"Group": "all"}] if image.is_public else []
-    return perms + [{"UserId": a} for a in images.shared_with(ctx.db, image.id)]
+    return perms + [{"UserId": a} for a in image_access.shared_with(ctx.db, image.id)]
 
 
 @action("DescribeImageAttribute")
 def describe_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> dict:
-    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=Attribute == "launchPermission")
+    image = image_access.find_image(ctx.db, ctx.account_id, ImageId, owned=Attribute == "launchPermission")
     result: dict[str, Any] = {"ImageId": image.id}
     if Attribute == "launchPermission":
         result["LaunchPermissions"] = _launch_permissions(ctx, image)
@@ -196,7 +175,7 @@ def _permission_changes(ctx: Context, LaunchPermission: dict[str, Any] | None,
         if "Group" in item and item["Group"] != "all":
             raise EC2Error("InvalidAMIAttributeItemValue",
                            f'Invalid attribute item value "{item["Group"]}" for group item type.')
-        if "UserId" in item and not images.account_exists(ctx.db, str(item["UserId"])):
+        if "UserId" in item and not accounts.account_exists(ctx.db, str(item["UserId"])):
             raise EC2Error("InvalidAMIAttributeItemValue",
                            f'Invalid attribute item value "{item["UserId"]}" for userId item type.')
         if "Group" not in item and "UserId" not in item:
@@ -210,7 +189,7 @@ def modify_image_attribute(ctx: Context, ImageId: str, Attribute: str | None = N
                            LaunchPermission: dict[str, Any] | None = None,
                            OperationType: str | None = None, UserIds: list[str] | None = None,
                            UserGroups: list[str] | None = None, Value: str | None = None) -> None:
-    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
+    image = image_access.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
     if Attribute not in (None, "description", "launchPermission"):
         raise EC2Error("InvalidParameterValue",
                        f"Value ({Attribute}) for parameter attribute is invalid.")
@@ -224,27 +203,21 @@ def modify_image_attribute(ctx: Context, ImageId: str, Attribute: str | None = N
         image.description = description[:255]
     for operation, item in changes:
         if "Group" in item:
-            image.is_public = operation == "add"
-            continue
-        account = str(item["UserId"])
-        row = ctx.db.scalar(select(LaunchPermissionRow).where(
-            LaunchPermissionRow.image_id == image.id, LaunchPermissionRow.account_id == account))
-        if operation == "add" and row is None and account != image.account_id:
-            ctx.db.add(LaunchPermissionRow(image_id=image.id, account_id=account))
-            ctx.db.flush()
-        elif operation == "remove" and row is not None:
-            ctx.db.delete(row)
-            ctx.db.flush()
+            image_access.set_public(image, operation == "add")
+        elif operation == "add":
+            image_access.grant(ctx.db, image, str(item["UserId"]))
+        else:
+            image_access.revoke(ctx.db, image, str(item["UserId"]))
     ctx.trace("decided", f"modified {image.id}", public=image.is_public)
     return None
 
 
 @action("ResetImageAttribute")
 def reset_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> None:
-    image = images.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
+    image = image_access.find_image(ctx.db, ctx.account_id, ImageId, owned=True)
     if Attribute != "launchPermission":
         raise EC2Error("InvalidParameterValue",
                        f"Value ({Attribute}) for parameter attribute is invalid. "
                        "Only launchPermission can be reset.")
-    images.unshare(ctx.db, image)
+    image_access.unshare(ctx.db, image)
     return None

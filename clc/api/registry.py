@@ -7,13 +7,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from clc.ids import new_id
 from services.config import CloudConfig
 from services.tracing import TraceRecorder
+
+if TYPE_CHECKING:  # the seams' types only; handlers get them from the endpoint
+    from clc.walrus_client import WalrusClient
 
 Handler = Callable[..., dict[str, Any] | None]
 
@@ -59,6 +62,7 @@ class Context:
     config: CloudConfig
     recorder: TraceRecorder
     services: Any = None  # clients of CC/SC/Walrus, when the CLC has them
+    walrus: WalrusClient | None = None    # manifests and image preparation
     extra: dict[str, Any] = field(default_factory=dict)
 
     def new_id(self, prefix: str, digits: int = 8) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from clc import tagging
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
@@ -38,13 +36,7 @@ def delete_tags(ctx: Context, Resources: list[str], Tags: list[dict[str, Any]] |
     rules = [_deletion_rule(t) for t in Tags or []]
     for resource_id in Resources:
         tagging.resolve(ctx.db, ctx.account_id, resource_id)
-    rows = ctx.db.scalars(select(Tag).where(Tag.account_id == ctx.account_id,
-                                            Tag.resource_id.in_(list(Resources))))
-    for row in rows:
-        # No Tags at all deletes every tag of the resources, as EC2 does.
-        if not rules or any(row.key == key and (value is None or row.value == value)
-                            for key, value in rules):
-            ctx.db.delete(row)
+    tagging.delete_tags(ctx.db, ctx.account_id, Resources, rules)
     return None
 
 
@@ -56,8 +48,7 @@ def _description(row: Tag) -> dict[str, str]:
 @action("DescribeTags")
 def describe_tags(ctx: Context, Filters: list[dict[str, Any]] | None = None,
                   MaxResults: int | None = None, NextToken: str | None = None) -> dict:
-    rows = list(ctx.db.scalars(select(Tag).where(Tag.account_id == ctx.account_id)
-                               .order_by(Tag.resource_id, Tag.key)))
+    rows = tagging.account_tags(ctx.db, ctx.account_id)
     by_resource: dict[str, dict[str, str]] = {}
     for row in rows:
         by_resource.setdefault(row.resource_id, {})[row.key] = row.value

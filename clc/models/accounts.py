@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clc.models.base import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from services.clock import utcnow
 
 
 class Account(Base):

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clc.models.accounts import utcnow
 from clc.models.base import Base
+from services.clock import utcnow
 
 
 class Image(Base):
@@ -21,7 +21,7 @@ class Image(Base):
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str | None] = mapped_column(String(255), nullable=True)
     location: Mapped[str] = mapped_column(String(1024))  # bucket/prefix.manifest.xml
-    state: Mapped[str] = mapped_column(String(16), default="available")  # pending|available|failed|deregistered
+    state: Mapped[str] = mapped_column(String(16))  # an ImageState; changed only by clc/image_state.py
     state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     architecture: Mapped[str] = mapped_column(String(16), default="x86_64")
     kernel_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

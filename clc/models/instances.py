@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clc.models.accounts import utcnow
+from services.clock import utcnow
 from clc.models.base import Base
 
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from clc.models.accounts import utcnow
 from clc.models.base import Base
+from services.clock import utcnow
 
 
 class KeyPair(Base):

@@ -55,10 +55,10 @@ def test_instance_types_are_eucalyptus_defaults_and_page(ec2):
 
 
 def test_vm_type_changed_through_the_admin_api_shows_in_describe(clc: RunningClc, ec2):
-    from services.messages.admin import VmTypeSpec
+    from services.messages.admin import ADMIN_VMTYPE_ROUTE, VmTypeSpec
     client = clc.admin_client()
     try:
-        client.call("PUT", "/internal/admin/vmtypes/m1.huge",
+        client.call("PUT", ADMIN_VMTYPE_ROUTE.format(name="m1.huge"),
                     VmTypeSpec(name="m1.huge", cpu=8, memory_mb=8192, disk_gb=40), VmTypeSpec)
     finally:
         client.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from clc.images import register_tiny_image, resolve_for_launch
+from clc.boot_images import resolve_for_launch
+from clc.tiny_image import register_tiny_image
 from nc.image_cache import ImageCache
 from services import pki
 from services.cli_images import certificate_exports, certificate_files, image_app
@@ -90,7 +91,7 @@ def test_tiny_image_for_newcomers(cloud: ImageCloud, tmp_path: Path) -> None:
 def test_tiny_image_route_for_the_launcher(cloud: ImageCloud) -> None:
     from fastapi import FastAPI
 
-    from clc.images import tiny_image_router
+    from clc.tiny_image_route import tiny_image_router
     from services.internal import InternalAuth, InternalClient
     from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
     from tests.support.servers import running

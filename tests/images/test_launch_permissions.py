@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from clc.images import resolve_for_launch
+from clc.boot_images import resolve_for_launch
 from services.errors import EC2Error
 from tests.images.conftest import ImageCloud
 

@@ -11,12 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clc.images import image_url, resolve_for_launch, sync_with_walrus
+from clc.boot_images import image_url, resolve_for_launch
+from clc.image_sync import sync_with_walrus
 from clc.models.images import Image
+from clc.walrus_client import HttpWalrus
 from nc.image_cache import ImageCache, ImageFetchError
 from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
-from services.messages.images import PreparedImage, PrepareImage
+from services.messages.images import PREPARE_ROUTE, PreparedImage, PrepareImage
 from tests.images.conftest import MIB, ImageCloud, unique
 from tests.support.clc import SECRET
 
@@ -25,7 +27,7 @@ def _prepare(cloud: ImageCloud, location: str) -> PreparedImage:
     bucket, key = location.split("/", 1)
     client = InternalClient(cloud.walrus_url, SECRET)
     try:
-        return client.call("POST", "/internal/images/prepare", PrepareImage(bucket=bucket, manifest_key=key),
+        return client.call("POST", PREPARE_ROUTE, PrepareImage(bucket=bucket, manifest_key=key),
                            PreparedImage)
     finally:
         client.close()
@@ -75,10 +77,9 @@ def test_corrupt_part_fails_the_image_with_its_reason(cloud: ImageCloud, tmp_pat
     client.close()
 
     # The CLC learns it: the image is failed, with Walrus's reason, and launches are refused.
-    walrus = InternalClient(cloud.walrus_url, SECRET)
+    walrus = HttpWalrus(cloud.clc.config, cloud.admin)
     with cloud.db().session() as session:
         assert sync_with_walrus(session, walrus, emi).state == "failed"
-    walrus.close()
     image = cloud.ec2().describe_images(ImageIds=[emi])["Images"][0]
     assert image["State"] == "failed" and "is corrupt" in image["StateReason"]["Message"]
     with pytest.raises(EC2Error) as refused, cloud.db().session() as session:
@@ -87,7 +88,6 @@ def test_corrupt_part_fails_the_image_with_its_reason(cloud: ImageCloud, tmp_pat
 
     # Uploading the part again repairs the bundle: Walrus sees a new version and decrypts it.
     cloud.s3().put_object(Bucket=bucket, Key=part.name, Body=part.read_bytes())
-    walrus = InternalClient(cloud.walrus_url, SECRET)
     with cloud.db().session() as session:
         assert sync_with_walrus(session, walrus, emi).state == "available"
     walrus.close()

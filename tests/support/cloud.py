@@ -88,7 +88,7 @@ class Cloud:
                        shared_with: list[str] | None = None) -> str:
         """A real 1 MiB machine image: bundled, uploaded to Walrus and registered (the images
         work's `register_tiny_image`), then made private and shared as asked."""
-        from clc.images import register_tiny_image
+        from clc.tiny_image import register_tiny_image
 
         owner = owner or self.admin
         db = self.db

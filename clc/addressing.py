@@ -6,8 +6,9 @@ hex digits of its id.
 
 Nothing is stored apart from the instances themselves: what is taken is read from the
 instances that still hold addresses (every state but terminated), so a terminated instance
-frees its addresses without any bookkeeping. Callers serialise allocation (one RunInstances
-at a time allocates), so two launches never pick the same address."""
+frees its addresses without any bookkeeping. Callers serialise allocation up to the commit
+that records the instances (clc/launch.py's lock, around database work only), so two launches
+never pick the same address."""
 
 from __future__ import annotations
 
@@ -53,7 +54,20 @@ def public_pool(spec: str) -> list[str]:
     return pool
 
 
+_PLANS: dict[tuple[object, ...], "AddressPlan"] = {}
+
+
 class AddressPlan:
+    @staticmethod
+    def of(config: CloudConfig) -> AddressPlan:
+        """The plan of `config`'s network settings, made once (the public pool is a list)."""
+        key = (config.VNET_MODE, config.VNET_BRIDGE, config.VNET_ADDRSPERNET,
+               config.VNET_SUBNET, config.VNET_NETMASK, config.VNET_PUBLICIPS)
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = AddressPlan(config)
+        return plan
+
     def __init__(self, config: CloudConfig) -> None:
         self.mode = config.VNET_MODE
         self.bridge = config.VNET_BRIDGE
@@ -101,3 +115,4 @@ class AddressPlan:
         return {i: Addresses(macs[i], free_private[n], next(free_public, None), vlan, bridge,
                              tagged=self.mode == "MANAGED")
                 for n, i in enumerate(instance_ids)}
+

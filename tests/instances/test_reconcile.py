@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from cc.app import create_app as create_cc
-from clc.instances import request_termination, utcnow
+from clc.instances import request_termination
+from services.clock import utcnow
 from clc.models.instances import Instance
 from clc.reconcile import MISSING_ROUNDS, Reconciler
-from clc.zones_client import ZoneServices
+from clc.zones_client import CcZoneClient
 from services.config import load_config
 from tests.instances.conftest import ClcState, make_state
 from tests.support.servers import free_port, running
@@ -43,7 +44,7 @@ def _get(state: ClcState, instance_id: str) -> Instance | None:
 
 
 def _reconciler(state: ClcState) -> Reconciler:
-    return Reconciler(state.config, state.db, ZoneServices(state.config))
+    return Reconciler(state.config, state.db, CcZoneClient(state.config))
 
 
 def test_an_instance_stuck_in_pending_fails_with_its_reason(zone: ClcState):

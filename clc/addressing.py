@@ -100,10 +100,14 @@ class AddressPlan:
                     for i in instance_ids}
         vlan = self.network_of(db, account_id, group_id)
         base = int(self.subnet.network_address) + vlan * self.per_net
-        taken = set(db.scalars(select(Instance.private_ip).where(
-            Instance.state != "terminated", Instance.vlan == vlan)))
-        hosts = (str(ipaddress.IPv4Address(base + n)) for n in range(FIRST_HOST, self.per_net - 1))
-        free_private = [ip for ip in hosts if ip not in taken]
+        taken = {int(ipaddress.IPv4Address(ip)) for ip in db.scalars(select(Instance.private_ip).where(
+            Instance.state != "terminated", Instance.vlan == vlan)) if ip}
+        free_private: list[str] = []
+        for host in range(base + FIRST_HOST, base + self.per_net - 1):  # lowest first, stop when enough
+            if host not in taken:
+                free_private.append(str(ipaddress.IPv4Address(host)))
+                if len(free_private) == len(instance_ids):
+                    break
         if len(free_private) < len(instance_ids):
             raise EC2Error("InsufficientFreeAddressesInSubnet",
                            f"The network of security group {group_id} ({vlan}) has "

@@ -27,10 +27,24 @@ class NoView(Exception):
     """The CLC has no capacity view of the zone yet (a fresh CLC): ask the zone once."""
 
 
+Triple = tuple[int, int, int]  # cores, memory MB, disk GB
+
+
+def _triple(resources: Resources) -> Triple:
+    return resources.cores, resources.memory_mb, resources.disk_gb
+
+
+def _fits(free: Triple, need: Triple) -> int:
+    return max(0, min(free[0] // need[0], free[1] // need[1], free[2] // need[2]))
+
+
+def _less(free: Triple, need: Triple, count: int) -> Triple:
+    return free[0] - need[0] * count, free[1] - need[1] * count, free[2] - need[2] * count
+
+
 def fits(free: Resources, need: Resources) -> int:
     """How many instances needing `need` fit into `free`."""
-    return max(0, min(free.cores // need.cores, free.memory_mb // need.memory_mb,
-                      free.disk_gb // need.disk_gb))
+    return _fits(_triple(free), _triple(need))
 
 
 @dataclass
@@ -56,30 +70,33 @@ class ZoneView:
 
     # -- admission -----------------------------------------------------------------------------
 
-    def _free_after_holds(self) -> list[Resources]:
+    def _room(self, need: Resources) -> int:
+        """How many instances needing `need` fit in the view, net of every hold."""
         assert self.capacity is not None
-        free = {n.name: n.free for n in self.capacity.nodes if n.state in USABLE}
+        # Plain tuples: at thousands of nodes, pydantic arithmetic per node would dominate.
+        free = {n.name: _triple(n.free) for n in self.capacity.nodes if n.state in USABLE}
         for hold in self._holds.values():
             for node, count in hold.on_nodes.items():
                 if node in free:
-                    free[node] = free[node].minus(_times(hold.need, count))
-        nodes = list(free.values())
+                    free[node] = _less(free[node], _triple(hold.need), count)
+        rooms = list(free.values())
         # Admitted but not placed yet: booked where the CC could put them, first fit.
         for hold in self._holds.values():
-            left = hold.unplaced
-            for index, room in enumerate(nodes):
+            left, wanted = hold.unplaced, _triple(hold.need)
+            for index, room in enumerate(rooms):
                 if left == 0:
                     break
-                taken = min(left, fits(room, hold.need))
-                nodes[index] = room.minus(_times(hold.need, taken))
+                taken = min(left, _fits(room, wanted))
+                rooms[index] = _less(room, wanted, taken)
                 left -= taken
-        return nodes
+        wanted = _triple(need)
+        return sum(_fits(room, wanted) for room in rooms)
 
     def room_for(self, vm: VmType) -> int:
         with self._lock:
             if self.capacity is None:
                 raise NoView(self.zone)
-            return sum(fits(room, vm.needs()) for room in self._free_after_holds())
+            return self._room(vm.needs())
 
     def admit(self, reservation_id: str, vm: VmType, min_count: int, max_count: int) -> int:
         """How many of the launch to start (min_count..max_count), held until the zone counts
@@ -88,7 +105,7 @@ class ZoneView:
         with self._lock:
             if self.capacity is None:
                 raise NoView(self.zone)
-            fit = sum(fits(room, need) for room in self._free_after_holds())
+            fit = self._room(need)
             if fit < min_count:
                 raise insufficient(vm, min_count, fit)
             count = min(fit, max_count)
@@ -133,11 +150,6 @@ class ZoneView:
                                    if h.until_version is not None and capacity.version >= h.until_version]:
                 del self._holds[reservation_id]
             return True
-
-
-def _times(need: Resources, count: int) -> Resources:
-    return Resources(cores=need.cores * count, memory_mb=need.memory_mb * count,
-                     disk_gb=need.disk_gb * count)
 
 
 class ZoneViews:

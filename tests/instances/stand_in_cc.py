@@ -90,6 +90,16 @@ class StandInCC:
 
         return app
 
+    def adopt(self, instance_id: str, state: str, account_id: str = "000000000001") -> None:
+        """An instance the zone runs, as if an earlier launch had put it there."""
+        from services.messages.node import InstanceNetwork, VmType
+
+        self.instances[instance_id] = ClusterInstance(
+            instance_id=instance_id, reservation_id="r-00000001", account_id=account_id,
+            node_id="node-1", state=state, vm=VmType(name="m1.small", cpu=1, memory_mb=256, disk_gb=5),
+            image_id="emi-00000001", launched_at=datetime.now(timezone.utc),
+            network=InstanceNetwork(mac="d0:0d:00:00:00:07", bridge="br0"))
+
     def push(self, instance_ids: list[str], state: str, key: str = "zone-1") -> None:
         """Tell the subscribed CLC that these instances are now in `state` (a ZoneEvents push)."""
         with self._lock:

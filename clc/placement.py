@@ -145,9 +145,10 @@ class Launches:
 
     @staticmethod
     def _rows(session, request: RunInstances) -> list[Instance]:  # type: ignore[no-untyped-def]
+        """The launch's instances, terminated ones too (a final state never moves; the user
+        may have ended one before the CC placed it, and the zone must end it too)."""
         ids = [launch.instance_id for launch in request.instances]
-        return list(session.scalars(select(Instance).where(Instance.id.in_(ids),
-                                                           Instance.state != "terminated")))
+        return list(session.scalars(select(Instance).where(Instance.id.in_(ids))))
 
     def _note(self, request_id: str, what: str, **detail: object) -> None:
         LOG.info("%s %s", what, detail or "")

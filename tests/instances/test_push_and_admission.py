@@ -111,9 +111,15 @@ def test_run_instances_answers_while_the_cc_hangs_and_another_zone_goes_on(roomy
     assert (second["State"]["Name"], other_zone["State"]["Name"]) == ("pending", "pending")
     wait_for(lambda: roomy.sent_to_cc(other_zone["InstanceId"]), what="zone-2's placement")
     assert not roomy.sent_to_cc(second["InstanceId"])  # queued behind zone-1's hung call
+    # Ended before the CC ever saw it: terminated at once, and on the zone once placed there.
+    ended = roomy.ec2.terminate_instances(InstanceIds=[second["InstanceId"]])["TerminatingInstances"]
+    assert ended[0]["CurrentState"]["Name"] == "terminated"
     roomy.cc.release.set()
     wait_for(lambda: roomy.sent_to_cc(first["InstanceId"]) and roomy.sent_to_cc(second["InstanceId"]),
              what="zone-1's placements once the CC answers")
+    wait_for(lambda: roomy.cc.instances[second["InstanceId"]].state == "terminated",
+             what="the instance the user ended, ended on the zone too")
+    assert roomy.instance(first["InstanceId"])["State"]["Name"] == "pending"
 
 
 def test_min_count_beyond_the_view_is_refused_and_nothing_is_recorded(small: Setup):

@@ -123,7 +123,7 @@ class Launches:
                     transition(row, "pending", placement.report.reason)
         for instance_id in unwanted:
             self._terminate(zone, instance_id)
-        self._note(request_id, f"zone {zone} placed {len(started)} node(s) for "
+        self._note(request_id, f"zone {zone} started {sum(started.values())} instance(s) of "
                    f"{request.reservation_id}", nodes=sorted(started))
 
     def _refused(self, zone: str, request: RunInstances, refusal: ZoneError, request_id: str) -> None:

@@ -51,7 +51,8 @@ def _with_image(home: Path) -> None:
     state = make_state(home)
     with state.db.session() as session:
         session.add(Image(id=IMAGE, account_id=state.account_id, kind="machine", name="stand-in",
-                          location="images/stand-in.manifest.xml", is_public=True))
+                          location="images/stand-in.manifest.xml", is_public=True,
+                          state="available"))
     state.db.engine.dispose()
 
 

@@ -6,8 +6,9 @@ hex digits of its id.
 
 Nothing is stored apart from the instances themselves: what is taken is read from the
 instances that still hold addresses (every state but terminated), so a terminated instance
-frees its addresses without any bookkeeping. Callers serialise allocation (one RunInstances
-at a time allocates), so two launches never pick the same address."""
+frees its addresses without any bookkeeping. Callers serialise allocation up to the commit
+that records the instances (clc/launch.py's lock, around database work only), so two launches
+never pick the same address."""
 
 from __future__ import annotations
 
@@ -53,7 +54,20 @@ def public_pool(spec: str) -> list[str]:
     return pool
 
 
+_PLANS: dict[tuple[object, ...], "AddressPlan"] = {}
+
+
 class AddressPlan:
+    @staticmethod
+    def of(config: CloudConfig) -> AddressPlan:
+        """The plan of `config`'s network settings, made once (the public pool is a list)."""
+        key = (config.VNET_MODE, config.VNET_BRIDGE, config.VNET_ADDRSPERNET,
+               config.VNET_SUBNET, config.VNET_NETMASK, config.VNET_PUBLICIPS)
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = AddressPlan(config)
+        return plan
+
     def __init__(self, config: CloudConfig) -> None:
         self.mode = config.VNET_MODE
         self.bridge = config.VNET_BRIDGE
@@ -86,10 +100,14 @@ class AddressPlan:
                     for i in instance_ids}
         vlan = self.network_of(db, account_id, group_id)
         base = int(self.subnet.network_address) + vlan * self.per_net
-        taken = set(db.scalars(select(Instance.private_ip).where(
-            Instance.state != "terminated", Instance.vlan == vlan)))
-        hosts = (str(ipaddress.IPv4Address(base + n)) for n in range(FIRST_HOST, self.per_net - 1))
-        free_private = [ip for ip in hosts if ip not in taken]
+        taken = {int(ipaddress.IPv4Address(ip)) for ip in db.scalars(select(Instance.private_ip).where(
+            Instance.state != "terminated", Instance.vlan == vlan)) if ip}
+        free_private: list[str] = []
+        for host in range(base + FIRST_HOST, base + self.per_net - 1):  # lowest first, stop when enough
+            if host not in taken:
+                free_private.append(str(ipaddress.IPv4Address(host)))
+                if len(free_private) == len(instance_ids):
+                    break
         if len(free_private) < len(instance_ids):
             raise EC2Error("InsufficientFreeAddressesInSubnet",
                            f"The network of security group {group_id} ({vlan}) has "
@@ -101,3 +119,4 @@ class AddressPlan:
         return {i: Addresses(macs[i], free_private[n], next(free_public, None), vlan, bridge,
                              tagged=self.mode == "MANAGED")
                 for n, i in enumerate(instance_ids)}
+

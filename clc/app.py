@@ -19,10 +19,12 @@ from clc.api.registry import implemented_actions
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
+from clc.placement import Launches
 from clc.reconcile import Reconciler
 from clc.tiny_image_route import tiny_image_router
 from clc.walrus_client import HttpWalrus
-from clc.zones_client import ZoneServices
+from clc.zone_events import zone_events_router
+from clc.zones_client import CcZoneClient
 from services import credentials, pki
 from services.config import CloudConfig, load_config
 from services.db import Database
@@ -63,7 +65,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
     db = Database(config.database_url("clc"))
     creds = bootstrap(config, db)
-    zone_services = ZoneServices(config)
+    zone_client = CcZoneClient(config)
     # The CLC reads every account's manifests from Walrus as the cloud admin.
     walrus = HttpWalrus(config, creds.key)
 
@@ -71,23 +73,28 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The instance reconciliation loop runs as long as the app serves.
         stop = asyncio.Event()
-        task = asyncio.create_task(Reconciler(config, db, zone_services, recorder).run(stop))
+        task = asyncio.create_task(reconciler.run(stop))
         try:
             yield
         finally:
             stop.set()
             await task
-            zone_services.close()
+            await asyncio.to_thread(launches.stop)
+            zone_client.close()
             walrus.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
+    launches = Launches(config, db, zone_client, recorder)
+    reconciler = Reconciler(config, db, zone_client, launches, recorder)
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
+    app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
-    endpoint = Ec2Endpoint(config, db, recorder, services=zone_services, walrus=walrus)
+    endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
+                           walrus=walrus)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.

@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
+from clc.placement import Launches
 from clc.walrus_client import WalrusClient
+from clc.zones_client import ZoneClient
 from services.auth import verify_ec2, view_from_asgi
 from services.db import Database
 from services.config import CloudConfig
@@ -55,11 +57,13 @@ def _too_large(size: int) -> EC2Error:
 
 class Ec2Endpoint:
     def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder,
-                 services: Any = None, walrus: WalrusClient | None = None) -> None:
+                 zones: ZoneClient | None = None, launches: Launches | None = None,
+                 walrus: WalrusClient | None = None) -> None:
         self._config = config
         self._db = db
         self._recorder = recorder
-        self._services = services
+        self._zones = zones
+        self._launches = launches
         self._walrus = walrus
 
     def _lookup(self, access_key: str) -> AccessKeyInfo | None:
@@ -120,7 +124,8 @@ class Ec2Endpoint:
         with self._db.session() as session:
             ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
                           is_admin=caller.is_admin, request_id=request_id, config=self._config,
-                          recorder=self._recorder, services=self._services, walrus=self._walrus)
+                          recorder=self._recorder, zones=self._zones,
+                          launches=self._launches, walrus=self._walrus)
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)

@@ -9,49 +9,49 @@ the zone reports."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
+from typing import Literal, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from clc.models.instances import Instance
+from clc.models.instances import Instance, InstanceGroup
+from clc.models.resources import SecurityGroup
+from clc.security_groups import IN_USE_CHECKS
+from clc.states import Moves, TransitionError  # noqa: F401 - callers catch it from here
+# `aware` and `utcnow` are services.clock's; clc/instance_view.py reads `aware` from here.
+from services.clock import KEEP_TERMINATED, aware, utcnow  # noqa: F401
 from services.errors import EC2Error
+from services.ids import INSTANCE_ID
 from services.messages.node import StateReason
 
-STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48,
-               "stopping": 64, "stopped": 80}
-# Which state may follow which; anything else is a bug or a stale report, and is refused.
-ALLOWED = {
-    "pending": {"running", "shutting-down", "terminated"},
-    "running": {"pending", "shutting-down", "terminated", "stopping"},
+InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
+STATE_CODES: dict[InstanceState, int] = {"pending": 0, "running": 16, "shutting-down": 32,
+                                         "terminated": 48, "stopping": 64, "stopped": 80}
+# The instance's state machine: which state may follow which. Anything else is a bug or a
+# stale report (a poll answered before a push and read after it), and is refused.
+MOVES = Moves[InstanceState]("instance", {
+    "pending":       {"running", "shutting-down", "terminated"},
+    "running":       {"shutting-down", "terminated", "stopping"},
     "shutting-down": {"terminated"},
-    "terminated": set(),
-    "stopping": {"stopped", "shutting-down", "terminated"},
-    "stopped": {"pending", "shutting-down", "terminated"},
-}
-# Terminated instances stay visible this long, as in EC2.
-KEEP_TERMINATED = timedelta(hours=1)
+    "stopping":      {"stopped", "shutting-down", "terminated"},
+    "stopped":       {"pending", "shutting-down", "terminated"},
+    "terminated":    set(),
+})
+LIVE: frozenset[InstanceState] = frozenset({"pending", "running"})
 
 USER_SHUTDOWN = StateReason(code="Client.UserInitiatedShutdown",
                             message="Client.UserInitiatedShutdown: User initiated shutdown")
-ID_PATTERN = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def server_error(message: str) -> StateReason:
     return StateReason(code="Server.InternalError", message=f"Server.InternalError: {message}")
+
+
+def insufficient_capacity(message: str) -> StateReason:
+    return StateReason(code="Server.InsufficientInstanceCapacity",
+                       message=f"Server.InsufficientInstanceCapacity: {message}")
 
 
 def user_initiated(now: datetime | None = None) -> str:
@@ -59,29 +59,32 @@ def user_initiated(now: datetime | None = None) -> str:
     return f"User initiated ({(now or utcnow()):%Y-%m-%d %H:%M:%S} GMT)"
 
 
-class TransitionError(Exception):
-    pass
+def state(instance: Instance) -> InstanceState:
+    return cast(InstanceState, instance.state)
 
 
-def transition(instance: Instance, state: str, reason: StateReason | None = None,
+def transition(instance: Instance, to: InstanceState, reason: StateReason | None = None, *,
                why: str | None = None, now: datetime | None = None) -> bool:
-    """Move `instance` to `state`, recording the reason; False when it already is there.
-    Raises TransitionError for a move EC2 never makes (e.g. out of terminated)."""
-    if instance.state == state:
-        if reason is not None and instance.state_reason_code is None:
-            instance.state_reason_code, instance.state_reason_message = reason.code, reason.message
-        return False
-    if state not in ALLOWED.get(instance.state, set()):
-        raise TransitionError(f"{instance.id}: {instance.state} -> {state} is not allowed")
+    """THE place an instance's state and StateReason change. Moving to another state is checked
+    against MOVES (TransitionError otherwise) and records `reason`; a live state reached
+    without one clears the old. Staying in a live state is news about the instance (its node
+    went down, or came back): the reason becomes `reason`. A final state never changes.
+    True when anything changed."""
+    before = state(instance)
+    if before == to:
+        if MOVES.final(to) or (instance.state_reason_code, instance.state_reason_message) == (
+                (reason.code, reason.message) if reason else (None, None)):
+            return False
+    else:
+        MOVES.check(instance.id, before, to)
+        instance.state = to
     now = now or utcnow()
-    instance.state = state
-    if reason is not None:
-        instance.state_reason_code, instance.state_reason_message = reason.code, reason.message
-    elif state in ("pending", "running"):
-        instance.state_reason_code = instance.state_reason_message = None
+    if reason is not None or to in LIVE:
+        instance.state_reason_code = reason.code if reason else None
+        instance.state_reason_message = reason.message if reason else None
     if why is not None:
         instance.state_transition_reason = why
-    if state == "terminated":
+    if to == "terminated":
         instance.terminated_at = now
         instance.desired_state = "terminated"
     instance.updated_at = now
@@ -98,7 +101,7 @@ def visible(query, now: datetime | None = None):  # type: ignore[no-untyped-def]
 def check_ids(instance_ids: Iterable[str]) -> list[str]:
     ids = list(dict.fromkeys(instance_ids))
     for instance_id in ids:
-        if not ID_PATTERN.match(instance_id):
+        if not INSTANCE_ID.match(instance_id):
             raise EC2Error("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
     return ids
 
@@ -127,7 +130,7 @@ def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = Non
 
 
 def exists(db: Session, account_id: str, instance_id: str) -> bool:
-    return bool(owned(db, account_id, [instance_id], strict=False)) if ID_PATTERN.match(instance_id) else False
+    return bool(owned(db, account_id, [instance_id], strict=False)) if INSTANCE_ID.match(instance_id) else False
 
 
 def request_termination(instance: Instance, now: datetime | None = None) -> str:
@@ -139,7 +142,26 @@ def request_termination(instance: Instance, now: datetime | None = None) -> str:
         return before
     instance.desired_state = "terminated"
     if instance.node is None:  # never reached a node: nothing to stop
-        transition(instance, "terminated", USER_SHUTDOWN, user_initiated(now), now)
+        transition(instance, "terminated", USER_SHUTDOWN, why=user_initiated(now), now=now)
     elif instance.state != "shutting-down":
-        transition(instance, "shutting-down", USER_SHUTDOWN, user_initiated(now), now)
+        transition(instance, "shutting-down", USER_SHUTDOWN, why=user_initiated(now), now=now)
     return before
+
+
+def set_groups(db: Session, instance: Instance, groups: Iterable[SecurityGroup]) -> None:
+    """ModifyInstanceAttribute's groupSet: the instance's groups become `groups`, in order."""
+    db.execute(delete(InstanceGroup).where(InstanceGroup.instance_id == instance.id))
+    db.add_all(InstanceGroup(instance_id=instance.id, group_id=g.id, group_name=g.name) for g in groups)
+
+
+def _group_used_by_instances(db: Session, group: SecurityGroup) -> str | None:
+    """A group stays while a live instance is in it (EC2's InvalidGroup.InUse)."""
+    users = db.scalars(select(Instance.id).join(InstanceGroup, InstanceGroup.instance_id == Instance.id)
+                       .where(InstanceGroup.group_id == group.id, Instance.state != "terminated")
+                       .order_by(Instance.id)).all()
+    if not users:
+        return None
+    return f"There are active instances using security group '{group.name}': {', '.join(users)}"
+
+
+IN_USE_CHECKS.append(_group_used_by_instances)

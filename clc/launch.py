@@ -1,38 +1,37 @@
-"""RunInstances behind the handler: validate what the user asked for, allocate ids and
-addresses, ask the zone's CC to place and start the instances, and record them `pending`.
+"""RunInstances behind the handler: validate what the user asked for, admit the launch
+against the CLC's own view of the zone's capacity (clc/zone_view.py: MinCount exact, up to
+MaxCount), allocate ids and addresses, record the instances `pending`, commit, and answer.
+The zone's CC places them right after, off the request (clc/placement.py).
 
-Allocation, the CC call and the commit happen under one lock, so two concurrent launches never
-share an address and a refused launch (InsufficientInstanceCapacity) leaves nothing behind."""
+Only the address allocation and the commit that makes the addresses taken are serialised
+(`_ADDRESS_LOCK`, around database work only): two concurrent launches never share an address,
+and no lock is held while another service is asked anything."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-from clc import tagging
+from clc import tagging, vm_types
 from clc.addressing import AddressPlan
 from clc.api.registry import Context
-from clc.api.security_groups import DEFAULT_GROUP, find_group
-from clc.instances import server_error, transition
 from clc.boot_images import resolve_for_launch
 from clc.models.instances import Instance, InstanceGroup
 from clc.models.resources import KeyPair, SecurityGroup
-from clc.models.vmtypes import VmTypeRow
+from clc.security_groups import DEFAULT_GROUP, find_group
 from services.errors import EC2Error
+from services.ids import IMAGE_ID
 from services.messages.cluster import InstanceLaunch, RunInstances
 from services.messages.node import VmType
 
 MAX_USER_DATA = 16 * 1024
 MAX_INSTANCES_PER_CALL = 1000
-IMAGE_ID = re.compile(r"^(emi|ami|eki|aki|eri|ari)-[0-9a-f]{8}([0-9a-f]{9})?$")
-
-_LAUNCH_LOCK = threading.Lock()
+_ADDRESS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -78,7 +77,7 @@ def _check_user_data(user_data_b64: str) -> None:
 
 
 def _vm_type(ctx: Context, name: str) -> VmType:
-    row = ctx.db.get(VmTypeRow, name)
+    row = vm_types.named(ctx.db, name)
     if row is None:
         raise EC2Error("InvalidParameterValue", f"Invalid value '{name}' for InstanceType.")
     return row.spec()
@@ -126,14 +125,34 @@ def _earlier(ctx: Context, request: LaunchRequest) -> list[Instance] | None:
                                .order_by(Instance.launch_index)))
 
 
-def launch(ctx: Context, request: LaunchRequest) -> list[Instance]:
-    """Start between min_count and max_count instances; all of one reservation."""
+@dataclass
+class Launched:
+    instances: list[Instance]
+    # What the answer shows beside the rows, when this call made them (None: an earlier call did).
+    groups: list[SecurityGroup] | None = None
+    tags: dict[str, str] | None = None
+
+
+def _instance_tags(specs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Validate every specification before anything is recorded; those for instances apply."""
+    tags: dict[str, str] = {}
+    wanted = []
+    for spec in specs:
+        found = tagging.validated_tags(spec.get("Tags"))
+        if spec.get("ResourceType") == "instance":
+            wanted.append(spec)
+            tags.update(found)
+    return wanted, tags
+
+
+def launch(ctx: Context, request: LaunchRequest) -> Launched:
+    """Start between min_count and max_count instances, all of one reservation."""
     _check_counts(request)
     if not IMAGE_ID.match(request.image_id):
         raise EC2Error("InvalidAMIID.Malformed", f'Invalid id: "{request.image_id}" (expecting "emi-...")')
     earlier = _earlier(ctx, request)
     if earlier is not None:
-        return earlier
+        return Launched(earlier)
     _check_user_data(request.user_data_b64)
     vm = _vm_type(ctx, request.instance_type)
     zone = _zone(ctx, request.zone)
@@ -142,52 +161,47 @@ def launch(ctx: Context, request: LaunchRequest) -> list[Instance]:
     image, kernel, ramdisk = images.refs(ctx.config.service_url("walrus"))
     key = _key(ctx, request.key_name)
     groups = _groups(ctx, request.group_names, request.group_ids)
-    for spec in request.tag_specifications:  # validate before anything starts
-        tagging.validated_tags(spec.get("Tags"))
-    if ctx.services is None:
+    tag_specs, tags = _instance_tags(request.tag_specifications)
+    if ctx.launches is None:
         raise EC2Error("Unavailable", "This CLC has no cluster controller to run instances on.", 503)
-    count = min(request.max_count, MAX_INSTANCES_PER_CALL)
     reservation_id = ctx.new_id("r")
+    count = ctx.launches.admit(zone, reservation_id, vm, request.min_count,
+                               min(request.max_count, MAX_INSTANCES_PER_CALL))
     instance_ids = [ctx.new_id("i") for _ in range(count)]
-    with _LAUNCH_LOCK:
-        addresses = AddressPlan(ctx.config).allocate(ctx.db, ctx.account_id, groups[0].id, instance_ids)
-        message = RunInstances(
-            reservation_id=reservation_id, account_id=ctx.account_id, vm=vm, image=image,
-            kernel=kernel, ramdisk=ramdisk, key_openssh=key.public_key if key else None,
-            user_data_b64=request.user_data_b64, min_count=request.min_count,
-            instances=[InstanceLaunch(instance_id=i, launch_index=n, network=addresses[i].network())
-                       for n, i in enumerate(instance_ids)])
-        ctx.trace("called", f"CC of {zone}: run {count} {vm.name} (at least {request.min_count})")
-        result = ctx.services.run_instances(zone, message)
-        placed = {p.instance_id: p for p in result.placed}
-        rows: list[Instance] = []
-        for n, instance_id in enumerate(i for i in instance_ids if i in placed):
-            placement, net = placed[instance_id], addresses[instance_id]
-            row = Instance(
+    try:
+        with _ADDRESS_LOCK:
+            addresses = AddressPlan.of(ctx.config).allocate(ctx.db, ctx.account_id, groups[0].id,
+                                                            instance_ids)
+            rows = [Instance(
                 id=instance_id, reservation_id=reservation_id, account_id=ctx.account_id,
                 image_id=image.image_id, kernel_id=kernel.image_id if kernel else None,
                 ramdisk_id=ramdisk.image_id if ramdisk else None, instance_type=vm.name, zone=zone,
                 key_name=request.key_name, launch_index=n,
                 client_token=request.client_token if n == 0 else None,
                 user_data_b64=request.user_data_b64, state="pending", desired_state="running",
-                state_transition_reason="", node=placement.node, mac=net.mac,
-                private_ip=net.private_ip, public_ip=net.public_ip, vlan=net.vlan)
-            ctx.db.add(row)
+                state_transition_reason="", mac=addresses[instance_id].mac,
+                private_ip=addresses[instance_id].private_ip,
+                public_ip=addresses[instance_id].public_ip, vlan=addresses[instance_id].vlan)
+                for n, instance_id in enumerate(instance_ids)]
+            ctx.db.add_all(rows)
             ctx.db.add_all(InstanceGroup(instance_id=instance_id, group_id=g.id, group_name=g.name)
-                           for g in groups)
-            if placement.report is None:  # the node refused it: it fails with the reason
-                transition(row, "terminated", placement.reason or server_error("the node did not start it"))
-            elif placement.report.reason is not None:
-                row.state_reason_code = placement.report.reason.code
-                row.state_reason_message = placement.report.reason.message
-            rows.append(row)
-        ctx.db.flush()
-        for row in rows:
-            for spec in request.tag_specifications:
-                if spec.get("ResourceType") == "instance":
-                    tagging.apply_tag_specifications(ctx.db, ctx.account_id, [spec], "instance", row.id)
-        # Commit under the lock: the next launch must see these addresses as taken.
-        ctx.db.commit()
-    ctx.trace("decided", f"{len(rows)} instance(s) pending in reservation {reservation_id}",
-              nodes=sorted({r.node or "" for r in rows}))
-    return rows
+                           for instance_id in instance_ids for g in groups)
+            if tag_specs:
+                with ctx.db.no_autoflush:
+                    for instance_id in instance_ids:
+                        tagging.apply_tag_specifications(ctx.db, ctx.account_id, tag_specs,
+                                                         "instance", instance_id)
+            # Committed under the lock: the next launch must see these addresses as taken.
+            ctx.db.commit()
+    except BaseException:
+        ctx.launches.release(zone, reservation_id)
+        raise
+    ctx.trace("decided", f"{count} instance(s) pending in reservation {reservation_id}",
+              zone=zone, vm=vm.name)
+    ctx.launches.place(zone, RunInstances(
+        reservation_id=reservation_id, account_id=ctx.account_id, vm=vm, image=image,
+        kernel=kernel, ramdisk=ramdisk, key_openssh=key.public_key if key else None,
+        user_data_b64=request.user_data_b64, min_count=request.min_count,
+        instances=[InstanceLaunch(instance_id=i, launch_index=n, network=addresses[i].network())
+                   for n, i in enumerate(instance_ids)]), ctx.request_id)
+    return Launched(rows, groups, tags)

@@ -31,10 +31,10 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import or_, select
 
 from clc.instance_view import private_dns, public_dns
-from clc.instances import aware
 from clc.models.images import Image
 from clc.models.instances import Instance, InstanceGroup
 from clc.models.resources import KeyPair
+from services.clock import aware
 from services.config import CloudConfig
 from services.db import Database
 

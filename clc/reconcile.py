@@ -1,14 +1,20 @@
-"""The CLC's reconciliation loop: compare what users asked for (`desired_state`) with what each
-zone's CC reports, and act. Level-triggered and idempotent: every round looks at the whole
-picture afresh, so a lost call, a restart of any service, or running it twice changes nothing
-but the outcome's timing.
+"""The CLC's reconciliation with its zones: compare what users asked for (`desired_state`)
+with what each zone's CC reports, and act. Two ways in, one rule (`settle`):
 
-Each round, per zone:
+- pushed: the CC posts ZoneEvents (changed instances, its capacity when it changed) the moment
+  it learns of a change; `apply_events` settles those instances at once;
+- polled: every NC_POLLING_FREQUENCY (Eucalyptus's period, the safety net for a lost push)
+  a round asks each zone for its whole ZoneReport, subscribing this CLC to its pushes as it
+  does, and settles every instance. Level-triggered and idempotent: every round looks at the
+  whole picture afresh, so a lost call, a restart of any service, or running it twice changes
+  nothing but the outcome's timing.
+
+What settling does:
 - reported states move the CLC's records (pending -> running, -> terminated with the NC's
   reason), through `clc.instances.transition`;
 - an instance the user terminated is terminated on the CC until the CC reports it gone;
 - an instance still pending after INSTANCE_PENDING_TIMEOUT fails with its reason, and so does
-  one its zone has stopped reporting for several rounds (its node went away);
+  a placed one its zone has stopped reporting for several rounds (its node went away);
 - an instance the CC runs but the CLC never recorded (a launch cut short by a crash) is
   terminated once it is old enough not to be a launch still being recorded;
 - terminated instances older than an hour are forgotten."""
@@ -21,21 +27,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from clc import tagging
-from clc.instances import ALLOWED, KEEP_TERMINATED, aware, server_error, transition, utcnow
+from clc.instances import LIVE, MOVES, server_error, state, transition
 from clc.models.instances import Instance, InstanceGroup
-from clc.zones_client import ZoneServices, ZoneUnavailable
+from clc.placement import Launches, subscription
+from clc.zones_client import ZoneClient, ZoneError
+from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
 from services.db import Database
-from services.internal import InternalCallError
-from services.messages.cluster import ClusterInstance
+from services.messages.cluster import ClusterInstance, ZoneEvents
 from services.tracing import TraceRecorder
 
 LOG = logging.getLogger(__name__)
 
 MISSING_ROUNDS = 3          # rounds a zone may fail to report an instance before it is lost
 ORPHAN_GRACE = timedelta(minutes=2)
+GONE = ("terminated", "shutting-down")
 
 
 @dataclass
@@ -47,18 +56,40 @@ class RoundResult:
     purged: int = 0
 
 
-def _reason_changed(row: Instance, item: ClusterInstance) -> bool:
-    return (item.reason.message if item.reason else None) != row.state_reason_message
+def settle(row: Instance, item: ClusterInstance, now: datetime) -> bool:
+    """Bring one record in line with what its zone reports of it; True when the zone must
+    terminate the instance."""
+    if row.state == "terminated":       # ended here (refused, or terminated before placing)
+        return item.state not in GONE
+    row.node = item.node_id
+    if row.desired_state == "terminated":
+        if item.state == "terminated":
+            transition(row, "terminated", now=now)
+            return False
+        if state(row) in LIVE:
+            transition(row, "shutting-down", now=now)
+        return item.state != "shutting-down"
+    if item.state == row.state:
+        if state(row) in LIVE:          # same state, new news: its node went down, or came back
+            transition(row, state(row), item.reason, now=now)
+    elif MOVES.allows(state(row), item.state):
+        reason = item.reason
+        if item.state == "terminated" and reason is None:
+            reason = server_error(f"the instance stopped on node {item.node_id}")
+        transition(row, item.state, reason, now=now)
+    return False
 
 
 class Reconciler:
-    def __init__(self, config: CloudConfig, db: Database, services: ZoneServices,
-                 recorder: TraceRecorder | None = None, interval: float | None = None) -> None:
+    def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient,
+                 launches: Launches | None = None, recorder: TraceRecorder | None = None,
+                 interval: float | None = None) -> None:
         self.config = config
         self.db = db
-        self.services = services
+        self.zones = zones
+        self.launches = launches
         self.recorder = recorder
-        self.interval = interval or max(0.2, min(config.NC_POLLING_FREQUENCY, 5.0))
+        self.interval = interval or config.NC_POLLING_FREQUENCY
         self.pending_timeout = timedelta(seconds=config.INSTANCE_PENDING_TIMEOUT)
         self._missing: dict[str, int] = {}
 
@@ -67,7 +98,51 @@ class Reconciler:
         if self.recorder is not None:
             self.recorder.record("decided", what, request_id="reconcile", **detail)
 
-    # -- one round -----------------------------------------------------------------------------
+    def _terminate_on_zone(self, zone: str, instance_ids: list[str]) -> list[str]:
+        done = []
+        for instance_id in instance_ids:
+            try:
+                self.zones.terminate(zone, instance_id)
+                done.append(instance_id)
+            except ZoneError as exc:
+                LOG.warning("reconcile: terminate %s on zone %s: %s (next round retries)",
+                            instance_id, zone, exc)
+        return done
+
+    # -- pushed --------------------------------------------------------------------------------
+
+    def apply_events(self, zone: str, events: ZoneEvents) -> list[str]:
+        """Settle what `zone` pushed, at once; returns the instances whose state changed.
+        `zone` is the subscription's key, not the name the sender put in the body."""
+        if events.capacity is not None and self.launches is not None:
+            self.launches.capacity_arrived(zone, events.capacity, whole_report=False)
+        if not events.instances:
+            return []
+        now = utcnow()
+        changed: list[str] = []
+        to_terminate: list[str] = []
+        with self.db.session() as session:
+            ids = [item.instance_id for item in events.instances]
+            rows = {r.id: r for r in session.scalars(select(Instance).where(
+                Instance.id.in_(ids), Instance.zone == zone))}
+            for item in events.instances:
+                row = rows.get(item.instance_id)
+                if row is None:  # never recorded here: the round decides about orphans
+                    continue
+                self._missing.pop(row.id, None)
+                before = row.state
+                if settle(row, item, now):
+                    to_terminate.append(row.id)
+                if row.state != before:
+                    changed.append(row.id)
+                    self._note(f"{row.id}: {before} -> {row.state} (pushed)",
+                               reason=row.state_reason_message)
+        for instance_id in to_terminate:
+            if self.launches is not None:  # not on the CC's own push: on the zone's queue
+                self.launches.terminate_on_zone(zone, instance_id)
+        return changed
+
+    # -- polled: one round ---------------------------------------------------------------------
 
     def run_once(self) -> list[RoundResult]:
         return [self._zone_round(zone) for zone in self.config.zones]
@@ -75,11 +150,13 @@ class Reconciler:
     def _zone_round(self, zone: str) -> RoundResult:
         result = RoundResult(zone)
         try:
-            report = self.services.describe_instances(zone)
-        except (ZoneUnavailable, InternalCallError) as exc:
+            report = self.zones.describe(zone, subscription(self.config, zone))
+        except ZoneError as exc:
             LOG.warning("reconcile: zone %s did not report: %s", zone, exc)
             result.reachable = False
             return result
+        if self.launches is not None:
+            self.launches.capacity_arrived(zone, report.capacity, whole_report=True)
         reported = {i.instance_id: i for i in report.instances}
         now = utcnow()
         to_terminate: list[str] = []
@@ -88,64 +165,52 @@ class Reconciler:
                                                                Instance.state != "terminated")))
             for row in rows:
                 before = row.state
-                if self._settle(row, reported.get(row.id), now):
+                if self._settle_polled(row, reported.get(row.id), now):
                     to_terminate.append(row.id)
                 if row.state != before:
                     result.changed.append(row.id)
                     self._note(f"{row.id}: {before} -> {row.state}", reason=row.state_reason_message)
-            known = set(session.scalars(select(Instance.id).where(Instance.id.in_(list(reported)))))
+            ended = {r.id: r for r in session.scalars(select(Instance).where(
+                Instance.id.in_(list(reported)), Instance.state == "terminated"))}
+            known = {r.id for r in rows} | set(ended)
             result.purged = self._purge(session, now)
         for instance_id, item in reported.items():
-            if (instance_id not in known and item.state not in ("terminated", "shutting-down")
+            if instance_id in ended:
+                if item.state not in GONE:
+                    to_terminate.append(instance_id)
+            elif (instance_id not in known and item.state not in GONE
                     and aware(item.launched_at) < now - ORPHAN_GRACE):  # type: ignore[operator]
                 to_terminate.append(instance_id)
                 self._note(f"{instance_id}: runs on {item.node_id} but no user launched it; terminating")
-        for instance_id in to_terminate:
-            try:
-                self.services.terminate(zone, instance_id)
-                result.terminated_on_zone.append(instance_id)
-            except (ZoneUnavailable, InternalCallError) as exc:
-                LOG.warning("reconcile: terminate %s on zone %s: %s (next round retries)",
-                            instance_id, zone, exc)
+        result.terminated_on_zone = self._terminate_on_zone(zone, to_terminate)
         return result
 
-    def _settle(self, row: Instance, item: ClusterInstance | None, now: datetime) -> bool:
-        """Bring one record in line with its report; True when the zone must terminate it."""
+    def _settle_polled(self, row: Instance, item: ClusterInstance | None, now: datetime) -> bool:
+        """`settle`, plus what only a whole report shows: an instance it leaves out."""
         if item is not None:
             self._missing.pop(row.id, None)
-            row.node = item.node_id
-        if row.desired_state == "terminated":
-            if item is None or item.state == "terminated":
+            terminate = settle(row, item, now)
+        else:
+            terminate = False
+            if row.desired_state == "terminated" and row.node is not None:
                 transition(row, "terminated", now=now)
-                return False
-            if row.state in ("pending", "running"):
-                transition(row, "shutting-down", now=now)
-            return item.state != "shutting-down"
-        if item is None:
-            self._missing[row.id] = self._missing.get(row.id, 0) + 1
-            if self._missing[row.id] >= MISSING_ROUNDS and aware(row.launched_at) < now - ORPHAN_GRACE / 4:  # type: ignore[operator]
-                self._missing.pop(row.id, None)
-                transition(row, "terminated", server_error(
-                    f"zone {row.zone} no longer reports the instance (its node {row.node} lost it)"), now=now)
-                return False
-        elif item.state != row.state and item.state in ALLOWED.get(row.state, set()):
-            reason = item.reason
-            if item.state == "terminated" and reason is None:
-                reason = server_error(f"the instance stopped on node {item.node_id}")
-            transition(row, item.state, reason, now=now)
-        elif row.state in ("pending", "running") and _reason_changed(row, item):
-            # Same state, new news: its node went down (or came back); say so, state unchanged.
-            row.state_reason_code = item.reason.code if item.reason else None
-            row.state_reason_message = item.reason.message if item.reason else None
+            elif row.node is not None:  # placed, yet not reported: count the rounds
+                self._missing[row.id] = self._missing.get(row.id, 0) + 1
+                if (self._missing[row.id] >= MISSING_ROUNDS
+                        and aware(row.launched_at) < now - ORPHAN_GRACE / 4):  # type: ignore[operator]
+                    self._missing.pop(row.id, None)
+                    transition(row, "terminated", server_error(
+                        f"zone {row.zone} no longer reports the instance (its node {row.node} lost it)"),
+                        now=now)
         if row.state == "pending" and aware(row.launched_at) < now - self.pending_timeout:  # type: ignore[operator]
             last = f": {row.state_reason_message}" if row.state_reason_message else ""
             transition(row, "terminated", server_error(
                 f"the instance was still pending after {self.pending_timeout.total_seconds():.0f} s{last}"),
                 now=now)
             return item is not None
-        return False
+        return terminate
 
-    def _purge(self, session, now: datetime) -> int:  # type: ignore[no-untyped-def]
+    def _purge(self, session: Session, now: datetime) -> int:
         old = list(session.scalars(select(Instance).where(
             Instance.state == "terminated", Instance.terminated_at < now - KEEP_TERMINATED)))
         for row in old:
@@ -160,7 +225,7 @@ class Reconciler:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.run_once)
-            except Exception:  # noqa: BLE001 - one bad round must not end the loop
+            except Exception:  # noqa: BLE001 - one bad round must not end the loop; it is logged
                 LOG.exception("reconcile round failed")
             try:
                 await asyncio.wait_for(stop.wait(), self.interval)

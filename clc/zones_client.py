@@ -1,12 +1,12 @@
-"""The CLC's side of each zone: a signed client of the zone's cluster controller, turning the
-CC's answers and errors into what the EC2 handlers and the reconciliation loop need.
+"""The CLC's side of each zone: `ZoneClient` is what handlers, the placement workers and the
+reconciliation loop may ask a zone's cluster controller, and `CcZoneClient` asks it over the
+signed internal API.
 
-`ZoneServices` is what the EC2 endpoint hands every handler as `ctx.services`:
-
-    services = ZoneServices(config)
-    services.zone_capacity("zone-1", vm_types)  # {vm name: (free, max)} for `verbose`
-    services.run_instances("zone-1", request)    # RunInstancesResult, or EC2Error
-    services.describe_instances("zone-1")        # ClusterInstanceList, or ZoneUnavailable
+Errors are translated here, once: the CC's ClusterError JSON becomes a `ZoneError` carrying
+its EC2 code (InsufficientInstanceCapacity, InvalidInstanceID.NotFound, ...), and a CC that
+cannot be reached (connection refused, timeout) or fails (5xx) a `ZoneUnavailable`. Both are
+EC2Errors, so a handler that cannot do better lets them reach the user as they are; callers
+catch them by name, never with a broad except.
 
 eucasim runs one CC, reached at `config.service_url("cc")`; every zone of ZONES maps to it
 until several CCs can be configured."""
@@ -14,34 +14,82 @@ until several CCs can be configured."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Protocol, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from services.config import CloudConfig
 from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
-from services.messages.cluster import (ClusterInstanceList, DescribeResources, NodeList,
-                                       RunInstances, RunInstancesResult, ZoneResources)
-from services.messages.node import ConsoleOutput, InstanceReport, VmType
+from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE,
+                                       CC_NODES_ROUTE, CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE,
+                                       CC_TERMINATE_ROUTE, ClusterInstanceList, DescribeResources,
+                                       DescribeZone, NodeCapacity, NodeList, RunInstances,
+                                       RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
+from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType
 
-# A user's call waits at most this long for the CC (it answers at once: the NCs launch in the
-# background); the loop's polls are cut shorter so one hung CC cannot stall a round.
+# The CC answers at once (the NCs launch in the background); a call that takes longer than
+# this is a CC in trouble.
 CALL_TIMEOUT = 30.0
 
-
-class ZoneUnavailable(Exception):
-    """The zone's CC did not answer (connection refused, timeout, 5xx)."""
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
-def _code_of(error: InternalCallError) -> tuple[str, str]:
+class ZoneError(EC2Error):
+    """The zone's CC refused: `code` is its EC2 error code, `cc_status` the CC's HTTP status."""
+
+    def __init__(self, code: str, message: str, cc_status: int) -> None:
+        super().__init__(code, message, 503 if cc_status >= 500 else 400)
+        self.cc_status = cc_status
+
+
+class ZoneUnavailable(ZoneError):
+    """The zone's CC did not answer, or failed (5xx)."""
+
+    def __init__(self, message: str, cc_status: int = 503) -> None:
+        super().__init__("Unavailable", message, cc_status)
+
+
+class ZoneClient(Protocol):
+    """What the CLC may ask the cluster controller of a zone. Every method raises ZoneError
+    (or ZoneUnavailable) and nothing else for what the zone refuses or cannot answer."""
+
+    def run_instances(self, zone: str, request: RunInstances) -> RunInstancesResult: ...
+
+    def describe(self, zone: str, subscribe: Subscription | None = None) -> ZoneReport:
+        """Every instance of the zone and its capacity; with `subscribe`, the CC pushes
+        ZoneEvents to that subscription from now on."""
+        ...
+
+    def terminate(self, zone: str, instance_id: str) -> InstanceReport | None:
+        """None when the zone no longer knows the instance (it is gone already)."""
+        ...
+
+    def reboot(self, zone: str, instance_id: str) -> InstanceReport | None:
+        """None when the zone does not know the instance or it cannot reboot now."""
+        ...
+
+    def console(self, zone: str, instance_id: str) -> ConsoleOutput | None: ...
+
+    def resources(self, zone: str, vm_types: list[VmType]) -> ZoneResources: ...
+
+    def close(self) -> None: ...
+
+
+def _zone_error(zone: str, error: InternalCallError) -> ZoneError:
     detail = error.detail
     if isinstance(detail, dict) and "code" in detail:
-        return str(detail["code"]), str(detail.get("message", ""))
-    return "InternalError", str(detail)
+        code, message = str(detail["code"]), str(detail.get("message", ""))
+    else:
+        code, message = "InternalError", str(detail)
+    if error.status >= 500:
+        return ZoneUnavailable(f"the cluster controller of zone {zone} failed: {code}: {message}",
+                               error.status)
+    return ZoneError(code, message, error.status)
 
 
-class ZoneServices:
+class CcZoneClient:
     def __init__(self, config: CloudConfig, transport: httpx.BaseTransport | None = None) -> None:
         self._config = config
         self._transport = transport
@@ -50,13 +98,10 @@ class ZoneServices:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def cc_url(self, zone: str) -> str:
+    def _client(self, zone: str) -> InternalClient:
         if zone not in self._config.zones:
             raise EC2Error("InvalidParameterValue", f"The zone '{zone}' does not exist")
-        return self._config.service_url("cc")
-
-    def _client(self, zone: str) -> InternalClient:
-        url = self.cc_url(zone)
+        url = self._config.service_url("cc")
         with self._lock:
             client = self._clients.get(url)
             if client is None:
@@ -64,16 +109,28 @@ class ZoneServices:
                     url, self._config.CLOUD_SECRET, transport=self._transport, timeout=CALL_TIMEOUT)
             return client
 
-    def _call(self, zone: str, method: str, path: str, body: Any = None,
-              response: type[Any] | None = None) -> Any:
+    def _call(self, zone: str, method: str, path: str, body: BaseModel | None,
+              answer: type[Answer]) -> Answer:
+        """The one translation of a CC's failure into what the CLC's callers handle."""
         try:
-            return self._client(zone).call(method, path, body, response)
+            result: Answer = self._client(zone).call(method, path, body, answer)
+            return result
         except InternalCallError as exc:
-            if exc.status >= 500 and _code_of(exc)[0] in ("InternalError", "NodeUnavailable"):
-                raise ZoneUnavailable(f"zone {zone}: {exc.detail}") from None
-            raise
+            raise _zone_error(zone, exc) from None
         except httpx.HTTPError as exc:
-            raise ZoneUnavailable(f"the cluster controller of zone {zone} did not answer: {exc}") from None
+            raise ZoneUnavailable(f"the cluster controller of zone {zone} did not answer: "
+                                  f"{type(exc).__name__} {exc}") from None
+
+    def _unless_gone(self, zone: str, path: str, answer: type[Answer], method: str = "POST",
+                     gone: tuple[int, ...] = (404,)) -> Answer | None:
+        try:
+            return self._call(zone, method, path, None, answer)
+        except ZoneUnavailable:
+            raise
+        except ZoneError as exc:
+            if exc.cc_status in gone:
+                return None
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -81,59 +138,45 @@ class ZoneServices:
                 client.close()
             self._clients.clear()
 
-    # -- what handlers call --------------------------------------------------------------------
+    # -- the calls -----------------------------------------------------------------------------
 
     def run_instances(self, zone: str, request: RunInstances) -> RunInstancesResult:
-        """Place and start; EC2Error with the CC's code (InsufficientInstanceCapacity) when it
-        refuses, `Unavailable` when it cannot be reached."""
-        try:
-            return self._call(zone, "POST", "/internal/instances", request, RunInstancesResult)
-        except InternalCallError as exc:
-            code, message = _code_of(exc)
-            raise EC2Error(code, message, 400 if exc.status < 500 else 503) from None
-        except ZoneUnavailable as exc:
-            raise EC2Error("Unavailable", str(exc), 503) from None
+        return self._call(zone, "POST", CC_INSTANCES_ROUTE, request, RunInstancesResult)
 
-    def describe_instances(self, zone: str) -> ClusterInstanceList:
-        return self._call(zone, "GET", "/internal/instances", None, ClusterInstanceList)
+    def describe(self, zone: str, subscribe: Subscription | None = None) -> ZoneReport:
+        try:
+            return self._call(zone, "POST", CC_DESCRIBE_ROUTE, DescribeZone(subscribe=subscribe),
+                              ZoneReport)
+        except ZoneUnavailable:
+            raise
+        except ZoneError as exc:
+            if exc.cc_status != 404:
+                raise
+        return self._report_from_polls(zone)
+
+    def _report_from_polls(self, zone: str) -> ZoneReport:
+        """A CC without CC_DESCRIBE_ROUTE (before the push work reaches it): the same report
+        from its instance list and node list. It never pushes, so polling does all the work;
+        version 0 tells the launch holds that this view never counts their instances."""
+        instances = self._call(zone, "GET", CC_INSTANCES_ROUTE, None, ClusterInstanceList)
+        nodes = self._call(zone, "GET", CC_NODES_ROUTE, None, NodeList)
+        return ZoneReport(zone=zone, instances=instances.instances, capacity=ZoneCapacity(
+            version=0, nodes=[NodeCapacity(name=n.name, state=n.state, free=n.free, max=n.max)
+                              for n in nodes.nodes if n.free is not None and n.max is not None]))
 
     def terminate(self, zone: str, instance_id: str) -> InstanceReport | None:
-        """None when the zone no longer knows the instance (already gone)."""
-        try:
-            return self._call(zone, "POST", f"/internal/instances/{instance_id}/terminate",
-                              None, InstanceReport)
-        except InternalCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._unless_gone(zone, CC_TERMINATE_ROUTE.format(instance_id=instance_id),
+                                 InstanceReport)
 
     def reboot(self, zone: str, instance_id: str) -> InstanceReport | None:
-        try:
-            return self._call(zone, "POST", f"/internal/instances/{instance_id}/reboot",
-                              None, InstanceReport)
-        except InternalCallError as exc:
-            if exc.status in (404, 409):
-                return None
-            raise
+        return self._unless_gone(zone, CC_REBOOT_ROUTE.format(instance_id=instance_id),
+                                 InstanceReport, gone=(404, 409))
 
     def console(self, zone: str, instance_id: str) -> ConsoleOutput | None:
-        try:
-            return self._call(zone, "GET", f"/internal/instances/{instance_id}/console",
-                              None, ConsoleOutput)
-        except (InternalCallError, ZoneUnavailable):
-            return None
-
-    def nodes(self, zone: str) -> NodeList:
-        return self._call(zone, "GET", "/internal/nodes", None, NodeList)
+        return self._unless_gone(zone, CC_CONSOLE_ROUTE.format(instance_id=instance_id),
+                                 ConsoleOutput, method="GET")
 
     def resources(self, zone: str, vm_types: list[VmType]) -> ZoneResources:
-        return self._call(zone, "POST", "/internal/resources", DescribeResources(vm_types=vm_types),
+        return self._call(zone, "POST", CC_RESOURCES_ROUTE, DescribeResources(vm_types=vm_types),
                           ZoneResources)
 
-    def zone_capacity(self, zone: str, vm_types: list[VmType]) -> dict[str, tuple[int, int]]:
-        """{vm type: (free, max)} as the CC counts it now; empty when it cannot be asked."""
-        try:
-            answer = self.resources(zone, vm_types)
-        except (ZoneUnavailable, InternalCallError):
-            return {}
-        return {t.vm.name: (t.free, t.max) for t in answer.types}

@@ -5,40 +5,23 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
-
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from typing import Any, Literal
 
 from clc import tagging
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
-from clc.api.security_groups import IN_USE_CHECKS, find_group
 from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
-from clc.instances import exists, not_found, owned, request_termination, utcnow
+from clc.instances import exists, not_found, owned, request_termination, set_groups
 from clc.launch import LaunchRequest, launch
-from clc.models.instances import Instance, InstanceGroup
-from clc.models.resources import SecurityGroup
-from clc.zones_client import ZoneUnavailable
+from clc.models.instances import Instance
+from clc.security_groups import find_group
+from clc.zones_client import ZoneError
+from services.clock import utcnow
 from services.errors import EC2Error
-from services.internal import InternalCallError
 
 LOG = logging.getLogger(__name__)
 
 tagging.register_resource("i", "instance", exists, lambda rid: not_found([rid]))
-
-
-def _group_used_by_instances(db: Session, group: SecurityGroup) -> str | None:
-    """A group stays while a live instance is in it (EC2's InvalidGroup.InUse)."""
-    users = db.scalars(select(Instance.id).join(InstanceGroup, InstanceGroup.instance_id == Instance.id)
-                       .where(InstanceGroup.group_id == group.id, Instance.state != "terminated")
-                       .order_by(Instance.id)).all()
-    if not users:
-        return None
-    return f"There are active instances using security group '{group.name}': {', '.join(users)}"
-
-
-IN_USE_CHECKS.append(_group_used_by_instances)
 
 
 @action("RunInstances")
@@ -49,13 +32,19 @@ def run_instances(ctx: Context, ImageId: str, MinCount: int, MaxCount: int,
                   KernelId: str | None = None, RamdiskId: str | None = None,
                   ClientToken: str | None = None,
                   TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
-    rows = launch(ctx, LaunchRequest(
+    launched = launch(ctx, LaunchRequest(
         image_id=ImageId, min_count=MinCount, max_count=MaxCount, instance_type=InstanceType,
         key_name=KeyName, group_names=list(SecurityGroups or []),
         group_ids=list(SecurityGroupIds or []), user_data_b64=UserData or "",
         zone=(Placement or {}).get("AvailabilityZone"), kernel_id=KernelId, ramdisk_id=RamdiskId,
         client_token=ClientToken, tag_specifications=list(TagSpecifications or [])))
-    extras = Extras.load(ctx.db, ctx.account_id, rows)
+    rows = launched.instances
+    if launched.groups is None:
+        extras = Extras.load(ctx.db, ctx.account_id, rows)
+    else:  # made by this call: what the answer shows is known without asking the database
+        group_list = [(g.id, g.name) for g in launched.groups]
+        extras = Extras(groups={r.id: group_list for r in rows},
+                        tags={r.id: launched.tags or {} for r in rows})
     return {"ReservationId": rows[0].reservation_id, "OwnerId": ctx.account_id,
             "Groups": extras.groups_of(rows[0]), "Instances": [instance_dict(r, extras) for r in rows]}
 
@@ -97,15 +86,16 @@ def describe_instance_status(ctx: Context, InstanceIds: list[str] | None = None,
     return paged("InstanceStatuses", statuses, MaxResults, NextToken, lambda page: page)
 
 
-def _tell_zone(ctx: Context, what: str, instance: Instance) -> Any:
-    """Pass a user's request on to the zone now; when the zone cannot be reached the
-    reconciliation loop carries it out later, so failures here are only logged."""
-    call = getattr(ctx.services, what, None)
-    if call is None or instance.node is None:
+def _tell_zone(ctx: Context, what: Literal["reboot", "console"],
+               instance: Instance) -> Any:
+    """Pass a user's request on to the zone now; when the zone cannot do it the
+    reconciliation loop carries it out later, so a refusal here is only logged."""
+    if ctx.zones is None or instance.node is None:
         return None
+    call = ctx.zones.reboot if what == "reboot" else ctx.zones.console
     try:
         return call(instance.zone, instance.id)
-    except (ZoneUnavailable, InternalCallError) as exc:
+    except ZoneError as exc:
         LOG.info("%s %s: left to the reconciliation loop (%s)", what, instance.id, exc)
         return None
 
@@ -117,8 +107,9 @@ def terminate_instances(ctx: Context, InstanceIds: list[str]) -> dict:
     for row in rows:
         before = state_of(row)
         request_termination(row)
-        if row.state == "shutting-down":
-            _tell_zone(ctx, "terminate", row)
+        if row.state == "shutting-down" and ctx.launches is not None:
+            # Off the request, on the zone's queue; the reconcile round repeats it if need be.
+            ctx.launches.terminate_on_zone(row.zone, row.id)
         changes.append({"InstanceId": row.id, "PreviousState": before, "CurrentState": state_of(row)})
         ctx.trace("decided", f"terminate {row.id}: {before['Name']} -> {row.state}")
     return {"TerminatingInstances": changes}
@@ -216,8 +207,7 @@ def modify_instance_attribute(ctx: Context, InstanceId: str, Attribute: str | No
         if not ids:
             raise EC2Error("InvalidParameterValue", "Value for parameter groupSet is invalid: empty.")
         groups = [find_group(ctx.db, ctx.account_id, group_id) for group_id in dict.fromkeys(ids)]
-        ctx.db.execute(delete(InstanceGroup).where(InstanceGroup.instance_id == row.id))
-        ctx.db.add_all(InstanceGroup(instance_id=row.id, group_id=g.id, group_name=g.name) for g in groups)
+        set_groups(ctx.db, row, groups)
         return None
     raise EC2Error("InvalidParameterCombination",
                    f"The attribute '{Attribute}' of instance '{row.id}' cannot be modified in eucasim.")

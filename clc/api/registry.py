@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from clc.ids import new_id
 from services.config import CloudConfig
+from services.ids import new_id
 from services.tracing import TraceRecorder
 
 if TYPE_CHECKING:  # the seams' types only; handlers get them from the endpoint
+    from clc.placement import Launches
     from clc.walrus_client import WalrusClient
+    from clc.zones_client import ZoneClient
 
 Handler = Callable[..., dict[str, Any] | None]
 
@@ -61,7 +63,9 @@ class Context:
     request_id: str
     config: CloudConfig
     recorder: TraceRecorder
-    services: Any = None  # clients of CC/SC/Walrus, when the CLC has them
+    # The seams to other services; None in a CLC that has none (behaviour tests).
+    zones: ZoneClient | None = None       # the CC of each zone
+    launches: Launches | None = None      # admission against the zones' capacity, placement
     walrus: WalrusClient | None = None    # manifests and image preparation
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -17,50 +17,14 @@ from sqlalchemy.orm import Session, selectinload
 from clc import sg_rules, tagging
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
+from clc.security_groups import DEFAULT_GROUP, check_id, find_group, in_use, not_found
 from clc.models.resources import SecurityGroup, SecurityGroupRule
 from services.errors import EC2Error
 
 RESOURCE_TYPE = "security-group"
-DEFAULT_GROUP = "default"
 MAX_TEXT = 255
 
-# Later families (instances) add a check here: given a group about to be deleted, return a
-# message when something still uses it (the deletion then fails with InvalidGroup.InUse).
-InUseCheck = Callable[[Session, SecurityGroup], str | None]
-IN_USE_CHECKS: list[InUseCheck] = []
-
-
-def _not_found(name_or_id: str) -> EC2Error:
-    return EC2Error("InvalidGroup.NotFound", f"The security group '{name_or_id}' does not exist")
-
-
-tagging.register_resource("sg", RESOURCE_TYPE, tagging.account_row_exists(SecurityGroup),
-                          _not_found)
-
-
-def _check_id(group_id: str) -> None:
-    if not group_id.startswith("sg-") or len(group_id) <= 3:
-        raise EC2Error("InvalidGroupId.Malformed", f'Invalid id: "{group_id}" (expecting "sg-...")')
-
-
-def find_group(db: Session, account_id: str, group_id: str | None = None,
-               group_name: str | None = None) -> SecurityGroup:
-    """The caller's group by id (preferred) or name; InvalidGroup.NotFound otherwise, also for
-    another account's group."""
-    if group_id:
-        _check_id(group_id)
-        row = db.scalar(select(SecurityGroup).where(SecurityGroup.account_id == account_id,
-                                                    SecurityGroup.id == group_id))
-        if row is None:
-            raise _not_found(group_id)
-        return row
-    if group_name:
-        row = db.scalar(select(SecurityGroup).where(SecurityGroup.account_id == account_id,
-                                                    SecurityGroup.name == group_name))
-        if row is None:
-            raise _not_found(group_name)
-        return row
-    raise EC2Error("MissingParameter", "The request must contain the parameter groupName or groupId")
+tagging.register_resource("sg", RESOURCE_TYPE, tagging.account_row_exists(SecurityGroup), not_found)
 
 
 def _source_resolver(ctx: Context) -> sg_rules.GroupResolver:
@@ -146,12 +110,12 @@ def describe_security_groups(ctx: Context, GroupIds: list[str] | None = None,
     by_id = {g.id: g for g in groups}
     by_name = {g.name: g for g in groups}
     for group_id in GroupIds or []:
-        _check_id(group_id)
+        check_id(group_id)
         if group_id not in by_id:
-            raise _not_found(group_id)
+            raise not_found(group_id)
     for name in GroupNames or []:
         if name not in by_name:
-            raise _not_found(name)
+            raise not_found(name)
     if GroupIds:
         groups = [g for g in groups if g.id in GroupIds]
     if GroupNames:
@@ -201,10 +165,9 @@ def delete_security_group(ctx: Context, GroupId: str | None = None,
         listed = ", ".join(f"{g.account_id}:{g.name}" for g in users)
         raise EC2Error("InvalidGroup.InUse",
                        f"Group {group.account_id}:{group.name} is used by groups: {listed}")
-    for check in IN_USE_CHECKS:
-        message = check(ctx.db, group)
-        if message:
-            raise EC2Error("InvalidGroup.InUse", message)
+    message = in_use(ctx.db, group)
+    if message:
+        raise EC2Error("InvalidGroup.InUse", message)
     group_id = group.id
     tagging.delete_all_tags(ctx.db, ctx.account_id, group_id)
     ctx.db.delete(group)

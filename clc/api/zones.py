@@ -9,13 +9,21 @@ from sqlalchemy import select
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.models.vmtypes import VmTypeRow
+from clc.vm_types import by_size
+from clc.zones_client import ZoneError
 from services.errors import EC2Error
 
 
 def _zone_capacity(ctx: Context, zone: str, vm_types: list[VmTypeRow]) -> dict[str, tuple[int, int]]:
-    """Per VM type (free, max) in `zone`, from its cluster controller when there is one."""
-    capacity = getattr(ctx.services, "zone_capacity", None)
-    return capacity(zone, [vm.spec() for vm in vm_types]) if capacity else {}
+    """Per VM type (free, max) in `zone`, as its cluster controller counts them now; none when
+    there is no CC to ask or it does not answer (the listing still shows every type)."""
+    if ctx.zones is None:
+        return {}
+    try:
+        answer = ctx.zones.resources(zone, [vm.spec() for vm in vm_types])
+    except ZoneError:
+        return {}
+    return {t.vm.name: (t.free, t.max) for t in answer.types}
 
 
 @action("DescribeRegions")
@@ -44,8 +52,7 @@ def _verbose_lines(ctx: Context, zone: str) -> list[dict[str, Any]]:
     """Eucalyptus's `verbose` answer: after each zone, one pseudo-zone per VM type whose
     name reads `|- m1.small` and whose state reads `0012 / 0016   1   256     5`
     (free / max, cpu, memory, disk), as euca-describe-availability-zones prints it."""
-    vm_types = list(ctx.db.scalars(select(VmTypeRow).order_by(VmTypeRow.cpu, VmTypeRow.memory_mb,
-                                                               VmTypeRow.name)))
+    vm_types = by_size(ctx.db)
     capacity = _zone_capacity(ctx, zone, vm_types)
     lines = [{"ZoneName": "|- vm types", "State": "free / max   cpu   ram  disk",
               "RegionName": ctx.config.REGION, "Messages": []}]

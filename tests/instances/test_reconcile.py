@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from cc.app import create_app as create_cc
-from clc.instances import request_termination, utcnow
+from clc.instances import request_termination
 from clc.models.instances import Instance
 from clc.reconcile import MISSING_ROUNDS, Reconciler
-from clc.zones_client import ZoneServices
+from clc.zones_client import CcZoneClient
+from services.clock import utcnow
 from services.config import load_config
+from services.messages.node import Subscription
 from tests.instances.conftest import ClcState, make_state
+from tests.instances.stand_in_cc import StandInCC
 from tests.support.servers import free_port, running
 
 
@@ -43,7 +46,7 @@ def _get(state: ClcState, instance_id: str) -> Instance | None:
 
 
 def _reconciler(state: ClcState) -> Reconciler:
-    return Reconciler(state.config, state.db, ZoneServices(state.config))
+    return Reconciler(state.config, state.db, CcZoneClient(state.config))
 
 
 def test_an_instance_stuck_in_pending_fails_with_its_reason(zone: ClcState):
@@ -101,3 +104,17 @@ def test_an_unreachable_zone_changes_nothing(tmp_path: Path):
     result = _reconciler(state).run_once()
     assert result[0].reachable is False
     assert _get(state, "i-00000006").state == "pending"  # type: ignore[union-attr]
+
+
+def test_a_round_subscribes_and_ends_on_the_zone_what_the_clc_ended(tmp_path: Path):
+    cc = StandInCC("test-secret")
+    with running(cc.app) as url:
+        state = make_state(tmp_path, CC_URL=url)
+        _add(state, "i-00000007", "terminated", timedelta(minutes=1))
+        cc.adopt("i-00000007", "running")  # refused here, yet the CC started it after all
+        result = _reconciler(state).run_once()
+        assert result[0].terminated_on_zone == ["i-00000007"]
+        assert cc.instances["i-00000007"].state == "terminated"
+        assert cc.subscriptions["zone-1"] == Subscription(url=state.config.service_url("clc"),
+                                                          key="zone-1")
+        state.db.engine.dispose()

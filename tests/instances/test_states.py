@@ -24,6 +24,26 @@ def test_transitions_record_reasons_and_refuse_what_ec2_never_does():
     assert instance.terminated_at is not None and instance.desired_state == "terminated"
     with pytest.raises(TransitionError):
         transition(instance, "running")
+    # A final state never changes, not even its reason.
+    assert transition(instance, "terminated", server_error("later news")) is False
+    assert instance.state_reason_message == "Server.InternalError: node went away"
+
+
+def test_news_about_a_live_instance_changes_its_reason_not_its_state():
+    instance = _instance("running")
+    down = server_error("node node-1 is down")
+    assert transition(instance, "running", down) is True
+    assert (instance.state, instance.state_reason_code) == ("running", "Server.InternalError")
+    assert transition(instance, "running", down) is False
+    assert transition(instance, "running") is True  # the node came back: no reason any more
+    assert instance.state_reason_code is None and instance.state_reason_message is None
+
+
+def test_a_stale_report_never_moves_an_instance_back():
+    instance = _instance("running")
+    with pytest.raises(TransitionError):
+        transition(instance, "pending")
+    assert instance.state == "running"
 
 
 def test_terminating_a_placed_instance_shuts_it_down_first():

@@ -36,7 +36,8 @@ whose `detail` is a StorageError (as a JSON object), so `InternalCallError.detai
 the EC2 error code the CLC can pass on.
 
 A snapshot in Walrus is the bucket `snapset-<snapshot id>`: objects `part-<8 digits>` (the
-volume's bytes at part index × part size; parts that are holes or zeros are not stored) and
+volume's data extents packed end to end, at most SC_SNAPSHOT_PART_MIB each, where they go
+listed in the manifest; holes and all-zero runs are not stored) and
 `manifest.json` (a SnapshotManifest, written last, so a manifest means a complete snapshot).
 Any zone's SC can restore from it.
 """
@@ -146,7 +147,7 @@ class SnapshotInfo(BaseModel):
     bucket: str
     freeze_method: str              # "reflink" or "extent-copy": how the point in time was taken
     freeze_ms: float                # how long the point-in-time step took
-    data_bytes: int = 0             # bytes the volume holds outside holes and zeros
+    data_bytes: int = 0             # bytes outside holes: what the upload reads
     uploaded_bytes: int = 0
     parts: int = 0
 
@@ -155,11 +156,17 @@ class SnapshotList(BaseModel):
     snapshots: list[SnapshotInfo]
 
 
+class SnapshotExtent(BaseModel):
+    offset: int                     # where in the volume
+    length: int
+
+
 class SnapshotPart(BaseModel):
-    index: int                      # offset = index × part_size
+    index: int                      # its place in the upload: the key is part-<index>
     key: str
     length: int
     sha256: str                     # hex digest of the part's bytes
+    extents: list[SnapshotExtent]   # the part's bytes, in order, go to these places
 
 
 class SnapshotManifest(BaseModel):
@@ -167,6 +174,6 @@ class SnapshotManifest(BaseModel):
     snapshot_id: str
     volume_id: str
     size_bytes: int
-    part_size: int
+    part_size: int                  # the largest a part may be
     parts: list[SnapshotPart]
     created_at: datetime

@@ -40,6 +40,7 @@ SECRET = "test-secret"  # what tests/walrus/process.py gives Walrus
 class Walrus:
     url: str
     admin: AccessKeyInfo
+    pid: int
 
     def s3(self) -> Any:
         return boto3.client("s3", endpoint_url=self.url, region_name="eucalyptus",
@@ -53,8 +54,8 @@ def walrus_for_sc(home: Path) -> Iterator[Walrus]:
     admin = AccessKeyInfo(access_key="AKIA" + secrets.token_hex(8).upper(),
                           secret_key=secrets.token_urlsafe(30), account_id="000000000001",
                           account_name="eucalyptus", user_name="admin", is_admin=True)
-    with walrus_process(home / "walrus", [admin]) as (url, _):
-        yield Walrus(url, admin)
+    with walrus_process(home / "walrus", [admin]) as (url, process):
+        yield Walrus(url, admin, process.pid)
 
 
 @dataclass

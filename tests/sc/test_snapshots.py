@@ -108,16 +108,20 @@ def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
     assert seen == sorted(seen) and seen[-1] == 100
     assert info.bucket == f"snapset-{first.snapshot_id}"
     keys = keys_in(walrus, info.bucket)
-    assert set(keys) == {"manifest.json", "part-00000000", "part-00000500", "part-00000501",
-                         "part-00001023"}
-    assert sum(size for key, size in keys.items() if key.startswith("part-")) == 4 * MIB
+    # Only data is sent, packed into parts of at most 1 MiB: the pattern at 0, the unaligned
+    # one at 500 MiB (a block more than 1 MiB, so its last block shares a part with the
+    # volume's last block). The written zeros at 700 MiB are left out, and so is every hole.
+    assert set(keys) == {"manifest.json", "part-00000000", "part-00000001", "part-00000002"}
+    assert sum(size for key, size in keys.items() if key.startswith("part-")) == 2 * MIB + 8192
     manifest = SnapshotManifest.model_validate_json(
         walrus.s3().get_object(Bucket=info.bucket, Key="manifest.json")["Body"].read())
     assert (manifest.size_bytes, manifest.part_size, manifest.volume_id) == (GIB, MIB, volume.volume_id)
+    assert [[(e.offset, e.length) for e in p.extents] for p in manifest.parts] == \
+        [[(0, MIB)], [(500 * MIB, MIB)], [(501 * MIB, 4096), (GIB - 4096, 4096)]]
     for part in manifest.parts:
         body = walrus.s3().get_object(Bucket=info.bucket, Key=part.key)["Body"].read()
         assert hashlib.sha256(body).hexdigest() == part.sha256
-    assert info.parts == 4 and info.uploaded_bytes == info.data_bytes
+    assert info.parts == 3 and info.uploaded_bytes == info.data_bytes
     # The frozen copy is gone once uploaded.
     assert list((sc.volumes / "staging").glob("*")) == []
     listed = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
@@ -154,15 +158,17 @@ def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
         sc: ScProcess, walrus: Walrus) -> None:
     volume = new_volume(sc, 1)
     write(volume_file(sc, volume.volume_id), 3 * MIB, PATTERN)
+    write(volume_file(sc, volume.volume_id), 900 * MIB, PATTERN)
     snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
     s3 = walrus.s3()
-    body = bytearray(s3.get_object(Bucket=snap.bucket, Key="part-00000003")["Body"].read())
+    body = bytearray(s3.get_object(Bucket=snap.bucket, Key="part-00000001")["Body"].read())
     body[777] ^= 0x01  # one byte
-    s3.put_object(Bucket=snap.bucket, Key="part-00000003", Body=bytes(body))
+    s3.put_object(Bucket=snap.bucket, Key="part-00000001", Body=bytes(body))
     restored = new_volume(sc, 1, snapshot_id=snap.snapshot_id)
     failed = settled_volume(sc, restored.volume_id)
     assert failed.state == "error"
-    assert failed.reason is not None and "part-00000003" in failed.reason.message
+    assert failed.reason is not None and "part-00000001" in failed.reason.message
+    assert f"bytes {900 * MIB}-" in failed.reason.message
     assert "SHA-256" in failed.reason.message
     # Nothing of the bad data is readable.
     assert os.stat(volume_file(sc, restored.volume_id)).st_blocks == 0

@@ -4,6 +4,7 @@ so that a freeze, a grow, an export and a delete of one volume never interleave.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import defaultdict
@@ -27,7 +28,10 @@ class Jobs:
             current = self._running.get(key)
             if current is not None and not current.done():
                 return
-            self._running[key] = self._pool.submit(self._guarded, key, work)
+            # The caller's context goes along, so the work's trace steps land in the trace of
+            # the request that started it.
+            context = contextvars.copy_context()
+            self._running[key] = self._pool.submit(context.run, self._guarded, key, work)
 
     def _guarded(self, key: str, work: Callable[[], None]) -> None:
         try:

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -200,7 +201,11 @@ class Snapshots:
                                           f"({row.progress}%).")
                 if row.state != "completed":
                     raise snapshot_not_found(snapshot_id)
-        manifest = self.store.manifest(snapshot_id)
+        try:
+            manifest = self.store.manifest(snapshot_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageFault(503, "ServiceUnavailable",
+                               f"Walrus did not give the manifest of {snapshot_id}: {exc}") from exc
         if manifest is None:
             raise snapshot_not_found(snapshot_id)
         return manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC
                                        SnapshotInfo, SnapshotList, SnapshotManifest, VolumeInfo)
 from tests.sc.conftest import volume_file
 from tests.sc.process import ScProcess, Walrus, sc_process
+from tests.support.servers import free_port
 from tests.support.waiting import wait_for
 
 MIB = 1024 * 1024
@@ -230,3 +232,43 @@ def test_a_volume_smaller_than_its_snapshot_is_refused(sc: ScProcess) -> None:
     restored = new_volume(sc, size=None, snapshot_id=empty.snapshot_id)  # type: ignore[arg-type]
     done = settled_volume(sc, restored.volume_id)
     assert (done.state, done.size_gib, done.allocated_bytes) == ("available", 2, 0)
+
+
+def test_without_walrus_a_snapshot_fails_with_its_reason_and_leaves_nothing(
+        walrus: Walrus, tmp_path: Path) -> None:
+    nowhere = Walrus(f"http://127.0.0.1:{free_port()}", walrus.admin, 0)
+    with sc_process(tmp_path / "cut-off", nowhere, SC_MAX_STORAGE="4") as lonely:
+        volume = new_volume(lonely, 1)
+        write(volume_file(lonely, volume.volume_id), 0, PATTERN)
+        failed = settled_snapshot(lonely, snapshot(lonely, volume.volume_id).snapshot_id)
+        assert failed.state == "error"
+        assert failed.reason is not None and "Walrus" in failed.reason.message
+        assert list((lonely.volumes / "staging").glob("*")) == []
+        # Restoring needs Walrus too: a clear 503, and no volume.
+        volume_id = new_id("vol")
+        assert lonely.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=volume_id,
+                                                                   snapshot_id=new_id("snap"))) == \
+            (503, "ServiceUnavailable")
+        assert not volume_file(lonely, volume_id).exists()
+
+
+def test_an_upload_cut_by_an_sc_crash_resumes_at_the_next_start(walrus: Walrus, tmp_path: Path) -> None:
+    with sc_process(tmp_path / "crashy", walrus, SC_MAX_STORAGE="4", SC_SNAPSHOT_PART_MIB="1") as sc:
+        volume = new_volume(sc, 1)
+        path = volume_file(sc, volume.volume_id)
+        write(path, 64 * MIB, PATTERN)
+        expected = tmp_path / "expected.raw"
+        subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+        os.kill(walrus.pid, signal.SIGSTOP)  # Walrus hangs: the upload cannot finish
+        try:
+            snap = snapshot(sc, volume.volume_id)
+            sc.kill()
+        finally:
+            os.kill(walrus.pid, signal.SIGCONT)
+        write(path, 64 * MIB, b"written while the SC was down" * 100)
+        sc.start()
+        done = settled_snapshot(sc, snap.snapshot_id)
+        assert (done.state, done.progress) == ("completed", 100)
+        restored = new_volume(sc, snapshot_id=snap.snapshot_id)
+        assert settled_volume(sc, restored.volume_id).state == "available"
+        assert same_bytes(volume_file(sc, restored.volume_id), expected)

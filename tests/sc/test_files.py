@@ -61,3 +61,26 @@ def test_freeze_keeps_the_volume_as_it_was_and_stays_sparse(tmp_path: Path) -> N
     with pytest.raises(FileNotFoundError):
         files.freeze(tmp_path / "missing.img", tmp_path / "missing.frozen")
     assert not (tmp_path / "missing.frozen").exists()
+
+
+def test_the_tests_byte_comparison_sees_one_changed_byte_among_holes(tmp_path: Path) -> None:
+    from tests.sc.conftest import same_bytes
+
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    for path in (a, b):
+        files.create_sparse(path, GIB)
+    assert same_bytes(a, b)
+    with open(b, "r+b") as f:  # data in one file where the other has a hole
+        f.seek(700 * MIB + 5)
+        f.write(b"\x01")
+    assert not same_bytes(a, b)
+    with open(a, "r+b") as f:
+        f.seek(700 * MIB + 5)
+        f.write(b"\x01")
+    assert same_bytes(a, b)
+    with open(a, "r+b") as f:  # written zeros equal a hole
+        f.seek(100 * MIB)
+        f.write(bytes(MIB))
+    assert same_bytes(a, b)
+    files.grow(b, 2 * GIB)
+    assert not same_bytes(a, b) and same_bytes(a, b, GIB)

@@ -3,7 +3,6 @@ key the CLC wrote, keeps a snapshot in the cloud's Walrus and restores it."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from services.bundles.upload import s3_client
@@ -11,6 +10,7 @@ from services.ids import new_id
 from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume, SnapshotInfo,
                                        VolumeInfo)
+from tests.sc.conftest import same_bytes
 from tests.support.cloud import running_cloud
 from tests.support.waiting import wait_for
 
@@ -51,7 +51,7 @@ def test_the_clouds_sc_snapshots_into_the_clouds_walrus(tmp_path: Path) -> None:
                 return info.state == "available"
 
             wait_for(available, 60, "the restored volume")
-            assert subprocess.run(["cmp", "-s", volume.path, restored.path]).returncode == 0
+            assert same_bytes(Path(volume.path), Path(restored.path))
         finally:
             sc.close()
 

@@ -17,7 +17,7 @@ from services.ids import new_id
 from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume,
                                        SnapshotInfo, SnapshotList, SnapshotManifest, VolumeInfo)
-from tests.sc.conftest import volume_file
+from tests.sc.conftest import same_bytes, volume_file
 from tests.sc.process import ScProcess, Walrus, sc_process
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for
@@ -67,12 +67,6 @@ def write(path: Path, offset: int, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def same_bytes(a: Path, b: Path, length: int | None = None) -> bool:
-    """cmp(1): byte for byte, fast on gigabyte files that are mostly holes."""
-    limit = ["-n", str(length)] if length is not None else []
-    return subprocess.run(["cmp", "-s", *limit, str(a), str(b)]).returncode == 0
 
 
 def keys_in(walrus: Walrus, bucket: str) -> dict[str, int]:

@@ -45,15 +45,17 @@ def walrus_s3(config: CloudConfig, key: AccessKeyInfo | None) -> Callable[[], An
         import boto3
 
         admin = key or credentials.read(config.EUCASIM_HOME).key
+        options: dict[str, Any] = {}
+        if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
+            # Each part carries our own SHA-256 in the manifest; botocore's default CRC32 of
+            # every body would only cost time.
+            options = {"request_checksum_calculation": "when_required",
+                       "response_checksum_validation": "when_required"}
         return boto3.client(
             "s3", endpoint_url=config.service_url("walrus"), region_name=config.REGION,
             aws_access_key_id=admin.access_key, aws_secret_access_key=admin.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3},
-                          max_pool_connections=16,
-                          # Each part carries our own SHA-256 in the manifest; a second
-                          # checksum per request would only cost time.
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"))
+                          max_pool_connections=16, **options))
     return make
 
 

@@ -39,12 +39,6 @@ class Jobs:
         except Exception:  # the work records its own failure; this is the last resort
             log.exception("background job %s failed", key)
 
-    def wait(self, key: str, timeout: float | None = None) -> None:
-        with self._lock:
-            future = self._running.get(key)
-        if future is not None:
-            future.result(timeout)
-
     def shutdown(self) -> None:
         self.stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -136,7 +136,7 @@ class NbdExport:
     driver = "nbd"
 
     def __init__(self, address: str, ports: range, *, qemu_nbd: str = "qemu-nbd",
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 30.0) -> None:
         self.address = address
         self.ports = ports
         self.qemu_nbd = qemu_nbd

@@ -102,7 +102,8 @@ class ScProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, 30, "the SC to answer /internal/health")
+        # Generous: on a machine shared by many test runs the imports alone can take 20 s.
+        wait_for(healthy, 120, "the SC to answer /internal/health")
 
     def stop(self) -> None:
         """SIGTERM: a clean stop, as Ctrl-C on `eucasim up` gives."""

@@ -128,6 +128,20 @@ class CloudConfig(BaseSettings):
     VNET_PUBINTERFACE: str = "eth0"
     VNET_BRIDGE: str = "br0"
 
+    # The storage controller (sc/): where its sparse volume files live (empty: $EUCASIM_HOME/
+    # volumes), the zone's room in GiB (empty: the free space of that disk when the SC starts
+    # plus what its volumes already take), and how nodes reach a volume: `local` (the node opens
+    # the file's path: SC and NC on one host) or `nbd` (qemu-nbd serves it on a TCP port).
+    SC_VOLUME_PATH: Path | None = None
+    SC_MAX_STORAGE: int | None = Field(None, ge=1, description="GiB")
+    SC_EXPORT: Literal["local", "nbd"] = "local"
+    # The address qemu-nbd binds (empty: PUBLIC_HOST, which other hosts reach) and the TCP
+    # ports it may take, "first-last".
+    SC_NBD_ADDRESS: str = ""
+    SC_NBD_PORTS: str = "10809-10999"
+    # Snapshots go to Walrus in parts of this many MiB, each with its own SHA-256.
+    SC_SNAPSHOT_PART_MIB: int = Field(8, ge=1, le=512)
+
     # Serve the public endpoints (Walrus, the CLC) over HTTPS with a certificate from the
     # cloud's own CA, created under $EUCASIM_HOME/tls at first start (services/tls.py).
     PUBLIC_HTTPS: bool = False

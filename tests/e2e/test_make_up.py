@@ -18,9 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 AWS = str(Path(sys.executable).parent / "aws")
 
 
-def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, str], str | None]:
-    """The exports and the sample image id that `make up` prints once the cloud is up."""
+def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, str], str | None, list[str]]:
+    """The exports, the sample image id and the services started that `make up` prints once
+    the cloud is up."""
     exports: dict[str, str] = {}
+    started: list[str] = []
     image_id = None
     seen: list[str] = []
     while time.monotonic() < deadline:
@@ -33,11 +35,14 @@ def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, 
         match = re.match(r"export (\w+)=(\S+)", line.strip())
         if match:
             exports[match.group(1)] = match.group(2)
+        service = re.match(r"\s*✓ (\w+)\s+https?://", line)
+        if service:
+            started.append(service.group(1))
         image = re.search(r"run-instances --image-id (emi-[0-9a-f]+)", line)
         if image:
             image_id = image.group(1)
         if "Ctrl-C stops everything" in line:
-            return exports, image_id
+            return exports, image_id, started
     raise AssertionError("make up did not finish its banner:\n" + "".join(seen))
 
 
@@ -53,7 +58,9 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
-        exports, image_id = _read_banner(process, time.monotonic() + 240)
+        exports, image_id, started = _read_banner(process, time.monotonic() + 240)
+        # All five services, the storage controller among them.
+        assert started == ["clc", "walrus", "sc", "nc", "cc"]
         scheme = "https" if https else "http"
         assert exports["AWS_ENDPOINT_URL_EC2"] == f"{scheme}://127.0.0.1:{ports['CLC_PORT']}"
         assert exports["AWS_ENDPOINT_URL_S3"] == f"{scheme}://127.0.0.1:{ports['WALRUS_PORT']}"

@@ -1,0 +1,266 @@
+"""How a node reaches a volume: one small interface, two drivers chosen by SC_EXPORT.
+
+- `local`: the node opens the file's path (SC and NC on one host, the simulated default);
+  nothing runs, nothing to undo.
+- `nbd`: a `qemu-nbd` process serves the file on a TCP port of an address other hosts reach.
+  Its pid is recorded so that unexport, SC shutdown and the next SC start can end it, and a
+  process whose pid was reused by something else is never killed (its command line must name
+  qemu-nbd and this export).
+
+A driver's `export` either returns a working export or raises ExportFailed with nothing left
+running; bookkeeping (idempotency per (volume, node), rows) is sc/volumes.py's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+
+class ExportFailed(Exception):
+    """The export could not be made; nothing of it is left behind."""
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    driver: str
+    volume_id: str
+    path: str
+    host: str | None = None
+    port: int | None = None
+    export_name: str | None = None
+    pid: int | None = None
+
+    @property
+    def uri(self) -> str:
+        if self.driver == "nbd":
+            return f"nbd://{self.host}:{self.port}/{self.export_name}"
+        return Path(self.path).as_uri()
+
+
+class VolumeExport(Protocol):
+    driver: str
+
+    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+               taken: Iterable[int] = ()) -> ExportTarget:
+        """Serve `path`; `port` asks for that port again (a restart), `taken` are ports other
+        exports hold."""
+        ...
+
+    def unexport(self, target: ExportTarget) -> None:
+        """Stop serving; a no-op when it is already gone."""
+        ...
+
+    def alive(self, target: ExportTarget) -> bool: ...
+
+    def restart(self, target: ExportTarget) -> ExportTarget:
+        """Serve the same export again (same port): after the file grew, or a restart."""
+        ...
+
+    def stop_all(self) -> None:
+        """End everything this driver runs (the SC is stopping; exports stay recorded)."""
+        ...
+
+    def why(self, target: ExportTarget) -> str:
+        """One line for the trace: what the node gets and how."""
+        ...
+
+
+class LocalExport:
+    driver = "local"
+
+    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+               taken: Iterable[int] = ()) -> ExportTarget:
+        if not path.is_file():
+            raise ExportFailed(f"{path} does not exist")
+        return ExportTarget("local", volume_id, str(path))
+
+    def unexport(self, target: ExportTarget) -> None:
+        pass
+
+    def alive(self, target: ExportTarget) -> bool:
+        return Path(target.path).is_file()
+
+    def restart(self, target: ExportTarget) -> ExportTarget:
+        return target
+
+    def stop_all(self) -> None:
+        pass
+
+    def why(self, target: ExportTarget) -> str:
+        return f"local: the node opens {target.path} (SC and NC share this host)"
+
+
+def parse_ports(spec: str) -> range:
+    first, _, last = spec.partition("-")
+    low = int(first)
+    high = int(last or first)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"SC_NBD_PORTS={spec!r}: expected first-last within 1-65535")
+    return range(low, high + 1)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class NbdExport:
+    driver = "nbd"
+
+    def __init__(self, address: str, ports: range, *, qemu_nbd: str = "qemu-nbd",
+                 start_timeout: float = 30.0) -> None:
+        self.address = address
+        self.ports = ports
+        self.qemu_nbd = qemu_nbd
+        self.start_timeout = start_timeout
+        # Children of this process, kept so that they are reaped (no zombies) once killed.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+               taken: Iterable[int] = ()) -> ExportTarget:
+        if not path.is_file():
+            raise ExportFailed(f"{path} does not exist")
+        busy = set(taken)
+        candidates = [port] if port is not None else [p for p in self.ports if p not in busy]
+        last_error = f"no free port in {self.ports.start}-{self.ports.stop - 1}"
+        for candidate in candidates:
+            if not _port_free(self.address, candidate):
+                last_error = f"port {candidate} on {self.address} is in use"
+                continue
+            try:
+                return self._start(volume_id, path, candidate)
+            except _PortTaken as exc:  # lost a race for the port: try the next one
+                last_error = str(exc)
+        raise ExportFailed(last_error)
+
+    def _start(self, volume_id: str, path: Path, port: int) -> ExportTarget:
+        command = [self.qemu_nbd, "--format=raw", "--persistent", "--shared=8", "--cache=none",
+                   "--aio=threads", f"--bind={self.address}", f"--port={port}",
+                   f"--export-name={volume_id}", str(path)]
+        with tempfile.TemporaryFile() as errors:
+            try:
+                # Its own session: a Ctrl-C meant for the SC's terminal does not reach it, the
+                # SC ends it itself.
+                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=errors, start_new_session=True)
+            except OSError as exc:
+                raise ExportFailed(f"cannot run {self.qemu_nbd}: {exc}") from exc
+            deadline = time.monotonic() + self.start_timeout
+            while not _listening(self.address, port):
+                if process.poll() is not None:
+                    errors.seek(0)
+                    message = errors.read().decode(errors="replace").strip()
+                    if "in use" in message:
+                        raise _PortTaken(f"port {port}: {message}")
+                    raise ExportFailed(f"qemu-nbd exited with {process.returncode}: {message}")
+                if time.monotonic() > deadline:
+                    self._kill(process.pid, process)
+                    raise ExportFailed(f"qemu-nbd did not listen on {self.address}:{port} "
+                                       f"within {self.start_timeout:g} s")
+                time.sleep(0.01)
+        self._children[process.pid] = process
+        return ExportTarget("nbd", volume_id, str(path), self.address, port, volume_id, process.pid)
+
+    def ours(self, target: ExportTarget) -> bool:
+        """The recorded pid is still the qemu-nbd of this export (not a reused pid)."""
+        if target.pid is None:
+            return False
+        command = _cmdline(target.pid)
+        return (bool(command) and Path(command[0]).name == "qemu-nbd"
+                and f"--export-name={target.export_name}" in command)
+
+    def alive(self, target: ExportTarget) -> bool:
+        child = self._children.get(target.pid or -1)
+        if child is not None and child.poll() is not None:
+            return False
+        return self.ours(target)
+
+    def unexport(self, target: ExportTarget) -> None:
+        if target.pid is None:
+            return
+        child = self._children.pop(target.pid, None)
+        if child is not None:
+            self._kill(target.pid, child)
+        elif self.ours(target):
+            self._kill(target.pid, None)
+
+    def restart(self, target: ExportTarget) -> ExportTarget:
+        """Serve the export again on its port (after the file grew, or after an SC restart)."""
+        self.unexport(target)
+        fresh = self.export(target.volume_id, Path(target.path), port=target.port)
+        return replace(target, pid=fresh.pid, host=fresh.host)
+
+    def stop_all(self) -> None:
+        for pid, child in list(self._children.items()):
+            self._kill(pid, child)
+        self._children.clear()
+
+    def why(self, target: ExportTarget) -> str:
+        return (f"nbd: qemu-nbd (pid {target.pid}) serves {target.path} at {target.uri} "
+                f"for a node on any host that reaches {target.host}")
+
+    @staticmethod
+    def _kill(pid: int, child: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if child is not None:
+                if child.poll() is not None:
+                    return
+            elif not Path(f"/proc/{pid}").exists() or _zombie(pid):
+                return
+            time.sleep(0.01)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if child is not None:
+            child.wait()
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def make_exporters(address: str, ports: str) -> dict[str, VolumeExport]:
+    """Both drivers: SC_EXPORT picks the one new exports use, while an export keeps the driver
+    it was made with (a configuration change does not orphan a running qemu-nbd)."""
+    return {"local": LocalExport(), "nbd": NbdExport(address, parse_ports(ports))}

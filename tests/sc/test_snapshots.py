@@ -1,0 +1,268 @@
+"""Snapshots into a real Walrus and restores out of it: point in time, only the written parts
+uploaded, progress to 100 %, bytes restored exactly (in another zone too), and a corrupted part
+refused by name."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from services.ids import new_id
+from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC_VOLUME_ROUTE,
+                                       SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume,
+                                       SnapshotInfo, SnapshotList, SnapshotManifest, VolumeInfo)
+from tests.sc.conftest import same_bytes, volume_file
+from tests.sc.process import ScProcess, Walrus, sc_process
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+PATTERN = hashlib.sha256(b"eucasim").digest() * (MIB // 32)  # 1 MiB, no two aligned blocks alike
+
+
+def new_volume(sc: ScProcess, size: int | None = 1, snapshot_id: str | None = None) -> VolumeInfo:
+    body = CreateVolume(volume_id=new_id("vol"), size_gib=size, snapshot_id=snapshot_id)
+    return sc.call("POST", SC_VOLUMES_ROUTE, body, VolumeInfo)  # type: ignore[no-any-return]
+
+
+def snapshot(sc: ScProcess, volume_id: str) -> SnapshotInfo:
+    body = CreateSnapshot(snapshot_id=new_id("snap"), volume_id=volume_id)
+    return sc.call("POST", SC_SNAPSHOTS_ROUTE, body, SnapshotInfo)  # type: ignore[no-any-return]
+
+
+def describe_snapshot(sc: ScProcess, snapshot_id: str) -> SnapshotInfo:
+    return sc.call("GET", SC_SNAPSHOT_ROUTE.format(snapshot_id=snapshot_id), response=SnapshotInfo)  # type: ignore[no-any-return]
+
+
+def describe_volume(sc: ScProcess, volume_id: str) -> VolumeInfo:
+    return sc.call("GET", SC_VOLUME_ROUTE.format(volume_id=volume_id), response=VolumeInfo)  # type: ignore[no-any-return]
+
+
+def settled_snapshot(sc: ScProcess, snapshot_id: str, seen: list[int] | None = None) -> SnapshotInfo:
+    def done() -> SnapshotInfo | None:
+        info = describe_snapshot(sc, snapshot_id)
+        if seen is not None:
+            seen.append(info.progress)
+        return info if info.state != "pending" else None
+    return wait_for(done, 120, f"{snapshot_id} to finish", every=0.02)
+
+
+def settled_volume(sc: ScProcess, volume_id: str) -> VolumeInfo:
+    def done() -> VolumeInfo | None:
+        info = describe_volume(sc, volume_id)
+        return info if info.state != "creating" else None
+    return wait_for(done, 120, f"{volume_id} to be restored")
+
+
+def write(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def keys_in(walrus: Walrus, bucket: str) -> dict[str, int]:
+    listed = walrus.s3().list_objects_v2(Bucket=bucket)
+    return {item["Key"]: item["Size"] for item in listed.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def taken(sc: ScProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[VolumeInfo, SnapshotInfo, Path, list[int]]:
+    """A 1 GiB sparse volume with a known pattern in three places and a megabyte of written
+    zeros, snapshotted; `expected` is a copy of the volume as it was at that moment."""
+    volume = new_volume(sc, 1)
+    path = volume_file(sc, volume.volume_id)
+    write(path, 0, PATTERN)                   # part 0
+    write(path, 500 * MIB + 123, PATTERN)     # parts 500 and 501, not aligned
+    write(path, 700 * MIB, bytes(MIB))        # written, but zeros: nothing to upload
+    write(path, GIB - 4096, PATTERN[:4096])   # the last part
+    expected = tmp_path_factory.mktemp("expected") / "volume.raw"
+    subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+    taken = snapshot(sc, volume.volume_id)
+    # Right after the point-in-time step the guest writes on; the snapshot must not see it.
+    write(path, 0, b"written after the snapshot" * 1000)
+    seen = [taken.progress]
+    settled_snapshot(sc, taken.snapshot_id, seen)
+    return volume, taken, expected, seen
+
+
+def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
+        sc: ScProcess, walrus: Walrus, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
+    volume, first, _, seen = taken
+    assert (first.state, first.progress, first.volume_id) == ("pending", 0, volume.volume_id)
+    assert first.freeze_method in ("reflink", "extent-copy")
+    info = describe_snapshot(sc, first.snapshot_id)
+    assert (info.state, info.progress) == ("completed", 100)
+    assert seen == sorted(seen) and seen[-1] == 100
+    assert info.bucket == f"snapset-{first.snapshot_id}"
+    keys = keys_in(walrus, info.bucket)
+    # Only data is sent, packed into parts of at most 1 MiB: the pattern at 0, the unaligned
+    # one at 500 MiB (a block more than 1 MiB, so its last block shares a part with the
+    # volume's last block). The written zeros at 700 MiB are left out, and so is every hole.
+    assert set(keys) == {"manifest.json", "part-00000000", "part-00000001", "part-00000002"}
+    assert sum(size for key, size in keys.items() if key.startswith("part-")) == 2 * MIB + 8192
+    manifest = SnapshotManifest.model_validate_json(
+        walrus.s3().get_object(Bucket=info.bucket, Key="manifest.json")["Body"].read())
+    assert (manifest.size_bytes, manifest.part_size, manifest.volume_id) == (GIB, MIB, volume.volume_id)
+    assert [[(e.offset, e.length) for e in p.extents] for p in manifest.parts] == \
+        [[(0, MIB)], [(500 * MIB, MIB)], [(501 * MIB, 4096), (GIB - 4096, 4096)]]
+    for part in manifest.parts:
+        body = walrus.s3().get_object(Bucket=info.bucket, Key=part.key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == part.sha256
+    assert info.parts == 3 and info.uploaded_bytes == info.data_bytes
+    # The frozen copy is gone once uploaded.
+    assert list((sc.volumes / "staging").glob("*")) == []
+    listed = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
+    assert first.snapshot_id in [s.snapshot_id for s in listed.snapshots]
+
+
+def test_a_volume_restored_from_a_snapshot_has_its_bytes_exactly(
+        sc: ScProcess, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
+    _, snap, expected, _ = taken
+    restored = new_volume(sc, size=1, snapshot_id=snap.snapshot_id)
+    assert restored.state == "creating" and restored.snapshot_id == snap.snapshot_id
+    done = settled_volume(sc, restored.volume_id)
+    assert (done.state, done.progress, done.size_gib) == ("available", 100, 1)
+    path = volume_file(sc, restored.volume_id)
+    assert same_bytes(path, expected)
+    # Restored sparse: only what the snapshot held takes room.
+    assert os.stat(path).st_blocks * 512 <= 8 * MIB
+
+
+def test_a_larger_volume_from_a_snapshot_holds_it_and_zeros_after(
+        sc: ScProcess, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
+    _, snap, expected, _ = taken
+    restored = new_volume(sc, size=2, snapshot_id=snap.snapshot_id)
+    assert settled_volume(sc, restored.volume_id).state == "available"
+    path = volume_file(sc, restored.volume_id)
+    assert os.stat(path).st_size == 2 * GIB
+    assert same_bytes(path, expected, GIB)
+    with open(path, "rb") as got:
+        got.seek(2 * GIB - MIB)
+        assert got.read(MIB) == bytes(MIB)
+
+
+def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
+        sc: ScProcess, walrus: Walrus) -> None:
+    volume = new_volume(sc, 1)
+    write(volume_file(sc, volume.volume_id), 3 * MIB, PATTERN)
+    write(volume_file(sc, volume.volume_id), 900 * MIB, PATTERN)
+    snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
+    s3 = walrus.s3()
+    body = bytearray(s3.get_object(Bucket=snap.bucket, Key="part-00000001")["Body"].read())
+    body[777] ^= 0x01  # one byte
+    s3.put_object(Bucket=snap.bucket, Key="part-00000001", Body=bytes(body))
+    restored = new_volume(sc, 1, snapshot_id=snap.snapshot_id)
+    failed = settled_volume(sc, restored.volume_id)
+    assert failed.state == "error"
+    assert failed.reason is not None and "part-00000001" in failed.reason.message
+    assert f"bytes {900 * MIB}-" in failed.reason.message
+    assert "SHA-256" in failed.reason.message
+    # Nothing of the bad data is readable.
+    assert os.stat(volume_file(sc, restored.volume_id)).st_blocks == 0
+    # A volume in error can be deleted.
+    assert sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=restored.volume_id),
+                   response=VolumeInfo).state == "deleted"
+
+
+def test_another_zones_sc_restores_a_snapshot_from_walrus(
+        walrus: Walrus, tmp_path: Path, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
+    _, snap, expected, _ = taken
+    with sc_process(tmp_path / "zone-2", walrus, SC_MAX_STORAGE="4") as zone2:
+        restored = new_volume(zone2, snapshot_id=snap.snapshot_id)
+        assert settled_volume(zone2, restored.volume_id).state == "available"
+        assert same_bytes(volume_file(zone2, restored.volume_id), expected)
+
+
+def test_deleting_a_snapshot_removes_it_from_walrus(sc: ScProcess, walrus: Walrus) -> None:
+    volume = new_volume(sc, 1)
+    write(volume_file(sc, volume.volume_id), 0, PATTERN)
+    snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
+    deleted = sc.call("DELETE", SC_SNAPSHOT_ROUTE.format(snapshot_id=snap.snapshot_id),
+                      response=SnapshotInfo)
+    assert deleted.state == "deleted"
+    with pytest.raises(ClientError):
+        walrus.s3().head_bucket(Bucket=snap.bucket)
+    route = SC_SNAPSHOT_ROUTE.format(snapshot_id=snap.snapshot_id)
+    assert sc.error("GET", route) == (404, "InvalidSnapshot.NotFound")
+    assert sc.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=new_id("vol"),
+                                                           snapshot_id=snap.snapshot_id)) == \
+        (404, "InvalidSnapshot.NotFound")
+
+
+def test_bad_snapshot_requests_get_ec2_codes(sc: ScProcess) -> None:
+    before = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
+    unknown_volume = CreateSnapshot(snapshot_id=new_id("snap"), volume_id=new_id("vol"))
+    assert sc.error("POST", SC_SNAPSHOTS_ROUTE, unknown_volume) == (404, "InvalidVolume.NotFound")
+    assert sc.error("GET", SC_SNAPSHOT_ROUTE.format(snapshot_id=new_id("snap"))) == \
+        (404, "InvalidSnapshot.NotFound")
+    assert sc.error("GET", SC_SNAPSHOT_ROUTE.format(snapshot_id="snap-XYZ")) == \
+        (400, "InvalidSnapshotID.Malformed")
+    assert sc.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=new_id("vol"),
+                                                           snapshot_id=new_id("snap"))) == \
+        (404, "InvalidSnapshot.NotFound")
+    after = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
+    assert [s.snapshot_id for s in after.snapshots] == [s.snapshot_id for s in before.snapshots]
+
+
+def test_a_volume_smaller_than_its_snapshot_is_refused(sc: ScProcess) -> None:
+    blank = new_volume(sc, 2)
+    empty = settled_snapshot(sc, snapshot(sc, blank.volume_id).snapshot_id)
+    assert (empty.state, empty.parts, empty.data_bytes) == ("completed", 0, 0)
+    volume_id = new_id("vol")
+    assert sc.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=volume_id, size_gib=1,
+                                                           snapshot_id=empty.snapshot_id)) == \
+        (400, "InvalidParameterValue")
+    assert not volume_file(sc, volume_id).exists()
+    # Without a size, the snapshot's: 2 GiB of zeros, taking no room.
+    restored = new_volume(sc, size=None, snapshot_id=empty.snapshot_id)  # type: ignore[arg-type]
+    done = settled_volume(sc, restored.volume_id)
+    assert (done.state, done.size_gib, done.allocated_bytes) == ("available", 2, 0)
+
+
+def test_without_walrus_a_snapshot_fails_with_its_reason_and_leaves_nothing(
+        walrus: Walrus, tmp_path: Path) -> None:
+    nowhere = Walrus(f"http://127.0.0.1:{free_port()}", walrus.admin, 0)
+    with sc_process(tmp_path / "cut-off", nowhere, SC_MAX_STORAGE="4") as lonely:
+        volume = new_volume(lonely, 1)
+        write(volume_file(lonely, volume.volume_id), 0, PATTERN)
+        failed = settled_snapshot(lonely, snapshot(lonely, volume.volume_id).snapshot_id)
+        assert failed.state == "error"
+        assert failed.reason is not None and "Walrus" in failed.reason.message
+        assert list((lonely.volumes / "staging").glob("*")) == []
+        # Restoring needs Walrus too: a clear 503, and no volume.
+        volume_id = new_id("vol")
+        assert lonely.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=volume_id,
+                                                                   snapshot_id=new_id("snap"))) == \
+            (503, "ServiceUnavailable")
+        assert not volume_file(lonely, volume_id).exists()
+
+
+def test_an_upload_cut_by_an_sc_crash_resumes_at_the_next_start(walrus: Walrus, tmp_path: Path) -> None:
+    with sc_process(tmp_path / "crashy", walrus, SC_MAX_STORAGE="4", SC_SNAPSHOT_PART_MIB="1") as sc:
+        volume = new_volume(sc, 1)
+        path = volume_file(sc, volume.volume_id)
+        write(path, 64 * MIB, PATTERN)
+        expected = tmp_path / "expected.raw"
+        subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+        os.kill(walrus.pid, signal.SIGSTOP)  # Walrus hangs: the upload cannot finish
+        try:
+            snap = snapshot(sc, volume.volume_id)
+            sc.kill()
+        finally:
+            os.kill(walrus.pid, signal.SIGCONT)
+        write(path, 64 * MIB, b"written while the SC was down" * 100)
+        sc.start()
+        done = settled_snapshot(sc, snap.snapshot_id)
+        assert (done.state, done.progress) == ("completed", 100)
+        restored = new_volume(sc, snapshot_id=snap.snapshot_id)
+        assert settled_volume(sc, restored.volume_id).state == "available"
+        assert same_bytes(volume_file(sc, restored.volume_id), expected)

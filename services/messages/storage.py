@@ -49,6 +49,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from services.messages.node import StateReason
+
 SC_VOLUMES_ROUTE = "/internal/volumes"
 SC_VOLUME_ROUTE = "/internal/volumes/{volume_id}"
 SC_GROW_ROUTE = "/internal/volumes/{volume_id}/grow"
@@ -71,10 +73,6 @@ class StorageError(BaseModel):
     code: str               # EC2 error code: VolumeLimitExceeded, InvalidVolume.NotFound, …
     message: str
 
-
-class StateReason(BaseModel):
-    code: str
-    message: str
 
 
 class CreateVolume(BaseModel):

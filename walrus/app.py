@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import anyio
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +34,7 @@ from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
+from walrus.offload import off_loop
 from walrus.routing import Target, parse_target
 
 log = logging.getLogger("walrus")
@@ -79,7 +79,7 @@ class Walrus:
             if self._keys_local:
                 principal, identity = authenticate(view, self.keys)
             else:
-                principal, identity = await anyio.to_thread.run_sync(authenticate, view, self.keys)
+                principal, identity = await off_loop(authenticate, view, self.keys)
             self.recorder.record("received", f"{request.method} {target.resource}",
                                  account=principal.account_id or "anonymous")
             handler = dispatch.choose(request.method, target, request.headers)
@@ -87,8 +87,11 @@ class Walrus:
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
                             recorder=self.recorder)
-            result = handler(ctx)
-            response = await result if inspect.isawaitable(result) else result
+            if inspect.iscoroutinefunction(handler):
+                # Takes a request body: receives it here, moves its own blocking parts off.
+                response = await handler(ctx)
+            else:
+                response = await off_loop(handler, ctx)
         except AwsError as error:
             response = self.error(request, error, target)
         except Exception:

@@ -21,28 +21,43 @@ Segments = Sequence[Sequence[object]]
 
 
 class BlobWriter:
-    """An open temporary file that becomes a blob on `commit()` or vanishes on `abort()`."""
+    """A temporary file that becomes a blob on `commit()` or vanishes on `abort()`. The file is
+    opened by the first write (or the commit of an empty body), in whichever worker thread
+    does it: creating the writer touches no disk, so the event loop may."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self.blob_id = uuid.uuid4().hex
         self._tmp = store.root / "tmp" / f"{self.blob_id}.part"
-        self._file = open(self._tmp, "wb", buffering=0)
+        self._file: BinaryIO | None = None
+        self._done = False
         self.size = 0
 
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            if self._done:
+                raise ValueError("blob writer already finished")
+            self._file = open(self._tmp, "wb", buffering=0)
+        return self._file
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._file.write(data)
+        self._open().write(data)
         self.size += len(data)
 
     def commit(self) -> str:
-        os.fsync(self._file.fileno())
-        self._file.close()
+        handle = self._open()
+        os.fsync(handle.fileno())
+        handle.close()
+        self._done = True
         final = self._store.path(self.blob_id)
         final.parent.mkdir(exist_ok=True)
         os.replace(self._tmp, final)
         return self.blob_id
 
     def abort(self) -> None:
+        self._done = True
+        if self._file is None:
+            return
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)

@@ -4,19 +4,12 @@ S3 operations read as behaviour."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, select
 from sqlalchemy.orm import Session, load_only
 
 from walrus.models import Bucket, Object, Part, Upload
-
-
-def utcnow() -> datetime:
-    # Stored naive in UTC; S3 times have millisecond resolution on the wire.
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def successor(text: str) -> str | None:

@@ -1,0 +1,16 @@
+"""Blocking work leaves the event loop through here (the rule is in walrus/app.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple, Unpack
+
+import anyio
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+async def off_loop(fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
+    """`fn(*args)` in a worker thread; the request's context (its request id) goes with it."""
+    return await anyio.to_thread.run_sync(fn, *args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,7 +35,7 @@ from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
-from walrus.offload import off_loop
+from walrus.offload import THREADS, off_loop
 from walrus.routing import Target, parse_target
 
 log = logging.getLogger("walrus")
@@ -59,11 +60,12 @@ class Walrus:
         self.config = config
         self.keys = keys
         self.recorder = recorder
-        self.db = Database(config.database_url("walrus"))
+        self.db = Database(config.database_url("walrus"), pool_size=THREADS)
         self.db.upgrade(Path(__file__).parent / "migrations")
         self.blobs = BlobStore(data_dir(config))
         self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
+        self.write_lock = threading.Lock()
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
 
@@ -86,7 +88,7 @@ class Walrus:
             ctx = S3Context(request=request, target=target, principal=principal,
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
-                            recorder=self.recorder)
+                            recorder=self.recorder, write_lock=self.write_lock)
             if inspect.iscoroutinefunction(handler):
                 # Takes a request body: receives it here, moves its own blocking parts off.
                 response = await handler(ctx)

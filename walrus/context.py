@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from services.auth import Identity
@@ -36,6 +40,7 @@ class S3Context:
     blobs: BlobStore
     config: CloudConfig
     recorder: TraceRecorder
+    write_lock: threading.Lock
 
     @property
     def bucket(self) -> str:
@@ -55,6 +60,15 @@ class S3Context:
         if self.principal.account_id is None:
             raise S3Error("AccessDenied", "Anonymous users cannot own resources.", 403)
         return self.principal.account_id, self.principal.account_name
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction (in a worker thread). Walrus is its database's only writer, so
+        its writes queue on one lock here: a waiter wakes the moment the lock is free, where
+        SQLite's busy handler would poll in sleeps of milliseconds, and a read-then-write
+        (replacing an object) sees no other write in between."""
+        with self.write_lock, self.db.session() as db:
+            yield db
 
     async def receive(self, compute: list[str] | None = None) -> ReceivedBody:
         """The request body, checked and committed as a new blob."""

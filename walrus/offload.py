@@ -7,6 +7,10 @@ from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
 
+# Worker threads Walrus's requests use at once (anyio's default limiter); its database keeps as
+# many connections open, so no request waits for one or opens its own.
+THREADS = 40
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 

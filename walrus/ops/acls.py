@@ -41,7 +41,7 @@ async def put_bucket_acl(ctx: S3Context) -> Response:
 
 
 def _set_bucket_acl(ctx: S3Context, bucket: Bucket, grants: list[access.Grant]) -> Response:
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         row = catalog.get_bucket(db, bucket.name)
         if row is not None:
             row.acl = grants
@@ -74,7 +74,7 @@ async def put_object_acl(ctx: S3Context) -> Response:
 
 
 def _set_object_acl(ctx: S3Context, obj: Object, grants: list[access.Grant]) -> Response:
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         row = catalog.get_object(db, obj.bucket, obj.key)
         if row is not None:
             row.acl = grants

@@ -45,7 +45,7 @@ async def create_bucket(ctx: S3Context) -> Response:
 
 def _create_bucket(ctx: S3Context, owner_id: str, owner_name: str, region: str,
                    grants: list[access.Grant]) -> Response:
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         existing = catalog.get_bucket(db, ctx.bucket)
         if existing is not None:
             if existing.owner_id == owner_id:
@@ -71,7 +71,7 @@ def head_bucket(ctx: S3Context) -> Response:
 def delete_bucket(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     access.require_owner(ctx.principal, bucket.owner_id)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         if not catalog.bucket_is_empty(db, ctx.bucket):
             raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
                           BucketName=ctx.bucket)

@@ -65,7 +65,7 @@ def create_upload(ctx: S3Context) -> Response:
                     initiated=clock.utcnow(), owner_id=owner_id, owner_name=owner_name,
                     content_type=ctx.headers.get("content-type") or "binary/octet-stream",
                     meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         db.add(upload)
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
     headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else None
@@ -76,7 +76,7 @@ def create_upload(ctx: S3Context) -> Response:
 def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
                sums: dict[str, str]) -> None:
     try:
-        with ctx.db.session() as db:
+        with ctx.writing() as db:
             if catalog.get_upload(db, upload.upload_id) is None:
                 raise _no_upload(upload.upload_id)
             old = catalog.get_part(db, upload.upload_id, number)
@@ -180,7 +180,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl)
     used = {p.blob_id for p in chosen}
     unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         if catalog.get_upload(db, upload.upload_id) is None:
             raise _no_upload(upload.upload_id)
         catalog.delete_upload(db, upload.upload_id)
@@ -196,7 +196,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
 def abort_upload(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     upload = _load_upload(ctx, bucket)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         blobs = [p.blob_id for p in catalog.parts_of(db, upload.upload_id)]
         catalog.delete_upload(db, upload.upload_id)
     ctx.blobs.delete(blobs)

@@ -57,7 +57,7 @@ def store_object(ctx: S3Context, row: Object, if_absent: bool = False) -> None:
     is not stored (an error, or `if_absent` and the key exists) takes its new body with it:
     no other row names those blobs."""
     try:
-        with ctx.db.session() as db:
+        with ctx.writing() as db:
             old_segments = catalog.replace_object(db, row, if_absent)
         if old_segments is None:
             raise precondition_failed("If-None-Match")
@@ -175,7 +175,7 @@ def delete_object(ctx: S3Context) -> Response:
 
 
 def _delete_key(ctx: S3Context, bucket: str, key: str) -> None:
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         obj = catalog.get_object(db, bucket, key)
         blobs = catalog.segment_blobs(obj.segments) if obj is not None else []
         if obj is not None:

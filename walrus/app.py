@@ -11,9 +11,11 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import FastAPI
+from sqlalchemy import event
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,6 +37,7 @@ from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
+from walrus.group_commit import GroupCommitter
 from walrus.offload import THREADS, off_loop
 from walrus.routing import Target, parse_target
 
@@ -61,11 +64,15 @@ class Walrus:
         self.keys = keys
         self.recorder = recorder
         self.db = Database(config.database_url("walrus"), pool_size=THREADS)
+        # An answered PUT is durable: every commit fsyncs the WAL (the committer groups PUTs,
+        # so one fsync serves many), as every blob is fsynced before its row is written.
+        event.listen(self.db.engine, "connect", _synchronous_full)
         self.db.upgrade(Path(__file__).parent / "migrations")
         self.blobs = BlobStore(data_dir(config))
         self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
         self.write_lock = threading.Lock()
+        self.commits = GroupCommitter(self.db, self.write_lock)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
 
@@ -88,7 +95,8 @@ class Walrus:
             ctx = S3Context(request=request, target=target, principal=principal,
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
-                            recorder=self.recorder, write_lock=self.write_lock)
+                            recorder=self.recorder, write_lock=self.write_lock,
+                            commits=self.commits)
             if inspect.iscoroutinefunction(handler):
                 # Takes a request body: receives it here, moves its own blocking parts off.
                 response = await handler(ctx)
@@ -120,6 +128,13 @@ class Walrus:
         return response
 
 
+def _synchronous_full(dbapi_connection: Any, _record: Any) -> None:
+    if "sqlite" in type(dbapi_connection).__module__:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
 def default_keys(config: CloudConfig) -> KeyDirectory:
     """The CLC's directory; a fixed list when WALRUS_ACCESS_KEYS names a JSON file."""
     if config.WALRUS_ACCESS_KEYS:
@@ -147,9 +162,12 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.state.walrus = walrus
     # Image bundles -> images for the nodes (walrus/bundles.py), an internal API.
     app.include_router(images_router(walrus, app.state.internal_auth))
-    # Outermost, so S3 requests skip the framework's routing and http middleware: those cost
-    # more than a small GET itself. /internal/* still goes through FastAPI.
-    app.add_middleware(S3FrontDoor, walrus=walrus)
+    # Outside the whole middleware stack FastAPI builds (error pages, telemetry, body limits,
+    # the http middleware): S3 requests skip all of it, which costs more than a small GET
+    # itself; /internal/* goes through it as before. Starlette builds the stack on the first
+    # request by calling this method, so wrapping it here puts the front door outermost.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: S3FrontDoor(build_stack(), walrus)  # type: ignore[method-assign]
     return app
 
 

@@ -1,8 +1,9 @@
 """Object bodies on disk. A blob is named by a random id, never by its key, so no key (`../`,
 absolute paths, anything) can name a file outside the data directory.
 
-A new blob is written to a temporary file, fsynced and renamed into place: a crash leaves at
-worst an unreferenced temporary file, never a half-written body that a row points at."""
+A new blob is written to a temporary file, fsynced, renamed into place and its folder fsynced:
+a crash leaves at worst an unreferenced temporary file, never a half-written body that a row
+points at."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ class BlobWriter:
         handle.close()
         self._done = True
         final = self._store.path(self.blob_id)
-        final.parent.mkdir(exist_ok=True)
         os.replace(self._tmp, final)
+        # The rename is durable only once its directory is: a row must never outlive its body.
+        _fsync_dir(final.parent)
         return self.blob_id
 
     def abort(self) -> None:
@@ -63,10 +65,23 @@ class BlobWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def _fsync_dir(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        # Every folder a blob id can name (its first two hex digits), made once and made
+        # durable here, so that committing a blob never creates one.
+        for index in range(256):
+            (root / f"{index:02x}").mkdir(exist_ok=True)
+        _fsync_dir(root)
         # Temporary files left by a crash belong to no object.
         for leftover in (root / "tmp").iterdir():
             leftover.unlink(missing_ok=True)

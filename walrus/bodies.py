@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 import anyio
 from starlette.requests import ClientDisconnect
@@ -21,6 +22,7 @@ from walrus.blobs import BlobStore, BlobWriter
 from walrus.chunked import ChunkedDecoder
 from walrus.offload import off_loop
 
+T = TypeVar("T")
 MAX_PUT_SIZE = 5 * 1024 ** 3
 UNSIGNED = "UNSIGNED-PAYLOAD"
 SIGNED_STREAMING = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
@@ -120,11 +122,14 @@ def _too_large() -> S3Error:
 BATCH = 1024 * 1024
 
 
-async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore, *,
-                       identity: Identity | None = None,
-                       max_size: int = MAX_PUT_SIZE) -> ReceivedBody:
-    """Stream the body into a new committed blob, or raise the S3 error and store nothing.
-    `identity` is the request's verified signer: signed aws-chunked bodies are checked with it.
+async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore,
+                       then: Callable[[ReceivedBody], T], *, identity: Identity | None = None,
+                       max_size: int = MAX_PUT_SIZE) -> T:
+    """Stream the body into a new committed blob and return `then(body)`, or raise the S3
+    error and store nothing. `identity` is the request's verified signer: signed aws-chunked
+    bodies are checked with it. `then` runs in the worker thread that commits the blob (one
+    thread hop for the end of the body and what the operation does with it); if it fails,
+    deleting the committed blob is its own business.
 
     The event loop only moves bytes from the socket into memory; decoding, hashing, writing
     and the final fsync run in worker threads, a batch at a time and in order."""
@@ -135,10 +140,10 @@ async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: Blob
     writer = blobs.writer()
     digest = _Digest(spec, writer, identity, max_size)
 
-    def finish(rest: list[bytes]) -> ReceivedBody:
+    def finish(rest: list[bytes]) -> T:
         digest.feed(rest)
         md5_hex, computed = digest.finish()
-        return ReceivedBody(writer.commit(), writer.size, md5_hex, computed)
+        return then(ReceivedBody(writer.commit(), writer.size, md5_hex, computed))
 
     try:
         rest = await _gather(stream, digest)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from sqlalchemy.orm import Session
@@ -22,10 +22,12 @@ from walrus import access
 from walrus.access import Principal
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
+from walrus.group_commit import GroupCommitter
 from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
 from walrus.routing import Target
 
 XML_TYPE = "application/xml"
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +43,7 @@ class S3Context:
     config: CloudConfig
     recorder: TraceRecorder
     write_lock: threading.Lock
+    commits: GroupCommitter
 
     @property
     def bucket(self) -> str:
@@ -70,10 +73,12 @@ class S3Context:
         with self.write_lock, self.db.session() as db:
             yield db
 
-    async def receive(self, compute: list[str] | None = None) -> ReceivedBody:
-        """The request body, checked and committed as a new blob."""
+    async def receive(self, then: Callable[[ReceivedBody], T],
+                      compute: list[str] | None = None) -> T:
+        """The request body, checked and committed as a new blob, handed to `then` in a
+        worker thread (see walrus/bodies.py); returns what `then` returns."""
         return await receive_body(self.request.stream(), BodySpec.from_headers(self.headers, compute),
-                                  self.blobs, identity=self.identity)
+                                  self.blobs, then, identity=self.identity)
 
     async def small_body(self) -> bytes:
         """A small request document (XML), checked the same way and kept in memory."""

@@ -13,6 +13,7 @@ from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
+from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
@@ -98,10 +99,12 @@ async def upload_part(ctx: S3Context) -> Response:
     number = _part_number(ctx)
     upload = await off_loop(_load_upload, ctx, bucket)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    body = await ctx.receive(compute)
-    await off_loop(_save_part, ctx, upload, number, body.blob_id, body.size, body.md5_hex,
-                   body.checksums)
-    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    def save(body: ReceivedBody) -> Response:
+        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
+        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    return await ctx.receive(save, compute)
 
 
 def upload_part_copy(ctx: S3Context) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -13,6 +14,7 @@ from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
 from walrus.blobs import BlobStore
+from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, no_such_bucket, no_such_key, quote_etag, xml_response
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
@@ -57,8 +59,8 @@ def store_object(ctx: S3Context, row: Object, if_absent: bool = False) -> None:
     is not stored (an error, or `if_absent` and the key exists) takes its new body with it:
     no other row names those blobs."""
     try:
-        with ctx.writing() as db:
-            old_segments = catalog.replace_object(db, row, if_absent)
+        old_segments = ctx.commits.apply(partial(catalog.replace_object, row=row,
+                                                 if_absent=if_absent))
         if old_segments is None:
             raise precondition_failed("If-None-Match")
     except BaseException:
@@ -75,15 +77,18 @@ async def put_object(ctx: S3Context) -> Response:
                               (bucket.owner_id, bucket.owner_name))
     meta = object_meta(ctx.headers)
     if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
-    body = await ctx.receive()
-    row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
-                 last_modified=clock.utcnow(),
-                 content_type=ctx.headers.get("content-type") or "binary/octet-stream",
-                 meta=meta, checksums=body.checksums, segments=[[body.blob_id, body.size]],
-                 parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
-    await off_loop(store_object, ctx, row, if_absent)
-    ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
-    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+    content_type = ctx.headers.get("content-type") or "binary/octet-stream"
+
+    def store(body: ReceivedBody) -> Response:
+        row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
+                     last_modified=clock.utcnow(), content_type=content_type, meta=meta,
+                     checksums=body.checksums, segments=[[body.blob_id, body.size]],
+                     parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
+        store_object(ctx, row, if_absent)
+        ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
+        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    return await ctx.receive(store)
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:

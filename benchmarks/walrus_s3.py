@@ -260,10 +260,11 @@ def presigned_ops(s3, bucket: str, prefix: str, bodies: list[tuple[bytes, ...]],
     return puts, gets
 
 
-def concurrent_round(url: str, bucket: str, clients: int, small: int,
-                     large: int) -> dict[str, float]:
+def concurrent_round(url: str, bucket: str, clients: int, small: int, large: int,
+                     pid: int) -> dict[str, float]:
     """`clients` concurrent clients: PUT then GET `small` 1 KiB objects, then `large` 1 MiB
-    objects, every object distinct and every GET checked against what was written."""
+    objects, every object distinct and every GET checked against what was written; the
+    rates, and the server's CPU milliseconds per operation (process `pid`)."""
     s3 = client(url, signature_version="s3v4")  # presigned URLs default to SigV2
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -284,8 +285,10 @@ def concurrent_round(url: str, bucket: str, clients: int, small: int,
             errors = 0
             for name, ops in (("put_1k", small_puts), ("get_1k", small_gets),
                               ("put_1m", large_puts), ("get_1m", large_gets)):
+                cpu_before = cpu_seconds(pid)
                 seconds, failed = await run_ops(host, port, connections, ops)
                 results[f"{name}_ops"] = len(ops) / seconds
+                results[f"{name}_cpu_ms"] = (cpu_seconds(pid) - cpu_before) * 1000 / len(ops)
                 errors += failed
             results["errors"] = errors
         finally:
@@ -317,7 +320,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 s3 = client(url, max(10, args.threads))
                 s3.create_bucket(Bucket="bench")
                 results[f"{name}_concurrent"] = concurrent_round(
-                    url, "bench", args.clients, args.concurrent_small, args.concurrent_large)
+                    url, "bench", args.clients, args.concurrent_small, args.concurrent_large, pid)
                 if args.concurrent_only:
                     continue
                 puts, gets, put_cpu, get_cpu = small_ops(s3, "bench", args.small, 1, pid)
@@ -346,6 +349,12 @@ def concurrent_table(results: dict[str, object], args: argparse.Namespace) -> st
     lines = ["| measure | Walrus | moto_server | Walrus / moto |", "|---|---:|---:|---:|"]
     for label, key in rows:
         lines.append(f"| {label} | {w[key]:.1f} | {m[key]:.1f} | {w[key] / m[key]:.2f}× |")  # type: ignore[index]
+    for label, key in ((f"server CPU per 1 KiB PUT, {n} clients (ms)", "put_1k_cpu_ms"),
+                       (f"server CPU per 1 KiB GET, {n} clients (ms)", "get_1k_cpu_ms"),
+                       (f"server CPU per 1 MiB PUT, {n} clients (ms)", "put_1m_cpu_ms"),
+                       (f"server CPU per 1 MiB GET, {n} clients (ms)", "get_1m_cpu_ms")):
+        lines.append(f"| {label} | {w[key]:.2f} | {m[key]:.2f} | "  # type: ignore[index]
+                     f"{m[key] / w[key]:.2f}× less |")  # type: ignore[index]
     lines.append(f"| errors (non-200, or a body read back with another CRC-32) | {w['errors']:.0f} | "  # type: ignore[index]
                  f"{m['errors']:.0f} | |")  # type: ignore[index]
     lines.append("")

@@ -31,7 +31,7 @@ from services.service_app import make_service_app
 from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
-from walrus import dispatch
+from walrus import catalog, dispatch
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
@@ -72,7 +72,7 @@ class Walrus:
         self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
         self.write_lock = threading.Lock()
-        self.commits = GroupCommitter(self.db, self.write_lock)
+        self.commits = GroupCommitter(self.db, self.write_lock, catalog.replace_objects)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
 

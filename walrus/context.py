@@ -43,7 +43,7 @@ class S3Context:
     config: CloudConfig
     recorder: TraceRecorder
     write_lock: threading.Lock
-    commits: GroupCommitter
+    commits: GroupCommitter[tuple[dict[str, Any], bool], list[list[Any]] | None]
 
     @property
     def bucket(self) -> str:

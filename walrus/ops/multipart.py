@@ -187,7 +187,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
         if catalog.get_upload(db, upload.upload_id) is None:
             raise _no_upload(upload.upload_id)
         catalog.delete_upload(db, upload.upload_id)
-    store_object(ctx, row)
+    store_object(ctx, catalog.object_values(row))
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",

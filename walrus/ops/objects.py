@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -54,17 +53,16 @@ def object_owner(ctx: S3Context, bucket: Bucket) -> tuple[str, str]:
     return ctx.owner_pair()
 
 
-def store_object(ctx: S3Context, row: Object, if_absent: bool = False) -> None:
-    """Make `row` the current object for its key and drop the body it replaces. A row that
-    is not stored (an error, or `if_absent` and the key exists) takes its new body with it:
-    no other row names those blobs."""
+def store_object(ctx: S3Context, values: dict[str, Any], if_absent: bool = False) -> None:
+    """Make the object of these column values the current one for its key and drop the body
+    it replaces. An object that is not stored (an error, or `if_absent` and the key exists)
+    takes its new body with it: no other row names those blobs."""
     try:
-        old_segments = ctx.commits.apply(partial(catalog.replace_object, row=row,
-                                                 if_absent=if_absent))
+        old_segments = ctx.commits.apply((values, if_absent))
         if old_segments is None:
             raise precondition_failed("If-None-Match")
     except BaseException:
-        ctx.blobs.delete(catalog.segment_blobs(row.segments))
+        ctx.blobs.delete(catalog.segment_blobs(values["segments"]))
         raise
     ctx.blobs.delete(catalog.segment_blobs(old_segments))
 
@@ -80,11 +78,13 @@ async def put_object(ctx: S3Context) -> Response:
     content_type = ctx.headers.get("content-type") or "binary/octet-stream"
 
     def store(body: ReceivedBody) -> Response:
-        row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
-                     last_modified=clock.utcnow(), content_type=content_type, meta=meta,
-                     checksums=body.checksums, segments=[[body.blob_id, body.size]],
-                     parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
-        store_object(ctx, row, if_absent)
+        # Column values, not an ORM object: building one costs more than the write.
+        store_object(ctx, {"bucket": bucket.name, "key": ctx.key, "size": body.size,
+                           "etag": body.md5_hex, "last_modified": clock.utcnow(),
+                           "content_type": content_type, "meta": meta,
+                           "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
+                           "parts_count": None, "owner_id": owner_id, "owner_name": owner_name,
+                           "acl": grants}, if_absent)
         ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
         return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
 
@@ -165,7 +165,7 @@ def copy_object(ctx: S3Context) -> Response:
                  last_modified=clock.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
                  owner_id=owner_id, owner_name=owner_name, acl=grants)
-    store_object(ctx, row)
+    store_object(ctx, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive)
     return xml_response("CopyObjectResult", {"LastModified": row.last_modified,

@@ -1,7 +1,37 @@
 """Walrus, the S3-compatible object store: `create_app` builds the FastAPI service.
 
 Every S3 request goes through one route: routing (path or virtual host) -> signature ->
-operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` document."""
+operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` document.
+
+One rule: no blocking work on the event loop. The loop is shared by every connection, so
+anything that can wait (SQLite, which may wait for its write lock or a checkpoint; file
+opens, reads, writes, renames and fsyncs; a call to the CLC for an access key) or that costs
+CPU in proportion to a body (decoding aws-chunked framing, MD5 and the x-amz-checksum-*
+family) would hold up every other request while it runs: one large upload, one slow disk or
+one long transaction would stall a 1 KiB GET beside it. What the loop does is constant work
+per request: parse the target, check the signature against keys in memory, move body bytes
+between the socket and memory, send the answer. Concretely:
+
+- An operation without a request body is a plain function, run whole in a worker thread
+  (`Walrus.handle` -> walrus/offload.py). One hop per request: measured, that costs less
+  than any split of its SQLite read and file read would.
+- An operation with a body is a coroutine: it receives the body on the loop (awaiting the
+  socket, so a slow client costs nothing but memory), hands each megabyte to a worker thread
+  to decode, hash and write (walrus/bodies.py), and finishes (fsync, rename, its row) in one
+  more hop. It does not hold a worker thread while the client is slow to send, so a few
+  slow clients cannot use up the pool.
+- Large GET bodies stream from disk chunk by chunk, each read in a worker thread
+  (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
+  response's send on the loop. Bodies up to one read chunk are read at once in the handler.
+- PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
+  many clients, each statement's GIL hand-off, not the row, was what a PUT waited for.
+
+The test is tests/walrus/test_event_loop.py: a half-sent PUT, a half-read GET and a PUT
+waiting on a locked database each leave a small GET beside them answered.
+
+Durability: a PUT is answered only once its blob is fsynced and renamed into an fsynced
+folder and its row is in a WAL commit fsynced by SQLite (synchronous=FULL here: the group
+commit makes that one fsync per group, not per object)."""
 
 from __future__ import annotations
 

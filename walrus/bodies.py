@@ -179,7 +179,7 @@ async def _gather(stream: AsyncIterator[bytes], digest: _Digest) -> list[bytes]:
                 continue
             batch.append(raw)
             size += len(raw)
-            if size >= BATCH:
+            if size > BATCH:  # a body of exactly BATCH bytes ends in one hop
                 await off_loop(digest.feed, batch)
                 batch, size = [], 0
     except ClientDisconnect:

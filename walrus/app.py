@@ -22,7 +22,7 @@ between the socket and memory, send the answer. Concretely:
   slow clients cannot use up the pool.
 - Large GET bodies stream from disk chunk by chunk, each read in a worker thread
   (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
-  response's send on the loop. Bodies up to one read chunk are read at once in the handler.
+  response's send on the loop. Bodies up to 256 KiB are read at once in the handler.
 - PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
   many clients, each statement's GIL hand-off, not the row, was what a PUT waited for.
 

@@ -8,16 +8,15 @@ from starlette.responses import Response, StreamingResponse
 from services.errors import S3Error
 from services.s3xml import http_date
 from walrus import access, catalog, checksums
-from walrus.blobs import READ_CHUNK
 from walrus.context import S3Context, no_such_key, quote_etag
 from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
 
-# Bodies up to this size are read at once, in the handler's worker thread: measured, a
-# streaming response (a thread hop per chunk, a task watching for the client leaving) costs
-# more than the memory of one read chunk per request.
-SMALL_OBJECT = READ_CHUNK
+# Bodies up to this size are read at once, in the handler's worker thread: cheaper than a
+# streaming response for small objects. Measured with 32 clients, 1 MiB objects went faster
+# streamed than read whole (the loop then writes them to the socket as they come).
+SMALL_OBJECT = 256 * 1024
 OVERRIDES = {"response-content-type": "Content-Type",
              "response-content-language": "Content-Language",
              "response-expires": "Expires", "response-cache-control": "Cache-Control",

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-import anyio
 from starlette.requests import ClientDisconnect
 
 from services.auth import Identity, chunk_signature, trailer_signature
@@ -149,9 +148,8 @@ async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: Blob
         rest = await _gather(stream, digest)
         return await off_loop(finish, rest)
     except BaseException:
-        # Shielded: a request cancelled by its client disconnecting still removes its file.
-        with anyio.CancelScope(shield=True):
-            await off_loop(writer.abort)
+        # off_loop waits for the call even if this task is cancelled again meanwhile.
+        await off_loop(writer.abort)
         raise
 
 

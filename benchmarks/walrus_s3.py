@@ -1,12 +1,16 @@
-"""Walrus against moto_server, same client, same run: boto3 put/get of 1 KiB objects (ops/s)
-and of 64 MiB objects (MB/s), plus Walrus's peak resident memory (VmHWM) after the small and
-after the large objects, to show that memory does not grow with object size.
+"""Walrus against moto_server, same run: boto3 put/get of 1 KiB objects (ops/s) and of 64 MiB
+objects (MB/s), plus Walrus's peak resident memory (VmHWM) after the small and after the large
+objects, to show that memory does not grow with object size; then 32 concurrent clients
+(issue 12's aim: Walrus >= 5x moto_server) putting and getting 1 KiB and 1 MiB objects, every
+object read back and checked, with each server's CPU per operation.
 
-    .venv/bin/python benchmarks/walrus_s3.py [--small N] [--large N] [--threads N] [--readme]
+    .venv/bin/python benchmarks/walrus_s3.py [--small N] [--large N] [--threads N]
+        [--clients N] [--concurrent-small N] [--concurrent-large N] [--concurrent-only]
+        [--readme]
 
-Both servers run as their own processes on 127.0.0.1 over plain HTTP; the client is boto3,
+Both servers run as their own processes on 127.0.0.1 over plain HTTP. The boto3 client is
 path-style, SigV4, with its default CRC32 checksums: one caller, then N threads sharing one
-client for the 1 KiB round."""
+client for the 1 KiB round. The concurrent clients are raw HTTP (see `concurrent_round`)."""
 
 from __future__ import annotations
 
@@ -319,21 +323,23 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             for name, url, pid in (("walrus", walrus_url, walrus.pid), ("moto", moto_url, moto.pid)):
                 s3 = client(url, max(10, args.threads))
                 s3.create_bucket(Bucket="bench")
+                if not args.concurrent_only:
+                    puts, gets, put_cpu, get_cpu = small_ops(s3, "bench", args.small, 1, pid)
+                    puts_n, gets_n, _, _ = small_ops(s3, "bench", args.small, args.threads)
+                    if name == "walrus":
+                        results["walrus_rss_after_small_mib"] = peak_rss_mib(walrus.pid)
+                    up, down = large_ops(s3, "bench", args.large, large)
+                    if name == "walrus":
+                        results["walrus_rss_after_large_mib"] = peak_rss_mib(walrus.pid)
+                    results[name] = {"put_1k_ops": puts, "get_1k_ops": gets,
+                                     "put_1k_ops_n": puts_n, "get_1k_ops_n": gets_n,
+                                     "put_1k_cpu_ms": put_cpu, "get_1k_cpu_ms": get_cpu,
+                                     "put_64m_mbps": up, "get_64m_mbps": down}
+                # Last, so the memory figures above keep their meaning (one caller's objects).
                 results[f"{name}_concurrent"] = concurrent_round(
                     url, "bench", args.clients, args.concurrent_small, args.concurrent_large, pid)
-                if args.concurrent_only:
-                    continue
-                puts, gets, put_cpu, get_cpu = small_ops(s3, "bench", args.small, 1, pid)
-                puts_n, gets_n, _, _ = small_ops(s3, "bench", args.small, args.threads)
                 if name == "walrus":
-                    results["walrus_rss_after_small_mib"] = peak_rss_mib(walrus.pid)
-                up, down = large_ops(s3, "bench", args.large, large)
-                if name == "walrus":
-                    results["walrus_rss_after_large_mib"] = peak_rss_mib(walrus.pid)
-                results[name] = {"put_1k_ops": puts, "get_1k_ops": gets,
-                                 "put_1k_ops_n": puts_n, "get_1k_ops_n": gets_n,
-                                 "put_1k_cpu_ms": put_cpu, "get_1k_cpu_ms": get_cpu,
-                                 "put_64m_mbps": up, "get_64m_mbps": down}
+                    results["walrus_rss_after_concurrent_mib"] = peak_rss_mib(walrus.pid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
@@ -359,7 +365,10 @@ def concurrent_table(results: dict[str, object], args: argparse.Namespace) -> st
                  f"{m['errors']:.0f} | |")  # type: ignore[index]
     lines.append("")
     lines.append(f"({args.concurrent_small} objects of 1 KiB and {args.concurrent_large} of 1 MiB, "
-                 f"each PUT then read back by GET; raw HTTP/1.1 keep-alive, presigned SigV4.)")
+                 f"each PUT then read back by GET; raw HTTP/1.1 keep-alive, presigned SigV4; "
+                 f"Walrus peak RSS after this round "
+                 f"{results['walrus_rss_after_concurrent_mib']:.1f} MiB; load average "
+                 f"{os.getloadavg()[0]:.1f} at the end.)")
     return "\n".join(lines)
 
 

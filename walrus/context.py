@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from starlette.requests import Request
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.responses import Response
 
 from services.auth import Identity
@@ -22,8 +22,8 @@ from walrus import access
 from walrus.access import Principal
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
-from walrus.group_commit import GroupCommitter
 from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
+from walrus.group_commit import GroupCommitter
 from walrus.routing import Target
 
 XML_TYPE = "application/xml"
@@ -69,7 +69,8 @@ class S3Context:
         """A write transaction (in a worker thread). Walrus is its database's only writer, so
         its writes queue on one lock here: a waiter wakes the moment the lock is free, where
         SQLite's busy handler would poll in sleeps of milliseconds, and a read-then-write
-        (replacing an object) sees no other write in between."""
+        (deleting an object, then its body) sees no other write in between. PUTs go through
+        the group committer (`commits`), which takes the same lock."""
         with self.write_lock, self.db.session() as db:
             yield db
 

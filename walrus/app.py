@@ -1,19 +1,51 @@
 """Walrus, the S3-compatible object store: `create_app` builds the FastAPI service.
 
 Every S3 request goes through one route: routing (path or virtual host) -> signature ->
-operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` document."""
+operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` document.
+
+One rule: no blocking work on the event loop. The loop is shared by every connection, so
+anything that can wait (SQLite, which may wait for its write lock or a checkpoint; file
+opens, reads, writes, renames and fsyncs; a call to the CLC for an access key) or that costs
+CPU in proportion to a body (decoding aws-chunked framing, MD5 and the x-amz-checksum-*
+family) would hold up every other request while it runs: one large upload, one slow disk or
+one long transaction would stall a 1 KiB GET beside it. What the loop does is constant work
+per request: parse the target, check the signature against keys in memory, move body bytes
+between the socket and memory, send the answer. Concretely:
+
+- An operation without a request body is a plain function, run whole in a worker thread
+  (`Walrus.handle` -> walrus/offload.py). One hop per request: measured, that costs less
+  than any split of its SQLite read and file read would.
+- An operation with a body is a coroutine: it receives the body on the loop (awaiting the
+  socket, so a slow client costs nothing but memory), hands each megabyte to a worker thread
+  to decode, hash and write (walrus/bodies.py), and finishes (fsync, rename, its row) in one
+  more hop. It does not hold a worker thread while the client is slow to send, so a few
+  slow clients cannot use up the pool.
+- Large GET bodies stream from disk chunk by chunk, each read in a worker thread
+  (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
+  response's send on the loop. Bodies up to 256 KiB are read at once in the handler.
+- PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
+  many clients, each statement's GIL hand-off, not the row, was what a PUT waited for.
+
+The test is tests/walrus/test_event_loop.py: a half-sent PUT, a half-read GET and a PUT
+waiting on a locked database each leave a small GET beside them answered.
+
+Durability: a PUT is answered only once its blob is fsynced and renamed into an fsynced
+folder and its row is in a WAL commit fsynced by SQLite (synchronous=FULL here: the group
+commit makes that one fsync per group, not per object)."""
 
 from __future__ import annotations
 
 import inspect
 import json
 import logging
+import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-import anyio
 from fastapi import FastAPI
+from sqlalchemy import event
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,12 +61,14 @@ from services.service_app import make_service_app
 from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
-from walrus import dispatch
+from walrus import catalog, dispatch
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
+from walrus.group_commit import GroupCommitter
+from walrus.offload import THREADS, off_loop
 from walrus.routing import Target, parse_target
 
 log = logging.getLogger("walrus")
@@ -59,11 +93,16 @@ class Walrus:
         self.config = config
         self.keys = keys
         self.recorder = recorder
-        self.db = Database(config.database_url("walrus"))
+        self.db = Database(config.database_url("walrus"), pool_size=THREADS)
+        # An answered PUT is durable: every commit fsyncs the WAL (the committer groups PUTs,
+        # so one fsync serves many), as every blob is fsynced before its row is written.
+        event.listen(self.db.engine, "connect", _synchronous_full)
         self.db.upgrade(Path(__file__).parent / "migrations")
         self.blobs = BlobStore(data_dir(config))
         self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
+        self.write_lock = threading.Lock()
+        self.commits = GroupCommitter(self.db, self.write_lock, catalog.replace_objects)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
 
@@ -79,16 +118,20 @@ class Walrus:
             if self._keys_local:
                 principal, identity = authenticate(view, self.keys)
             else:
-                principal, identity = await anyio.to_thread.run_sync(authenticate, view, self.keys)
+                principal, identity = await off_loop(authenticate, view, self.keys)
             self.recorder.record("received", f"{request.method} {target.resource}",
                                  account=principal.account_id or "anonymous")
             handler = dispatch.choose(request.method, target, request.headers)
             ctx = S3Context(request=request, target=target, principal=principal,
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
-                            recorder=self.recorder)
-            result = handler(ctx)
-            response = await result if inspect.isawaitable(result) else result
+                            recorder=self.recorder, write_lock=self.write_lock,
+                            commits=self.commits)
+            if inspect.iscoroutinefunction(handler):
+                # Takes a request body: receives it here, moves its own blocking parts off.
+                response = await handler(ctx)
+            else:
+                response = await off_loop(handler, ctx)
         except AwsError as error:
             response = self.error(request, error, target)
         except Exception:
@@ -113,6 +156,13 @@ class Walrus:
             # the connection rather than read its leftovers as the next request.
             response.headers["Connection"] = "close"
         return response
+
+
+def _synchronous_full(dbapi_connection: Any, _record: Any) -> None:
+    if "sqlite" in type(dbapi_connection).__module__:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
 
 
 def default_keys(config: CloudConfig) -> KeyDirectory:
@@ -142,9 +192,12 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.state.walrus = walrus
     # Image bundles -> images for the nodes (walrus/bundles.py), an internal API.
     app.include_router(images_router(walrus, app.state.internal_auth))
-    # Outermost, so S3 requests skip the framework's routing and http middleware: those cost
-    # more than a small GET itself. /internal/* still goes through FastAPI.
-    app.add_middleware(S3FrontDoor, walrus=walrus)
+    # Outside the whole middleware stack FastAPI builds (error pages, telemetry, body limits,
+    # the http middleware): S3 requests skip all of it, which costs more than a small GET
+    # itself; /internal/* goes through it as before. Starlette builds the stack on the first
+    # request by calling this method, so wrapping it here puts the front door outermost.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: S3FrontDoor(build_stack(), walrus)  # type: ignore[method-assign]
     return app
 
 

@@ -1,8 +1,9 @@
 """Object bodies on disk. A blob is named by a random id, never by its key, so no key (`../`,
 absolute paths, anything) can name a file outside the data directory.
 
-A new blob is written to a temporary file, fsynced and renamed into place: a crash leaves at
-worst an unreferenced temporary file, never a half-written body that a row points at."""
+A new blob is written to a temporary file, fsynced, renamed into place and its folder fsynced:
+a crash leaves at worst an unreferenced temporary file, never a half-written body that a row
+points at."""
 
 from __future__ import annotations
 
@@ -21,37 +22,66 @@ Segments = Sequence[Sequence[object]]
 
 
 class BlobWriter:
-    """An open temporary file that becomes a blob on `commit()` or vanishes on `abort()`."""
+    """A temporary file that becomes a blob on `commit()` or vanishes on `abort()`. The file is
+    opened by the first write (or the commit of an empty body), in whichever worker thread
+    does it: creating the writer touches no disk, so the event loop may."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self.blob_id = uuid.uuid4().hex
         self._tmp = store.root / "tmp" / f"{self.blob_id}.part"
-        self._file = open(self._tmp, "wb", buffering=0)
+        self._file: BinaryIO | None = None
+        self._done = False
         self.size = 0
 
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            if self._done:
+                raise ValueError("blob writer already finished")
+            self._file = open(self._tmp, "wb", buffering=0)
+        return self._file
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._file.write(data)
+        self._open().write(data)
         self.size += len(data)
 
     def commit(self) -> str:
-        os.fsync(self._file.fileno())
-        self._file.close()
+        handle = self._open()
+        os.fsync(handle.fileno())
+        handle.close()
+        self._done = True
         final = self._store.path(self.blob_id)
-        final.parent.mkdir(exist_ok=True)
         os.replace(self._tmp, final)
+        # The rename is durable only once its directory is: a row must never outlive its body.
+        _fsync_dir(final.parent)
         return self.blob_id
 
     def abort(self) -> None:
+        self._done = True
+        if self._file is None:
+            return
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        # Every folder a blob id can name (its first two hex digits), made once and made
+        # durable here, so that committing a blob never creates one.
+        for index in range(256):
+            (root / f"{index:02x}").mkdir(exist_ok=True)
+        _fsync_dir(root)
         # Temporary files left by a crash belong to no object.
         for leftover in (root / "tmp").iterdir():
             leftover.unlink(missing_ok=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
-import anyio
 from starlette.requests import ClientDisconnect
 
 from services.auth import Identity, chunk_signature, trailer_signature
@@ -19,7 +19,9 @@ from services.errors import S3Error
 from walrus import checksums
 from walrus.blobs import BlobStore, BlobWriter
 from walrus.chunked import ChunkedDecoder
+from walrus.offload import off_loop
 
+T = TypeVar("T")
 MAX_PUT_SIZE = 5 * 1024 ** 3
 UNSIGNED = "UNSIGNED-PAYLOAD"
 SIGNED_STREAMING = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
@@ -114,82 +116,138 @@ def _too_large() -> S3Error:
     return S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
 
 
-async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore, *,
-                       identity: Identity | None = None,
-                       max_size: int = MAX_PUT_SIZE) -> ReceivedBody:
-    """Stream the body into a new committed blob, or raise the S3 error and store nothing.
-    `identity` is the request's verified signer: signed aws-chunked bodies are checked with it."""
+# Raw bytes gathered on the event loop before a worker thread decodes, hashes and writes them:
+# large enough that a thread hop costs little beside the work, small enough to bound memory.
+BATCH = 1024 * 1024
+
+
+async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: BlobStore,
+                       then: Callable[[ReceivedBody], T], *, identity: Identity | None = None,
+                       max_size: int = MAX_PUT_SIZE) -> T:
+    """Stream the body into a new committed blob and return `then(body)`, or raise the S3
+    error and store nothing. `identity` is the request's verified signer: signed aws-chunked
+    bodies are checked with it. `then` runs in the worker thread that commits the blob (one
+    thread hop for the end of the body and what the operation does with it); if it fails,
+    deleting the committed blob is its own business.
+
+    The event loop only moves bytes from the socket into memory; decoding, hashing, writing
+    and the final fsync run in worker threads, a batch at a time and in order."""
     if max_size and (spec.decoded_length or 0) > max_size:
         raise _too_large()
     if max_size and not spec.chunked and (spec.content_length or 0) > max_size:
         raise _too_large()
     writer = blobs.writer()
+    digest = _Digest(spec, writer, identity, max_size)
+
+    def finish(rest: list[bytes]) -> T:
+        digest.feed(rest)
+        md5_hex, computed = digest.finish()
+        return then(ReceivedBody(writer.commit(), writer.size, md5_hex, computed))
+
     try:
-        md5_hex, computed = await _pump(stream, spec, writer, identity, max_size)
-        blob_id = await anyio.to_thread.run_sync(writer.commit)
+        rest = await _gather(stream, digest)
+        return await off_loop(finish, rest)
     except BaseException:
-        writer.abort()
+        # off_loop waits for the call even if this task is cancelled again meanwhile.
+        await off_loop(writer.abort)
         raise
-    return ReceivedBody(blob_id, writer.size, md5_hex, computed)
 
 
 async def receive_small(stream: AsyncIterator[bytes], spec: BodySpec, *,
                         identity: Identity | None = None) -> bytes:
     sink = _MemorySink()
-    await _pump(stream, spec, sink, identity, MAX_SMALL_BODY)
-    return sink.value()
+    digest = _Digest(spec, sink, identity, MAX_SMALL_BODY)
+
+    def finish(rest: list[bytes]) -> bytes:
+        digest.feed(rest)
+        digest.finish()
+        return sink.value()
+
+    return await off_loop(finish, await _gather(stream, digest))
 
 
-async def _pump(stream: AsyncIterator[bytes], spec: BodySpec, sink: BlobWriter | _MemorySink,
-                identity: Identity | None, max_size: int) -> tuple[str, dict[str, str]]:
-    sha = spec.content_sha256
-    payload_hash = None
-    if sha and sha != UNSIGNED and sha != UNSIGNED_STREAMING and sha not in SIGNED_STREAMING:
-        if sha.startswith("STREAMING-"):
-            raise S3Error("NotImplemented", f"x-amz-content-sha256 {sha} is not supported.", 501)
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
-            raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a "
-                          "STREAMING-* value or the hex SHA-256 of the payload.")
-        # The hash covers the bytes as sent, aws-chunked framing included.
-        payload_hash = hashlib.sha256()
-    # Only a SigV4 request (signed in its headers) carries the key chunk signatures chain from.
-    signer = identity if identity is not None and identity.signing_key is not None else None
-    decoder = None
-    if spec.chunked and sha in SIGNED_STREAMING:
-        if signer is None:
-            raise S3Error("InvalidRequest", "Signed aws-chunked bodies need a SigV4 signature.")
-        decoder = ChunkedDecoder(partial(chunk_signature, signer), signer.seed_signature or "")
-    elif spec.chunked:
-        decoder = ChunkedDecoder()
-    algorithms = list(dict.fromkeys([*spec.expected, *spec.trailer_algorithms, *spec.compute]))
-    hashers = {a: checksums.new_hasher(a) for a in algorithms}
-    md5 = hashlib.md5()
-    raw_size = 0
+async def _gather(stream: AsyncIterator[bytes], digest: _Digest) -> list[bytes]:
+    """Read the body from the socket, handing each full batch to a worker thread; returns the
+    last, partial batch (all of a small body) for the caller to finish with in one hop."""
+    batch: list[bytes] = []
+    size = 0
     try:
         async for raw in stream:
-            raw_size += len(raw)
-            if payload_hash is not None:
-                payload_hash.update(raw)
-            pieces = decoder.feed(raw) if decoder is not None else [raw]
-            for piece in pieces:
-                md5.update(piece)
-                for hasher in hashers.values():
-                    hasher.update(piece)
-                sink.write(piece)
-            if max_size and sink.size > max_size:
-                raise _too_large()
+            if not raw:
+                continue
+            batch.append(raw)
+            size += len(raw)
+            if size > BATCH:  # a body of exactly BATCH bytes ends in one hop
+                await off_loop(digest.feed, batch)
+                batch, size = [], 0
     except ClientDisconnect:
         raise S3Error("IncompleteBody", "The request body terminated unexpectedly.") from None
-    _check(spec, decoder, raw_size, sink.size,
-           payload_hash.hexdigest() if payload_hash is not None else None, md5.digest(), hashers)
-    if decoder is not None and sha == SIGNED_STREAMING[1]:
-        claimed = decoder.trailers.get("x-amz-trailer-signature")
-        expected = (trailer_signature(signer, decoder.last_signature, decoder.trailer_text)
-                    if signer is not None else None)
-        if claimed is None or expected is None or not hmac.compare_digest(claimed, expected):
-            raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does not "
-                          "match the signature you provided.", 403)
-    return md5.hexdigest(), {a: checksums.b64(h.digest()) for a, h in hashers.items()}
+    return batch
+
+
+class _Digest:
+    """Every check and sum over one body, fed its raw bytes in order; `finish` raises the S3
+    error of the first claim that does not hold. Not thread-safe: one batch at a time."""
+
+    def __init__(self, spec: BodySpec, sink: BlobWriter | _MemorySink, identity: Identity | None,
+                 max_size: int) -> None:
+        sha = spec.content_sha256
+        self._spec = spec
+        self._sink = sink
+        self._max_size = max_size
+        self._payload_hash = None
+        if sha and sha != UNSIGNED and sha != UNSIGNED_STREAMING and sha not in SIGNED_STREAMING:
+            if sha.startswith("STREAMING-"):
+                raise S3Error("NotImplemented", f"x-amz-content-sha256 {sha} is not supported.", 501)
+            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
+                raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a "
+                              "STREAMING-* value or the hex SHA-256 of the payload.")
+            # The hash covers the bytes as sent, aws-chunked framing included.
+            self._payload_hash = hashlib.sha256()
+        # Only a SigV4 request (signed in its headers) carries the key chunk signatures chain from.
+        self._signer = identity if identity is not None and identity.signing_key is not None else None
+        self._decoder = None
+        if spec.chunked and sha in SIGNED_STREAMING:
+            if self._signer is None:
+                raise S3Error("InvalidRequest", "Signed aws-chunked bodies need a SigV4 signature.")
+            self._decoder = ChunkedDecoder(partial(chunk_signature, self._signer),
+                                           self._signer.seed_signature or "")
+        elif spec.chunked:
+            self._decoder = ChunkedDecoder()
+        algorithms = list(dict.fromkeys([*spec.expected, *spec.trailer_algorithms, *spec.compute]))
+        self._hashers = {a: checksums.new_hasher(a) for a in algorithms}
+        self._md5 = hashlib.md5()
+        self._raw_size = 0
+
+    def feed(self, raws: list[bytes]) -> None:
+        for raw in raws:
+            self._raw_size += len(raw)
+            if self._payload_hash is not None:
+                self._payload_hash.update(raw)
+            pieces = self._decoder.feed(raw) if self._decoder is not None else [raw]
+            for piece in pieces:
+                self._md5.update(piece)
+                for hasher in self._hashers.values():
+                    hasher.update(piece)
+                self._sink.write(piece)
+            if self._max_size and self._sink.size > self._max_size:
+                raise _too_large()
+
+    def finish(self) -> tuple[str, dict[str, str]]:
+        spec, decoder, sha = self._spec, self._decoder, self._spec.content_sha256
+        _check(spec, decoder, self._raw_size, self._sink.size,
+               self._payload_hash.hexdigest() if self._payload_hash is not None else None,
+               self._md5.digest(), self._hashers)
+        if decoder is not None and sha == SIGNED_STREAMING[1]:
+            claimed = decoder.trailers.get("x-amz-trailer-signature")
+            signer = self._signer
+            expected = (trailer_signature(signer, decoder.last_signature, decoder.trailer_text)
+                        if signer is not None else None)
+            if claimed is None or expected is None or not hmac.compare_digest(claimed, expected):
+                raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does "
+                              "not match the signature you provided.", 403)
+        return self._md5.hexdigest(), {a: checksums.b64(h.digest())
+                                       for a, h in self._hashers.items()}
 
 
 def _check(spec: BodySpec, decoder: ChunkedDecoder | None, raw_size: int, size: int,

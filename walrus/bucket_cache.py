@@ -18,9 +18,13 @@ class BucketCache:
         self._rows: dict[str, Bucket] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Bucket | None:
+    def cached(self, name: str) -> Bucket | None:
+        """The row if memory has it; never touches the database (safe on the event loop)."""
         with self._lock:
-            row = self._rows.get(name)
+            return self._rows.get(name)
+
+    def get(self, name: str) -> Bucket | None:
+        row = self.cached(name)
         if row is not None:
             return row
         with self._db.session() as db:

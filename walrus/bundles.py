@@ -26,7 +26,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from services import pki
 from services.bundles import BundleError, bundle_keys, parse_manifest, unbundle, verify_manifest
-from services.messages.images import SHA256_HEADER, PreparedImage, PrepareImage
+from services.messages.images import (IMAGE_ROUTE, PREPARE_ROUTE, SHA256_HEADER, PreparedImage,
+                                      PrepareImage)
 from walrus import catalog
 
 if TYPE_CHECKING:
@@ -146,14 +147,15 @@ def images_router(walrus: Walrus, internal_auth: Any) -> APIRouter:
     decrypter = BundleDecrypter(walrus)
     router = APIRouter(dependencies=[Depends(internal_auth)])
 
-    @router.post("/internal/images/prepare", response_model=PreparedImage)
+    @router.post(PREPARE_ROUTE, response_model=PreparedImage)
     async def prepare(body: PrepareImage) -> Any:
         try:
             return await run_in_threadpool(decrypter.prepare, body.bucket, body.manifest_key)
         except ManifestMissing as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @router.get("/internal/images/{bucket}/{key:path}")
+    # A manifest key may hold slashes: the route's {key} matches the rest of the path.
+    @router.get(IMAGE_ROUTE.replace("{key}", "{key:path}"))
     async def image(bucket: str, key: str) -> Response:
         try:
             status, path = await run_in_threadpool(decrypter.ready, bucket, key)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,9 +23,11 @@ from walrus.access import Principal
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
+from walrus.group_commit import GroupCommitter
 from walrus.routing import Target
 
 XML_TYPE = "application/xml"
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,6 +42,8 @@ class S3Context:
     blobs: BlobStore
     config: CloudConfig
     recorder: TraceRecorder
+    write_lock: threading.Lock
+    commits: GroupCommitter[tuple[dict[str, Any], bool], list[list[Any]] | None]
 
     @property
     def bucket(self) -> str:
@@ -56,10 +64,22 @@ class S3Context:
             raise S3Error("AccessDenied", "Anonymous users cannot own resources.", 403)
         return self.principal.account_id, self.principal.account_name
 
-    async def receive(self, compute: list[str] | None = None) -> ReceivedBody:
-        """The request body, checked and committed as a new blob."""
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction (in a worker thread). Walrus is its database's only writer, so
+        its writes queue on one lock here: a waiter wakes the moment the lock is free, where
+        SQLite's busy handler would poll in sleeps of milliseconds, and a read-then-write
+        (deleting an object, then its body) sees no other write in between. PUTs go through
+        the group committer (`commits`), which takes the same lock."""
+        with self.write_lock, self.db.session() as db:
+            yield db
+
+    async def receive(self, then: Callable[[ReceivedBody], T],
+                      compute: list[str] | None = None) -> T:
+        """The request body, checked and committed as a new blob, handed to `then` in a
+        worker thread (see walrus/bodies.py); returns what `then` returns."""
         return await receive_body(self.request.stream(), BodySpec.from_headers(self.headers, compute),
-                                  self.blobs, identity=self.identity)
+                                  self.blobs, then, identity=self.identity)
 
     async def small_body(self) -> bytes:
         """A small request document (XML), checked the same way and kept in memory."""

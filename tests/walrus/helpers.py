@@ -14,7 +14,7 @@ def s3_client(url: str, access_key: str, secret_key: str, ca_bundle: str | None 
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1", verify=ca_bundle,
                         aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                         config=Config(s3={"addressing_style": "path"},
-                                      retries={"max_attempts": 1}, **config))
+                                      retries={"total_max_attempts": 1}, **config))
 
 
 def s3_error(call, *args, **kwargs) -> ClientError:  # type: ignore[no-untyped-def]

@@ -86,7 +86,7 @@ def test_many_keys_under_many_prefixes_page_in_order(walrus, s3, bucket):  # typ
     # Rows go straight into the database: a listing over thousands of keys, fast to set up.
     from sqlalchemy import insert
 
-    from walrus.catalog import utcnow
+    from services.clock import utcnow
     from walrus.models import Object
 
     keys = [f"p{i % 40:02d}/k{i:05d}" for i in range(3000)]

@@ -7,8 +7,9 @@ from starlette.responses import Response
 from services.errors import S3Error
 from walrus import access, catalog
 from walrus.context import S3Context, empty, no_such_key, xml_response
-from walrus.models import Object
-from walrus.ops.buckets import load_bucket
+from walrus.models import Bucket, Object
+from walrus.offload import off_loop
+from walrus.ops.buckets import load_bucket, load_bucket_async
 
 
 def get_bucket_acl(ctx: S3Context) -> Response:
@@ -33,10 +34,14 @@ async def _new_grants(ctx: S3Context, owner_id: str, owner_name: str,
 
 
 async def put_bucket_acl(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
+    bucket = await load_bucket_async(ctx)
     ctx.require(bucket.owner_id, bucket.acl, "WRITE_ACP")
     grants = await _new_grants(ctx, bucket.owner_id, bucket.owner_name, None)
-    with ctx.db.session() as db:
+    return await off_loop(_set_bucket_acl, ctx, bucket, grants)
+
+
+def _set_bucket_acl(ctx: S3Context, bucket: Bucket, grants: list[access.Grant]) -> Response:
+    with ctx.writing() as db:
         row = catalog.get_bucket(db, bucket.name)
         if row is not None:
             row.acl = grants
@@ -61,11 +66,15 @@ def _acl_target(ctx: S3Context, permission: str) -> Object:
 
 
 async def put_object_acl(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
-    obj = _acl_target(ctx, "WRITE_ACP")
+    bucket = await load_bucket_async(ctx)
+    obj = await off_loop(_acl_target, ctx, "WRITE_ACP")
     grants = await _new_grants(ctx, obj.owner_id, obj.owner_name,
                                (bucket.owner_id, bucket.owner_name))
-    with ctx.db.session() as db:
+    return await off_loop(_set_object_acl, ctx, obj, grants)
+
+
+def _set_object_acl(ctx: S3Context, obj: Object, grants: list[access.Grant]) -> Response:
+    with ctx.writing() as db:
         row = catalog.get_object(db, obj.bucket, obj.key)
         if row is not None:
             row.acl = grants

@@ -8,11 +8,13 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
+from services import clock
 from services.errors import S3Error
 from services.s3xml import S3_NS, child_text, parse_xml
 from walrus import access, catalog
 from walrus.context import S3Context, empty, no_such_bucket, xml_response
 from walrus.models import Bucket
+from walrus.offload import off_loop
 from walrus.routing import validate_bucket_name
 
 
@@ -21,6 +23,11 @@ def load_bucket(ctx: S3Context) -> Bucket:
     if bucket is None:
         raise no_such_bucket(ctx.bucket)
     return bucket
+
+
+async def load_bucket_async(ctx: S3Context) -> Bucket:
+    """`load_bucket` for a handler on the event loop: from memory, else from a worker thread."""
+    return ctx.buckets.cached(ctx.bucket) or await off_loop(load_bucket, ctx)
 
 
 async def create_bucket(ctx: S3Context) -> Response:
@@ -33,7 +40,12 @@ async def create_bucket(ctx: S3Context) -> Response:
         if constraint:
             region = constraint
     grants = access.requested(ctx.headers, owner_id, owner_name)
-    with ctx.db.session() as db:
+    return await off_loop(_create_bucket, ctx, owner_id, owner_name, region, grants)
+
+
+def _create_bucket(ctx: S3Context, owner_id: str, owner_name: str, region: str,
+                   grants: list[access.Grant]) -> Response:
+    with ctx.writing() as db:
         existing = catalog.get_bucket(db, ctx.bucket)
         if existing is not None:
             if existing.owner_id == owner_id:
@@ -44,7 +56,7 @@ async def create_bucket(ctx: S3Context) -> Response:
                           "The bucket namespace is shared by all users of the system. Please "
                           "select a different name and try again.", 409, BucketName=ctx.bucket)
         db.add(Bucket(name=ctx.bucket, owner_id=owner_id, owner_name=owner_name, region=region,
-                      created=catalog.utcnow(), acl=grants))
+                      created=clock.utcnow(), acl=grants))
     ctx.buckets.forget(ctx.bucket)
     ctx.decided(f"created bucket {ctx.bucket} for account {owner_id}", region=region)
     return empty(200, {"Location": f"/{ctx.bucket}"})
@@ -59,7 +71,7 @@ def head_bucket(ctx: S3Context) -> Response:
 def delete_bucket(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     access.require_owner(ctx.principal, bucket.owner_id)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         if not catalog.bucket_is_empty(db, ctx.bucket):
             raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
                           BucketName=ctx.bucket)

@@ -7,15 +7,17 @@ import hashlib
 import uuid
 from typing import Any
 
-import anyio
 from starlette.responses import Response
 
+from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
+from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
-from walrus.ops.buckets import load_bucket
+from walrus.offload import off_loop
+from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.objects import copy_range, load_readable_source, object_meta, store_object
 from walrus.ops.conditions import parse_range
 
@@ -61,10 +63,10 @@ def create_upload(ctx: S3Context) -> Response:
     grants = access.requested(ctx.headers, owner_id, owner_name,
                               (bucket.owner_id, bucket.owner_name))
     upload = Upload(upload_id=uuid.uuid4().hex, bucket=bucket.name, key=ctx.key,
-                    initiated=catalog.utcnow(), owner_id=owner_id, owner_name=owner_name,
+                    initiated=clock.utcnow(), owner_id=owner_id, owner_name=owner_name,
                     content_type=ctx.headers.get("content-type") or "binary/octet-stream",
                     meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         db.add(upload)
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
     headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else None
@@ -75,7 +77,7 @@ def create_upload(ctx: S3Context) -> Response:
 def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
                sums: dict[str, str]) -> None:
     try:
-        with ctx.db.session() as db:
+        with ctx.writing() as db:
             if catalog.get_upload(db, upload.upload_id) is None:
                 raise _no_upload(upload.upload_id)
             old = catalog.get_part(db, upload.upload_id, number)
@@ -84,7 +86,7 @@ def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: 
                 db.delete(old)
                 db.flush()
             db.add(Part(upload_id=upload.upload_id, part_number=number, size=size, etag=etag,
-                        blob_id=blob_id, last_modified=catalog.utcnow(), checksums=sums))
+                        blob_id=blob_id, last_modified=clock.utcnow(), checksums=sums))
     except BaseException:
         ctx.blobs.delete([blob_id])
         raise
@@ -93,16 +95,19 @@ def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: 
 
 
 async def upload_part(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
+    bucket = await load_bucket_async(ctx)
     number = _part_number(ctx)
-    upload = _load_upload(ctx, bucket)
+    upload = await off_loop(_load_upload, ctx, bucket)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    body = await ctx.receive(compute)
-    _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
-    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    def save(body: ReceivedBody) -> Response:
+        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
+        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    return await ctx.receive(save, compute)
 
 
-async def upload_part_copy(ctx: S3Context) -> Response:
+def upload_part_copy(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     number = _part_number(ctx)
     upload = _load_upload(ctx, bucket)
@@ -117,10 +122,9 @@ async def upload_part_copy(ctx: S3Context) -> Response:
                           "offsets of the first and last bytes to copy")
         start, end = span
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    blob_id, size, md5_hex, sums = await anyio.to_thread.run_sync(
-        copy_range, ctx.blobs, source, start, end, compute)
+    blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
     _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
-    return xml_response("CopyPartResult", {"LastModified": catalog.utcnow(),
+    return xml_response("CopyPartResult", {"LastModified": clock.utcnow(),
                                            "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)})
 
 
@@ -138,9 +142,14 @@ def _requested_parts(body: bytes) -> list[tuple[int, str]]:
 
 
 async def complete_upload(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
-    upload = _load_upload(ctx, bucket)
+    bucket = await load_bucket_async(ctx)
+    upload = await off_loop(_load_upload, ctx, bucket)
     wanted = _requested_parts(await ctx.small_body())
+    return await off_loop(_complete, ctx, bucket, upload, wanted)
+
+
+def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
+              wanted: list[tuple[int, str]]) -> Response:
     numbers = [n for n, _ in wanted]
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
         raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
@@ -168,17 +177,17 @@ async def complete_upload(ctx: S3Context) -> Response:
     if algorithm and all(algorithm in p.checksums for p in chosen):
         sums[algorithm] = checksums.composite([p.checksums[algorithm] for p in chosen], algorithm)
     row = Object(bucket=bucket.name, key=upload.key, size=sum(p.size for p in chosen), etag=etag,
-                 last_modified=catalog.utcnow(), content_type=upload.content_type,
+                 last_modified=clock.utcnow(), content_type=upload.content_type,
                  meta=upload.meta, checksums=sums,
                  segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl)
     used = {p.blob_id for p in chosen}
     unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         if catalog.get_upload(db, upload.upload_id) is None:
             raise _no_upload(upload.upload_id)
         catalog.delete_upload(db, upload.upload_id)
-    store_object(ctx, row)
+    store_object(ctx, catalog.object_values(row))
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",
@@ -190,7 +199,7 @@ async def complete_upload(ctx: S3Context) -> Response:
 def abort_upload(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     upload = _load_upload(ctx, bucket)
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         blobs = [p.blob_id for p in catalog.parts_of(db, upload.upload_id)]
         catalog.delete_upload(db, upload.upload_id)
     ctx.blobs.delete(blobs)

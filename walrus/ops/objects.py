@@ -6,16 +6,18 @@ import hashlib
 from typing import Any
 from urllib.parse import unquote
 
-import anyio
 from starlette.responses import Response
 
+from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums
 from walrus.blobs import BlobStore
+from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, no_such_bucket, no_such_key, quote_etag, xml_response
 from walrus.models import Bucket, Object
-from walrus.ops.buckets import load_bucket
+from walrus.offload import off_loop
+from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.conditions import check_copy_source_conditions, precondition_failed
 from walrus.routing import MAX_KEY_BYTES
 
@@ -51,38 +53,42 @@ def object_owner(ctx: S3Context, bucket: Bucket) -> tuple[str, str]:
     return ctx.owner_pair()
 
 
-def store_object(ctx: S3Context, row: Object, if_absent: bool = False) -> None:
-    """Make `row` the current object for its key and drop the body it replaces. A row that
-    is not stored (an error, or `if_absent` and the key exists) takes its new body with it:
-    no other row names those blobs."""
+def store_object(ctx: S3Context, values: dict[str, Any], if_absent: bool = False) -> None:
+    """Make the object of these column values the current one for its key and drop the body
+    it replaces. An object that is not stored (an error, or `if_absent` and the key exists)
+    takes its new body with it: no other row names those blobs."""
     try:
-        with ctx.db.session() as db:
-            old_segments = catalog.replace_object(db, row, if_absent)
+        old_segments = ctx.commits.apply((values, if_absent))
         if old_segments is None:
             raise precondition_failed("If-None-Match")
     except BaseException:
-        ctx.blobs.delete(catalog.segment_blobs(row.segments))
+        ctx.blobs.delete(catalog.segment_blobs(values["segments"]))
         raise
     ctx.blobs.delete(catalog.segment_blobs(old_segments))
 
 
 async def put_object(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
+    bucket = await load_bucket_async(ctx)
     require_write(ctx, bucket)
     owner_id, owner_name = object_owner(ctx, bucket)
     grants = access.requested(ctx.headers, owner_id, owner_name,
                               (bucket.owner_id, bucket.owner_name))
     meta = object_meta(ctx.headers)
     if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
-    body = await ctx.receive()
-    row = Object(bucket=bucket.name, key=ctx.key, size=body.size, etag=body.md5_hex,
-                 last_modified=catalog.utcnow(),
-                 content_type=ctx.headers.get("content-type") or "binary/octet-stream",
-                 meta=meta, checksums=body.checksums, segments=[[body.blob_id, body.size]],
-                 parts_count=None, owner_id=owner_id, owner_name=owner_name, acl=grants)
-    store_object(ctx, row, if_absent)
-    ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
-    return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+    content_type = ctx.headers.get("content-type") or "binary/octet-stream"
+
+    def store(body: ReceivedBody) -> Response:
+        # Column values, not an ORM object: building one costs more than the write.
+        store_object(ctx, {"bucket": bucket.name, "key": ctx.key, "size": body.size,
+                           "etag": body.md5_hex, "last_modified": clock.utcnow(),
+                           "content_type": content_type, "meta": meta,
+                           "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
+                           "parts_count": None, "owner_id": owner_id, "owner_name": owner_name,
+                           "acl": grants}, if_absent)
+        ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
+        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+
+    return await ctx.receive(store)
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:
@@ -113,7 +119,7 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> O
 
 def copy_range(blobs: BlobStore, source: Object, start: int, end: int,
                algorithms: list[str]) -> tuple[str, int, str, dict[str, str]]:
-    """Copy bytes start..end of `source` into a new blob; runs in a worker thread."""
+    """Copy bytes start..end of `source` into a new blob (blocking: a worker thread's work)."""
     writer = blobs.writer()
     md5 = hashlib.md5()
     hashers = {a: checksums.new_hasher(a) for a in algorithms}
@@ -131,7 +137,7 @@ def copy_range(blobs: BlobStore, source: Object, start: int, end: int,
                                                    for a, h in hashers.items()}
 
 
-async def copy_object(ctx: S3Context) -> Response:
+def copy_object(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     require_write(ctx, bucket)
     source = load_readable_source(ctx)
@@ -154,13 +160,12 @@ async def copy_object(ctx: S3Context) -> Response:
     wanted = ctx.headers.get("x-amz-checksum-algorithm")
     algorithms = [a.split("-")[0] for a in source.checksums] + ([wanted.upper()] if wanted else [])
     algorithms = list(dict.fromkeys(algorithms))
-    blob_id, size, md5_hex, sums = await anyio.to_thread.run_sync(
-        copy_range, ctx.blobs, source, 0, source.size - 1, algorithms)
+    blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, 0, source.size - 1, algorithms)
     row = Object(bucket=bucket.name, key=ctx.key, size=size, etag=md5_hex,
-                 last_modified=catalog.utcnow(), content_type=content_type, meta=meta,
+                 last_modified=clock.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
                  owner_id=owner_id, owner_name=owner_name, acl=grants)
-    store_object(ctx, row)
+    store_object(ctx, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive)
     return xml_response("CopyObjectResult", {"LastModified": row.last_modified,
@@ -175,7 +180,7 @@ def delete_object(ctx: S3Context) -> Response:
 
 
 def _delete_key(ctx: S3Context, bucket: str, key: str) -> None:
-    with ctx.db.session() as db:
+    with ctx.writing() as db:
         obj = catalog.get_object(db, bucket, key)
         blobs = catalog.segment_blobs(obj.segments) if obj is not None else []
         if obj is not None:
@@ -186,12 +191,16 @@ def _delete_key(ctx: S3Context, bucket: str, key: str) -> None:
 
 
 async def delete_objects(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
+    bucket = await load_bucket_async(ctx)
     root = parse_xml(await ctx.small_body(), "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     keys = [child_text(o, "Key") or "" for o in children(root, "Object")]
     if not keys or len(keys) > 1000:
         raise malformed_xml()
+    return await off_loop(_delete_listed, ctx, bucket, keys, quiet)
+
+
+def _delete_listed(ctx: S3Context, bucket: Bucket, keys: list[str], quiet: bool) -> Response:
     deleted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     allowed = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")

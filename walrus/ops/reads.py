@@ -13,7 +13,9 @@ from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
 
-# Bodies up to this size are read at once: cheaper than a streaming response for small objects.
+# Bodies up to this size are read at once, in the handler's worker thread: cheaper than a
+# streaming response for small objects. Measured with 32 clients, 1 MiB objects went faster
+# streamed than read whole (the loop then writes them to the socket as they come).
 SMALL_OBJECT = 256 * 1024
 OVERRIDES = {"response-content-type": "Content-Type",
              "response-content-language": "Content-Language",

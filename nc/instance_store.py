@@ -61,8 +61,7 @@ def _sparse_copy(source: Path, target: Path) -> None:
 
 class InstanceStore:
     def __init__(self, root: Path, *, use_qemu_img: bool | None = None) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        self.root = root        # made with the first instance's folder
         self.qemu_img = shutil.which("qemu-img") if use_qemu_img in (None, True) else None
 
     def directory(self, account_id: str, instance_id: str) -> Path:

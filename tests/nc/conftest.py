@@ -1,5 +1,7 @@
-"""Fixtures for the node controller: a real NC app on a real socket over libvirt's test driver,
-reached with signed calls through services.internal.InternalClient."""
+"""Fixtures for the node controller: a real NC app on a real socket, reached with signed calls
+through services.internal.InternalClient, over each hypervisor driver in turn (libvirt's test
+driver and the in-memory fake), as Nova runs its tests against its fake and libvirt drivers:
+a test that takes `driver`, `node` or `start_node` runs once per driver."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from nc.app import create_app
+from nc.hypervisor import Hypervisor, open_hypervisor
 from nc.node import NodeRuntime, write_node_xml
 from services.config import load_config
 from services.internal import InternalClient
@@ -39,6 +42,28 @@ def run_request(instance_id: str | None = None, vm: VmType = M1_SMALL, image: Im
                        vm=vm, image=image or ImageRef(image_id="emi-00000001"), kernel=kernel, ramdisk=ramdisk,
                        network=InstanceNetwork(mac=instance_mac(instance_id), bridge="br0",
                                                private_ip="172.31.0.5"))
+
+
+@dataclass(frozen=True)
+class Driver:
+    """How a test asks for a hypervisor of one kind: a private one per node, or the one host
+    of this process that every connection shares (test:///default, fake:///shared)."""
+    name: str
+    shared_uri: str
+
+    def private_uri(self, home: Path) -> str:
+        return f"test://{write_node_xml(home / 'node.xml')}" if self.name == "libvirt" else "fake://"
+
+    def open(self, uri: str, node_id: str) -> Hypervisor:
+        return open_hypervisor(uri, "test", node_id)
+
+
+DRIVERS = {"libvirt": Driver("libvirt", "test:///default"), "fake": Driver("fake", "fake:///shared")}
+
+
+@pytest.fixture(params=sorted(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return DRIVERS[request.param]
 
 
 @dataclass
@@ -68,12 +93,11 @@ class Node:
 
 
 @contextmanager
-def start_node(home: Path, **overrides: Any) -> Iterator[Node]:
+def start_node(home: Path, driver: Driver, **overrides: Any) -> Iterator[Node]:
     home.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "EUCASIM_HOME": home, "CLOUD_SECRET": SECRET, "NC_POLLING_FREQUENCY": 0.2,
-        "NC_NODE_ID": f"node-{home.name}",
-        "HYPERVISOR_URI": f"test://{write_node_xml(home / 'node.xml')}",
+        "NC_NODE_ID": f"node-{home.name}", "HYPERVISOR_URI": driver.private_uri(home),
     }
     settings.update(overrides)
     app = create_app(load_config(**settings))
@@ -86,6 +110,6 @@ def start_node(home: Path, **overrides: Any) -> Iterator[Node]:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
-    with start_node(tmp_path / "n1") as started:
+def node(tmp_path: Path, driver: Driver) -> Iterator[Node]:
+    with start_node(tmp_path / "n1", driver) as started:
         yield started

@@ -34,6 +34,7 @@ class EventPusher:
         self._wake = threading.Condition()
         self._subscription: Subscription | None = None
         self._client: InternalClient | None = None
+        self._retired: list[InternalClient] = []
         self._queued: dict[str, dict[str, InstanceReport]] = {}     # prefix -> instance id -> latest
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -51,6 +52,8 @@ class EventPusher:
                 return
             old, self._subscription = self._subscription, subscription
             if old is None or old.url != subscription.url:
+                if self._client is not None:
+                    self._retired.append(self._client)    # the push in flight may still use it
                 self._client = InternalClient(subscription.url, self._secret, timeout=self._timeout)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="nc-events", daemon=True)
@@ -97,5 +100,6 @@ class EventPusher:
             thread, client = self._thread, self._client
         if thread is not None:
             thread.join(timeout=self._timeout + 5)
-        if client is not None:
-            client.close()
+        for old in [client, *self._retired]:
+            if old is not None:
+                old.close()

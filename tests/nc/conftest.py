@@ -17,6 +17,7 @@ import pytest
 from nc.app import create_app
 from nc.hypervisor import Hypervisor, open_hypervisor
 from nc.node import NodeRuntime, write_node_xml
+from nc.process import NodeProcess
 from services.config import load_config
 from services.internal import InternalClient
 from services.messages.node import (ImageRef, InstanceList, InstanceNetwork, InstanceReport,
@@ -72,6 +73,7 @@ class Node:
     url: str
     client: InternalClient
     runtime: NodeRuntime
+    process: NodeProcess
     home: Path
 
     def call(self, method: str, path: str, body: Any = None, response: Any = None) -> Any:
@@ -86,6 +88,10 @@ class Node:
     def instance(self, instance_id: str) -> InstanceReport:
         listing = self.call("GET", "/internal/instances", response=InstanceList)
         return next(i for i in listing.instances if i.instance_id == instance_id)
+
+    def runtime_pushes(self) -> int:
+        """How many pushes this node's process has attempted."""
+        return self.process.pusher.pushes
 
     def wait_state(self, instance_id: str, state: str, timeout: float = 15.0) -> InstanceReport:
         return wait_for(lambda: (r := self.instance(instance_id)).state == state and r,
@@ -104,7 +110,7 @@ def start_node(home: Path, driver: Driver, **overrides: Any) -> Iterator[Node]:
     with running(app) as url:
         client = InternalClient(url, SECRET)
         try:
-            yield Node(url, client, app.state.node, home)
+            yield Node(url, client, app.state.node, app.state.process, home)
         finally:
             client.close()
 

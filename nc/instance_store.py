@@ -5,6 +5,7 @@ ephemeral disk taking the rest of the VM type's disk, and a 512 MB sparse swap f
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -59,10 +60,16 @@ def _sparse_copy(source: Path, target: Path) -> None:
         dst.truncate()
 
 
+@functools.cache
+def _qemu_img() -> str | None:
+    """Looked up once per process, not once per (simulated) node."""
+    return shutil.which("qemu-img")
+
+
 class InstanceStore:
     def __init__(self, root: Path, *, use_qemu_img: bool | None = None) -> None:
         self.root = root        # made with the first instance's folder
-        self.qemu_img = shutil.which("qemu-img") if use_qemu_img in (None, True) else None
+        self.qemu_img = _qemu_img() if use_qemu_img in (None, True) else None
 
     def directory(self, account_id: str, instance_id: str) -> Path:
         return self.root / account_id / instance_id

@@ -21,7 +21,7 @@ from nc.hypervisor import HypervisorError
 from nc.image_cache import ImageFetchError
 from nc.instance_store import DiskError
 from nc.models import InstanceRecord
-from nc.resources import booked
+from nc.resources import booked_sizes
 from nc.states import LIVE_STATES, USER_SHUTDOWN, internal_error, reason_of, transition
 from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.db import Database
@@ -123,7 +123,7 @@ class InstanceManager:
             rows = session.execute(
                 select(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb)
                 .where(InstanceRecord.prefix == self.prefix, InstanceRecord.state.in_(LIVE_STATES))).all()
-        return booked_by(rows)
+        return booked_sizes(rows)  # type: ignore[arg-type]
 
     def keys_in_use(self) -> set[str]:
         keys: set[str] = set()
@@ -331,10 +331,4 @@ class InstanceManager:
         self.booter.note(request, *lines)
 
 
-def booked_by(sizes: Iterable[tuple[int, int, int]]) -> Resources:
-    """What live instances of these (cores, memory_mb, disk_gb) book, swap included."""
-    return booked(VmType(name="-", cpu=cores, memory_mb=memory, disk_gb=disk)
-                  for cores, memory, disk in sizes)
-
-
-__all__ = ["InstanceManager", "NotFound", "Refused", "booked_by"]
+__all__ = ["InstanceManager", "NotFound", "Refused"]

@@ -16,10 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from nc.events import EventPusher
-from nc.instances import NotFound, booked_by
+from nc.instances import NotFound
 from nc.models import InstanceRecord
 from nc.node import NodeRuntime, NodeSettings
-from nc.resources import SimulatingMachine
+from nc.resources import SimulatingMachine, booked_sizes
 from nc.states import LIVE_STATES
 from services.clock import KEEP_TERMINATED, utcnow
 from services.db import Database
@@ -109,7 +109,7 @@ class NodeProcess:
         statuses = []
         for prefix, runtime in self.nodes.items():
             mine = by_node.get(prefix, [])
-            booked = booked_by((r.cores, r.memory_mb, r.disk_gb) for r in mine if r.state in LIVE_STATES)
+            booked = booked_sizes((r.cores, r.memory_mb, r.disk_gb) for r in mine if r.state in LIVE_STATES)
             statuses.append(NodeStatus(prefix=prefix, resources=runtime.resources(booked),
                                        instances=runtime.manager.reports(mine)))
         return NodeProcessReport(nodes=statuses)

@@ -5,6 +5,7 @@ overcommit is visible."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -72,3 +73,19 @@ def booked(vm_types: Iterable[VmType]) -> Resources:
     for vm in vm_types:
         total = total.plus(vm.needs())
     return total
+
+
+@functools.lru_cache(maxsize=256)
+def _needs(cores: int, memory_mb: int, disk_gb: int) -> tuple[int, int, int]:
+    need = VmType(name="-", cpu=cores, memory_mb=memory_mb, disk_gb=disk_gb).needs()
+    return need.cores, need.memory_mb, need.disk_gb
+
+
+def booked_sizes(sizes: Iterable[tuple[int, int, int]]) -> Resources:
+    """`booked` from the (cores, memory_mb, disk_gb) of live instances as the database keeps
+    them: a describe of 40,000 instances sums integers instead of building 40,000 models."""
+    cores = memory = disk = 0
+    for size in sizes:
+        c, m, d = _needs(*size)
+        cores, memory, disk = cores + c, memory + m, disk + d
+    return Resources(cores=cores, memory_mb=memory, disk_gb=disk)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from nc.hypervisor import HypervisorError
 from nc.instances import NotFound, Refused
@@ -58,18 +59,19 @@ def single_node_settings(config: CloudConfig) -> NodeSettings:
         secret=require_secret(config))
 
 
-@contextlib.contextmanager
-def _answers() -> Iterator[None]:
-    """The one translation of the NC's behaviour errors into HTTP statuses the CC acts on;
-    anything else is a bug and surfaces as one (500, with its traceback in the log)."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (Refused, TransitionError) as exc:
-        raise HTTPException(409, str(exc)) from None
-    except HypervisorError as exc:
-        raise HTTPException(502, str(exc)) from None
+# The one translation of the NC's behaviour errors into HTTP statuses the CC acts on, at the
+# border; anything else is a bug and surfaces as one (500, with its traceback in the log).
+_ANSWERS: dict[type[Exception], int] = {NotFound: 404, Refused: 409, TransitionError: 409, HypervisorError: 502}
+
+
+def _answer(_request: Request, exc: Exception) -> JSONResponse:
+    status = next(code for kind, code in _ANSWERS.items() if isinstance(exc, kind))
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def install_answers(app: FastAPI) -> None:
+    for error in _ANSWERS:
+        app.add_exception_handler(error, _answer)
 
 
 def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
@@ -90,38 +92,31 @@ def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
 
     @router.post(NC_INSTANCES_ROUTE)
     def run_instance(body: RunInstance, node: NodeRuntime = this) -> InstanceReport:
-        with _answers():
-            return node.manager.run(body, node.capacity())
+        return node.manager.run(body, node.capacity())
 
     @router.get(NC_INSTANCE_ROUTE)
     def describe_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
-        with _answers():
-            return node.manager.get(instance_id)
+        return node.manager.get(instance_id)
 
     @router.post(NC_TERMINATE_ROUTE)
     def terminate_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
-        with _answers():
-            return node.manager.terminate(instance_id)
+        return node.manager.terminate(instance_id)
 
     @router.post(NC_REBOOT_ROUTE)
     def reboot_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
-        with _answers():
-            return node.manager.reboot(instance_id)
+        return node.manager.reboot(instance_id)
 
     @router.get(NC_CONSOLE_ROUTE)
     def console_output(instance_id: str, node: NodeRuntime = this) -> ConsoleOutput:
-        with _answers():
-            return node.manager.console(instance_id)
+        return node.manager.console(instance_id)
 
     @router.post(NC_SLEEP_ROUTE)
     def sleep(node: NodeRuntime = this) -> NodeResources:
-        with _answers():
-            return node.set_power("asleep")
+        return node.set_power("asleep")
 
     @router.post(NC_WAKE_ROUTE)
     def wake(node: NodeRuntime = this) -> NodeResources:
-        with _answers():
-            return node.set_power("awake")
+        return node.set_power("awake")
 
     return router
 
@@ -175,6 +170,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     runtime = process.node("")
     app.state.process = process
     app.state.node = runtime
+    install_answers(app)
     app.include_router(node_router(lambda: runtime), dependencies=[Depends(app.state.internal_auth)])
     add_process_routes(app, process, directory=False)
     every = config.NC_POLLING_FREQUENCY
@@ -182,4 +178,4 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "node_router", "add_process_routes", "serving"]
+__all__ = ["create_app", "node_router", "add_process_routes", "install_answers", "serving"]

@@ -11,11 +11,11 @@ lookup, not a walk over N mounted apps. Real mode is one node per process (nc.ap
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI
 
-from nc.app import add_process_routes, instance_root, node_router, require_secret, serving
+from nc.app import (add_process_routes, install_answers, instance_root, node_router, require_secret,
+                    serving)
 from nc.hypervisor import is_fake
-from nc.instances import NotFound
 from nc.node import NodeRuntime, NodeSettings, write_node_xml
 from nc.process import NodeProcess
 from nc.resources import Limits
@@ -73,12 +73,10 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     process = NodeProcess(node_settings(config), config.database_url("nc"), secret, recorder,
                           instance_root(config))
     app.state.process = process
+    install_answers(app)
 
     def by_prefix(node: str) -> NodeRuntime:
-        try:
-            return process.node(f"/{node}")
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        return process.node(f"/{node}")         # NotFound -> 404, as every NC error, at the border
 
     guard = [Depends(app.state.internal_auth)]
     add_process_routes(app, process, directory=True)

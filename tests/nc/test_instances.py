@@ -84,3 +84,13 @@ def test_failing_image_download_becomes_a_state_reason(node: Node) -> None:
     assert "launch failed: image download failed" in console.output
     # A failed instance books nothing.
     assert node.resources().free == node.resources().max
+
+
+def test_a_bug_is_a_server_error_not_an_answer(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(instance_id: str) -> InstanceReport:
+        raise KeyError(instance_id)         # a programming error, not a behaviour of the NC
+
+    monkeypatch.setattr(node.runtime.manager, "get", broken)
+    with pytest.raises(InternalCallError) as bug:
+        node.call("GET", "/internal/instances/i-0000beef")
+    assert bug.value.status == 500

@@ -61,6 +61,7 @@ class NodeRuntime:
         self.prefix = settings.prefix
         self.recorder = recorder
         self.machine = machine
+        self._top: tuple[Resources, Resources] | None = None   # (host figures, maximum from them)
         self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
         # The fake stands in for thousands of nodes: a qemu-img process per launch (20-60 ms
         # here) would be most of a launch, so its root disks are sparse copies, which no guest
@@ -97,7 +98,9 @@ class NodeRuntime:
     def resources(self, booked: Resources | None = None) -> NodeResources:
         """The node's figures; `booked` when the caller already summed its live instances."""
         host = self.host()
-        top = maximum(self.settings.limits, host)
+        if self._top is None or self._top[0] is not host:
+            self._top = (host, maximum(self.settings.limits, host))
+        top = self._top[1]
         used = booked if booked is not None else self.manager.booked()
         return NodeResources(node_id=self.node_id, max=top, free=top.minus(used),
                              host=host, power=self.manager.power, hypervisor=self.hypervisor.uri)

@@ -26,7 +26,7 @@ from nc.states import LIVE_STATES, USER_SHUTDOWN, internal_error, reason_of, tra
 from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.db import Database
 from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState, PowerState, Resources,
-                                    RunInstance, StateReason, VmType)
+                                    RunInstance, StateReason)
 from services.tracing import TraceRecorder, current_request_id
 
 CONSOLE_LIMIT = 64 * 1024

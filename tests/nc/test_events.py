@@ -144,7 +144,7 @@ def test_a_subscriber_that_is_down_stops_nothing(node: Node) -> None:
     node.wait_state(request.instance_id, "running")
     node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
     node.wait_state(request.instance_id, "terminated")
-    assert node.runtime_pushes() >= 1
+    wait_for(lambda: node.runtime_pushes() >= 1, 10, "a push attempted (and failed)")
 
 
 def test_the_latest_subscription_wins(node: Node, cc: FakeCC) -> None:

@@ -140,6 +140,17 @@ class InstanceManager:
 
     # ----- changing ------------------------------------------------------------------------
 
+    def _background(self, work: Callable[..., None], *args: object) -> None:
+        """Run `work` on a launch thread. An executor keeps a task's exception in a future
+        nobody reads; a bug in a background step is logged with its traceback instead."""
+        def logged() -> None:
+            try:
+                work(*args)
+            except BaseException:
+                log.exception("NC background step %s failed", getattr(work, "__name__", work))
+                raise
+        self.executor.submit(logged)
+
     def _changed(self, record: InstanceRecord) -> None:
         """Called once the change is committed: the pusher queues it and returns."""
         self._on_change(self.report(record))
@@ -182,14 +193,14 @@ class InstanceManager:
             self._changed(record)
         self.recorder.record("decided", f"accepted {request.instance_id} ({request.vm.name}) on node "
                              f"{self.node_id}; preparing in the background")
-        self.executor.submit(self._prepare, request, current_request_id())
+        self._background(self._prepare, request, current_request_id())
         return self.report(record)
 
     def resume(self, request: RunInstance) -> None:
         """Prepare again an instance left `pending` by a crash: partial work is undone first."""
         with self._lock:
             self._preparing.add(request.instance_id)
-        self.executor.submit(self._prepare, request, None, True)
+        self._background(self._prepare, request, None, True)
 
     def _prepare(self, request: RunInstance, request_id: str | None, from_scratch: bool = False) -> None:
         instance_id = request.instance_id
@@ -247,7 +258,7 @@ class InstanceManager:
         request = self.request_of(record)
         self.booter.note(request, "terminate requested")
         if not preparing:   # else the preparing thread sees shutting-down and tears down itself
-            self.executor.submit(self._teardown, request)
+            self._background(self._teardown, request)
         return self.report(record)
 
     def _teardown(self, request: RunInstance) -> None:
@@ -262,7 +273,7 @@ class InstanceManager:
         Like a launch, it counts as preparing, so a terminate meanwhile is honoured after it."""
         with self._lock:
             self._preparing.add(request.instance_id)
-        self.executor.submit(self._restart, request, why)
+        self._background(self._restart, request, why)
 
     def _restart(self, request: RunInstance, why: str) -> None:
         try:
@@ -277,7 +288,7 @@ class InstanceManager:
 
     def finish_teardown(self, request: RunInstance) -> None:
         """For reconciliation: an instance left shutting-down by a crash."""
-        self.executor.submit(self._teardown, request)
+        self._background(self._teardown, request)
 
     def reboot(self, instance_id: str) -> InstanceReport:
         with self.db.session() as session:

@@ -164,11 +164,10 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
                 files = ensure_tls(config)
                 command += ["--ssl-certfile", str(files.certfile), "--ssl-keyfile", str(files.keyfile)]
             url = config.service_url(spec.name)  # before the child exists: nothing can orphan it
-            log = open(logs / f"{spec.name}.log", "ab")  # noqa: SIM115 (kept open for the child)
             inherited = (spec.listener.fileno(),) if spec.listener is not None else ()
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True, pass_fds=inherited)
-            log.close()
+            with open(logs / f"{spec.name}.log", "ab") as log:  # the child has its own copy
+                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True, pass_fds=inherited)
             if spec.listener is not None:
                 spec.listener.close()
                 spec.listener = None

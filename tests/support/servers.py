@@ -62,7 +62,7 @@ def _bound(port: int) -> socket.socket:
 @contextmanager
 def refused_port() -> Iterator[int]:
     """A port held by a socket that never listens: connections to it are refused, and no
-    other server can take it while the block runs."""
+    server asking the kernel for a free port is given it while the block runs."""
     with _bound(0) as sock:
         yield port_of(sock)
 
@@ -71,8 +71,8 @@ class PortHold:
     """One port for a service that is killed and started again on it (the others know its URL).
 
     A bound socket that never listens holds the port for the life of the hold, so between a
-    kill and the next start connections are refused (as for a dead host) and no other process
-    can take the port; `listener()` makes the socket each start hands to the new process —
+    kill and the next start connections are refused (as for a dead host) and the kernel gives
+    the port to no one asking for a free one; `listener()` makes the socket each start hands to the new process —
     Linux lets it share the port with the holder because the holder never listens."""
 
     def __init__(self) -> None:

@@ -19,7 +19,7 @@ from cc import capacity
 from cc.faults import ClusterFault
 from cc.feed import Coalescer, ZoneFeed
 from cc.ncclient import NodeClients
-from cc.placement import Placer, PlacementStarter
+from cc.placement import POINTER_KEY, Placer, PlacementStarter
 from cc.poller import Poller
 from cc.power import PowerManager
 from cc.registry import NodeRegistry, TrackedNode, split_url

@@ -153,6 +153,7 @@ class NodeRegistry:
         for node in stored:
             self._nodes[node.url] = TrackedNode(**vars(node))
             self._index(node.url, {}, node.instances)
+        self._next_position = max((n.position for n in self._nodes.values()), default=-1) + 1
         wanted = [node_url(n, nc_port) for n in config_nodes]
         for url in [u for u, n in self._nodes.items() if n.source == "config" and u not in wanted]:
             self._forget(url)
@@ -197,7 +198,8 @@ class NodeRegistry:
         return node
 
     def _add(self, url: str, source: str) -> TrackedNode:
-        position = max((n.position for n in self._nodes.values()), default=-1) + 1
+        position = self._next_position
+        self._next_position += 1
         node = TrackedNode(url=url, source=source, position=position, last_error="not polled yet")
         self._nodes[url] = node
         self._ordered = None

@@ -66,6 +66,13 @@ def summary(values: list[float]) -> str:
             f"max {max(values):.2f} ms")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used: on a shared machine the wall times above
+    depend on the load, this does not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(pid: int) -> str:
     """Peak (VmHWM) and current (VmRSS) resident memory of a process, from /proc."""
     fields = {}
@@ -181,6 +188,8 @@ def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ign
             unbind_request_id(token)
         return [("failed: " + p.reason.message) if p.reason else p.instance_id for p in result.placed], elapsed
 
+    cpu_before = {name: cpu_seconds(pid) for name, pid in
+                  (("CC", cc.process.pid), ("NC", nc.process.pid), ("client", os.getpid()))}
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.concurrency) as pool:
         outcomes = list(pool.map(one, range(calls)))
@@ -198,6 +207,9 @@ def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ign
         print(f"not all running: {Counter(clc.instance_states().values())}")
         raise
     running_s = time.perf_counter() - t0
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in
+           (("CC", cc.process.pid), ("NC", nc.process.pid), ("client", os.getpid()))}
+    load = os.getloadavg()[0]
     listing = cc.client.call("GET", CC_INSTANCES_ROUTE, response=ClusterInstanceList)
     described = sum(i.state == "running" for i in listing.instances if i.instance_id in launched)
 
@@ -222,6 +234,9 @@ def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ign
           f"described running by the CC: {described}; pushes received: {len(clc.received)}")
     print(f"instances per node: min {min(per_node.values())}, max {max(per_node.values())}; "
           f"failed: {len(failures)}; nodes overbooked: {len(overbooked)}")
+    print("CPU from the first call until all ran: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
+          + f" (CC {cpu['CC'] * 1000 / max(1, len(launched)):.2f} ms an instance); "
+          f"load average {load:.1f} on {os.cpu_count()} cores")
     print(f"RSS: CC {rss(cc.process.pid)}; NC {rss(nc.process.pid)}; "
           f"this process (client and CLC stand-in) {rss(os.getpid())}")
     for client in clients:

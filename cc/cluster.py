@@ -36,6 +36,7 @@ from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
 from services.tracing import TraceRecorder
 
 T = TypeVar("T")
+WRITE_EVERY = 1.0
 log = logging.getLogger("eucasim.cc.cluster")
 
 
@@ -46,7 +47,10 @@ class Cluster:
         self.recorder = recorder
         self.store = ClusterStore(db)
         self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET, lambda: self.registry.capacity(self.reservations.held))
-        self.writer = Coalescer("writing the registry", self._write)
+        # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
+        # from them, so a crash costs at most that second of bookkeeping, and a busy second
+        # of pushes becomes one transaction.
+        self.writer = Coalescer("writing the registry", self._write, pause=WRITE_EVERY)
         self.reservations = Reservations(on_change=self.feed.capacity_changed)
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)

@@ -26,9 +26,11 @@ class Coalescer:
     """Runs `action` whenever kicked: at once when idle; kicks during a run make exactly one
     more run after it. The loop outlives a failing action (logged with its traceback)."""
 
-    def __init__(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, name: str, action: Callable[[], Awaitable[None]], pause: float = 0.0) -> None:
         self._name = name
         self._action = action
+        # Seconds to wait after a run before the next: more coalescing, fewer runs.
+        self._pause = pause
         self._kicked = asyncio.Event()
 
     def kick(self) -> None:
@@ -43,6 +45,8 @@ class Coalescer:
                 kicked.cancel()
                 if self._kicked.is_set():
                     await self.run_once()
+                    if self._pause:
+                        await asyncio.wait({stopping}, timeout=self._pause)
         finally:
             stopping.cancel()
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from cc.models import InstanceRecord, NodeRow, SchedulerState
 from services.clock import aware
@@ -56,36 +56,31 @@ class ClusterStore:
 
     def write(self, nodes: Sequence[StoredNode], deleted: Sequence[str] = ()) -> None:
         """Save `nodes` (each with all its instances) and delete the nodes at `deleted`, in one
-        transaction. Blocking: call it from a thread, never on the event loop."""
+        transaction of bulk statements (no ORM objects: a batch may hold thousands of rows).
+        Blocking: call it from a thread, never on the event loop."""
         if not nodes and not deleted:
             return
+        urls = [n.url for n in nodes] + list(deleted)
+        # An instance that moved nodes (a re-run after a failure) keeps one row: the newest.
+        moved = [iid for n in nodes for iid in n.instances]
         with self._db.session() as session:
-            urls = [n.url for n in nodes] + list(deleted)
             for chunk in _chunks(urls):
                 session.execute(delete(InstanceRecord).where(InstanceRecord.node_url.in_(chunk)))
-            for chunk in _chunks(list(deleted)):
-                session.execute(delete(NodeRow).where(NodeRow.url.in_(chunk)))
-            # An instance that moved nodes (a re-run after a failure) keeps one row: the newest.
-            moved = [iid for n in nodes for iid in n.instances]
             for chunk in _chunks(moved):
                 session.execute(delete(InstanceRecord).where(InstanceRecord.instance_id.in_(chunk)))
-            existing = {row.url: row for chunk in _chunks([n.url for n in nodes])
-                        for row in session.scalars(select(NodeRow).where(NodeRow.url.in_(chunk)))}
-            for node in nodes:
-                row = existing.get(node.url) or NodeRow(url=node.url)
-                row.node_id = node.node_id
-                row.source = node.source
-                row.position = node.position
-                row.state = node.state
-                row.missed_polls = node.missed_polls
-                row.last_seen = node.last_seen
-                row.last_error = node.last_error
-                row.idle_since = node.idle_since
-                row.resources_json = node.resources.model_dump_json() if node.resources else None
-                session.add(row)
-            session.flush()
-            session.add_all(InstanceRecord(instance_id=iid, node_url=n.url, report_json=r.model_dump_json())
-                            for n in nodes for iid, r in n.instances.items())
+            for chunk in _chunks(urls):
+                session.execute(delete(NodeRow).where(NodeRow.url.in_(chunk)))
+            if nodes:
+                session.execute(insert(NodeRow), [{
+                    "url": n.url, "node_id": n.node_id, "source": n.source, "position": n.position,
+                    "state": n.state, "missed_polls": n.missed_polls, "last_seen": n.last_seen,
+                    "last_error": n.last_error, "idle_since": n.idle_since,
+                    "resources_json": n.resources.model_dump_json() if n.resources else None,
+                } for n in nodes])
+            rows = [{"instance_id": iid, "node_url": n.url, "report_json": r.model_dump_json()}
+                    for n in nodes for iid, r in n.instances.items()]
+            if rows:
+                session.execute(insert(InstanceRecord), rows)
 
     def get_state(self, key: str) -> str | None:
         with self._db.session() as session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import httpx
 from pydantic import BaseModel
 
 from cc.registry import split_url
@@ -18,6 +19,7 @@ from services.messages.node import (NC_CONSOLE_ROUTE, NC_DESCRIBE_ROUTE, NC_INST
                                     NodeProcessReport, NodeResources, RunInstance, Subscription)
 
 Model = TypeVar("Model", bound=BaseModel)
+CONNECTIONS = 16
 
 
 class NodeClients:
@@ -29,7 +31,12 @@ class NodeClients:
     def _for(self, root: str) -> AsyncInternalClient:
         client = self._clients.get(root)
         if client is None:
-            client = AsyncInternalClient(root, self._secret, timeout=self._timeout)
+            # A few connections per NC process: it serves them from one small threadpool
+            # anyway, and httpcore looks over every pooled connection for each request, so a
+            # hundred concurrent run calls on a hundred connections cost the CC more than the
+            # calls themselves.
+            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=CONNECTIONS))
+            client = AsyncInternalClient(root, self._secret, timeout=self._timeout, transport=transport)
             self._clients[root] = client
         return client
 

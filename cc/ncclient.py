@@ -5,6 +5,7 @@ connection pool serves them all)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ class NodeClients:
         self._secret = secret
         self._timeout = timeout
         self._clients: dict[str, AsyncInternalClient] = {}
+        self._turns: dict[str, asyncio.Semaphore] = {}
 
     def _for(self, root: str) -> AsyncInternalClient:
         client = self._clients.get(root)
@@ -34,16 +36,21 @@ class NodeClients:
             # A few connections per NC process: it serves them from one small threadpool
             # anyway, and httpcore looks over every pooled connection for each request, so a
             # hundred concurrent run calls on a hundred connections cost the CC more than the
-            # calls themselves.
-            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=CONNECTIONS))
+            # calls themselves. Node calls wait for a turn here (not in httpcore's pool, whose
+            # wait would count against the call's timeout); the describe call of a round
+            # never waits behind them.
+            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=CONNECTIONS + 2))
             client = AsyncInternalClient(root, self._secret, timeout=self._timeout, transport=transport)
             self._clients[root] = client
+            self._turns[root] = asyncio.Semaphore(CONNECTIONS)
         return client
 
     async def _call(self, url: str, method: str, route: str, response: type[Model],
                     body: BaseModel | None = None) -> Model:
         root, prefix = split_url(url)
-        answer: Model = await self._for(root).call(method, prefix + route, body, response)
+        client = self._for(root)
+        async with self._turns[root]:
+            answer: Model = await client.call(method, prefix + route, body, response)
         return answer
 
     async def describe(self, root: str, subscribe: Subscription | None) -> NodeProcessReport:
@@ -79,6 +86,7 @@ class NodeClients:
     async def forget(self, url: str) -> None:
         """Close the client of `url`'s process (when no other node of it is registered)."""
         client = self._clients.pop(split_url(url)[0], None)
+        self._turns.pop(split_url(url)[0], None)
         if client is not None:
             await client.aclose()
 

@@ -150,6 +150,7 @@ class NodeRegistry:
         self._ordered: list[TrackedNode] | None = None
         self._where: dict[str, str] = {}           # instance id -> node URL
         self._dirty: set[str] = set()              # node URLs to write (or delete)
+        self._capacity_cache: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
         for node in stored:
             self._nodes[node.url] = TrackedNode(**vars(node))
             self._index(node.url, {}, node.instances)
@@ -208,6 +209,7 @@ class NodeRegistry:
 
     def _forget(self, url: str) -> None:
         node = self._nodes.pop(url, None)
+        self._capacity_cache.pop(url, None)
         if node is not None:
             self._index(url, node.instances, {})
         self._ordered = None
@@ -393,16 +395,26 @@ class NodeRegistry:
         return NodeViews(self.nodes(), held)
 
     def capacity(self, held: Callable[[str], Resources]) -> list[NodeCapacity]:
-        """The nodes with known figures, as the CLC admits work against them."""
+        """The nodes with known figures, as the CLC admits work against them. Pushed whole on
+        every change, so each node's entry is remade only when its figures or its
+        reservations were replaced (both are replaced on change, never changed in place)."""
         out: list[NodeCapacity] = []
         for node in self.nodes():
-            if node.resources is None:
+            resources = node.resources
+            if resources is None:
                 continue
             taken = held(node.url)
-            out.append(NodeCapacity(
-                name=node.name, state=node.state,  # type: ignore[arg-type]
-                free=node.resources.free if taken is ZERO else node.resources.free.minus(taken),
-                max=node.resources.max))
+            key = (node.name, node.state, id(resources), id(taken))
+            cached = self._capacity_cache.get(node.url)
+            if cached is None or cached[0] != key:
+                entry = NodeCapacity(
+                    name=node.name, state=node.state,  # type: ignore[arg-type]
+                    free=resources.free if taken is ZERO else resources.free.minus(taken),
+                    max=resources.max)
+                # The objects are kept with the entry so their ids cannot be reused meanwhile.
+                cached = (key, entry, resources, taken)
+                self._capacity_cache[node.url] = cached
+            out.append(cached[1])
         return out
 
     def info(self, node: TrackedNode, held: Resources) -> NodeInfo:

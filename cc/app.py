@@ -18,6 +18,7 @@ surfaces as one: a 500 and a traceback in the log."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,9 +40,17 @@ from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
 from services.service_app import make_service_app
 
 
+GC_YOUNG = 100_000
+
+
 def create_app(config: CloudConfig | None = None, own_url: str | None = None) -> FastAPI:
     """`own_url`: where NCs push their events to this CC; config.service_url("cc") unless told."""
     config = config or load_config()
+    # A zone of 20,000 nodes keeps a few hundred thousand objects alive, and one poll answer
+    # makes as many again: at the default thresholds the collector walked the whole heap so
+    # often that parsing one answer took 11 s instead of 2 (measured, 20,000 nodes, 40,000
+    # instances). Collect the young generation less often; reference cycles are rare here.
+    gc.set_threshold(GC_YOUNG, 50, 100)
     db = Database(config.database_url("cc"))
     db.upgrade(Path(__file__).parent / "migrations")
 

@@ -8,6 +8,7 @@ batches, off the loop); the registry itself never blocks."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, overload
@@ -34,6 +35,7 @@ def node_url(entry: str, nc_port: int) -> str:
     return entry
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def split_url(url: str) -> tuple[str, str]:
     """A node URL as (the NC process's root, the node's prefix under it):
     `http://h:8775/node-3` -> (`http://h:8775`, `/node-3`); a single-node process has prefix ""."""
@@ -45,6 +47,8 @@ class TrackedNode(StoredNode):
     """One node at run time: its stored fields, and when a call last told us something newer
     than a poll in flight may know (monotonic seconds); such a poll's answer must not undo it."""
     changed_at: float = 0.0
+    # What the live instances in `instances` book (cores, MB, GB), kept with the list.
+    booked: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def name(self) -> str:
@@ -81,6 +85,27 @@ def _persisted(node: StoredNode) -> tuple[object, ...]:
 def _capacity(node: StoredNode) -> tuple[object, ...]:
     return (node.state, node.resources.free if node.resources else None,
             node.resources.max if node.resources else None)
+
+
+def _triple(r: Resources) -> tuple[int, int, int]:
+    return (r.cores, r.memory_mb, r.disk_gb)
+
+
+def _figures(r: NodeResources) -> tuple[object, ...]:
+    """What a node reports apart from its free figures (which the CC recomputes), as plain
+    values: comparing pydantic models field by field cost more than a poll's parsing."""
+    return (r.node_id, r.power, r.hypervisor, _triple(r.max), _triple(r.host))
+
+
+def _same(old: InstanceReport | None, new: InstanceReport) -> bool:
+    """Whether a report says nothing new. What an instance was launched with (type, image,
+    owner, time) never changes; its state, reason, node and addresses do."""
+    if old is None:
+        return False
+    if old is new:
+        return True
+    return (old.state == new.state and old.reason == new.reason and old.node_id == new.node_id
+            and old.network == new.network)
 
 
 def _is_live(report: InstanceReport) -> bool:
@@ -152,8 +177,9 @@ class NodeRegistry:
         self._dirty: set[str] = set()              # node URLs to write (or delete)
         self._capacity_cache: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
         for node in stored:
-            self._nodes[node.url] = TrackedNode(**vars(node))
-            self._index(node.url, {}, node.instances)
+            tracked = TrackedNode(**{**vars(node), "instances": {}})
+            self._nodes[node.url] = tracked
+            self._set_instances(tracked, node.instances)
         self._next_position = max((n.position for n in self._nodes.values()), default=-1) + 1
         wanted = [node_url(n, nc_port) for n in config_nodes]
         for url in [u for u, n in self._nodes.items() if n.source == "config" and u not in wanted]:
@@ -235,8 +261,8 @@ class NodeRegistry:
             # or push, or a wake/run we just made would be undone until the next poll.
             node.state = _answering_state(resources)
             fresh = {r.instance_id: r for r in reports}
-            if fresh != node.instances:
-                changed = [r for r in reports if node.instances.get(r.instance_id) != r]
+            changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
+            if changed or fresh.keys() != node.instances.keys():
                 self._set_instances(node, fresh)
         elif node.state == "down":
             node.state = _answering_state(resources)
@@ -258,7 +284,7 @@ class NodeRegistry:
         node.last_seen = utcnow()
         node.last_error = None
         node.state = _answering_state(resources)
-        changed = [r for r in reports if node.instances.get(r.instance_id) != r]
+        changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
         if changed:
             self._set_instances(node, {**node.instances, **{r.instance_id: r for r in changed}})
         self._set_resources(node, resources)
@@ -271,7 +297,7 @@ class NodeRegistry:
         if node is None:
             return
         node.changed_at = time.monotonic()
-        if node.instances.get(report.instance_id) == report:
+        if _same(node.instances.get(report.instance_id), report):
             return
         persisted, capacity = _persisted(node), _capacity(node)
         self._set_instances(node, {**node.instances, report.instance_id: report})
@@ -326,19 +352,30 @@ class NodeRegistry:
     def _set_instances(self, node: TrackedNode, instances: dict[str, InstanceReport]) -> None:
         self._index(node.url, node.instances, instances)
         node.instances = instances
+        cores = memory = disk = 0
+        for report in instances.values():
+            if _is_live(report):
+                need = report.vm.needs()
+                cores += need.cores
+                memory += need.memory_mb
+                disk += need.disk_gb
+        node.booked = (cores, memory, disk)
 
     def _set_resources(self, node: TrackedNode, resources: NodeResources) -> None:
         # Free is recomputed from the instance list the CC keeps (what the NC books for an
         # instance is VmType.needs()): the NC's own free figure may be read a moment before or
         # after its list, and the CC's reservations end when an instance enters that list, so
         # list plus held reservations counts each instance exactly once.
-        booked = ZERO
-        for report in node.instances.values():
-            if _is_live(report):
-                booked = booked.plus(report.vm.needs())
-        free = resources.max.minus(booked)
-        if resources.free != free:
-            resources = resources.model_copy(update={"free": free})
+        top, (cores, memory, disk) = resources.max, node.booked
+        free = (top.cores - cores, top.memory_mb - memory, top.disk_gb - disk)
+        old = node.resources
+        if old is not None and _figures(old) == _figures(resources) and _triple(old.free) == free:
+            # The same figures as before: keep the object, so that whoever compares or caches
+            # by it (the capacity view, the rows to write) sees no change.
+            return
+        if _triple(resources.free) != free:
+            resources = resources.model_copy(update={"free": Resources(
+                cores=free[0], memory_mb=free[1], disk_gb=free[2])})
         node.resources = resources
 
     def _index(self, url: str, old: dict[str, InstanceReport], new: dict[str, InstanceReport]) -> None:

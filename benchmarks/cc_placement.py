@@ -145,31 +145,43 @@ def main() -> None:
         nc = NcProcess(home / "nc", SECRET, nodes=args.nodes, max_cores=args.cores,
                        max_mem=args.cores * 1024, max_disk=args.cores * 10,
                        extra_env={"HYPERVISOR_URI": uri})
-    nc.start(timeout=600)
-    nc_up = time.perf_counter() - started
-    # The node list goes in a file: 20,000 URLs are too long for one environment variable.
-    # Unquoted: the conf reader's shlex builds one quoted token a character at a time, which
-    # takes minutes for 700 kB, while unquoted words are each short.
-    conf = home / "cc" / "eucalyptus.conf"
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(f'NODES={" ".join(nc.node_urls)}\n')
-    cc = start_cc(home / "cc", SECRET, SCHEDPOLICY=args.policy, NC_POLLING_FREQUENCY=args.poll,
-                  EUCASIM_CONF=str(conf))
-    clc = ClcStandIn(SECRET)
     try:
-        t0 = time.perf_counter()
-        wait_for(lambda: all(n.state == "up" for n in
-                             cc.client.call("GET", CC_NODES_ROUTE, response=NodeList).nodes),
-                 600, "every node to be up", every=0.5)
-        print(f"{args.nodes} nodes up {time.perf_counter() - t0:.1f} s after the CC answered "
-              f"(NC process started in {nc_up:.1f} s)", flush=True)
-        with running(clc.app) as clc_url:
-            cc.client.call("POST", CC_DESCRIBE_ROUTE,
-                           DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")), ZoneReport)
-            run(cc, nc, clc, args)
+        nc.start(timeout=600)
+        nc_up = time.perf_counter() - started
+        # The node list goes in a file: 20,000 URLs are too long for one environment variable.
+        # Unquoted: the conf reader's shlex builds one quoted token a character at a time,
+        # which takes minutes for 700 kB, while unquoted words are each short.
+        conf = home / "cc" / "eucalyptus.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(f'NODES={" ".join(nc.node_urls)}\n')
+        cc = start_cc(home / "cc", SECRET, wait=False, SCHEDPOLICY=args.policy,
+                      NC_POLLING_FREQUENCY=args.poll, EUCASIM_CONF=str(conf))
+        try:
+            # Longer than the tests allow: reading 20,000 nodes on a loaded machine.
+            wait_for(lambda: answers(cc.url), 600, "the CC to answer", every=0.5)
+            t0 = time.perf_counter()
+            wait_for(lambda: all(n.state == "up" for n in
+                                 cc.client.call("GET", CC_NODES_ROUTE, response=NodeList).nodes),
+                     900, "every node to be up", every=1.0)
+            print(f"{args.nodes} nodes up {time.perf_counter() - t0:.1f} s after the CC answered "
+                  f"(NC process started in {nc_up:.1f} s)", flush=True)
+            clc = ClcStandIn(SECRET)
+            with running(clc.app) as clc_url:
+                cc.client.call("POST", CC_DESCRIBE_ROUTE,
+                               DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")), ZoneReport)
+                run(cc, nc, clc, args)
+        finally:
+            cc.stop()
     finally:
-        cc.stop()
         nc.stop()
+
+
+def answers(url: str) -> bool:
+    import httpx
+    try:
+        return httpx.get(f"{url}/internal/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
@@ -188,6 +200,10 @@ def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ign
             elapsed = (time.perf_counter() - t0) * 1000
         finally:
             unbind_request_id(token)
+        if calls >= 10:
+            print(f"  call {index + 1}/{calls}: {elapsed / 1000:.1f} s, CC CPU so far "
+                  f"{cpu_seconds(cc.process.pid) - cpu_before['CC']:.1f} s, CC RSS {rss(cc.process.pid)}",
+                  flush=True)
         return [("failed: " + p.reason.message) if p.reason else p.instance_id for p in result.placed], elapsed
 
     cpu_before = {name: cpu_seconds(pid) for name, pid in

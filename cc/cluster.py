@@ -37,6 +37,7 @@ from services.tracing import TraceRecorder
 
 T = TypeVar("T")
 WRITE_EVERY = 1.0
+DESCRIBE_SECONDS_PER_NODE = 0.003
 log = logging.getLogger("eucasim.cc.cluster")
 
 
@@ -55,11 +56,13 @@ class Cluster:
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
         self.policy = make_policy(config.SCHEDPOLICY, self.store.get_state(POINTER_KEY))
-        # A poll gives up after two intervals (five seconds at least: one simulated NC process
-        # serving thousands of nodes answers slowly under load), so one hung process cannot
-        # stall the rounds for long.
+        # A poll gives up after two intervals (five seconds at least), so one hung process
+        # cannot stall the rounds for long; longer for a zone of thousands of configured
+        # nodes, whose simulated NC process answers for all of them in one describe (20,000
+        # nodes and 40,000 instances is tens of MB) and must not look down for being busy.
         self.clients = NodeClients(config.CLOUD_SECRET,
-                                   timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY))
+                                   timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY,
+                                               DESCRIBE_SECONDS_PER_NODE * len(config.nodes)))
         self.power = PowerManager(self.registry, self.clients, self.reservations, recorder,
                                   enabled=config.SCHEDPOLICY == "POWERSAVE",
                                   idle_threshold=config.POWER_IDLETHRESH,

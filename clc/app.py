@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 # Importing the action modules registers every EC2 action.
-from clc.api import images, instances, keypairs, security_groups, tags, zones  # noqa: F401
+from clc.api import addresses, images, instances, keypairs, security_groups, tags, zones  # noqa: F401
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions

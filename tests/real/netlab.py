@@ -11,43 +11,34 @@ namespace (and with it every device and address inside) and kills what it starte
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FE_WIRE, NODE_WIRE = "10.255.0.1", "10.255.0.2"
-FE_PUBLIC, INET_ADDRESS = "192.0.2.1", "192.0.2.100"
-CLC_ADDRESS, CLC_PORT = "172.16.0.1", 8773
+from services.lab.topology import (CLC_ADDRESS, FE_PUBLIC, FE_WIRE, INET_ADDRESS, NODE_WIRE,
+                                   Topology, sh)
+
 UDHCPC_SCRIPT = textwrap.dedent("""\
     #!/bin/sh
     [ "$1" = bound ] || [ "$1" = renew ] || exit 0
     busybox ip addr flush dev "$interface"
     busybox ip addr add "$ip/$mask" dev "$interface"
     [ -n "$router" ] && busybox ip route replace default via "$router" dev "$interface"
-    echo "$ip" > "/tmp/$interface-$$.lease"
     exit 0
     """)
 
 
-def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, text=True, capture_output=True, check=check, timeout=timeout)
+CLC_PORT = 8773
+__all__ = ["CLC_ADDRESS", "CLC_PORT", "FE_PUBLIC", "FE_WIRE", "INET_ADDRESS", "NODE_WIRE", "NetLab"]
 
 
 @dataclass
-class NetLab:
-    root: Path
-    tag: str = field(default_factory=lambda: f"e{os.getpid() % 100000}")
-    namespaces: list[str] = field(default_factory=list)
+class NetLab(Topology):
+    """The lab topology plus what tests do in it: plug "instances", serve and connect."""
+    root: Path = Path("/tmp")
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def ns(self, role: str) -> str:
-        return f"{self.tag}-{role}"
-
-    def run(self, role: str, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", self.ns(role), *argv, check=check, timeout=timeout)
 
     def spawn(self, role: str, *argv: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(["ip", "netns", "exec", self.ns(role), *argv],
@@ -55,40 +46,10 @@ class NetLab:
         self.processes.append(process)
         return process
 
-    def _add_ns(self, role: str) -> None:
-        name = self.ns(role)
-        sh("ip", "netns", "add", name)
-        self.namespaces.append(name)
-        self.run(role, "ip", "link", "set", "lo", "up")
-
-    def build(self) -> NetLab:
-        for role in ("fe", "node", "inet"):
-            self._add_ns(role)
-        fe, node, inet = self.ns("fe"), self.ns("node"), self.ns("inet")
-        sh("ip", "link", "add", f"{self.tag}w0", "mtu", "1550", "netns", fe, "type", "veth",
-           "peer", "name", f"{self.tag}w1", "mtu", "1550", "netns", node)
-        self.run("fe", "ip", "link", "set", f"{self.tag}w0", "name", "wire")
-        self.run("node", "ip", "link", "set", f"{self.tag}w1", "name", "wire")
-        self.run("fe", "ip", "addr", "add", f"{FE_WIRE}/30", "dev", "wire")
-        self.run("node", "ip", "addr", "add", f"{NODE_WIRE}/30", "dev", "wire")
-        sh("ip", "link", "add", f"{self.tag}p0", "netns", fe, "type", "veth",
-           "peer", "name", f"{self.tag}p1", "netns", inet)
-        self.run("fe", "ip", "link", "set", f"{self.tag}p0", "name", "pub0")
-        self.run("inet", "ip", "link", "set", f"{self.tag}p1", "name", "eth0")
-        self.run("fe", "ip", "addr", "add", f"{FE_PUBLIC}/24", "dev", "pub0")
-        self.run("inet", "ip", "addr", "add", f"{INET_ADDRESS}/24", "dev", "eth0")
-        self.run("fe", "ip", "addr", "add", f"{CLC_ADDRESS}/32", "dev", "lo")
-        for role, devices in (("fe", ("wire", "pub0")), ("node", ("wire",)), ("inet", ("eth0",))):
-            for device in devices:
-                self.run(role, "ip", "link", "set", device, "up")
-        self.run("inet", "ip", "route", "add", "default", "via", FE_PUBLIC)
-        self.run("fe", "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        return self
-
     def plug_instance(self, name: str, mac: str, bridge: str) -> str:
         """A namespace standing in for a guest: its eth0 (with the instance's MAC) in `bridge`
         on the node. Returns the address dnsmasq gave it."""
-        self._add_ns(name)
+        self.add_namespace(name)
         host_end = f"{self.tag}{name}"[:15]
         sh("ip", "link", "add", host_end, "netns", self.ns("node"), "type", "veth",
            "peer", "name", f"{host_end}g"[:15], "netns", self.ns(name))
@@ -144,9 +105,4 @@ class NetLab:
         for process in self.processes:
             process.kill()
             process.wait(timeout=5)
-        for name in reversed(self.namespaces):
-            pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
-            for pid in pids:  # dnsmasq and anything else still living in it
-                sh("kill", "-9", pid, check=False)
-            sh("ip", "netns", "del", name, check=False)
-        self.namespaces.clear()
+        super().close()

@@ -4,6 +4,7 @@ each getting its address from the CC's dnsmasq by DHCP."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def build_node_side(lab: NetLab, vlans: list[int]) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetLab, Cc]]:
     root = tmp_path_factory.mktemp("netlab")
-    lab = NetLab(root)
+    lab = NetLab(tag=f"e{os.getpid() % 100000}", root=root)
     try:
         lab.build()
         cc = Cc(lab, root / "cc-state")

@@ -34,9 +34,8 @@ def _owns_allocation(db: Any, account_id: str, allocation_id: str) -> bool:
 
 
 def _network_changed(ctx: Context, why: str) -> None:
-    """The zone's network follows its addresses: the CC rebuilds its plan from the CLC's
-    records on its next intent; the trace says what moved."""
     ctx.trace("decided", why)
+    ctx.network_changed()
 
 
 @action("AllocateAddress")

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = (NetworkSettings.model_validate_json(args.settings.read_text())
                 if args.settings else NetworkSettings())
-    driver = LinuxDriver(settings, args.state, args.underlay)
+    driver = LinuxDriver(args.state, args.underlay, settings)
     if args.teardown:
         done = driver.teardown()
     else:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("a plan file is needed unless --teardown")
         plan = NetworkPlanView.model_validate_json(args.plan.read_text())
         peers = dict(p.split("=", 1) for p in args.peer)
-        done = driver.apply(plan, peers)
+        done = driver.apply(plan, settings, peers)
     for line in done:
         print(line)
     return 0

@@ -28,7 +28,8 @@ log = logging.getLogger("eucasim.cc.network")
 class NetworkDriver(Protocol):
     name: str
 
-    def apply(self, plan: NetworkPlanView, peers: Mapping[str, str]) -> list[str]:
+    def apply(self, plan: NetworkPlanView, settings: NetworkSettings,
+              peers: Mapping[str, str]) -> list[str]:
         """Make the host match `plan`; peers: node id -> its underlay address."""
         ...
 
@@ -43,7 +44,8 @@ class RecordingDriver:
     def __init__(self) -> None:
         self.applied: NetworkPlanView | None = None
 
-    def apply(self, plan: NetworkPlanView, peers: Mapping[str, str]) -> list[str]:
+    def apply(self, plan: NetworkPlanView, settings: NetworkSettings,
+              peers: Mapping[str, str]) -> list[str]:
         self.applied = plan
         return []
 
@@ -67,8 +69,9 @@ def _run(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess
 class LinuxDriver:
     name = "linux"
 
-    def __init__(self, settings: NetworkSettings, state_dir: Path, underlay_address: str) -> None:
-        self.settings = settings
+    def __init__(self, state_dir: Path, underlay_address: str,
+                 settings: NetworkSettings | None = None) -> None:
+        self.settings = settings or NetworkSettings()
         self.state_dir = state_dir
         self.underlay_address = underlay_address
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +95,9 @@ class LinuxDriver:
 
     # -- applying -----------------------------------------------------------------------------
 
-    def apply(self, plan: NetworkPlanView, peers: Mapping[str, str]) -> list[str]:
+    def apply(self, plan: NetworkPlanView, settings: NetworkSettings,
+              peers: Mapping[str, str]) -> list[str]:
+        self.settings = settings  # the CLC's settings arrive with each intent
         done: list[str] = []
         before = self._made()
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")

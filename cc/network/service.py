@@ -19,9 +19,9 @@ from services.tracing import TraceRecorder
 log = logging.getLogger("eucasim.cc.network")
 
 
-def make_driver(name: str, settings: NetworkSettings, state_dir: Path, underlay: str) -> NetworkDriver:
+def make_driver(name: str, state_dir: Path, underlay: str) -> NetworkDriver:
     if name == "linux":
-        return LinuxDriver(settings, state_dir, underlay)
+        return LinuxDriver(state_dir, underlay)
     if name == "plan":
         return RecordingDriver()
     raise ValueError(f"VNET_DRIVER={name}: expected plan or linux")
@@ -48,7 +48,7 @@ class ZoneNetwork:
             if same and peers == self._applied_peers:
                 return self.plan
             changes = planner.diff(self.plan.iptables, new.iptables)
-            done = self.driver.apply(new, peers)
+            done = self.driver.apply(new, intent.settings, peers)
             self.plan = new.model_copy(update={"version": self.plan.version + 1, "diff": changes})
             self._applied_peers = peers
         what = (f"network plan v{self.plan.version}: {len(new.networks)} network(s), "

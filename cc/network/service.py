@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from cc.network import plan as planner
@@ -28,20 +28,19 @@ def make_driver(name: str, state_dir: Path, underlay: str) -> NetworkDriver:
 
 
 class ZoneNetwork:
-    def __init__(self, driver: NetworkDriver, recorder: TraceRecorder,
-                 peers: Callable[[], Mapping[str, str]] = dict) -> None:
+    def __init__(self, driver: NetworkDriver, recorder: TraceRecorder) -> None:
         self.driver = driver
         self._recorder = recorder
-        self._peers = peers
         self._lock = threading.Lock()  # one apply at a time; never held across a remote call
         self.plan = planner.build(NetworkIntent(settings=NetworkSettings(), groups=[], instances=[]))
         self._applied_peers: dict[str, str] = {}
 
-    def update(self, intent: NetworkIntent, request_id: str | None = None) -> NetworkPlanView:
-        """Plan `intent`; apply it when it differs from what is applied. Blocking: call it
-        from a worker thread, never on the event loop."""
+    def update(self, intent: NetworkIntent, peers: Mapping[str, str],
+               request_id: str | None = None) -> NetworkPlanView:
+        """Plan `intent`; apply it when it differs from what is applied (or the nodes' underlay
+        addresses, `peers`, changed). Blocking: call it from a worker thread, never on the loop."""
         new = planner.build(intent)
-        peers = dict(self._peers())
+        peers = dict(peers)
         with self._lock:
             same = (new.model_dump(exclude={"version", "diff"})
                     == self.plan.model_dump(exclude={"version", "diff"}))

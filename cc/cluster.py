@@ -8,6 +8,8 @@ the registry's changes to SQLite, is a background task that writes each batch in
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -93,6 +95,10 @@ class Cluster:
 
     def _info(self, node: TrackedNode) -> NodeInfo:
         return self.registry.info(node, self.reservations.held(node.url))
+
+    def underlay_addresses(self) -> dict[str, str]:
+        """node id -> the address the CC reaches it at, where its VXLAN tunnels end."""
+        return {node.name: urlsplit(node.url).hostname or "" for node in self.registry.nodes()}
 
     def nodes(self) -> NodeList:
         return NodeList(zone=self.zone, policy=self.policy.name,

@@ -73,8 +73,9 @@ class Cluster:
                              config.NC_POLLING_FREQUENCY,
                              own_url=own_url if own_url is not None else config.service_url("cc"))
         self.placer = Placer(self.registry, self.reservations, self.policy, self.store, recorder)
-        self.starter = PlacementStarter(self.registry, self.reservations, self.clients, self.power,
-                                        recorder)
+        self.starter = PlacementStarter(
+            self.registry, self.reservations, self.clients, self.power, recorder,
+            tunnel_remote=(config.VNET_LOCALIP or config.PUBLIC_HOST) if config.VNET_DRIVER == "linux" else None)
 
     # -- what the registry tells (registry.Listener) -------------------------------------------
 

@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from nc.node_network import NodeNetwork
 from nc.booter import InstanceBooter
 from nc.hypervisor import is_fake, open_hypervisor
 from nc.image_cache import ImageCache
@@ -37,6 +38,7 @@ class NodeSettings:
     cache_mb: int
     limits: Limits
     secret: str
+    network: NodeNetwork | None = None   # builds bridges and VXLAN (VNET_DRIVER=linux)
 
 
 def write_node_xml(path: Path) -> Path:
@@ -72,7 +74,8 @@ class NodeRuntime:
         journal = ConsoleJournal(self.hypervisor.simulated, settings.node_id)
         self.manager: InstanceManager
         self.booter = InstanceBooter(settings.node_id, self.hypervisor, self.store, self.cache, journal,
-                                     recorder, in_use=lambda: self.manager.keys_in_use())
+                                     recorder, in_use=lambda: self.manager.keys_in_use(),
+                                     network=settings.network)
         prefix = settings.prefix
         self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,
                                        on_change=lambda report: on_change(prefix, report))

@@ -72,13 +72,15 @@ class Cc:
 
 
 def build_node_side(lab: NetLab, vlans: list[int]) -> None:
-    """What the NC does before it starts a guest on network `vlan`: the same bridge and VXLAN
-    device as the CC, pointing back at the front end."""
-    code = ("from services.hostnet import HostNetwork\n"
-            "with HostNetwork() as host:\n"
-            + "".join(f"    host.vxlan('vx{v}', {v}, '{NODE_WIRE}', 'wire', 'eucabr{v}', ['{FE_WIRE}'])\n"
-                      for v in vlans))
-    lab.run("node", sys.executable, "-c", code)
+    """What the NC does before it starts a guest on network `vlan` (nc/node_network.py): the
+    same bridge and VXLAN device as the CC, ending at the front end."""
+    code = ("from nc.node_network import NodeNetwork\n"
+            "from services.messages.node import InstanceNetwork\n"
+            f"node = NodeNetwork('{NODE_WIRE}', 'wire')\n"
+            + "".join(f"print(node.prepare(InstanceNetwork(mac='d0:0d:00:00:00:01', bridge='eucabr{v}', "
+                      f"vlan={v}, tunnel_remote='{FE_WIRE}')))\n" for v in vlans))
+    built = lab.run("node", sys.executable, "-c", code).stdout.splitlines()
+    assert built == [f"vx{v} (VNI {v}) to {FE_WIRE} in eucabr{v}" for v in vlans]
 
 
 @pytest.fixture(scope="module")

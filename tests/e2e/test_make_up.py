@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support import EMPTY_AWS_FILE
+
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = str(Path(sys.executable).parent / "aws")

@@ -111,6 +111,10 @@ def _replace(match: re.Match[str]) -> str:
     return _REPLACEMENTS.get(match.group(), "\ufffd")
 
 
+# True-ish when `text` holds a character escape() would change (the writer's fast path).
+needs_escaping = _NEEDS_WORK.search
+
+
 def escape(text: str) -> str:
     if _NEEDS_WORK.search(text) is None:
         return text
@@ -139,6 +143,8 @@ def write_string(value: Any) -> str:
 
 
 def write_integer(value: Any) -> str:
+    if type(value) is int:
+        return str(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(int(value))
     raise WrongType(f"expected an integer, got {type(value).__name__} {value!r}")

@@ -128,7 +128,7 @@ def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = Non
     query = visible((select(*Instance.__table__.c) if plain else select(Instance))
                     .where(Instance.account_id == account_id))
     def run(query: Any) -> Iterable[Any]:
-        return map(InstanceRow._make, db.execute(query).tuples()) if plain else db.scalars(query)
+        return map(InstanceRow._make, db.execute(query)) if plain else db.scalars(query)
 
     if instance_ids is None:
         return list(run(query.order_by(Instance.launched_at, Instance.reservation_id,

@@ -17,7 +17,7 @@ from clc.api import addresses, images, instances, keypairs, security_groups, tag
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
-from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
+from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
@@ -104,7 +104,10 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
                            walrus=walrus, network=network)
-    for path in EC2_PATHS:
+    # EC2 calls skip FastAPI's routing and http middleware (clc/ec2_endpoint.py, Ec2FrontDoor);
+    # the routes stay, so other methods on these paths still get FastAPI's 405.
+    app.add_middleware(Ec2FrontDoor, endpoint=endpoint)
+    for path in sorted(EC2_PATHS):
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.
     app.include_router(metadata_router(config, db))

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
@@ -26,14 +27,16 @@ from services.config import CloudConfig
 from services.ec2query import parse_request, render_error, render_result
 from services.errors import AwsError, EC2Error
 from services.messages.identity import AccessKeyInfo
-from services.tracing import TraceRecorder, current_request_id, new_request_id
+from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id, current_request_id,
+                              new_request_id, unbind_request_id)
 
 LOG = logging.getLogger(__name__)
 
 # EC2 requests are small forms; a larger body is refused before it is parsed or buffered whole.
 MAX_BODY_BYTES = 512 * 1024
-EC2_PATHS = ("/", "/services/compute", "/services/compute/", "/services/Eucalyptus",
-             "/services/Eucalyptus/")
+EC2_PATHS = frozenset({"/", "/services/compute", "/services/compute/", "/services/Eucalyptus",
+                       "/services/Eucalyptus/"})
+EC2_METHODS = frozenset({"GET", "POST"})
 XML = "text/xml;charset=UTF-8"
 # How long a found access key is trusted without reading the database again.
 KEY_CACHE_SECONDS = 10.0
@@ -140,3 +143,29 @@ class Ec2Endpoint:
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)
+
+
+class Ec2FrontDoor:
+    """Pure ASGI, outermost: GET and POST on the EC2 paths go straight to the endpoint, skipping
+    FastAPI's routing and its per-request http middleware (which cost more than a small EC2
+    call itself); everything else (/internal/*, the metadata service) goes to the app. It does
+    what that middleware does for these requests: bind the caller's request id (or a new one)
+    and echo it in the response."""
+
+    def __init__(self, app: ASGIApp, endpoint: Ec2Endpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in EC2_PATHS or scope["method"] not in EC2_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        token = bind_request_id(request_id)
+        try:
+            response = await self.endpoint(request)
+        finally:
+            unbind_request_id(token)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        await response(scope, receive, send)

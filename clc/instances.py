@@ -114,9 +114,12 @@ def not_found(missing: list[str]) -> EC2Error:
                     f"The instance IDs '{', '.join(missing)}' do not exist")
 
 
-# An instance as a read-only tuple with the model's attribute names: what `owned(plain=True)`
-# returns (SQLAlchemy's Row reads attributes by name several times slower than a namedtuple).
-InstanceRow = namedtuple("InstanceRow", Instance.__table__.c.keys())  # type: ignore[misc]
+# An instance as a read-only tuple with the model's attribute names, what `owned(plain=True)`
+# returns (SQLAlchemy's Row reads attributes by name several times slower than a namedtuple):
+# every column but the user data (up to 16 KiB each, never part of a Describe answer) and
+# updated_at (a datetime to parse per row that no answer shows).
+_PLAIN_COLUMNS = [c for c in Instance.__table__.c if c.key not in ("user_data_b64", "updated_at")]
+InstanceRow = namedtuple("InstanceRow", [c.key for c in _PLAIN_COLUMNS])  # type: ignore[misc]
 
 
 def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = None,
@@ -125,7 +128,7 @@ def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = Non
     order); an unknown or foreign id raises InvalidInstanceID.NotFound when `strict`.
     `plain` gives read-only rows with the same attribute names instead of ORM objects, several
     times cheaper to load, for answers that only read them (DescribeInstances)."""
-    query = visible((select(*Instance.__table__.c) if plain else select(Instance))
+    query = visible((select(*_PLAIN_COLUMNS) if plain else select(Instance))
                     .where(Instance.account_id == account_id))
     def run(query: Any) -> Iterable[Any]:
         return map(InstanceRow._make, db.execute(query)) if plain else db.scalars(query)

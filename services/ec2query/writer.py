@@ -12,7 +12,7 @@ from typing import Any
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from services.ec2query import model
-from services.ec2query.scalars import WRITERS, WrongType, escape, needs_escaping, write_string
+from services.ec2query.scalars import CLEAN_STRINGS, WRITERS, WrongType, escape, is_clean, write_string
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -123,6 +123,7 @@ def _compile_container(shape: Shape) -> ContainerWriter:
 def _compile_structure(shape: StructureShape) -> ContainerWriter:
     table: dict[str, Entry] = {}
     lookup = table.get  # bound now; the table is filled below, before any call
+    clean = CLEAN_STRINGS
     name = shape.name
 
     def write(out: Out, value: Any) -> None:
@@ -138,7 +139,7 @@ def _compile_structure(shape: StructureShape) -> ContainerWriter:
                                 f"(members: {', '.join(sorted(table))})")
             kind, open_tag, close_tag, writer = entry
             try:
-                if kind == STRING and type(item) is str and not needs_escaping(item):
+                if kind == STRING and type(item) is str and (item in clean or is_clean(item)):
                     append(open_tag + item + close_tag)
                 elif kind:
                     append(open_tag + writer(item) + close_tag)

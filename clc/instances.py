@@ -130,6 +130,7 @@ def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = Non
     times cheaper to load, for answers that only read them (DescribeInstances)."""
     query = visible((select(*_PLAIN_COLUMNS) if plain else select(Instance))
                     .where(Instance.account_id == account_id))
+
     def run(query: Any) -> Iterable[Any]:
         return map(InstanceRow._make, db.execute(query)) if plain else db.scalars(query)
 

@@ -34,7 +34,7 @@ from services import credentials, launcher  # noqa: E402
 from services.config import CloudConfig, load_config  # noqa: E402
 from services.internal import InternalClient  # noqa: E402
 from services.messages.cluster import NodeList  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from tests.support.servers import listen, port_of  # noqa: E402
 
 # eucalyptus.conf keys the benchmark process may carry in its environment; the services inherit
 # the environment, so these are removed to get `eucasim up`'s defaults.
@@ -81,10 +81,11 @@ def eucasim_cloud(nodes: int = 2, **settings: object) -> Iterator[Endpoint]:
     its sample image registered as `eucasim up` registers it. `settings` override
     eucalyptus.conf keys where a benchmark needs more capacity than the defaults give."""
     with tempfile.TemporaryDirectory(prefix="bench-eucasim-") as home:
-        ports = {name: free_port() for name in ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
         env = {"EUCASIM_HOME": home, "PUBLIC_HOST": "127.0.0.1", "BIND_ADDRESS": "127.0.0.1",
-               **{k: str(v) for k, v in {**ports, **settings}.items()}}
-        config = launcher.ensure_home(load_config(**env))
+               **{k: str(v) for k, v in settings.items()}}
+        any_port = {name: 0 for name in ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
+        config = launcher.ensure_home(load_config(**any_port, **env))
+        # plan() binds every port now and writes it into config; start() tells each child all of them.
         specs = launcher.plan(config, nodes)
         for spec in specs:
             spec.env = {**env, **spec.env}
@@ -118,7 +119,9 @@ def _wait_nodes_up(config: CloudConfig, nodes: int, timeout: float = 60) -> None
 @contextmanager
 def moto(region: str = "us-east-1") -> Iterator[Endpoint]:
     """moto_server (the test dependency) on a free port, with its first Amazon-owned AMI."""
-    port = free_port()
+    holder = listen()  # a free port, released just before moto_server binds it
+    port = port_of(holder)
+    holder.close()
     server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

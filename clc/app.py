@@ -4,6 +4,7 @@ API, and (later) the instance metadata service. `create_app` is the uvicorn fact
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from clc.api import addresses, images, instances, keypairs, security_groups, tag
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
-from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
+from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
@@ -33,6 +34,7 @@ from services.ec2query import preload
 from services.service_app import make_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+GC_GEN0_THRESHOLD = 20_000
 
 
 def _seed_vm_types(db: Database) -> None:
@@ -96,9 +98,16 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
+    # A Describe over a thousand instances allocates some 100,000 dicts and lists; at CPython's
+    # default gen-0 threshold (700) the collector then runs hundreds of times per call, each
+    # time over a heap that botocore's model makes large: a third of such a call's CPU.
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
                            walrus=walrus, network=network)
-    for path in EC2_PATHS:
+    # EC2 calls skip FastAPI's routing and http middleware (clc/ec2_endpoint.py, Ec2FrontDoor);
+    # the routes stay, so other methods on these paths still get FastAPI's 405.
+    app.add_middleware(Ec2FrontDoor, endpoint=endpoint)
+    for path in sorted(EC2_PATHS):
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.
     app.include_router(metadata_router(config, db))

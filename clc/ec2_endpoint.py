@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
@@ -19,21 +20,26 @@ from clc.network_sync import NetworkSync
 from clc.placement import Launches
 from clc.walrus_client import WalrusClient
 from clc.zones_client import ZoneClient
-from services.auth import verify_ec2, view_from_asgi
+from services.auth import RequestView, verify_ec2, view_from_asgi
+from services.auth.keycache import KeyCache
 from services.db import Database
 from services.config import CloudConfig
 from services.ec2query import parse_request, render_error, render_result
 from services.errors import AwsError, EC2Error
 from services.messages.identity import AccessKeyInfo
-from services.tracing import TraceRecorder, current_request_id, new_request_id
+from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id, current_request_id,
+                              new_request_id, unbind_request_id)
 
 LOG = logging.getLogger(__name__)
 
 # EC2 requests are small forms; a larger body is refused before it is parsed or buffered whole.
 MAX_BODY_BYTES = 512 * 1024
-EC2_PATHS = ("/", "/services/compute", "/services/compute/", "/services/Eucalyptus",
-             "/services/Eucalyptus/")
+EC2_PATHS = frozenset({"/", "/services/compute", "/services/compute/", "/services/Eucalyptus",
+                       "/services/Eucalyptus/"})
+EC2_METHODS = frozenset({"GET", "POST"})
 XML = "text/xml;charset=UTF-8"
+# How long a found access key is trusted without reading the database again.
+KEY_CACHE_SECONDS = 10.0
 
 
 async def _read_body(request: Request) -> bytes:
@@ -68,6 +74,8 @@ class Ec2Endpoint:
         self._launches = launches
         self._network = network
         self._walrus = walrus
+        # Every call looks its key up; a short cache spares the database most of those reads.
+        self._keys: KeyCache[AccessKeyInfo] = KeyCache(self._lookup, ttl=KEY_CACHE_SECONDS)
 
     def _lookup(self, access_key: str) -> AccessKeyInfo | None:
         with self._db.session() as session:
@@ -89,21 +97,26 @@ class Ec2Endpoint:
 
     async def _serve(self, request: Request, request_id: str) -> Response:
         body = await _read_body(request)
-        raw_query = request.scope.get("query_string", b"").decode("latin-1")
-        pairs = parse_qsl(raw_query, keep_blank_values=True)
-        if request.method == "POST" and "x-www-form-urlencoded" in request.headers.get("content-type", ""):
-            pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         view = view_from_asgi(request.scope, body)
-        lookups: dict[str, AccessKeyInfo | None] = {}
+        # One hop to the threadpool for everything that may block (the key look-up on a cache
+        # miss, the handler's database work) or is plain CPU work (signature, parse, render).
+        answer = await run_in_threadpool(self._handle, request.method,
+                                         request.headers.get("content-type", ""), view, request_id)
+        return Response(answer, media_type=XML)
+
+    def _handle(self, method: str, content_type: str, view: RequestView, request_id: str) -> bytes:
+        pairs = parse_qsl(view.raw_query, keep_blank_values=True)
+        if method == "POST" and "x-www-form-urlencoded" in content_type:
+            pairs += parse_qsl(view.body.decode("utf-8", "replace"), keep_blank_values=True)
+        found: dict[str, AccessKeyInfo | None] = {}
 
         def secret_of(access_key: str) -> str | None:
-            lookups[access_key] = self._lookup(access_key)
-            info = lookups[access_key]
+            info = found[access_key] = self._keys.get(access_key)
             return info.secret_key if info else None
 
-        identity = await run_in_threadpool(verify_ec2, view, secret_of)
-        # A verified signature means secret_of found this key active: no second (blocking) look-up.
-        caller = lookups[identity.access_key]
+        identity = verify_ec2(view, secret_of)
+        # A verified signature means secret_of found this key active: no second look-up.
+        caller = found[identity.access_key]
         assert caller is not None
         call = parse_request(pairs)
         self._recorder.record("received", call.action, request_id=request_id,
@@ -115,9 +128,7 @@ class Ec2Endpoint:
         if call.dry_run:
             raise EC2Error("DryRunOperation",
                            "Request would have succeeded, but DryRun flag is set.", 412)
-        body = await run_in_threadpool(self._dispatch, call.action, handler, call.params, caller,
-                                       request_id)
-        return Response(body, media_type=XML)
+        return self._dispatch(call.action, handler, call.params, caller, request_id)
 
     def _dispatch(self, action: str, handler: Callable[..., Any], params: dict[str, Any],
                   caller: AccessKeyInfo, request_id: str) -> bytes:
@@ -132,3 +143,29 @@ class Ec2Endpoint:
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)
+
+
+class Ec2FrontDoor:
+    """Pure ASGI, outermost: GET and POST on the EC2 paths go straight to the endpoint, skipping
+    FastAPI's routing and its per-request http middleware (which cost more than a small EC2
+    call itself); everything else (/internal/*, the metadata service) goes to the app. It does
+    what that middleware does for these requests: bind the caller's request id (or a new one)
+    and echo it in the response."""
+
+    def __init__(self, app: ASGIApp, endpoint: Ec2Endpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in EC2_PATHS or scope["method"] not in EC2_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        token = bind_request_id(request_id)
+        try:
+            response = await self.endpoint(request)
+        finally:
+            unbind_request_id(token)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        await response(scope, receive, send)

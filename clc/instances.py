@@ -9,9 +9,10 @@ the zone reports."""
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -113,16 +114,31 @@ def not_found(missing: list[str]) -> EC2Error:
                     f"The instance IDs '{', '.join(missing)}' do not exist")
 
 
+# An instance as a read-only tuple with the model's attribute names, what `owned(plain=True)`
+# returns (SQLAlchemy's Row reads attributes by name several times slower than a namedtuple):
+# every column but the user data (up to 16 KiB each, never part of a Describe answer) and
+# updated_at (a datetime to parse per row that no answer shows).
+_PLAIN_COLUMNS = [c for c in Instance.__table__.c if c.key not in ("user_data_b64", "updated_at")]
+InstanceRow = namedtuple("InstanceRow", [c.key for c in _PLAIN_COLUMNS])  # type: ignore[misc]
+
+
 def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = None,
-          *, strict: bool = True) -> list[Instance]:
+          *, strict: bool = True, plain: bool = False) -> list[Instance]:
     """The caller's visible instances (those named, in the order named, or all in launch
-    order); an unknown or foreign id raises InvalidInstanceID.NotFound when `strict`."""
-    query = visible(select(Instance).where(Instance.account_id == account_id))
+    order); an unknown or foreign id raises InvalidInstanceID.NotFound when `strict`.
+    `plain` gives read-only rows with the same attribute names instead of ORM objects, several
+    times cheaper to load, for answers that only read them (DescribeInstances)."""
+    query = visible((select(*_PLAIN_COLUMNS) if plain else select(Instance))
+                    .where(Instance.account_id == account_id))
+
+    def run(query: Any) -> Iterable[Any]:
+        return map(InstanceRow._make, db.execute(query)) if plain else db.scalars(query)
+
     if instance_ids is None:
-        return list(db.scalars(query.order_by(Instance.launched_at, Instance.reservation_id,
-                                              Instance.launch_index)))
+        return list(run(query.order_by(Instance.launched_at, Instance.reservation_id,
+                                       Instance.launch_index)))
     ids = check_ids(instance_ids)
-    found = {i.id: i for i in db.scalars(query.where(Instance.id.in_(ids)))}
+    found = {i.id: i for i in run(query.where(Instance.id.in_(ids)))}
     missing = [i for i in ids if i not in found]
     if missing and strict:
         raise not_found(missing)

@@ -56,7 +56,7 @@ def describe_instances(ctx: Context, InstanceIds: list[str] | None = None,
     if InstanceIds and MaxResults is not None:
         raise EC2Error("InvalidParameterCombination",
                        "The parameter instancesSet cannot be used with the parameter maxResults")
-    rows = owned(ctx.db, ctx.account_id, InstanceIds or None)
+    rows = owned(ctx.db, ctx.account_id, InstanceIds or None, plain=True)
     extras = Extras.load(ctx.db, ctx.account_id, rows)
     rows = apply_filters(rows, Filters, filters(extras), tags_of=extras.tags_of)
     return paged("Reservations", rows, MaxResults, NextToken,

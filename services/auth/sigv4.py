@@ -7,6 +7,7 @@ ValueErrors whose message a client can act on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -130,7 +131,9 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=1024)
 def signing_key(secret: str, credential: Credential) -> bytes:
+    # Four HMACs that give the same key for a whole day of one client's calls: cached.
     key = _hmac(f"AWS4{secret}".encode("utf-8"), credential.date)
     for part in (credential.region, credential.service, TERMINATOR):
         key = _hmac(key, part)

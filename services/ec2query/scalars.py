@@ -111,6 +111,24 @@ def _replace(match: re.Match[str]) -> str:
     return _REPLACEMENTS.get(match.group(), "\ufffd")
 
 
+# Strings known to need no escaping: answers repeat the same values (states, types, zones,
+# and the same ids on every Describe), and a set look-up is cheaper than the regular
+# expression. Whether a string is clean never changes, so the set is only ever added to, up to
+# a bound that keeps its memory small.
+CLEAN_STRINGS: set[str] = set()
+_CLEAN_STRINGS_MAX = 65536
+
+
+def is_clean(text: str) -> bool:
+    """True when escape() would return `text` unchanged; remembered (the writer checks the
+    set itself first)."""
+    if _NEEDS_WORK.search(text) is not None:
+        return False
+    if len(CLEAN_STRINGS) < _CLEAN_STRINGS_MAX:
+        CLEAN_STRINGS.add(text)
+    return True
+
+
 def escape(text: str) -> str:
     if _NEEDS_WORK.search(text) is None:
         return text
@@ -139,6 +157,8 @@ def write_string(value: Any) -> str:
 
 
 def write_integer(value: Any) -> str:
+    if type(value) is int:
+        return str(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(int(value))
     raise WrongType(f"expected an integer, got {type(value).__name__} {value!r}")

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from services.ec2query import model
-from services.ec2query.scalars import WRITERS, WrongType, escape
+from services.ec2query.scalars import CLEAN_STRINGS, WRITERS, WrongType, escape, is_clean, write_string
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -20,8 +20,12 @@ Out = list[str]
 # A compiled writer: (pieces, value) for containers; scalars are (value) -> text instead.
 ContainerWriter = Callable[[Out, Any], None]
 ScalarWriter = Callable[[Any], str]
-# member name -> (is scalar, open tag, close tag, writer)
-Entry = tuple[bool, str, str, Any]
+# member name -> (kind, open tag, close tag, writer)
+Entry = tuple[int, str, str, Any]
+# Kinds of entry: a container writes into the pieces; a scalar returns its text; a string is a
+# scalar whose common case (a plain str with nothing to escape) the structure writer handles
+# inline, since strings are most of every answer.
+CONTAINER, SCALAR, STRING = 0, 1, 2
 
 
 class ShapeMismatch(ValueError):
@@ -96,11 +100,11 @@ def _writer_for(shape: Shape) -> ContainerWriter:
 
 def _entry(shape: Shape, tag: str) -> Entry:
     if isinstance(shape, (StructureShape, ListShape, MapShape)):
-        return (False, f"<{tag}>", f"</{tag}>", _writer_for(shape))
+        return (CONTAINER, f"<{tag}>", f"</{tag}>", _writer_for(shape))
     scalar = WRITERS.get(shape.type_name)
     if scalar is None:
         raise NotImplementedError(f"EC2 output shape {shape.name} of type {shape.type_name}")
-    return (True, f"<{tag}>", f"</{tag}>", scalar)
+    return (STRING if scalar is write_string else SCALAR, f"<{tag}>", f"</{tag}>", scalar)
 
 
 def _compile_container(shape: Shape) -> ContainerWriter:
@@ -118,26 +122,31 @@ def _compile_container(shape: Shape) -> ContainerWriter:
 
 def _compile_structure(shape: StructureShape) -> ContainerWriter:
     table: dict[str, Entry] = {}
+    lookup = table.get  # bound now; the table is filled below, before any call
+    clean = CLEAN_STRINGS
     name = shape.name
 
     def write(out: Out, value: Any) -> None:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise WrongType(f"expected a dict for {name}, got {type(value).__name__}")
         append = out.append
         for key, item in value.items():
             if item is None:
                 continue
-            entry = table.get(key)
+            entry = lookup(key)
             if entry is None:
                 raise WrongType(f"{key!r} is not a member of {name} "
                                 f"(members: {', '.join(sorted(table))})")
+            kind, open_tag, close_tag, writer = entry
             try:
-                if entry[0]:
-                    append(entry[1] + entry[3](item) + entry[2])
+                if kind == STRING and type(item) is str and (item in clean or is_clean(item)):
+                    append(open_tag + item + close_tag)
+                elif kind:
+                    append(open_tag + writer(item) + close_tag)
                 else:
-                    append(entry[1])
-                    entry[3](out, item)
-                    append(entry[2])
+                    append(open_tag)
+                    writer(out, item)
+                    append(close_tag)
             except WrongType as error:
                 error.path.append(key)
                 raise
@@ -150,13 +159,16 @@ def _compile_structure(shape: StructureShape) -> ContainerWriter:
 
 
 def _check_sequence(value: Any, name: str) -> None:
+    if type(value) is list:
+        return
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise WrongType(f"expected a list for {name}, got {type(value).__name__}")
 
 
 def _compile_list(shape: ListShape) -> ContainerWriter:
     # botocore ignores the child tag but boto 2 insists on <item>, so always <item>.
-    scalar, _, _, member_writer = _entry(shape.member, "item")
+    kind, _, _, member_writer = _entry(shape.member, "item")
+    scalar = kind != CONTAINER
     name = shape.name
 
     def write(out: Out, value: Any) -> None:
@@ -195,10 +207,10 @@ def _compile_map(shape: MapShape) -> ContainerWriter:
             if item is None:
                 continue
             out.append("<entry>")
-            for (scalar, open_tag, close_tag, writer), part in ((key_entry, key),
-                                                                (value_entry, item)):
+            for (kind, open_tag, close_tag, writer), part in ((key_entry, key),
+                                                              (value_entry, item)):
                 out.append(open_tag)
-                if scalar:
+                if kind != CONTAINER:
                     out.append(writer(part))
                 else:
                     writer(out, part)

@@ -115,3 +115,23 @@ def test_errors_carry_the_request_id_the_client_sees(ec2):
         ec2.describe_availability_zones(ZoneNames=["no-such-zone"])
     assert info.value.response["ResponseMetadata"]["RequestId"]
     assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_the_request_id_header_is_the_answers_request_id(clc: RunningClc):
+    response = _call(clc, {"Action": "DescribeRegions"})
+    root = ET.fromstring(response.content)
+    namespace = root.tag.split("}")[0] + "}"
+    assert response.headers["x-eucasim-request-id"] == root.find(f"{namespace}requestId").text
+
+
+def test_a_request_id_the_caller_sends_is_the_one_traced_and_echoed(clc: RunningClc):
+    request = httpx.Request("POST", clc.url, data={"Action": "DescribeRegions", "Version": "2016-11-15"},
+                            headers={"x-eucasim-request-id": "req-from-the-caller"})
+    response = httpx.Client().send(request)
+    assert _error(response) == (401, "MissingAuthenticationToken")
+    assert response.headers["x-eucasim-request-id"] == "req-from-the-caller"
+    assert ET.fromstring(response.content).find("RequestID").text == "req-from-the-caller"
+
+
+def test_other_methods_on_the_ec2_paths_are_not_ec2_calls(clc: RunningClc):
+    assert httpx.put(clc.url + "/", content=b"Action=DescribeRegions").status_code == 405

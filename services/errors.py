@@ -20,6 +20,8 @@ class AwsError(Exception):
             raise ValueError("an error answer must carry a status of 400 or more")
         # S3 adds elements such as <Key> or <BucketName> beside Code and Message.
         self.extra = extra
+        # ...and some headers (x-amz-delete-marker on a GET of a deleted key).
+        self.headers: dict[str, str] = {}
 
 
 class EC2Error(AwsError):

@@ -150,7 +150,8 @@ class Walrus:
         # HEAD answers carry no body; clients read the status alone.
         body = b"" if request.method == "HEAD" else error_xml(error, resource,
                                                               current_request_id() or "")
-        response = Response(body, status_code=error.status, media_type="application/xml")
+        response = Response(body, status_code=error.status, media_type="application/xml",
+                            headers=error.headers)
         if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
             # The body may be unread (a client waiting on 100-continue never sends it): close
             # the connection rather than read its leftovers as the next request.

@@ -57,7 +57,7 @@ class BundleDecrypter:
     def _object(self, bucket: str, key: str) -> tuple[str, list[list[Any]], int]:
         with self._walrus.db.session() as session:
             row = catalog.get_object(session, bucket, key)
-            if row is None:
+            if row is None or row.delete_marker:
                 raise FileNotFoundError(f"{bucket}/{key}")
             return row.etag, [list(s) for s in row.segments], row.size
 

@@ -103,16 +103,20 @@ def replace_objects(db: Session, changes: Sequence[tuple[dict[str, Any], bool]])
 
 
 def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclusive: bool,
-                 limit: int) -> Sequence[Object]:
+                 limit: int, markers: bool = False) -> Sequence[Object]:
     """Up to `limit` objects of `bucket` under `prefix` from `start` on, in key order; the index
-    on (bucket, key) makes each call cost `limit` rows however large the bucket is."""
+    on (bucket, key) makes each call cost `limit` rows however large the bucket is. Keys whose
+    current version is a delete marker are left out, unless `markers`."""
     query = select(Object).where(Object.bucket == bucket)
+    if not markers:
+        query = query.where(Object.delete_marker.is_(False))
     if start is not None:
         query = query.where(Object.key >= start if inclusive else Object.key > start)
     query = _under(query, Object.key, prefix)
     # A listing never reads bodies, metadata or ACLs: skip decoding those JSON columns.
     query = query.options(load_only(Object.key, Object.size, Object.etag, Object.last_modified,
-                                    Object.owner_id, Object.owner_name, Object.checksums))
+                                    Object.owner_id, Object.owner_name, Object.checksums,
+                                    Object.version_id, Object.delete_marker))
     return db.scalars(query.order_by(Object.key).limit(limit)).all()
 
 

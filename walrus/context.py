@@ -101,6 +101,11 @@ def no_such_key(key: str) -> S3Error:
     return S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=key)
 
 
+def no_such_version(key: str, version_id: str) -> S3Error:
+    return S3Error("NoSuchVersion", "The specified version does not exist.", 404, Key=key,
+                   VersionId=version_id)
+
+
 def xml_response(root: str, body: dict[str, Any], status: int = 200,
                  headers: dict[str, str] | None = None) -> Response:
     return Response(to_xml(root, body), status_code=status, media_type=XML_TYPE, headers=headers)

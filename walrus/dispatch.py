@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import acls, buckets, listing, multipart, objects, reads
+from walrus.ops import acls, buckets, listing, multipart, objects, reads, versioning
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
@@ -42,9 +42,9 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
         if "uploads" in q:
             return multipart.list_uploads
         if "versioning" in q:
-            return buckets.get_versioning
+            return versioning.get_versioning
         if "versions" in q:
-            return listing.list_object_versions
+            return versioning.list_object_versions
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
@@ -55,7 +55,9 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
     if method == "PUT":
         if "acl" in q:
             return acls.put_bucket_acl
-        _refuse_unsupported(method, q, "versioning")  # GET ?versioning answers; PUT cannot
+        if "versioning" in q:
+            return versioning.put_versioning
+        _refuse_unsupported(method, q)
         return buckets.create_bucket
     if method == "DELETE":
         _refuse_unsupported(method, q)
@@ -102,9 +104,4 @@ def choose(method: str, target: Target, headers: Mapping[str, str]) -> Handler:
         raise _method_not_allowed(method, "SERVICE")
     if target.key is None:
         return _bucket_level(method, target.query)
-    # Unversioned: an object's one version is "null", as in an S3 bucket never versioned.
-    version = target.query.get("versionId")
-    if version is not None and version != "null":
-        raise S3Error("NoSuchVersion", "The specified version does not exist.", 404,
-                      Key=target.key, VersionId=version)
     return _object_level(method, target.query, headers)

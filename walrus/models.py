@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.db import new_metadata
@@ -28,15 +28,22 @@ class Bucket(Base):
     created: Mapped[datetime] = mapped_column(DateTime)
     # [{"type": "CanonicalUser"|"Group", "id": ..., "name": ..., "permission": ...}]
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    # None until versioning is first configured, then "Enabled" or "Suspended": S3 never lets
+    # a bucket go back to unversioned.
+    versioning: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
-class Object(Base):
-    __tablename__ = "objects"
+class ObjectColumns:
+    """What an object version is, current (`objects`) or not (`object_versions`)."""
 
     bucket: Mapped[str] = mapped_column(ForeignKey("buckets.name", ondelete="CASCADE"),
                                         primary_key=True)
     # SQLite compares TEXT bytewise (UTF-8), which is S3's listing order.
     key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    # "null" for what was written while the bucket was unversioned or suspended
+    version_id: Mapped[str] = mapped_column(String(64), default="null", server_default="null")
+    # A delete marker has no body (size 0, no segments): S3's answer for its key is 404.
+    delete_marker: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     size: Mapped[int] = mapped_column(BigInteger)
     etag: Mapped[str] = mapped_column(String(64))
     last_modified: Mapped[datetime] = mapped_column(DateTime)
@@ -49,6 +56,25 @@ class Object(Base):
     owner_id: Mapped[str] = mapped_column(String(12))
     owner_name: Mapped[str] = mapped_column(String(128))
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class Object(ObjectColumns, Base):
+    """The current version of each key; the only row a GET, HEAD or listing reads. A key's
+    older versions are in `object_versions`, and a key has some only if it has a row here."""
+
+    __tablename__ = "objects"
+
+
+class ObjectVersion(ObjectColumns, Base):
+    """A noncurrent version, kept while its bucket is versioned (or suspended)."""
+
+    __tablename__ = "object_versions"
+    __table_args__ = (Index("ix_object_versions_order", "bucket", "key", "seq"),)
+
+    version_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Order of becoming noncurrent, which is the order of creation: newest has the highest.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    noncurrent_since: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Upload(Base):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from services.errors import S3Error
-from walrus import access, catalog
-from walrus.context import S3Context, empty, no_such_key, xml_response
-from walrus.models import Bucket, Object
+from walrus import access, catalog, versions
+from walrus.context import S3Context, empty, no_such_key, no_such_version, xml_response
+from walrus.models import Bucket
+from walrus.versions import Version
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
 
@@ -55,11 +56,16 @@ def get_object_acl(ctx: S3Context) -> Response:
     return xml_response("AccessControlPolicy", access.document(obj.owner_id, obj.owner_name, obj.acl))
 
 
-def _acl_target(ctx: S3Context, permission: str) -> Object:
+def _acl_target(ctx: S3Context, permission: str) -> Version:
     bucket = load_bucket(ctx)
+    version_id = ctx.query.get("versionId")
     with ctx.db.session() as db:
-        obj = catalog.get_object(db, bucket.name, ctx.key)
+        obj: Version | None = (catalog.get_object(db, bucket.name, ctx.key) if version_id is None
+                               else versions.find(db, bucket.name, ctx.key, version_id))
     if obj is None:
+        raise no_such_key(ctx.key) if version_id is None else no_such_version(ctx.key, version_id)
+    if obj.delete_marker:
+        # A delete marker has no ACL: S3 answers as for a key that is not there.
         raise no_such_key(ctx.key)
     ctx.require(obj.owner_id, obj.acl, permission)
     return obj
@@ -73,10 +79,8 @@ async def put_object_acl(ctx: S3Context) -> Response:
     return await off_loop(_set_object_acl, ctx, obj, grants)
 
 
-def _set_object_acl(ctx: S3Context, obj: Object, grants: list[access.Grant]) -> Response:
+def _set_object_acl(ctx: S3Context, obj: Version, grants: list[access.Grant]) -> Response:
     with ctx.writing() as db:
-        row = catalog.get_object(db, obj.bucket, obj.key)
-        if row is not None:
-            row.acl = grants
+        versions.set_acl(db, obj.bucket, obj.key, obj.version_id, grants)
     ctx.decided(f"set the ACL of {obj.bucket}/{obj.key}", grants=len(grants))
     return empty(200)

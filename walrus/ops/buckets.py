@@ -104,12 +104,6 @@ def get_location(ctx: S3Context) -> Response:
                     media_type="application/xml")
 
 
-def get_versioning(ctx: S3Context) -> Response:
-    bucket = load_bucket(ctx)
-    ctx.require(bucket.owner_id, bucket.acl, "READ")
-    return xml_response("VersioningConfiguration", {})
-
-
 # Sub-resources a bucket never has here: AWS's answer for a bucket without one.
 ABSENT = {
     "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),

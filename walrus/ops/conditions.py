@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from services.errors import S3Error
-from walrus.models import Object
+from walrus.models import ObjectColumns
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -45,7 +45,7 @@ def precondition_failed(condition: str) -> S3Error:
                    "not hold", 412, Condition=condition)
 
 
-def check_conditions(headers: Mapping[str, str], obj: Object) -> None:
+def check_conditions(headers: Mapping[str, str], obj: ObjectColumns) -> None:
     """Raise 412 or NotModified as the request's If-* headers demand."""
     modified = _seconds(obj.last_modified)
     if_match = headers.get("if-match")
@@ -66,7 +66,7 @@ def check_conditions(headers: Mapping[str, str], obj: Object) -> None:
             raise NotModified()
 
 
-def check_copy_source_conditions(headers: Mapping[str, str], obj: Object) -> None:
+def check_copy_source_conditions(headers: Mapping[str, str], obj: ObjectColumns) -> None:
     modified = _seconds(obj.last_modified)
     value = headers.get("x-amz-copy-source-if-match")
     if value is not None and not _matches(value, obj.etag):

@@ -32,7 +32,9 @@ class Page:
 
 
 def walk(ctx: S3Context, bucket: str, prefix: str, delimiter: str, start: str | None,
-         inclusive: bool, max_keys: int) -> Page:
+         inclusive: bool, max_keys: int, markers: bool = False) -> Page:
+    """One page of keys and common prefixes; with `markers`, keys whose current version is a
+    delete marker too (a listing of versions shows them)."""
     page = Page()
     after = None if inclusive else start  # common prefixes at or before a marker are skipped
     cursor: tuple[str | None, bool] = (start, inclusive)
@@ -40,7 +42,7 @@ def walk(ctx: S3Context, bucket: str, prefix: str, delimiter: str, start: str | 
     with ctx.db.session() as db:
         while len(page.entries) < want:
             batch = catalog.scan_objects(db, bucket, prefix, cursor[0], cursor[1],
-                                         want - len(page.entries))
+                                         want - len(page.entries), markers)
             if not batch:
                 break
             jumped = False
@@ -81,7 +83,7 @@ def _finish(page: Page, max_keys: int) -> Page:
     return page
 
 
-def _max_keys(ctx: S3Context) -> int:
+def max_keys_param(ctx: S3Context) -> int:
     raw = ctx.query.get("max-keys", str(MAX_KEYS))
     try:
         value = int(raw)
@@ -94,7 +96,7 @@ def _max_keys(ctx: S3Context) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(ctx: S3Context) -> tuple[Any, str | None]:
+def encoder(ctx: S3Context) -> tuple[Any, str | None]:
     encoding = ctx.query.get("encoding-type")
     if encoding is None:
         return (lambda text: text), None
@@ -132,8 +134,8 @@ def list_objects(ctx: S3Context) -> Response:
         return _list_v2(ctx, bucket.name)
     prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
     marker = ctx.query.get("marker", "")
-    max_keys = _max_keys(ctx)
-    enc, encoding = _encoder(ctx)
+    max_keys = max_keys_param(ctx)
+    enc, encoding = encoder(ctx)
     page = walk(ctx, bucket.name, prefix, delimiter, marker or None, False, max_keys)
     body: dict[str, Any] = {
         "Name": bucket.name, "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": max_keys,
@@ -167,8 +169,8 @@ def _list_v2(ctx: S3Context, bucket: str) -> Response:
     prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
     token = ctx.query.get("continuation-token")
     start_after = ctx.query.get("start-after", "")
-    max_keys = _max_keys(ctx)
-    enc, encoding = _encoder(ctx)
+    max_keys = max_keys_param(ctx)
+    enc, encoding = encoder(ctx)
     if token is not None:
         start, inclusive = _untoken(token)
     else:
@@ -185,33 +187,3 @@ def _list_v2(ctx: S3Context, bucket: str) -> Response:
     body["CommonPrefixes"] = _prefixes(page, enc)
     return xml_response("ListBucketResult", body)
 
-
-def list_object_versions(ctx: S3Context) -> Response:
-    """Walrus keeps no versions: each object is its own only version, "null", as S3 lists an
-    unversioned bucket. Tools that empty buckets through this call (Terraform) then work."""
-    bucket = load_bucket(ctx)
-    ctx.require(bucket.owner_id, bucket.acl, "READ")
-    prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
-    key_marker = ctx.query.get("key-marker", "")
-    max_keys = _max_keys(ctx)
-    enc, encoding = _encoder(ctx)
-    page = walk(ctx, bucket.name, prefix, delimiter, key_marker or None, False, max_keys)
-    versions = []
-    for item in _contents(page, enc, True):
-        item.pop("ChecksumAlgorithm", None)
-        versions.append({"Key": item["Key"], "VersionId": "null", "IsLatest": True,
-                         "LastModified": item["LastModified"], "ETag": item["ETag"],
-                         "Size": item["Size"], "StorageClass": "STANDARD",
-                         "Owner": item["Owner"]})
-    body: dict[str, Any] = {
-        "Name": bucket.name, "Prefix": enc(prefix), "KeyMarker": enc(key_marker),
-        "VersionIdMarker": ctx.query.get("version-id-marker", ""), "MaxKeys": max_keys,
-        "Delimiter": enc(delimiter) if delimiter else None, "IsTruncated": page.truncated,
-        "EncodingType": encoding,
-    }
-    if page.truncated and page.entries:
-        body["NextKeyMarker"] = enc(page.entries[-1][0])
-        body["NextVersionIdMarker"] = "null"
-    body["Version"] = versions
-    body["CommonPrefixes"] = _prefixes(page, enc)
-    return xml_response("ListVersionsResult", body)

@@ -18,7 +18,8 @@ from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
-from walrus.ops.objects import copy_range, load_readable_source, object_meta, store_object
+from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
+                                source_version_header, store_object, version_header)
 from walrus.ops.conditions import parse_range
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -125,7 +126,8 @@ def upload_part_copy(ctx: S3Context) -> Response:
     blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
     _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
     return xml_response("CopyPartResult", {"LastModified": clock.utcnow(),
-                                           "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)})
+                                           "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)},
+                        headers=source_version_header(source))
 
 
 def _requested_parts(body: bytes) -> list[tuple[int, str]]:
@@ -187,13 +189,14 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
         if catalog.get_upload(db, upload.upload_id) is None:
             raise _no_upload(upload.upload_id)
         catalog.delete_upload(db, upload.upload_id)
-    store_object(ctx, catalog.object_values(row))
+    version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",
                               "Bucket": bucket.name, "Key": upload.key, "ETag": quote_etag(etag),
                               **checksums.as_fields(sums)}
-    return xml_response("CompleteMultipartUploadResult", result)
+    return xml_response("CompleteMultipartUploadResult", result,
+                        headers=version_header(bucket, version_id))
 
 
 def abort_upload(ctx: S3Context) -> Response:

@@ -11,10 +11,11 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums
+from walrus import access, catalog, checksums, versions
 from walrus.blobs import BlobStore
 from walrus.bodies import ReceivedBody
-from walrus.context import S3Context, empty, no_such_bucket, no_such_key, quote_etag, xml_response
+from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_such_version,
+                            quote_etag, xml_response)
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -53,18 +54,35 @@ def object_owner(ctx: S3Context, bucket: Bucket) -> tuple[str, str]:
     return ctx.owner_pair()
 
 
-def store_object(ctx: S3Context, values: dict[str, Any], if_absent: bool = False) -> None:
-    """Make the object of these column values the current one for its key and drop the body
-    it replaces. An object that is not stored (an error, or `if_absent` and the key exists)
-    takes its new body with it: no other row names those blobs."""
+def store_object(ctx: S3Context, bucket: Bucket, values: dict[str, Any],
+                 if_absent: bool = False) -> str:
+    """Make the object of these column values the current one for its key; returns its version
+    id. In an unversioned bucket the body it replaces is dropped; in a versioned one the
+    replaced version is kept (walrus/versions.py). An object that is not stored (an error, or
+    `if_absent` and the key exists) takes its new body with it: no other row names those blobs."""
+    values.update(version_id=versions.NULL, delete_marker=False)
     try:
-        old_segments = ctx.commits.apply((values, if_absent))
-        if old_segments is None:
+        if bucket.versioning is None:
+            old_segments = ctx.commits.apply((values, if_absent))
+            freed = None if old_segments is None else catalog.segment_blobs(old_segments)
+        else:
+            with ctx.writing() as db:
+                freed = versions.write(db, values, bucket.versioning, if_absent)
+        if freed is None:
             raise precondition_failed("If-None-Match")
     except BaseException:
         ctx.blobs.delete(catalog.segment_blobs(values["segments"]))
         raise
-    ctx.blobs.delete(catalog.segment_blobs(old_segments))
+    ctx.blobs.delete(freed)
+    return str(values["version_id"])
+
+
+def version_header(bucket: Bucket, version_id: str) -> dict[str, str]:
+    """x-amz-version-id, as S3 sends it: for every version of a bucket that has had versioning
+    configured, never for a bucket that has not."""
+    if bucket.versioning is None and version_id == versions.NULL:
+        return {}
+    return {"x-amz-version-id": version_id}
 
 
 async def put_object(ctx: S3Context) -> Response:
@@ -79,20 +97,31 @@ async def put_object(ctx: S3Context) -> Response:
 
     def store(body: ReceivedBody) -> Response:
         # Column values, not an ORM object: building one costs more than the write.
-        store_object(ctx, {"bucket": bucket.name, "key": ctx.key, "size": body.size,
-                           "etag": body.md5_hex, "last_modified": clock.utcnow(),
-                           "content_type": content_type, "meta": meta,
-                           "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
-                           "parts_count": None, "owner_id": owner_id, "owner_name": owner_name,
-                           "acl": grants}, if_absent)
-        ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex)
-        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+        version_id = store_object(ctx, bucket, {
+            "bucket": bucket.name, "key": ctx.key, "size": body.size, "etag": body.md5_hex,
+            "last_modified": clock.utcnow(), "content_type": content_type, "meta": meta,
+            "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
+            "parts_count": None, "owner_id": owner_id, "owner_name": owner_name, "acl": grants},
+            if_absent)
+        ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex,
+                    version=version_id)
+        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums),
+                           **version_header(bucket, version_id)})
 
     return await ctx.receive(store)
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
-    source = unquote(value.split("?versionId=", 1)[0]).lstrip("/")
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """Bucket, key and version id (None for the current version) of x-amz-copy-source."""
+    path, _, query = value.partition("?")
+    version_id = None
+    if query:
+        name, _, version = query.partition("=")
+        if name != "versionId" or not version:
+            raise S3Error("InvalidArgument", "Invalid copy source: only versionId may follow the "
+                          "key.", ArgumentName="x-amz-copy-source", ArgumentValue=value)
+        version_id = unquote(version)
+    source = unquote(path).lstrip("/")
     bucket, _, key = source.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
@@ -100,24 +129,40 @@ def parse_copy_source(value: str) -> tuple[str, str]:
                       ArgumentValue=value)
     if len(key.encode()) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", "Your key is too long")
-    return bucket, key
+    return bucket, key, version_id
 
 
-def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> Object:
-    src_bucket, src_key = parse_copy_source(ctx.headers[header])
+def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> versions.Version:
+    src_bucket, src_key, version_id = parse_copy_source(ctx.headers[header])
     with ctx.db.session() as db:
         bucket = catalog.get_bucket(db, src_bucket)
-        obj = catalog.get_object(db, src_bucket, src_key) if bucket is not None else None
+        obj: versions.Version | None = None
+        if bucket is not None:
+            obj = (catalog.get_object(db, src_bucket, src_key) if version_id is None
+                   else versions.find(db, src_bucket, src_key, version_id))
     if bucket is None:
         raise no_such_bucket(src_bucket)
     if obj is None:
+        if version_id is not None:
+            raise no_such_version(src_key, version_id)
+        raise no_such_key(src_key)
+    if obj.delete_marker:
+        if version_id is not None:
+            raise S3Error("InvalidRequest", "The source of a copy request may not specifically "
+                          "refer to a delete marker by version id.")
         raise no_such_key(src_key)
     ctx.require(obj.owner_id, obj.acl, "READ")
     check_copy_source_conditions(ctx.headers, obj)
     return obj
 
 
-def copy_range(blobs: BlobStore, source: Object, start: int, end: int,
+def source_version_header(source: versions.Version) -> dict[str, str]:
+    if source.version_id == versions.NULL:
+        return {}
+    return {"x-amz-copy-source-version-id": source.version_id}
+
+
+def copy_range(blobs: BlobStore, source: versions.Version, start: int, end: int,
                algorithms: list[str]) -> tuple[str, int, str, dict[str, str]]:
     """Copy bytes start..end of `source` into a new blob (blocking: a worker thread's work)."""
     writer = blobs.writer()
@@ -145,7 +190,9 @@ def copy_object(ctx: S3Context) -> Response:
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.",
                       ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
-    if (source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY":
+    # Copying an older version onto its own key is how S3 restores it.
+    if ((source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY"
+            and parse_copy_source(ctx.headers["x-amz-copy-source"])[2] is None):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to "
                       "copy an object to itself without changing the object's metadata, storage "
                       "class, website redirect location or encryption attributes.")
@@ -165,53 +212,95 @@ def copy_object(ctx: S3Context) -> Response:
                  last_modified=clock.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
                  owner_id=owner_id, owner_name=owner_name, acl=grants)
-    store_object(ctx, catalog.object_values(row))
+    version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
-                directive=directive)
+                directive=directive, version=version_id)
     return xml_response("CopyObjectResult", {"LastModified": row.last_modified,
-                                             "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)})
+                                             "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)},
+                        headers={**version_header(bucket, version_id),
+                                 **source_version_header(source)})
 
 
 def delete_object(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     require_write(ctx, bucket)
-    _delete_key(ctx, bucket.name, ctx.key)
-    return empty(204)
+    done = _delete_key(ctx, bucket, ctx.key, ctx.query.get("versionId"))
+    headers: dict[str, str] = {}
+    if done.version_id is not None:
+        headers["x-amz-version-id"] = done.version_id
+    if done.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return empty(204, headers)
 
 
-def _delete_key(ctx: S3Context, bucket: str, key: str) -> None:
+class Deleted:
+    """What a DELETE did: the version it removed or the delete marker it made."""
+
+    def __init__(self, version_id: str | None = None, delete_marker: bool = False,
+                 marker_made: bool = False) -> None:
+        self.version_id = version_id
+        self.delete_marker = delete_marker
+        self.marker_made = marker_made
+
+
+def _delete_key(ctx: S3Context, bucket: Bucket, key: str, version_id: str | None) -> Deleted:
+    if version_id is not None:
+        with ctx.writing() as db:
+            removed, blobs = versions.remove(db, bucket.name, key, version_id)
+        ctx.blobs.delete(blobs)
+        if removed is not None:
+            ctx.decided(f"deleted version {version_id} of {bucket.name}/{key}")
+        return Deleted(version_id, removed is not None and removed.delete_marker)
+    if bucket.versioning is not None:
+        owner = object_owner(ctx, bucket)
+        with ctx.writing() as db:
+            marker_id, blobs = versions.add_delete_marker(db, bucket.name, key, bucket.versioning,
+                                                          owner)
+        ctx.blobs.delete(blobs)
+        ctx.decided(f"put a delete marker on {bucket.name}/{key}", version=marker_id)
+        return Deleted(marker_id, True, True)
     with ctx.writing() as db:
-        obj = catalog.get_object(db, bucket, key)
+        obj = catalog.get_object(db, bucket.name, key)
         blobs = catalog.segment_blobs(obj.segments) if obj is not None else []
         if obj is not None:
             db.delete(obj)
     ctx.blobs.delete(blobs)
     if blobs:
-        ctx.decided(f"deleted {bucket}/{key}")
+        ctx.decided(f"deleted {bucket.name}/{key}")
+    return Deleted()
 
 
 async def delete_objects(ctx: S3Context) -> Response:
     bucket = await load_bucket_async(ctx)
     root = parse_xml(await ctx.small_body(), "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
-    keys = [child_text(o, "Key") or "" for o in children(root, "Object")]
+    keys = [(child_text(o, "Key") or "", child_text(o, "VersionId"))
+            for o in children(root, "Object")]
     if not keys or len(keys) > 1000:
         raise malformed_xml()
     return await off_loop(_delete_listed, ctx, bucket, keys, quiet)
 
 
-def _delete_listed(ctx: S3Context, bucket: Bucket, keys: list[str], quiet: bool) -> Response:
+def _delete_listed(ctx: S3Context, bucket: Bucket, keys: list[tuple[str, str | None]],
+                   quiet: bool) -> Response:
     deleted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     allowed = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")
-    for key in keys:
+    for key, version_id in keys:
         if not allowed:
-            errors.append({"Key": key, "Code": "AccessDenied", "Message": "Access Denied"})
+            errors.append({"Key": key, "VersionId": version_id, "Code": "AccessDenied",
+                           "Message": "Access Denied"})
             continue
         if len(key.encode()) > MAX_KEY_BYTES:
-            errors.append({"Key": key, "Code": "KeyTooLongError", "Message": "Your key is too long"})
+            errors.append({"Key": key, "VersionId": version_id, "Code": "KeyTooLongError",
+                           "Message": "Your key is too long"})
             continue
-        _delete_key(ctx, bucket.name, key)
+        done = _delete_key(ctx, bucket, key, version_id)
         if not quiet:
-            deleted.append({"Key": key})
+            item: dict[str, Any] = {"Key": key, "VersionId": version_id}
+            if done.marker_made:
+                item.update(DeleteMarker=True, DeleteMarkerVersionId=done.version_id)
+            elif done.delete_marker:
+                item["DeleteMarker"] = True
+            deleted.append(item)
     return xml_response("DeleteResult", {"Deleted": deleted, "Error": errors})

@@ -7,10 +7,12 @@ from starlette.responses import Response, StreamingResponse
 
 from services.errors import S3Error
 from services.s3xml import http_date
-from walrus import access, catalog, checksums
-from walrus.context import S3Context, no_such_key, quote_etag
-from walrus.models import Object
+from walrus import access, catalog, checksums, versions
+from walrus.context import S3Context, no_such_key, no_such_version, quote_etag
+from walrus.models import Bucket
 from walrus.ops.buckets import load_bucket
+from walrus.ops.objects import version_header
+from walrus.versions import Version
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
 
 # Bodies up to this size are read at once, in the handler's worker thread: cheaper than a
@@ -24,22 +26,41 @@ OVERRIDES = {"response-content-type": "Content-Type",
              "response-content-encoding": "Content-Encoding"}
 
 
-def load_object(ctx: S3Context) -> Object:
-    bucket = load_bucket(ctx)
-    with ctx.db.engine.connect() as connection:
-        obj = catalog.read_object(connection, bucket.name, ctx.key)
-    if obj is None:
+def load_object(ctx: S3Context, bucket: Bucket) -> Version:
+    """The version a GET or HEAD asks for (the current one unless ?versionId), readable by
+    the caller; a delete marker answers as S3 answers it."""
+    version_id = ctx.query.get("versionId")
+    obj: Version | None
+    if version_id is None:
+        with ctx.db.engine.connect() as connection:
+            obj = catalog.read_object(connection, bucket.name, ctx.key)
+    else:
+        with ctx.db.session() as db:
+            obj = versions.find(db, bucket.name, ctx.key, version_id)
+    if obj is None or (obj.delete_marker and version_id is None):
         # Without READ on the bucket a caller may not learn whether a key exists.
         if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):
             raise access.denied()
-        raise no_such_key(ctx.key)
+        if version_id is not None:
+            raise no_such_version(ctx.key, version_id)
+        error = no_such_key(ctx.key)
+        if obj is not None:
+            error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": obj.version_id}
+        raise error
+    if obj.delete_marker:
+        error = S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                        "resource.", 405, Method=ctx.request.method, ResourceType="DeleteMarker")
+        error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": obj.version_id,
+                         "Allow": "DELETE"}
+        raise error
     ctx.require(obj.owner_id, obj.acl, "READ")
     return obj
 
 
-def _headers(ctx: S3Context, obj: Object) -> dict[str, str]:
+def _headers(ctx: S3Context, bucket: Bucket, obj: Version) -> dict[str, str]:
     headers = {"ETag": quote_etag(obj.etag), "Last-Modified": http_date(obj.last_modified),
-               "Accept-Ranges": "bytes", "Content-Type": obj.content_type}
+               "Accept-Ranges": "bytes", "Content-Type": obj.content_type,
+               **version_header(bucket, obj.version_id)}
     for name, value in obj.meta.items():
         headers[name] = str(value)
     if obj.parts_count and "partNumber" in ctx.query:
@@ -59,8 +80,9 @@ def _headers(ctx: S3Context, obj: Object) -> dict[str, str]:
 
 
 def _read(ctx: S3Context, head: bool) -> Response:
-    obj = load_object(ctx)
-    headers = _headers(ctx, obj)
+    bucket = load_bucket(ctx)
+    obj = load_object(ctx, bucket)
+    headers = _headers(ctx, bucket, obj)
     try:
         check_conditions(ctx.headers, obj)
     except NotModified:
@@ -89,7 +111,7 @@ def _read(ctx: S3Context, head: bool) -> Response:
                              headers=headers)
 
 
-def _part_span(ctx: S3Context, obj: Object) -> tuple[int, int] | None:
+def _part_span(ctx: S3Context, obj: Version) -> tuple[int, int] | None:
     """GET/HEAD ?partNumber=N: the bytes of part N of a multipart object (a single-part
     object is its own part 1)."""
     raw = ctx.query["partNumber"]

@@ -9,17 +9,21 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import acls, buckets, listing, multipart, objects, reads, versioning
+from walrus.ops import acls, buckets, listing, multipart, objects, reads, tagging, versioning
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
 
 # Sub-resources S3 has and Walrus does not implement: answered 501, never mistaken for a
 # plain GET/PUT of the bucket or object.
-UNSUPPORTED = {"tagging", "logging", "notification", "accelerate", "requestPayment",
+UNSUPPORTED = {"logging", "notification", "accelerate", "requestPayment",
                "retention", "legal-hold", "torrent", "restore", "select", "attributes",
                "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus",
                *buckets.ABSENT}
+
+
+# Sub-resources Walrus implements for objects only: a bucket's are not kept.
+BUCKET_UNSUPPORTED = ("tagging",)
 
 
 def _refuse_unsupported(method: str, query: Mapping[str, str], *also: str) -> None:
@@ -57,10 +61,10 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return acls.put_bucket_acl
         if "versioning" in q:
             return versioning.put_versioning
-        _refuse_unsupported(method, q)
+        _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.create_bucket
     if method == "DELETE":
-        _refuse_unsupported(method, q)
+        _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.delete_bucket
     if method == "POST" and "delete" in q:
         return objects.delete_objects
@@ -74,6 +78,8 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return acls.get_object_acl
         if "uploadId" in q:
             return multipart.list_parts
+        if "tagging" in q:
+            return tagging.get_object_tagging
         _refuse_unsupported(method, q)
         return reads.get_object
     if method == "HEAD":
@@ -83,11 +89,16 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return acls.put_object_acl
         if "uploadId" in q or "partNumber" in q:
             return multipart.upload_part_copy if copying else multipart.upload_part
+        if "tagging" in q:
+            return tagging.put_object_tagging
         _refuse_unsupported(method, q)
         return objects.copy_object if copying else objects.put_object
     if method == "DELETE":
         if "uploadId" in q:
             return multipart.abort_upload
+        if "tagging" in q:
+            return tagging.delete_object_tagging
+        _refuse_unsupported(method, q)
         return objects.delete_object
     if method == "POST":
         if "uploads" in q:

@@ -56,6 +56,8 @@ class ObjectColumns:
     owner_id: Mapped[str] = mapped_column(String(12))
     owner_name: Mapped[str] = mapped_column(String(128))
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    # object tags, [[key, value], ...] in the order they were given
+    tags: Mapped[list[list[str]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Object(ObjectColumns, Base):
@@ -90,6 +92,7 @@ class Upload(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     checksum_algorithm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    tags: Mapped[list[list[str]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Part(Base):

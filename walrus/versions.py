@@ -107,7 +107,7 @@ def delete_marker_values(bucket: str, key: str, owner: tuple[str, str],
     return {"bucket": bucket, "key": key, "version_id": NULL, "delete_marker": True, "size": 0,
             "etag": "", "last_modified": when or clock.utcnow(), "content_type": "", "meta": {},
             "checksums": {}, "segments": [], "parts_count": None, "owner_id": owner[0],
-            "owner_name": owner[1], "acl": []}
+            "owner_name": owner[1], "acl": [], "tags": []}
 
 
 def add_delete_marker(db: Session, bucket: str, key: str, mode: str,
@@ -178,11 +178,13 @@ def seq_of(db: Session, bucket: str, key: str, version_id: str) -> int | None:
         ObjectVersion.version_id == version_id))
 
 
-def set_acl(db: Session, bucket: str, key: str, version_id: str | None,
-            grants: list[dict[str, str]]) -> None:
+def update(db: Session, bucket: str, key: str, version_id: str, **changes: Any) -> bool:
+    """Change columns (acl, tags) of one version, current or older; False if it is not there."""
     row: Version | None = _current(db, bucket, key)
-    if version_id is not None and (row is None or row.version_id != version_id):
+    if row is None or row.version_id != version_id:
         row = _older(db, bucket, key, version_id)
-    if row is not None:
-        row.acl = grants
-
+    if row is None:
+        return False
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return True

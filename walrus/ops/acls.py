@@ -81,6 +81,6 @@ async def put_object_acl(ctx: S3Context) -> Response:
 
 def _set_object_acl(ctx: S3Context, obj: Version, grants: list[access.Grant]) -> Response:
     with ctx.writing() as db:
-        versions.set_acl(db, obj.bucket, obj.key, obj.version_id, grants)
+        versions.update(db, obj.bucket, obj.key, obj.version_id, acl=grants)
     ctx.decided(f"set the ACL of {obj.bucket}/{obj.key}", grants=len(grants))
     return empty(200)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums
+from walrus import access, catalog, checksums, tagging
 from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
@@ -66,7 +66,8 @@ def create_upload(ctx: S3Context) -> Response:
     upload = Upload(upload_id=uuid.uuid4().hex, bucket=bucket.name, key=ctx.key,
                     initiated=clock.utcnow(), owner_id=owner_id, owner_name=owner_name,
                     content_type=ctx.headers.get("content-type") or "binary/octet-stream",
-                    meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm)
+                    meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm,
+                    tags=tagging.from_header(ctx.headers) or [])
     with ctx.writing() as db:
         db.add(upload)
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
@@ -182,7 +183,8 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                  last_modified=clock.utcnow(), content_type=upload.content_type,
                  meta=upload.meta, checksums=sums,
                  segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
-                 owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl)
+                 owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl,
+                 tags=upload.tags or [])
     used = {p.blob_id for p in chosen}
     unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
     with ctx.writing() as db:

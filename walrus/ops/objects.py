@@ -11,7 +11,7 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums, versions
+from walrus import access, catalog, checksums, tagging, versions
 from walrus.blobs import BlobStore
 from walrus.bodies import ReceivedBody
 from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_such_version,
@@ -94,6 +94,7 @@ async def put_object(ctx: S3Context) -> Response:
     meta = object_meta(ctx.headers)
     if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
     content_type = ctx.headers.get("content-type") or "binary/octet-stream"
+    tags = tagging.from_header(ctx.headers) or []
 
     def store(body: ReceivedBody) -> Response:
         # Column values, not an ORM object: building one costs more than the write.
@@ -101,8 +102,8 @@ async def put_object(ctx: S3Context) -> Response:
             "bucket": bucket.name, "key": ctx.key, "size": body.size, "etag": body.md5_hex,
             "last_modified": clock.utcnow(), "content_type": content_type, "meta": meta,
             "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
-            "parts_count": None, "owner_id": owner_id, "owner_name": owner_name, "acl": grants},
-            if_absent)
+            "parts_count": None, "owner_id": owner_id, "owner_name": owner_name, "acl": grants,
+            "tags": tags}, if_absent)
         ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex,
                     version=version_id)
         return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums),
@@ -204,6 +205,12 @@ def copy_object(ctx: S3Context) -> Response:
         meta, content_type = dict(source.meta), source.content_type
     grants = access.requested(ctx.headers, owner_id, owner_name,
                               (bucket.owner_id, bucket.owner_name))
+    tag_directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tag_directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown tagging directive.",
+                      ArgumentName="x-amz-tagging-directive", ArgumentValue=tag_directive)
+    tags = (tagging.from_header(ctx.headers) or [] if tag_directive == "REPLACE"
+            else list(source.tags or []))
     wanted = ctx.headers.get("x-amz-checksum-algorithm")
     algorithms = [a.split("-")[0] for a in source.checksums] + ([wanted.upper()] if wanted else [])
     algorithms = list(dict.fromkeys(algorithms))
@@ -211,7 +218,7 @@ def copy_object(ctx: S3Context) -> Response:
     row = Object(bucket=bucket.name, key=ctx.key, size=size, etag=md5_hex,
                  last_modified=clock.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
-                 owner_id=owner_id, owner_name=owner_name, acl=grants)
+                 owner_id=owner_id, owner_name=owner_name, acl=grants, tags=tags)
     version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive, version=version_id)

@@ -61,7 +61,7 @@ from services.service_app import make_service_app
 from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
-from walrus import catalog, dispatch
+from walrus import catalog, cors, dispatch
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
@@ -137,12 +137,29 @@ class Walrus:
         except Exception:
             log.exception("unexpected failure serving %s %s", request.method, request.url.path)
             response = self.error(request, InternalError(), target)
+        if target is not None and target.bucket and "origin" in request.headers \
+                and request.method != "OPTIONS":
+            response.headers.update(await self.cors_headers(target.bucket, request))
         request_id = current_request_id() or ""
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         self.recorder.record("replied", f"{request.method} -> {response.status_code}",
                              elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
         return response
+
+    async def cors_headers(self, bucket_name: str, request: Request) -> dict[str, str]:
+        """Access-Control-* headers for a request from a browser (one with an Origin): those
+        the bucket's CORS rules allow, on success and error answers alike, as S3 sends them."""
+        bucket = self.buckets.cached(bucket_name)
+        if bucket is None:
+            try:
+                bucket = await off_loop(self.buckets.get, bucket_name)
+            except Exception:  # the answer is already decided; its CORS headers are extra
+                log.exception("reading bucket %s for its CORS rules", bucket_name)
+                return {}
+        if bucket is None:
+            return {}
+        return cors.actual(bucket.cors, request.headers["origin"], request.method)
 
     def error(self, request: Request, error: AwsError, target: Target | None) -> Response:
         resource = target.resource if target is not None else request.url.path

@@ -29,6 +29,10 @@ def request_view(request: Request, virtual_host_bucket: str | None) -> RequestVi
 
 def authenticate(view: RequestView, keys: KeyDirectory) -> tuple[Principal, Identity | None]:
     """Runs in a worker thread: the directory may ask the CLC over HTTP."""
+    if view.method == "OPTIONS":
+        # A CORS preflight never carries credentials; the query of a presigned URL it is sent
+        # to is signed for the request that follows, not for the OPTIONS.
+        return ANONYMOUS, None
 
     def lookup(access_key: str) -> AccessKeyInfo | None:
         try:

@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import acls, buckets, listing, multipart, objects, reads, tagging, versioning
+from walrus.ops import (acls, buckets, cors, listing, multipart, objects, reads, tagging,
+                        versioning)
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
@@ -49,6 +50,8 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return versioning.get_versioning
         if "versions" in q:
             return versioning.list_object_versions
+        if "cors" in q:
+            return cors.get_bucket_cors
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
@@ -61,13 +64,19 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return acls.put_bucket_acl
         if "versioning" in q:
             return versioning.put_versioning
+        if "cors" in q:
+            return cors.put_bucket_cors
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.create_bucket
     if method == "DELETE":
+        if "cors" in q:
+            return cors.delete_bucket_cors
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.delete_bucket
     if method == "POST" and "delete" in q:
         return objects.delete_objects
+    if method == "OPTIONS":
+        return cors.preflight
     raise _method_not_allowed(method, "BUCKET")
 
 
@@ -105,6 +114,8 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return multipart.create_upload
         if "uploadId" in q:
             return multipart.complete_upload
+    if method == "OPTIONS":
+        return cors.preflight
     raise _method_not_allowed(method, "OBJECT")
 
 

@@ -31,6 +31,8 @@ class Bucket(Base):
     # None until versioning is first configured, then "Enabled" or "Suspended": S3 never lets
     # a bucket go back to unversioned.
     versioning: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
+    # CORS rules (walrus/cors.py); None when the bucket has no CORS configuration
+    cors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 class ObjectColumns:

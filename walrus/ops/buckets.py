@@ -107,7 +107,6 @@ def get_location(ctx: S3Context) -> Response:
 # Sub-resources a bucket never has here: AWS's answer for a bucket without one.
 ABSENT = {
     "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
-    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
     "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
     "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website "

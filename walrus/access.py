@@ -33,6 +33,8 @@ class Principal:
     # The cloud's own `eucalyptus` administrators: the internal credentials of the SC and the
     # CLC, which must reach snapset-* and image buckets of any account.
     cloud_admin: bool = False
+    # the IAM user of the access key, which a bucket policy may name
+    user_name: str = ""
 
     @property
     def anonymous(self) -> bool:

@@ -126,7 +126,7 @@ class Walrus:
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
                             recorder=self.recorder, write_lock=self.write_lock,
-                            commits=self.commits)
+                            commits=self.commits, action=dispatch.action(handler, target))
             if inspect.iscoroutinefunction(handler):
                 # Takes a request body: receives it here, moves its own blocking parts off.
                 response = await handler(ctx)

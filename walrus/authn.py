@@ -54,5 +54,6 @@ def authenticate(view: RequestView, keys: KeyDirectory) -> tuple[Principal, Iden
         raise AuthError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
                         "in our records.", 403, AWSAccessKeyId=identity.access_key)
     principal = Principal(info.account_id, info.account_name, info.access_key,
-                          cloud_admin=info.is_admin and info.account_name == CLOUD_ACCOUNT)
+                          cloud_admin=info.is_admin and info.account_name == CLOUD_ACCOUNT,
+                          user_name=info.user_name)
     return principal, identity

@@ -18,12 +18,13 @@ from services.db import Database
 from services.errors import S3Error
 from services.s3xml import to_xml
 from services.tracing import TraceRecorder
-from walrus import access
+from walrus import access, policy
 from walrus.access import Principal
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bodies import BodySpec, ReceivedBody, receive_body, receive_small
 from walrus.group_commit import GroupCommitter
+from walrus.models import Bucket
 from walrus.routing import Target
 
 XML_TYPE = "application/xml"
@@ -44,6 +45,11 @@ class S3Context:
     recorder: TraceRecorder
     write_lock: threading.Lock
     commits: GroupCommitter[tuple[dict[str, Any], bool], list[list[Any]] | None]
+    # The IAM action of the operation (s3:GetObject…), for bucket policies; "" for those a
+    # policy does not decide as a whole (DeleteObjects decides key by key, preflight never).
+    action: str = ""
+    # The bucket's policy allowed this request: no ACL needs to (see `check_policy`).
+    policy_allows: bool = False
 
     @property
     def bucket(self) -> str:
@@ -90,7 +96,61 @@ class S3Context:
         self.recorder.record("decided", what, **detail)
 
     def require(self, owner_id: str, grants: list[access.Grant], permission: str) -> None:
-        access.require(self.principal, owner_id, grants, permission)
+        if not self.policy_allows:
+            access.require(self.principal, owner_id, grants, permission)
+
+    def require_owner(self, owner_id: str) -> None:
+        """For what only an owner may do, unless the bucket policy grants it."""
+        if not self.policy_allows:
+            access.require_owner(self.principal, owner_id)
+
+    def policy_context(self) -> dict[str, str]:
+        """The condition keys of this request, named in lower case."""
+        client = self.request.client
+        context = {"aws:sourceip": client.host if client else "",
+                   "aws:securetransport": "true" if self.request.url.scheme == "https" else "false"}
+        if self.principal.account_id is not None:
+            context["aws:principalaccount"] = self.principal.account_id
+        for name, key in (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"),
+                          ("max-keys", "s3:max-keys"), ("versionId", "s3:versionid")):
+            if name in self.query:
+                context[key] = self.query[name]
+        for header in ("x-amz-acl", "x-amz-storage-class", "x-amz-copy-source",
+                       "x-amz-metadata-directive"):
+            if header in self.headers:
+                context["s3:" + header] = self.headers[header]
+        return context
+
+    def policy_decision(self, bucket: Bucket, action: str, resource: str) -> str | None:
+        if not bucket.policy:
+            return None
+        return policy.decide(policy.parsed(bucket.policy),
+                             policy.Request(self.principal, action, resource, self.policy_context()))
+
+    def may_list(self, bucket: Bucket) -> bool:
+        """Whether the caller may list the bucket: S3 tells it a key is missing (404) only
+        then, and otherwise answers 403, so that keys cannot be guessed."""
+        decision = self.policy_decision(bucket, "s3:ListBucket", policy.bucket_arn(bucket.name))
+        if decision is not None:
+            return decision == policy.ALLOW
+        return access.allowed(self.principal, bucket.owner_id, bucket.acl, "READ")
+
+    def check_policy(self, bucket: Bucket) -> None:
+        """Apply the bucket's policy to this request: a Deny refuses it (whoever asks: the
+        owner too, except for managing the policy itself, so that an owner can never lock
+        itself out); an Allow lets it through whatever the ACLs say."""
+        self.policy_allows = False
+        if not self.action or not bucket.policy:
+            return
+        resource = (policy.object_arn(bucket.name, self.target.key) if self.target.key is not None
+                    else policy.bucket_arn(bucket.name))
+        decision = self.policy_decision(bucket, self.action, resource)
+        if decision == policy.DENY:
+            if self.action in policy.POLICY_ACTIONS and access.owns(self.principal, bucket.owner_id):
+                return
+            self.decided(f"bucket policy of {bucket.name} denies {self.action}")
+            raise access.denied()
+        self.policy_allows = decision == policy.ALLOW
 
 
 def no_such_bucket(name: str) -> S3Error:

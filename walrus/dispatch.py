@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import (acls, buckets, cors, listing, multipart, objects, reads, tagging,
-                        versioning)
+from walrus.ops import (acls, buckets, cors, listing, multipart, objects, policy, reads,
+                        tagging, versioning)
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
@@ -19,8 +19,7 @@ Handler = Callable[[S3Context], Response | Awaitable[Response]]
 # plain GET/PUT of the bucket or object.
 UNSUPPORTED = {"logging", "notification", "accelerate", "requestPayment",
                "retention", "legal-hold", "torrent", "restore", "select", "attributes",
-               "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus",
-               *buckets.ABSENT}
+               "analytics", "metrics", "inventory", "intelligent-tiering", *buckets.ABSENT}
 
 
 # Sub-resources Walrus implements for objects only: a bucket's are not kept.
@@ -52,6 +51,10 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return versioning.list_object_versions
         if "cors" in q:
             return cors.get_bucket_cors
+        if "policy" in q:
+            return policy.get_bucket_policy
+        if "policyStatus" in q:
+            return policy.get_bucket_policy_status
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
@@ -66,11 +69,15 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return versioning.put_versioning
         if "cors" in q:
             return cors.put_bucket_cors
+        if "policy" in q:
+            return policy.put_bucket_policy
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.create_bucket
     if method == "DELETE":
         if "cors" in q:
             return cors.delete_bucket_cors
+        if "policy" in q:
+            return policy.delete_bucket_policy
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.delete_bucket
     if method == "POST" and "delete" in q:
@@ -127,3 +134,55 @@ def choose(method: str, target: Target, headers: Mapping[str, str]) -> Handler:
     if target.key is None:
         return _bucket_level(method, target.query)
     return _object_level(method, target.query, headers)
+
+
+# The IAM action of each operation, as bucket policies name them; (current, by versionId).
+_ACTIONS: dict[Handler, tuple[str, str]] = {
+    buckets.list_buckets: ("s3:ListAllMyBuckets",) * 2,
+    buckets.create_bucket: ("s3:CreateBucket",) * 2,
+    buckets.head_bucket: ("s3:ListBucket",) * 2,
+    buckets.delete_bucket: ("s3:DeleteBucket",) * 2,
+    buckets.get_location: ("s3:GetBucketLocation",) * 2,
+    listing.list_objects: ("s3:ListBucket",) * 2,
+    versioning.list_object_versions: ("s3:ListBucketVersions",) * 2,
+    versioning.get_versioning: ("s3:GetBucketVersioning",) * 2,
+    versioning.put_versioning: ("s3:PutBucketVersioning",) * 2,
+    multipart.list_uploads: ("s3:ListBucketMultipartUploads",) * 2,
+    acls.get_bucket_acl: ("s3:GetBucketAcl",) * 2,
+    acls.put_bucket_acl: ("s3:PutBucketAcl",) * 2,
+    cors.get_bucket_cors: ("s3:GetBucketCORS",) * 2,
+    cors.put_bucket_cors: ("s3:PutBucketCORS",) * 2,
+    cors.delete_bucket_cors: ("s3:PutBucketCORS",) * 2,
+    policy.get_bucket_policy: ("s3:GetBucketPolicy",) * 2,
+    policy.put_bucket_policy: ("s3:PutBucketPolicy",) * 2,
+    policy.delete_bucket_policy: ("s3:DeleteBucketPolicy",) * 2,
+    policy.get_bucket_policy_status: ("s3:GetBucketPolicyStatus",) * 2,
+    reads.get_object: ("s3:GetObject", "s3:GetObjectVersion"),
+    reads.head_object: ("s3:GetObject", "s3:GetObjectVersion"),
+    objects.put_object: ("s3:PutObject",) * 2,
+    objects.copy_object: ("s3:PutObject",) * 2,
+    objects.delete_object: ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    acls.get_object_acl: ("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+    acls.put_object_acl: ("s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
+    tagging.get_object_tagging: ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+    tagging.put_object_tagging: ("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+    tagging.delete_object_tagging: ("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging"),
+    multipart.create_upload: ("s3:PutObject",) * 2,
+    multipart.upload_part: ("s3:PutObject",) * 2,
+    multipart.upload_part_copy: ("s3:PutObject",) * 2,
+    multipart.complete_upload: ("s3:PutObject",) * 2,
+    multipart.abort_upload: ("s3:AbortMultipartUpload",) * 2,
+    multipart.list_parts: ("s3:ListMultipartUploadParts",) * 2,
+}
+
+
+def action(handler: Handler, target: Target) -> str:
+    """The IAM action a bucket policy sees for this request ("" where the policy is applied
+    otherwise: DeleteObjects decides key by key, a preflight is not an S3 action)."""
+    named = getattr(handler, "s3_action", None)
+    if isinstance(named, str):
+        return named
+    pair = _ACTIONS.get(handler)
+    if pair is None:
+        return ""
+    return pair[1] if "versionId" in target.query else pair[0]

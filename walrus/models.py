@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, false
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
+                        Text, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.db import new_metadata
@@ -33,6 +34,8 @@ class Bucket(Base):
     versioning: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
     # CORS rules (walrus/cors.py); None when the bucket has no CORS configuration
     cors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=None)
+    # the bucket policy as its owner wrote it (JSON text); None when there is none
+    policy: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class ObjectColumns:

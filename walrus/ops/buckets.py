@@ -19,15 +19,22 @@ from walrus.routing import validate_bucket_name
 
 
 def load_bucket(ctx: S3Context) -> Bucket:
+    """The request's bucket, its policy applied to the request (every operation on a bucket
+    or its objects loads it first, so no operation escapes the policy)."""
     bucket = ctx.buckets.get(ctx.bucket)
     if bucket is None:
         raise no_such_bucket(ctx.bucket)
+    ctx.check_policy(bucket)
     return bucket
 
 
 async def load_bucket_async(ctx: S3Context) -> Bucket:
     """`load_bucket` for a handler on the event loop: from memory, else from a worker thread."""
-    return ctx.buckets.cached(ctx.bucket) or await off_loop(load_bucket, ctx)
+    bucket = ctx.buckets.cached(ctx.bucket)
+    if bucket is None:
+        return await off_loop(load_bucket, ctx)
+    ctx.check_policy(bucket)
+    return bucket
 
 
 async def create_bucket(ctx: S3Context) -> Response:
@@ -70,7 +77,7 @@ def head_bucket(ctx: S3Context) -> Response:
 
 def delete_bucket(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     with ctx.writing() as db:
         if not catalog.bucket_is_empty(db, ctx.bucket):
             raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
@@ -96,7 +103,7 @@ def list_buckets(ctx: S3Context) -> Response:
 
 def get_location(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     # us-east-1 is written as an empty constraint, as AWS does.
     region = "" if bucket.region == "us-east-1" else bucket.region
     return Response(b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="'
@@ -106,7 +113,6 @@ def get_location(ctx: S3Context) -> Response:
 
 # Sub-resources a bucket never has here: AWS's answer for a bucket without one.
 ABSENT = {
-    "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
     "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
     "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website "
@@ -130,4 +136,13 @@ def absent_subresource(name: str) -> Callable[[S3Context], Response]:
         ctx.require(bucket.owner_id, bucket.acl, "READ")
         code, message = ABSENT[name]
         raise S3Error(code, message, 404, BucketName=ctx.bucket)
+    handler.s3_action = ABSENT_ACTIONS.get(name, "")  # type: ignore[attr-defined]
     return handler
+
+
+ABSENT_ACTIONS = {"tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration",
+                  "website": "s3:GetBucketWebsite", "encryption": "s3:GetEncryptionConfiguration",
+                  "replication": "s3:GetReplicationConfiguration",
+                  "object-lock": "s3:GetBucketObjectLockConfiguration",
+                  "publicAccessBlock": "s3:GetBucketPublicAccessBlock",
+                  "ownershipControls": "s3:GetBucketOwnershipControls"}

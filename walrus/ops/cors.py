@@ -17,7 +17,7 @@ from walrus.ops.buckets import load_bucket, load_bucket_async
 
 def get_bucket_cors(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     if not bucket.cors:
         raise S3Error("NoSuchCORSConfiguration", "The CORS configuration does not exist", 404,
                       BucketName=bucket.name)
@@ -26,14 +26,14 @@ def get_bucket_cors(ctx: S3Context) -> Response:
 
 async def put_bucket_cors(ctx: S3Context) -> Response:
     bucket = await load_bucket_async(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     rules = cors.from_document(await ctx.small_body())
     return await off_loop(_set_cors, ctx, bucket, rules)
 
 
 def delete_bucket_cors(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     _set_cors(ctx, bucket, None)
     return empty(204)
 

@@ -39,7 +39,7 @@ def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
     if upload is None or upload.bucket != bucket.name or upload.key != ctx.key:
         raise _no_upload(upload_id)
     # The initiator or the bucket's owner.
-    if not (access.owns(ctx.principal, upload.owner_id)
+    if not (ctx.policy_allows or access.owns(ctx.principal, upload.owner_id)
             or access.owns(ctx.principal, bucket.owner_id)):
         raise access.denied()
     return upload

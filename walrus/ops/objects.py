@@ -11,7 +11,7 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums, tagging, versions
+from walrus import access, catalog, checksums, policy, tagging, versions
 from walrus.blobs import BlobStore
 from walrus.bodies import ReceivedBody
 from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_such_version,
@@ -143,6 +143,11 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> v
                    else versions.find(db, src_bucket, src_key, version_id))
     if bucket is None:
         raise no_such_bucket(src_bucket)
+    # Reading the source is a GetObject on it: its bucket's policy decides first.
+    decision = ctx.policy_decision(bucket, "s3:GetObjectVersion" if version_id else "s3:GetObject",
+                                   policy.object_arn(src_bucket, src_key))
+    if decision == policy.DENY:
+        raise access.denied()
     if obj is None:
         if version_id is not None:
             raise no_such_version(src_key, version_id)
@@ -152,7 +157,8 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> v
             raise S3Error("InvalidRequest", "The source of a copy request may not specifically "
                           "refer to a delete marker by version id.")
         raise no_such_key(src_key)
-    ctx.require(obj.owner_id, obj.acl, "READ")
+    if decision != policy.ALLOW:
+        access.require(ctx.principal, obj.owner_id, obj.acl, "READ")
     check_copy_source_conditions(ctx.headers, obj)
     return obj
 
@@ -292,9 +298,13 @@ def _delete_listed(ctx: S3Context, bucket: Bucket, keys: list[tuple[str, str | N
                    quiet: bool) -> Response:
     deleted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    allowed = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")
+    acl_allows = access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "WRITE")
+    action = "s3:DeleteObject"
     for key, version_id in keys:
-        if not allowed:
+        # The bucket policy decides each key on its own (its resource is the key).
+        decision = ctx.policy_decision(bucket, action + ("Version" if version_id else ""),
+                                       policy.object_arn(bucket.name, key))
+        if decision == policy.DENY or (decision is None and not acl_allows):
             errors.append({"Key": key, "VersionId": version_id, "Code": "AccessDenied",
                            "Message": "Access Denied"})
             continue

@@ -39,7 +39,7 @@ def load_object(ctx: S3Context, bucket: Bucket) -> Version:
             obj = versions.find(db, bucket.name, ctx.key, version_id)
     if obj is None or (obj.delete_marker and version_id is None):
         # Without READ on the bucket a caller may not learn whether a key exists.
-        if not access.allowed(ctx.principal, bucket.owner_id, bucket.acl, "READ"):
+        if not ctx.may_list(bucket):
             raise access.denied()
         if version_id is not None:
             raise no_such_version(ctx.key, version_id)

@@ -24,13 +24,13 @@ STATES = (versions.ENABLED, versions.SUSPENDED)
 
 def get_versioning(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     return xml_response("VersioningConfiguration", {"Status": bucket.versioning})
 
 
 async def put_versioning(ctx: S3Context) -> Response:
     bucket = await load_bucket_async(ctx)
-    access.require_owner(ctx.principal, bucket.owner_id)
+    ctx.require_owner(bucket.owner_id)
     root = parse_xml(await ctx.small_body(), "VersioningConfiguration")
     status = child_text(root, "Status")
     if status not in STATES:

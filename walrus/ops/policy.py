@@ -1,0 +1,70 @@
+"""Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus. Evaluation is walrus/policy.py,
+applied to every request by `S3Context.check_policy` when its bucket is loaded."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from services.errors import S3Error
+from walrus import access, policy
+from walrus.context import S3Context, empty, xml_response
+from walrus.models import Bucket
+from walrus.offload import off_loop
+from walrus.ops.buckets import load_bucket, load_bucket_async
+
+
+def _owner_only(ctx: S3Context, bucket: Bucket) -> None:
+    # Only the owner's account manages the policy, whatever the policy grants (as in S3).
+    access.require_owner(ctx.principal, bucket.owner_id)
+
+
+def _no_policy(bucket: Bucket) -> S3Error:
+    return S3Error("NoSuchBucketPolicy", "The bucket policy does not exist", 404,
+                   BucketName=bucket.name)
+
+
+def get_bucket_policy(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    _owner_only(ctx, bucket)
+    if not bucket.policy:
+        raise _no_policy(bucket)
+    return Response(bucket.policy.encode(), media_type="application/json")
+
+
+async def put_bucket_policy(ctx: S3Context) -> Response:
+    bucket = await load_bucket_async(ctx)
+    _owner_only(ctx, bucket)
+    body = await ctx.small_body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise policy.malformed("Policies must be valid JSON and the first byte must be '{'") \
+            from None
+    policy.parse(text, bucket.name)
+    return await off_loop(_set_policy, ctx, bucket, text)
+
+
+def delete_bucket_policy(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    _owner_only(ctx, bucket)
+    _set_policy(ctx, bucket, None)
+    return empty(204)
+
+
+def _set_policy(ctx: S3Context, bucket: Bucket, text: str | None) -> Response:
+    with ctx.writing() as db:
+        row = db.get(Bucket, bucket.name)
+        if row is not None:
+            row.policy = text
+    ctx.buckets.forget(bucket.name)
+    ctx.decided(f"{'set' if text else 'removed'} the policy of bucket {bucket.name}")
+    return empty(204)
+
+
+def get_bucket_policy_status(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require_owner(bucket.owner_id)
+    if not bucket.policy:
+        raise _no_policy(bucket)
+    public = policy.is_public(policy.parsed(bucket.policy))
+    return xml_response("PolicyStatus", {"IsPublic": public})

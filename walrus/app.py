@@ -50,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services import clock
 from services.config import CloudConfig, load_config
 from services.db import Database
 from services.errors import AwsError, InternalError
@@ -68,10 +69,13 @@ from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
 from walrus.group_commit import GroupCommitter
+from walrus.lifecycle_runner import LifecycleRunner, LifecycleScheduler, lifecycle_router
 from walrus.offload import THREADS, off_loop
 from walrus.routing import Target, parse_target
 
 log = logging.getLogger("walrus")
+# How often lifecycle rules are carried out: S3 acts on them about once a day, with a delay.
+LIFECYCLE_INTERVAL = 3600.0
 
 
 def data_dir(config: CloudConfig) -> Path:
@@ -103,6 +107,9 @@ class Walrus:
         self.hosts = base_hosts(config)
         self.write_lock = threading.Lock()
         self.commits = GroupCommitter(self.db, self.write_lock, catalog.replace_objects)
+        self.lifecycle_runner = LifecycleRunner(self.db, self.blobs, self.write_lock, self.buckets)
+        self.lifecycle = LifecycleScheduler(self.lifecycle_runner, clock.utcnow,
+                                            LIFECYCLE_INTERVAL)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
 
@@ -210,6 +217,10 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.state.walrus = walrus
     # Image bundles -> images for the nodes (walrus/bundles.py), an internal API.
     app.include_router(images_router(walrus, app.state.internal_auth))
+    # Lifecycle passes on demand, at a moment the caller names (tests drive the clock so).
+    app.include_router(lifecycle_router(walrus.lifecycle, walrus.lifecycle_runner,
+                                        app.state.internal_auth))
+    walrus.lifecycle.start()
     # Outside the whole middleware stack FastAPI builds (error pages, telemetry, body limits,
     # the http middleware): S3 requests skip all of it, which costs more than a small GET
     # itself; /internal/* goes through it as before. Starlette builds the stack on the first

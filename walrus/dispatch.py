@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import (acls, buckets, cors, listing, multipart, objects, policy, reads,
-                        tagging, versioning)
+from walrus.ops import (acls, buckets, cors, lifecycle, listing, multipart, objects, policy,
+                        reads, tagging, versioning)
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
@@ -55,6 +55,8 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return policy.get_bucket_policy
         if "policyStatus" in q:
             return policy.get_bucket_policy_status
+        if "lifecycle" in q:
+            return lifecycle.get_lifecycle
         for name in buckets.ABSENT:
             if name in q:
                 return buckets.absent_subresource(name)
@@ -71,6 +73,8 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return cors.put_bucket_cors
         if "policy" in q:
             return policy.put_bucket_policy
+        if "lifecycle" in q:
+            return lifecycle.put_lifecycle
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.create_bucket
     if method == "DELETE":
@@ -78,6 +82,8 @@ def _bucket_level(method: str, q: Mapping[str, str]) -> Handler:
             return cors.delete_bucket_cors
         if "policy" in q:
             return policy.delete_bucket_policy
+        if "lifecycle" in q:
+            return lifecycle.delete_lifecycle
         _refuse_unsupported(method, q, *BUCKET_UNSUPPORTED)
         return buckets.delete_bucket
     if method == "POST" and "delete" in q:
@@ -173,6 +179,9 @@ _ACTIONS: dict[Handler, tuple[str, str]] = {
     multipart.complete_upload: ("s3:PutObject",) * 2,
     multipart.abort_upload: ("s3:AbortMultipartUpload",) * 2,
     multipart.list_parts: ("s3:ListMultipartUploadParts",) * 2,
+    lifecycle.get_lifecycle: ("s3:GetLifecycleConfiguration",) * 2,
+    lifecycle.put_lifecycle: ("s3:PutLifecycleConfiguration",) * 2,
+    lifecycle.delete_lifecycle: ("s3:PutLifecycleConfiguration",) * 2,
 }
 
 

@@ -36,6 +36,9 @@ class Bucket(Base):
     cors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=None)
     # the bucket policy as its owner wrote it (JSON text); None when there is none
     policy: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    # lifecycle rules (walrus/lifecycle.py); None when the bucket has none
+    lifecycle: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True,
+                                                                   default=None)
 
 
 class ObjectColumns:

@@ -114,7 +114,6 @@ def get_location(ctx: S3Context) -> Response:
 # Sub-resources a bucket never has here: AWS's answer for a bucket without one.
 ABSENT = {
     "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
-    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website "
                 "configuration"),
     "encryption": ("ServerSideEncryptionConfigurationNotFoundError", "The server side encryption "

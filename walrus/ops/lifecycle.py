@@ -1,0 +1,48 @@
+"""Put/Get/DeleteBucketLifecycleConfiguration. The rules are carried out by
+walrus/lifecycle_runner.py on a schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from services.errors import S3Error
+from walrus import lifecycle
+from walrus.context import S3Context, empty, xml_response
+from walrus.models import Bucket
+from walrus.offload import off_loop
+from walrus.ops.buckets import load_bucket, load_bucket_async
+
+
+def get_lifecycle(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require_owner(bucket.owner_id)
+    if not bucket.lifecycle:
+        raise S3Error("NoSuchLifecycleConfiguration", "The lifecycle configuration does not "
+                      "exist", 404, BucketName=bucket.name)
+    return xml_response("LifecycleConfiguration", lifecycle.document(bucket.lifecycle))
+
+
+async def put_lifecycle(ctx: S3Context) -> Response:
+    bucket = await load_bucket_async(ctx)
+    ctx.require_owner(bucket.owner_id)
+    rules = lifecycle.from_document(await ctx.small_body())
+    return await off_loop(_set_lifecycle, ctx, bucket, rules)
+
+
+def delete_lifecycle(ctx: S3Context) -> Response:
+    bucket = load_bucket(ctx)
+    ctx.require_owner(bucket.owner_id)
+    _set_lifecycle(ctx, bucket, None)
+    return empty(204)
+
+
+def _set_lifecycle(ctx: S3Context, bucket: Bucket, rules: list[dict[str, Any]] | None) -> Response:
+    with ctx.writing() as db:
+        row = db.get(Bucket, bucket.name)
+        if row is not None:
+            row.lifecycle = rules
+    ctx.buckets.forget(bucket.name)
+    ctx.decided(f"set the lifecycle rules of bucket {bucket.name}", rules=len(rules or []))
+    return empty(200)

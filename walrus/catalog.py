@@ -116,7 +116,7 @@ def scan_objects(db: Session, bucket: str, prefix: str, start: str | None, inclu
     # A listing never reads bodies, metadata or ACLs: skip decoding those JSON columns.
     query = query.options(load_only(Object.key, Object.size, Object.etag, Object.last_modified,
                                     Object.owner_id, Object.owner_name, Object.checksums,
-                                    Object.version_id, Object.delete_marker))
+                                    Object.version_id, Object.delete_marker, Object.storage_class))
     return db.scalars(query.order_by(Object.key).limit(limit)).all()
 
 

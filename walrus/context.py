@@ -48,7 +48,7 @@ class S3Context:
     # The IAM action of the operation (s3:GetObject…), for bucket policies; "" for those a
     # policy does not decide as a whole (DeleteObjects decides key by key, preflight never).
     action: str = ""
-    # The bucket's policy allowed this request: no ACL needs to (see `check_policy`).
+    # The bucket's policy allowed this request: no ACL needs to (see `admit`).
     policy_allows: bool = False
 
     @property
@@ -135,10 +135,14 @@ class S3Context:
             return decision == policy.ALLOW
         return access.allowed(self.principal, bucket.owner_id, bucket.acl, "READ")
 
-    def check_policy(self, bucket: Bucket) -> None:
-        """Apply the bucket's policy to this request: a Deny refuses it (whoever asks: the
-        owner too, except for managing the policy itself, so that an owner can never lock
-        itself out); an Allow lets it through whatever the ACLs say."""
+    def admit(self, bucket: Bucket) -> None:
+        """What every request on a bucket passes first: x-amz-expected-bucket-owner, then the
+        bucket's policy: a Deny refuses the request (whoever asks: the owner too, except for
+        managing the policy itself, so that an owner can never lock itself out); an Allow lets
+        it through whatever the ACLs say."""
+        expected = self.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and expected != bucket.owner_id:
+            raise access.denied()
         self.policy_allows = False
         if not self.action or not bucket.policy:
             return

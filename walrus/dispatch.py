@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus.context import S3Context
-from walrus.ops import (acls, buckets, cors, lifecycle, listing, multipart, objects, policy,
-                        reads, tagging, versioning)
+from walrus.ops import (acls, attributes, buckets, cors, lifecycle, listing, multipart, objects,
+                        policy, reads, tagging, versioning)
 from walrus.routing import Target
 
 Handler = Callable[[S3Context], Response | Awaitable[Response]]
@@ -18,7 +18,7 @@ Handler = Callable[[S3Context], Response | Awaitable[Response]]
 # Sub-resources S3 has and Walrus does not implement: answered 501, never mistaken for a
 # plain GET/PUT of the bucket or object.
 UNSUPPORTED = {"logging", "notification", "accelerate", "requestPayment",
-               "retention", "legal-hold", "torrent", "restore", "select", "attributes",
+               "retention", "legal-hold", "torrent", "restore", "select",
                "analytics", "metrics", "inventory", "intelligent-tiering", *buckets.ABSENT}
 
 
@@ -102,6 +102,8 @@ def _object_level(method: str, q: Mapping[str, str], headers: Mapping[str, str])
             return multipart.list_parts
         if "tagging" in q:
             return tagging.get_object_tagging
+        if "attributes" in q:
+            return attributes.get_object_attributes
         _refuse_unsupported(method, q)
         return reads.get_object
     if method == "HEAD":
@@ -180,6 +182,7 @@ _ACTIONS: dict[Handler, tuple[str, str]] = {
     multipart.abort_upload: ("s3:AbortMultipartUpload",) * 2,
     multipart.list_parts: ("s3:ListMultipartUploadParts",) * 2,
     lifecycle.get_lifecycle: ("s3:GetLifecycleConfiguration",) * 2,
+    attributes.get_object_attributes: ("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
     lifecycle.put_lifecycle: ("s3:PutLifecycleConfiguration",) * 2,
     lifecycle.delete_lifecycle: ("s3:PutLifecycleConfiguration",) * 2,
 }

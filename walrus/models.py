@@ -66,6 +66,8 @@ class ObjectColumns:
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     # object tags, [[key, value], ...] in the order they were given
     tags: Mapped[list[list[str]]] = mapped_column(JSON, default=list, server_default="[]")
+    storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD",
+                                               server_default="STANDARD")
 
 
 class Object(ObjectColumns, Base):
@@ -101,6 +103,8 @@ class Upload(Base):
     acl: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     checksum_algorithm: Mapped[str | None] = mapped_column(String(16), nullable=True)
     tags: Mapped[list[list[str]]] = mapped_column(JSON, default=list, server_default="[]")
+    storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD",
+                                               server_default="STANDARD")
 
 
 class Part(Base):

@@ -12,7 +12,7 @@ a refused or failed request leaves every stored body where it was."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,24 +75,31 @@ def _drop_older_null(db: Session, bucket: str, key: str) -> list[str]:
     return _blobs(old.segments)
 
 
-def write(db: Session, values: dict[str, Any], mode: str, if_absent: bool = False) -> list[str] | None:
+def write(db: Session, values: dict[str, Any], mode: str | None, if_absent: bool = False,
+          check: Callable[[Object | None], None] | None = None) -> list[str] | None:
     """Store `values` (every column of an object; `version_id` is set here) as the current
-    version of its key in a bucket whose versioning is `mode` (Enabled or Suspended). The
-    current version it replaces becomes an older one, except a "null" one replaced by another
-    "null" one. Returns the freed blob ids; None, changing nothing, when `if_absent` and the
-    key has a current object (a delete marker does not count: the key reads as absent)."""
+    version of its key in a bucket whose versioning is `mode` (Enabled, Suspended, or None for
+    a bucket never versioned). The current version it replaces becomes an older one, except a
+    "null" one replaced by another "null" one. Returns the freed blob ids; None, changing
+    nothing, when `if_absent` and the key has a current object (a delete marker does not
+    count: the key reads as absent). `check` sees the current version first, inside the
+    transaction, and may refuse the write by raising (a conditional write)."""
     bucket, key = values["bucket"], values["key"]
     current = _current(db, bucket, key)
+    if check is not None:
+        check(current)
     if if_absent and current is not None and not current.delete_marker:
         return None
     freed: list[str] = []
-    if mode == SUSPENDED:
+    if mode is None:
+        values["version_id"] = NULL
+    elif mode == SUSPENDED:
         values["version_id"] = NULL
         freed += _drop_older_null(db, bucket, key)
     else:
         values["version_id"] = new_version_id()
     if current is not None:
-        if mode == SUSPENDED and current.version_id == NULL:
+        if mode is None or (mode == SUSPENDED and current.version_id == NULL):
             freed += _blobs(current.segments)
         else:
             _retire(db, current)
@@ -107,7 +114,7 @@ def delete_marker_values(bucket: str, key: str, owner: tuple[str, str],
     return {"bucket": bucket, "key": key, "version_id": NULL, "delete_marker": True, "size": 0,
             "etag": "", "last_modified": when or clock.utcnow(), "content_type": "", "meta": {},
             "checksums": {}, "segments": [], "parts_count": None, "owner_id": owner[0],
-            "owner_name": owner[1], "acl": [], "tags": []}
+            "owner_name": owner[1], "acl": [], "tags": [], "storage_class": "STANDARD"}
 
 
 def add_delete_marker(db: Session, bucket: str, key: str, mode: str,

@@ -24,7 +24,7 @@ def load_bucket(ctx: S3Context) -> Bucket:
     bucket = ctx.buckets.get(ctx.bucket)
     if bucket is None:
         raise no_such_bucket(ctx.bucket)
-    ctx.check_policy(bucket)
+    ctx.admit(bucket)
     return bucket
 
 
@@ -33,7 +33,7 @@ async def load_bucket_async(ctx: S3Context) -> Bucket:
     bucket = ctx.buckets.cached(ctx.bucket)
     if bucket is None:
         return await off_loop(load_bucket, ctx)
-    ctx.check_policy(bucket)
+    ctx.admit(bucket)
     return bucket
 
 

@@ -26,6 +26,11 @@ def _matches(value: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def etag_matches(value: str, etag: str) -> bool:
+    """Whether an If-Match style header value names `etag` (or is `*`)."""
+    return _matches(value, etag)
+
+
 def _date(value: str) -> datetime | None:
     try:
         moment = parsedate_to_datetime(value)

@@ -116,7 +116,7 @@ def _contents(page: Page, enc: Any, with_owner: bool) -> list[dict[str, Any]]:
                                 "ETag": quote_etag(row.etag), "Size": row.size}
         if row.checksums:
             item["ChecksumAlgorithm"] = [a for a in row.checksums]
-        item["StorageClass"] = "STANDARD"
+        item["StorageClass"] = row.storage_class
         if with_owner:
             item["Owner"] = {"ID": row.owner_id, "DisplayName": row.owner_name}
         items.append(item)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums, tagging
+from walrus import access, catalog, checksums, storage_class, tagging
 from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object, Part, Upload
@@ -67,7 +67,8 @@ def create_upload(ctx: S3Context) -> Response:
                     initiated=clock.utcnow(), owner_id=owner_id, owner_name=owner_name,
                     content_type=ctx.headers.get("content-type") or "binary/octet-stream",
                     meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm,
-                    tags=tagging.from_header(ctx.headers) or [])
+                    tags=tagging.from_header(ctx.headers) or [],
+                    storage_class=storage_class.requested(ctx.headers))
     with ctx.writing() as db:
         db.add(upload)
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
@@ -184,7 +185,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                  meta=upload.meta, checksums=sums,
                  segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl,
-                 tags=upload.tags or [])
+                 tags=upload.tags or [], storage_class=upload.storage_class)
     used = {p.blob_id for p in chosen}
     unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
     with ctx.writing() as db:
@@ -235,7 +236,7 @@ def list_parts(ctx: S3Context) -> Response:
     person = {"ID": upload.owner_id, "DisplayName": upload.owner_name}
     return xml_response("ListPartsResult", {
         "Bucket": bucket.name, "Key": upload.key, "UploadId": upload.upload_id,
-        "Initiator": person, "Owner": person, "StorageClass": "STANDARD",
+        "Initiator": person, "Owner": person, "StorageClass": upload.storage_class,
         "PartNumberMarker": marker,
         "NextPartNumberMarker": parts[-1].part_number if parts else None,
         "MaxParts": max_parts, "IsTruncated": truncated,
@@ -264,7 +265,7 @@ def list_uploads(ctx: S3Context) -> Response:
             continue
         person = {"ID": u.owner_id, "DisplayName": u.owner_name}
         uploads.append({"Key": u.key, "UploadId": u.upload_id, "Initiator": person,
-                        "Owner": person, "StorageClass": "STANDARD", "Initiated": u.initiated,
+                        "Owner": person, "StorageClass": u.storage_class, "Initiated": u.initiated,
                         "ChecksumAlgorithm": u.checksum_algorithm})
     return xml_response("ListMultipartUploadsResult", {
         "Bucket": bucket.name, "KeyMarker": key_marker, "UploadIdMarker": id_marker,

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
-from walrus import access, catalog, checksums, policy, tagging, versions
+from walrus import access, catalog, checksums, policy, storage_class, tagging, versions
 from walrus.blobs import BlobStore
 from walrus.bodies import ReceivedBody
 from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_such_version,
@@ -19,7 +19,7 @@ from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_su
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
-from walrus.ops.conditions import check_copy_source_conditions, precondition_failed
+from walrus.ops.conditions import check_copy_source_conditions, etag_matches, precondition_failed
 from walrus.routing import MAX_KEY_BYTES
 
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control",
@@ -55,19 +55,28 @@ def object_owner(ctx: S3Context, bucket: Bucket) -> tuple[str, str]:
 
 
 def store_object(ctx: S3Context, bucket: Bucket, values: dict[str, Any],
-                 if_absent: bool = False) -> str:
+                 if_absent: bool = False, if_match: str | None = None) -> str:
     """Make the object of these column values the current one for its key; returns its version
     id. In an unversioned bucket the body it replaces is dropped; in a versioned one the
     replaced version is kept (walrus/versions.py). An object that is not stored (an error, or
     `if_absent` and the key exists) takes its new body with it: no other row names those blobs."""
     values.update(version_id=versions.NULL, delete_marker=False)
+
+    def matching(current: versions.Object | None) -> None:
+        # If-Match on a write: the object must be there, with that ETag (S3's conditional write)
+        if current is None or current.delete_marker:
+            raise no_such_key(values["key"])
+        if not etag_matches(if_match or "", current.etag):
+            raise precondition_failed("If-Match")
+
     try:
-        if bucket.versioning is None:
+        if bucket.versioning is None and if_match is None:
             old_segments = ctx.commits.apply((values, if_absent))
             freed = None if old_segments is None else catalog.segment_blobs(old_segments)
         else:
             with ctx.writing() as db:
-                freed = versions.write(db, values, bucket.versioning, if_absent)
+                freed = versions.write(db, values, bucket.versioning, if_absent,
+                                       matching if if_match is not None else None)
         if freed is None:
             raise precondition_failed("If-None-Match")
     except BaseException:
@@ -93,8 +102,10 @@ async def put_object(ctx: S3Context) -> Response:
                               (bucket.owner_id, bucket.owner_name))
     meta = object_meta(ctx.headers)
     if_absent = ctx.headers.get("if-none-match", "").strip() == "*"
+    if_match = ctx.headers.get("if-match")
     content_type = ctx.headers.get("content-type") or "binary/octet-stream"
     tags = tagging.from_header(ctx.headers) or []
+    stored_class = storage_class.requested(ctx.headers)
 
     def store(body: ReceivedBody) -> Response:
         # Column values, not an ORM object: building one costs more than the write.
@@ -103,7 +114,7 @@ async def put_object(ctx: S3Context) -> Response:
             "last_modified": clock.utcnow(), "content_type": content_type, "meta": meta,
             "checksums": body.checksums, "segments": [[body.blob_id, body.size]],
             "parts_count": None, "owner_id": owner_id, "owner_name": owner_name, "acl": grants,
-            "tags": tags}, if_absent)
+            "tags": tags, "storage_class": stored_class}, if_absent, if_match)
         ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex,
                     version=version_id)
         return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums),
@@ -143,6 +154,9 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> v
                    else versions.find(db, src_bucket, src_key, version_id))
     if bucket is None:
         raise no_such_bucket(src_bucket)
+    expected = ctx.headers.get("x-amz-source-expected-bucket-owner")
+    if expected is not None and expected != bucket.owner_id:
+        raise access.denied()
     # Reading the source is a GetObject on it: its bucket's policy decides first.
     decision = ctx.policy_decision(bucket, "s3:GetObjectVersion" if version_id else "s3:GetObject",
                                    policy.object_arn(src_bucket, src_key))
@@ -197,8 +211,11 @@ def copy_object(ctx: S3Context) -> Response:
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.",
                       ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
-    # Copying an older version onto its own key is how S3 restores it.
+    stored_class = storage_class.requested(ctx.headers)
+    # Copying an older version onto its own key is how S3 restores it; a copy onto itself
+    # that changes the storage class is how S3 changes a class.
     if ((source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY"
+            and "x-amz-storage-class" not in ctx.headers
             and parse_copy_source(ctx.headers["x-amz-copy-source"])[2] is None):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to "
                       "copy an object to itself without changing the object's metadata, storage "
@@ -224,7 +241,8 @@ def copy_object(ctx: S3Context) -> Response:
     row = Object(bucket=bucket.name, key=ctx.key, size=size, etag=md5_hex,
                  last_modified=clock.utcnow(), content_type=content_type, meta=meta,
                  checksums=sums, segments=[[blob_id, size]], parts_count=None,
-                 owner_id=owner_id, owner_name=owner_name, acl=grants, tags=tags)
+                 owner_id=owner_id, owner_name=owner_name, acl=grants, tags=tags,
+                 storage_class=stored_class)
     version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive, version=version_id)

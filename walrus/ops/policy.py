@@ -1,5 +1,5 @@
 """Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus. Evaluation is walrus/policy.py,
-applied to every request by `S3Context.check_policy` when its bucket is loaded."""
+applied to every request by `S3Context.admit` when its bucket is loaded."""
 
 from __future__ import annotations
 

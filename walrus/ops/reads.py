@@ -7,7 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from services.errors import S3Error
 from services.s3xml import http_date
-from walrus import access, catalog, checksums, tagging, versions
+from walrus import access, catalog, checksums, storage_class, tagging, versions
 from walrus.context import S3Context, no_such_key, no_such_version, quote_etag
 from walrus.models import Bucket
 from walrus.ops.buckets import load_bucket
@@ -60,7 +60,8 @@ def load_object(ctx: S3Context, bucket: Bucket) -> Version:
 def _headers(ctx: S3Context, bucket: Bucket, obj: Version) -> dict[str, str]:
     headers = {"ETag": quote_etag(obj.etag), "Last-Modified": http_date(obj.last_modified),
                "Accept-Ranges": "bytes", "Content-Type": obj.content_type,
-               **version_header(bucket, obj.version_id), **tagging.count_header(obj.tags or [])}
+               **version_header(bucket, obj.version_id), **tagging.count_header(obj.tags or []),
+               **storage_class.header(obj.storage_class)}
     for name, value in obj.meta.items():
         headers[name] = str(value)
     if obj.parts_count and "partNumber" in ctx.query:

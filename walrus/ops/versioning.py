@@ -136,7 +136,7 @@ def list_object_versions(ctx: S3Context) -> Response:
                             "IsLatest": item.latest, "LastModified": row.last_modified})
         else:
             found.append({"ETag": quote_etag(row.etag), "Size": row.size,
-                          "StorageClass": "STANDARD", "Key": enc(item.key),
+                          "StorageClass": row.storage_class, "Key": enc(item.key),
                           "VersionId": row.version_id, "IsLatest": item.latest,
                           "LastModified": row.last_modified, "Owner": _owner(row)})
     body: dict[str, Any] = {

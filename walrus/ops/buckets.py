@@ -18,6 +18,9 @@ from walrus.offload import off_loop
 from walrus.routing import validate_bucket_name
 
 
+US_EAST_1 = "us-east-1"
+
+
 def load_bucket(ctx: S3Context) -> Bucket:
     """The request's bucket, its policy applied to the request (every operation on a bucket
     or its objects loads it first, so no operation escapes the policy)."""
@@ -55,6 +58,10 @@ def _create_bucket(ctx: S3Context, owner_id: str, owner_name: str, region: str,
     with ctx.writing() as db:
         existing = catalog.get_bucket(db, ctx.bucket)
         if existing is not None:
+            if existing.owner_id == owner_id and existing.region == region == US_EAST_1:
+                # us-east-1's old rule: creating a bucket one owns there again succeeds, and
+                # changes nothing
+                return empty(200, {"Location": f"/{ctx.bucket}"})
             if existing.owner_id == owner_id:
                 raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the "
                               "named bucket succeeded and you already own it.", 409,

@@ -36,6 +36,8 @@ def walk(ctx: S3Context, bucket: str, prefix: str, delimiter: str, start: str | 
     """One page of keys and common prefixes; with `markers`, keys whose current version is a
     delete marker too (a listing of versions shows them)."""
     page = Page()
+    if max_keys == 0:
+        return page  # S3 lists nothing and says nothing is left out
     after = None if inclusive else start  # common prefixes at or before a marker are skipped
     cursor: tuple[str | None, bool] = (start, inclusive)
     want = max_keys + 1
@@ -171,7 +173,7 @@ def _list_v2(ctx: S3Context, bucket: str) -> Response:
     start_after = ctx.query.get("start-after", "")
     max_keys = max_keys_param(ctx)
     enc, encoding = encoder(ctx)
-    if token is not None:
+    if token:  # an empty token is a listing from the start, as in S3
         start, inclusive = _untoken(token)
     else:
         start, inclusive = start_after, False

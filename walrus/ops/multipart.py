@@ -4,6 +4,7 @@ list uploads. A completed object is its parts' blobs in order: nothing is copied
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -20,9 +21,9 @@ from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
                                 source_version_header, store_object, version_header)
-from walrus.ops.conditions import parse_range
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 MAX_PART_NUMBER = 10000
 
 
@@ -117,19 +118,31 @@ def upload_part_copy(ctx: S3Context) -> Response:
     source = load_readable_source(ctx)
     start, end = 0, source.size - 1
     raw_range = ctx.headers.get("x-amz-copy-source-range")
-    if raw_range:
-        span = parse_range(raw_range, source.size)
-        if span is None:
-            raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the "
-                          "form bytes=first-last where first and last are the zero-based "
-                          "offsets of the first and last bytes to copy")
-        start, end = span
+    if raw_range is not None:
+        start, end = _copy_range(raw_range, source.size)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
     _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
     return xml_response("CopyPartResult", {"LastModified": clock.utcnow(),
                                            "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)},
                         headers=source_version_header(source))
+
+
+def _copy_range(value: str, size: int) -> tuple[int, int]:
+    """x-amz-copy-source-range: exactly bytes=first-last, within the source (unlike Range on
+    GET, nothing is guessed or clipped)."""
+    match = _COPY_RANGE.fullmatch(value.strip())
+    if match is None or int(match.group(1)) > int(match.group(2)):
+        raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form "
+                      "bytes=first-last where first and last are the zero-based offsets of the "
+                      "first and last bytes to copy", ArgumentName="x-amz-copy-source-range",
+                      ArgumentValue=value)
+    first, last = int(match.group(1)), int(match.group(2))
+    if last >= size:
+        raise S3Error("InvalidArgument", "Range specified is not valid for source object of "
+                      f"size: {size}", ArgumentName="x-amz-copy-source-range",
+                      ArgumentValue=value)
+    return first, last
 
 
 def _requested_parts(body: bytes) -> list[tuple[int, str]]:

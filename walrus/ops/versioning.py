@@ -119,8 +119,8 @@ def list_object_versions(ctx: S3Context) -> Response:
     enc, encoding = encoder(ctx)
     listed: list[_Item] = []
     truncated = False
-    for item in _items(ctx, bucket.name, prefix, delimiter, key_marker, version_marker,
-                       max_keys + 1):
+    items = _items(ctx, bucket.name, prefix, delimiter, key_marker, version_marker, max_keys + 1)
+    for item in items if max_keys else ():
         if len(listed) == max_keys:
             truncated = True
             break

@@ -40,8 +40,17 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+class Interleaved(list[tuple[str, Any]]):
+    """Elements of different tags in one given order ((tag, value) pairs), where S3 mixes two
+    flattened lists (ListObjectVersions' Version and DeleteMarker); its own key is not written."""
+
+
 def _fill(parent: ET.Element, tag: str, value: Any) -> None:
     if value is None:
+        return
+    if isinstance(value, Interleaved):
+        for inner_tag, inner in value:
+            _fill(parent, inner_tag, inner)
         return
     if isinstance(value, list):
         for item in value:

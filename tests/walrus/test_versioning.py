@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import text
@@ -343,3 +344,26 @@ def test_version_header_on_get_and_head(s3, bucket, status):  # type: ignore[no-
     put = s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     assert s3.get_object(Bucket=bucket, Key="k")["VersionId"] == put["VersionId"]
     assert s3.head_object(Bucket=bucket, Key="k")["VersionId"] == put["VersionId"]
+
+
+def test_versions_and_delete_markers_come_in_one_order(s3, bucket):  # type: ignore[no-untyped-def]
+    """S3 lists a key's versions and delete markers together, newest first, key by key."""
+    versioned(s3, bucket)
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    s3.delete_object(Bucket=bucket, Key="a")
+    s3.put_object(Bucket=bucket, Key="a", Body=b"2")
+    s3.put_object(Bucket=bucket, Key="b", Body=b"3")
+    bodies: list[bytes] = []
+
+    def keep(http_response, **_):  # type: ignore[no-untyped-def]
+        bodies.append(http_response.content)
+
+    s3.meta.events.register("after-call.s3.ListObjectVersions", keep)
+    try:
+        s3.list_object_versions(Bucket=bucket)
+    finally:
+        s3.meta.events.unregister("after-call.s3.ListObjectVersions", keep)
+    root = ElementTree.fromstring(bodies[0])
+    order = [(e.tag.rsplit("}", 1)[-1], e.findtext("{*}Key")) for e in root
+             if e.tag.endswith(("}Version", "}DeleteMarker"))]
+    assert order == [("Version", "a"), ("DeleteMarker", "a"), ("Version", "a"), ("Version", "b")]

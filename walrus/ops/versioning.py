@@ -10,7 +10,7 @@ from typing import Any
 from starlette.responses import Response
 
 from services.errors import S3Error
-from services.s3xml import child_text, malformed_xml, parse_xml
+from services.s3xml import Interleaved, child_text, malformed_xml, parse_xml
 from walrus import access, versions
 from walrus.context import S3Context, empty, quote_etag, xml_response
 from walrus.models import Bucket, Object
@@ -125,20 +125,21 @@ def list_object_versions(ctx: S3Context) -> Response:
             truncated = True
             break
         listed.append(item)
-    found: list[dict[str, Any]] = []
-    markers: list[dict[str, Any]] = []
+    # Versions and delete markers in one sequence, key by key, newest first, as S3 lists them.
+    entries = Interleaved()
     for item in listed:
         row = item.row
         if row is None:
             continue
         if row.delete_marker:
-            markers.append({"Owner": _owner(row), "Key": enc(item.key), "VersionId": row.version_id,
-                            "IsLatest": item.latest, "LastModified": row.last_modified})
+            entries.append(("DeleteMarker", {
+                "Owner": _owner(row), "Key": enc(item.key), "VersionId": row.version_id,
+                "IsLatest": item.latest, "LastModified": row.last_modified}))
         else:
-            found.append({"ETag": quote_etag(row.etag), "Size": row.size,
-                          "StorageClass": row.storage_class, "Key": enc(item.key),
-                          "VersionId": row.version_id, "IsLatest": item.latest,
-                          "LastModified": row.last_modified, "Owner": _owner(row)})
+            entries.append(("Version", {
+                "ETag": quote_etag(row.etag), "Size": row.size, "StorageClass": row.storage_class,
+                "Key": enc(item.key), "VersionId": row.version_id, "IsLatest": item.latest,
+                "LastModified": row.last_modified, "Owner": _owner(row)}))
     body: dict[str, Any] = {
         "IsTruncated": truncated, "KeyMarker": enc(key_marker),
         "VersionIdMarker": version_marker, "Name": bucket.name, "Prefix": enc(prefix),
@@ -149,7 +150,6 @@ def list_object_versions(ctx: S3Context) -> Response:
         last = listed[-1]
         body["NextKeyMarker"] = enc(last.key)
         body["NextVersionIdMarker"] = last.row.version_id if last.row is not None else None
-    body["Version"] = found
-    body["DeleteMarker"] = markers
+    body["Versions"] = entries
     body["CommonPrefixes"] = [{"Prefix": enc(i.key)} for i in listed if i.row is None]
     return xml_response("ListVersionsResult", body)

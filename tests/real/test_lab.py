@@ -1,0 +1,86 @@
+"""Real mode end to end: `eucasim lab up`'s cloud (front end and node as namespaces, libvirtd,
+QEMU) driven with boto3 from the root namespace through the host link. One guest boots for the
+whole module; the lab comes down even when a check fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from services import credentials
+from services.lab.cloud import DEFAULT_GUEST_CACHE, Lab, LabImages
+
+BOOT_TIMEOUT = 300.0  # TCG on a shared two-core machine: a guest boots in 5-60 s
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, LabImages]]:
+    assert os.geteuid() == 0, "real mode runs as root (CI runs `make test` as root)"
+    root = Path("/var/tmp") / f"eucasim-lab-test-{os.getpid()}"
+    made = Lab(root, DEFAULT_GUEST_CACHE, tag=f"el{os.getpid() % 100000}")
+    try:
+        images = made.up(say=lambda _line: None)
+        yield made, images
+    finally:
+        made.down()
+    assert not root.exists()
+    assert not made.topology.exists()
+
+
+@pytest.fixture(scope="module")
+def ec2(lab: tuple[Lab, LabImages]) -> Any:
+    creds = credentials.read(lab[0].home)
+    return boto3.client("ec2", endpoint_url=creds.endpoints.ec2, region_name=creds.endpoints.region,
+                        aws_access_key_id=creds.key.access_key, aws_secret_access_key=creds.key.secret_key,
+                        config=Config(retries={"max_attempts": 2}))
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(1)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s (last: {last!r})")
+
+
+def console(ec2: Any, instance_id: str) -> str:
+    return ec2.get_console_output(InstanceId=instance_id).get("Output") or ""
+
+
+@pytest.fixture(scope="module")
+def guest(lab: tuple[Lab, LabImages], ec2: Any) -> Iterator[dict[str, Any]]:
+    reservation = ec2.run_instances(ImageId=lab[1].image_id, MinCount=1, MaxCount=1,
+                                    InstanceType="m1.small")
+    instance = reservation["Instances"][0]
+    yield instance
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def test_the_guest_boots_gets_its_planned_address_by_dhcp_and_reads_its_metadata(
+        ec2: Any, guest: dict[str, Any]) -> None:
+    instance_id = guest["InstanceId"]
+
+    def running() -> dict[str, Any] | None:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        assert found["State"]["Name"] in ("pending", "running"), found.get("StateReason")
+        return found if found["State"]["Name"] == "running" else None
+
+    described = wait_for(running, BOOT_TIMEOUT, "running")
+    private = described["PrivateIpAddress"]
+    output = wait_for(lambda: (text := console(ec2, instance_id)) and "EUCASIM-GUEST ready" in text and text,
+                      BOOT_TIMEOUT, "the guest's 'ready' line")
+    assert "EUCASIM-GUEST booted" in output
+    address = re.search(r"EUCASIM-GUEST address (\S+)", output)
+    assert address is not None and address.group(1).split("/")[0] == private, output
+    assert f"EUCASIM-GUEST instance-id {instance_id}" in output

@@ -84,3 +84,27 @@ def test_the_guest_boots_gets_its_planned_address_by_dhcp_and_reads_its_metadata
     address = re.search(r"EUCASIM-GUEST address (\S+)", output)
     assert address is not None and address.group(1).split("/")[0] == private, output
     assert f"EUCASIM-GUEST instance-id {instance_id}" in output
+
+
+def fetch_from_internet(lab: Lab, address: str) -> str | None:
+    done = lab.topology.run("inet", "timeout", "3", "busybox", "wget", "-qO-", f"http://{address}/",
+                            check=False, timeout=10)
+    return done.stdout if done.returncode == 0 else None
+
+
+def test_an_elastic_ip_answers_http_from_the_internet_once_the_group_allows_port_80(
+        lab: tuple[Lab, LabImages], ec2: Any, guest: dict[str, Any]) -> None:
+    made, instance_id = lab[0], guest["InstanceId"]
+    wait_for(lambda: "EUCASIM-GUEST ready" in console(ec2, instance_id), BOOT_TIMEOUT, "the guest's httpd")
+    address = ec2.allocate_address(Domain="standard")["PublicIp"]
+    ec2.associate_address(InstanceId=instance_id, PublicIp=address)
+    # The CC has applied the association once fe's DNAT names the address; only then does a
+    # refused fetch mean the group's rules, not a plan still on its way.
+    wait_for(lambda: address in made.topology.run("fe", "iptables", "-t", "nat", "-S").stdout,
+             60, f"the DNAT for {address} in fe")
+    assert fetch_from_internet(made, address) is None
+
+    ec2.authorize_security_group_ingress(GroupName="default", IpProtocol="tcp", FromPort=80, ToPort=80,
+                                         CidrIp="0.0.0.0/0")
+    page = wait_for(lambda: fetch_from_internet(made, address), 60, f"HTTP on {address}")
+    assert page.strip() == f"GUEST {instance_id} says hello"

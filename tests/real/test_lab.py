@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +109,23 @@ def test_an_elastic_ip_answers_http_from_the_internet_once_the_group_allows_port
                                          CidrIp="0.0.0.0/0")
     page = wait_for(lambda: fetch_from_internet(made, address), 60, f"HTTP on {address}")
     assert page.strip() == f"GUEST {instance_id} says hello"
+
+
+def test_terminating_the_guest_destroys_its_domain(lab: tuple[Lab, LabImages], ec2: Any,
+                                                   guest: dict[str, Any]) -> None:
+    instance_id = guest["InstanceId"]
+    assert instance_id in virsh_names()
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    wait_for(lambda: instance_id not in virsh_names(), 120, f"{instance_id}'s domain gone")
+
+    def state() -> str:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        return str(found["State"]["Name"])
+
+    wait_for(lambda: state() == "terminated", 120, "terminated")
+
+
+def virsh_names() -> list[str]:
+    listed = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                            capture_output=True, text=True, check=True, timeout=30)
+    return listed.stdout.split()

@@ -7,7 +7,8 @@ BIN     := $(VENV)/bin
 # Debian packages the build and the tests need: libvirt-python compiles against libvirt-dev
 # (found through pkg-config); qemu-img makes copy-on-write instance disks; s3cmd is a test client.
 DEBS    := libvirt-dev libvirt0 pkg-config gcc python3-dev python3-venv qemu-utils
-TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2
+TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2 cpio \
+            libvirt-daemon-system qemu-system-x86
 
 # Test workers. 0 runs the suite in one process. Every test server binds its port before it
 # starts, so TEST_WORKERS=2 (pytest-xdist, a file's tests on one worker) is safe, and passes;
@@ -15,10 +16,17 @@ TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2
 # ~15), so one process stays the default.
 TEST_WORKERS ?= 0
 
-.PHONY: up test debs test-debs install install-test clean
+.PHONY: up lab lab-down test debs test-debs install install-test clean
 
 up: install
 	$(BIN)/eucasim up
+
+# Real mode (as root): the cloud in network namespaces with QEMU guests; `make lab-down` ends it.
+lab: install-test
+	$(BIN)/eucasim lab up
+
+lab-down:
+	$(BIN)/eucasim lab down
 
 test: install-test
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

@@ -79,12 +79,17 @@ def _os(parent: ET.Element, spec: DomainSpec) -> None:
 def _disks(devices: ET.Element, spec: DomainSpec) -> None:
     # Device names with a partition digit (sda1…) all map to the same SCSI unit when libvirt
     # derives addresses from the name, so each disk gets its unit explicitly.
+    # Real gotcha: libvirt's QEMU driver refuses the partition names ("invalid disk target
+    # 'sda1', partitions can't appear in disk targets"; only the test driver takes them), so a
+    # real domain names the whole disk of each unit (sda, sdb, sdc). The guest sees those names
+    # anyway; sda1/sda2/sda3 stay the layout's names (metadata's block-device-mapping).
+    real = spec.domain_type in ("kvm", "qemu")
     _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for unit, disk in enumerate(spec.disks):
         element = _sub(devices, "disk", type="file", device="disk")
         _sub(element, "driver", name="qemu", type=disk.format)
         _sub(element, "source", file=str(disk.path))
-        _sub(element, "target", dev=disk.dev, bus="scsi")
+        _sub(element, "target", dev=f"sd{'abcdefghijklmnop'[unit]}" if real else disk.dev, bus="scsi")
         _sub(element, "address", type="drive", controller="0", bus="0", target="0", unit=str(unit))
 
 
@@ -93,6 +98,8 @@ def _nic_and_console(devices: ET.Element, spec: DomainSpec) -> None:
     _sub(nic, "mac", address=spec.mac)
     _sub(nic, "source", bridge=spec.bridge)
     _sub(nic, "model", type="virtio")
+    if spec.domain_type in ("kvm", "qemu"):
+        _sub(nic, "rom", enabled="no")  # no iPXE ROM: the kernel boots directly (REAL-LAB.md 11)
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log))
     _sub(serial, "target", port="0")

@@ -39,6 +39,9 @@ class ServiceSpec:
     public: bool = False  # a user-facing endpoint: served over HTTPS when PUBLIC_HTTPS is on
     # Already bound and listening (see listen()): the child serves it instead of binding `port`.
     listener: socket.socket | None = None
+    # Run the child under this command (the lab's `nsenter --net=…`): it then binds its own
+    # socket inside that namespace, since a socket bound here would belong to this one.
+    prefix: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -163,6 +166,7 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
             if spec.public and config.PUBLIC_HTTPS:
                 files = ensure_tls(config)
                 command += ["--ssl-certfile", str(files.certfile), "--ssl-keyfile", str(files.keyfile)]
+            command = [*spec.prefix, *command]
             url = config.service_url(spec.name)  # before the child exists: nothing can orphan it
             inherited = (spec.listener.fileno(),) if spec.listener is not None else ()
             with open(logs / f"{spec.name}.log", "ab") as log:  # the child has its own copy

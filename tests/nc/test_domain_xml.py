@@ -84,3 +84,14 @@ def test_real_hypervisor_types_get_their_own_domain_type(tmp_path: Path) -> None
     kvm = ET.fromstring(build_domain_xml(DomainSpec(**{**spec.__dict__, "domain_type": "kvm"})))
     assert kvm.get("type") == "kvm" and kvm.find("features/acpi") is not None
     assert instance_mac("i-89ABCDEF") == "d0:0d:89:ab:cd:ef"
+
+
+def test_a_real_domain_names_whole_disks_and_boots_without_a_nic_rom(tmp_path: Path) -> None:
+    # libvirt's QEMU driver refuses partition targets (sda1); the test driver takes them.
+    spec = _spec(tmp_path, "i-0123abcd", with_kernel=True)
+    for kind, targets, rom in (("qemu", ["sda", "sdb", "sdc"], "no"), ("test", ["sda1", "sda2", "sda3"], None)):
+        xml = ET.fromstring(build_domain_xml(DomainSpec(**{**spec.__dict__, "domain_type": kind})))
+        assert [d.find("target").get("dev") for d in xml.findall("devices/disk")] == targets
+        assert [d.find("address").get("unit") for d in xml.findall("devices/disk")] == ["0", "1", "2"]
+        rom_element = xml.find("devices/interface/rom")
+        assert (rom_element.get("enabled") if rom_element is not None else None) == rom

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cc.registry import NodeView
+from cc.scheduler import NodeView
 from services.messages.cluster import VmTypeAvailability, ZoneResources
 from services.messages.node import Resources, VmType
 

@@ -1,57 +1,97 @@
-"""One availability zone as the CC runs it: the parts (registry, reservations, policy,
-poller, power manager, placement) wired together, and one method per internal route."""
+"""One availability zone as the CC runs it: the parts (registry, reservations, scheduler,
+poller, power manager, placement, the feed to the CLC) wired together, and one method per
+internal route.
+
+Everything here runs on the event loop and changes memory only; the one blocking job, writing
+the registry's changes to SQLite, is a background task that writes each batch in a thread
+(`_write`), coalescing what changes while a write is in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 from cc import capacity
 from cc.faults import ClusterFault
+from cc.feed import Coalescer, ZoneFeed
 from cc.ncclient import NodeClients
-from cc.placement import POINTER_KEY, Launcher, Placer
+from cc.placement import POINTER_KEY, Placer, PlacementStarter
 from cc.poller import Poller
 from cc.power import PowerManager
-from cc.registry import Node, NodeRegistry
+from cc.registry import NodeRegistry, TrackedNode, split_url
 from cc.reservations import Reservations
 from cc.scheduler import make_policy
 from cc.store import ClusterStore
 from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError
-from services.messages.cluster import (ClusterInstanceList, DescribeResources, NodeInfo, NodeList,
-                                       RunInstances, RunInstancesResult, ZoneResources)
-from services.messages.node import ConsoleOutput, InstanceReport
+from services.messages.cluster import (ClusterInstance, ClusterInstanceList, DescribeResources,
+                                       DescribeZone, NodeInfo, NodeList, RunInstances,
+                                       RunInstancesResult, ZoneReport, ZoneResources)
+from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
 from services.tracing import TraceRecorder
 
 T = TypeVar("T")
+WRITE_EVERY = 1.0
+DESCRIBE_SECONDS_PER_NODE = 0.003
+log = logging.getLogger("eucasim.cc.cluster")
 
 
 class Cluster:
-    def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder) -> None:
+    def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder,
+                 own_url: str | None = None) -> None:
         self.zone = config.zones[0] if config.zones else "zone-1"
+        self.recorder = recorder
         self.store = ClusterStore(db)
-        self.registry = NodeRegistry(self.store, config.nodes, config.NC_PORT)
-        self.reservations = Reservations()
+        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET, lambda: self.registry.capacity(self.reservations.held))
+        # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
+        # from them, so a crash costs at most that second of bookkeeping, and a busy second
+        # of pushes becomes one transaction.
+        self.writer = Coalescer("writing the registry", self._write, pause=WRITE_EVERY)
+        self.reservations = Reservations(on_change=self.feed.capacity_changed)
+        # Loaded before the loop runs: the one blocking read, at start.
+        self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
         self.policy = make_policy(config.SCHEDPOLICY, self.store.get_state(POINTER_KEY))
-        # A poll gives up after two intervals (five seconds at least: one simulated NC process
-        # serving a hundred nodes answers slowly under load), so one hung node cannot stall
-        # the rounds for long.
+        # A poll gives up after two intervals (five seconds at least), so one hung process
+        # cannot stall the rounds for long; longer for a zone of thousands of configured
+        # nodes, whose simulated NC process answers for all of them in one describe (20,000
+        # nodes and 40,000 instances is tens of MB) and must not look down for being busy.
         self.clients = NodeClients(config.CLOUD_SECRET,
-                                   timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY))
+                                   timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY,
+                                               DESCRIBE_SECONDS_PER_NODE * len(config.nodes)))
         self.power = PowerManager(self.registry, self.clients, self.reservations, recorder,
                                   enabled=config.SCHEDPOLICY == "POWERSAVE",
                                   idle_threshold=config.POWER_IDLETHRESH,
                                   wake_command=config.POWER_WAKE_COMMAND)
         self.poller = Poller(self.registry, self.clients, self.reservations, self.power, recorder,
-                             config.NC_POLLING_FREQUENCY)
+                             config.NC_POLLING_FREQUENCY,
+                             own_url=own_url if own_url is not None else config.service_url("cc"))
         self.placer = Placer(self.registry, self.reservations, self.policy, self.store, recorder)
-        self.launcher = Launcher(self.registry, self.reservations, self.clients, self.power, recorder)
+        self.starter = PlacementStarter(self.registry, self.reservations, self.clients, self.power,
+                                        recorder)
+
+    # -- what the registry tells (registry.Listener) -------------------------------------------
+
+    def instances_changed(self, items: list[ClusterInstance]) -> None:
+        self.feed.instances_changed(items)
+
+    def capacity_changed(self) -> None:
+        self.feed.capacity_changed()
+
+    def stored_changed(self) -> None:
+        self.writer.kick()
+
+    async def _write(self) -> None:
+        nodes, deleted = self.registry.take_changes()
+        await asyncio.to_thread(self.store.write, nodes, deleted)
 
     # -- nodes ---------------------------------------------------------------------------------
 
-    def _info(self, node: Node) -> NodeInfo:
+    def _info(self, node: TrackedNode) -> NodeInfo:
         return self.registry.info(node, self.reservations.held(node.url))
 
     def nodes(self) -> NodeList:
@@ -64,7 +104,7 @@ class Cluster:
         except KeyError:
             raise ClusterFault(409, "InvalidNode.Duplicate", f"{url} is already registered") from None
         # Poll at once so a node that answers is usable straight away.
-        await self.poller.poll_node(node.url)
+        await self.poller.poll_now(node.url)
         return self._info(self.registry.find(node.url) or node)
 
     async def deregister(self, name: str) -> NodeInfo:
@@ -72,22 +112,27 @@ class Cluster:
             node = self.registry.deregister(name)
         except KeyError:
             raise ClusterFault(404, "InvalidNode.NotFound", f"there is no node {name!r} in this zone") from None
-        await self.clients.forget(node.url)
+        root = split_url(node.url)[0]
+        if root not in self.registry.by_process():
+            await self.clients.forget(node.url)
         return self._info(node)
 
     # -- instances -----------------------------------------------------------------------------
 
     async def run_instances(self, request: RunInstances) -> RunInstancesResult:
         decisions, not_placed = self.placer.decide(request)
-        placed = await self.launcher.start(request, decisions)
+        # The view at this version counts these instances (as reservations, then as the
+        # NC's own), so the CLC may drop its own hold on them once it has seen it.
+        booked = self.feed.version
+        placed = await self.starter.start(request, decisions)
         return RunInstancesResult(reservation_id=request.reservation_id, policy=self.policy.name,
-                                  placed=placed, not_placed=not_placed)
+                                  placed=placed, not_placed=not_placed, capacity_version=booked)
 
     def instances(self) -> ClusterInstanceList:
         return ClusterInstanceList(zone=self.zone, instances=self.registry.instances())
 
     async def _forward(self, instance_id: str,
-                       call: Callable[[str, str], Awaitable[T]]) -> tuple[Node, T]:
+                       call: Callable[[str, str], Awaitable[T]]) -> tuple[TrackedNode, T]:
         node = self.registry.locate(instance_id)
         if node is None:
             raise ClusterFault(404, "InvalidInstanceID.NotFound",
@@ -101,8 +146,9 @@ class Cluster:
             code = "InvalidInstanceID.NotFound" if exc.status == 404 else "InternalError"
             raise ClusterFault(exc.status if exc.status < 500 else 502, code,
                                f"node {node.name}: {exc.detail}") from None
-        except Exception as exc:  # noqa: BLE001 - the node did not answer
-            raise ClusterFault(503, "NodeUnavailable", f"node {node.name} did not answer: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise ClusterFault(503, "NodeUnavailable",
+                               f"node {node.name} did not answer: {exc or type(exc).__name__}") from None
 
     async def terminate(self, instance_id: str) -> InstanceReport:
         node, report = await self._forward(instance_id, self.clients.terminate)
@@ -117,20 +163,45 @@ class Cluster:
     async def console(self, instance_id: str) -> ConsoleOutput:
         return (await self._forward(instance_id, self.clients.console))[1]
 
-    # -- capacity ------------------------------------------------------------------------------
+    # -- pushes and the CLC's view ---------------------------------------------------------------
+
+    def node_events(self, events: NodeEvents) -> int:
+        """An NC process (`events.key` is its root URL, as this CC subscribed it) pushed what
+        changed on its nodes: taken as a poll's answer would be. Returns how many events were
+        for nodes this zone knows."""
+        known = 0
+        for event in events.events:
+            url = events.key.rstrip("/") + event.prefix.rstrip("/")
+            if not self.registry.record_event(url, event.resources, event.instances):
+                log.info("events for %s, which is not a node of this zone, ignored", url)
+                continue
+            known += 1
+            self.reservations.settle(url, [r.instance_id for r in event.instances])
+        return known
+
+    def describe(self, request: DescribeZone) -> ZoneReport:
+        """The whole zone at once; with `subscribe`, changes are pushed from now on."""
+        if request.subscribe is not None:
+            self.feed.subscribe(request.subscribe)
+        return ZoneReport(zone=self.zone, instances=self.registry.instances(),
+                          capacity=self.feed.capacity_view())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
-        with self.reservations.lock:
-            views = self.registry.views(self.reservations.held_by_node())
-        states = [n.state for n in self.registry.nodes()]
-        return capacity.describe(self.zone, views, states, request.vm_types)
+        views = self.registry.views(self.reservations.held)
+        usable = [v for v in views if v.state != "down" and v.max.cores > 0]
+        return capacity.describe(self.zone, usable, self.registry.states(), request.vm_types)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run_loops(self, stop: asyncio.Event) -> None:
-        await self.poller.run(stop, after_round=self.placer.persist)
+        async def after_round() -> None:
+            await asyncio.to_thread(self.placer.persist)
+
+        await asyncio.gather(self.poller.run(stop, after_round=after_round),
+                             self.writer.run(stop), self.feed.pusher.run(stop))
 
     async def close(self) -> None:
-        self.placer.persist()
+        await self.writer.run_once()
+        await asyncio.to_thread(self.placer.persist)
+        await self.feed.aclose()
         await self.clients.aclose()
-

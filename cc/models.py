@@ -15,7 +15,9 @@ class Base(DeclarativeBase):
     metadata = new_metadata()
 
 
-class Node(Base):
+class NodeRow(Base):
+    """One node as stored; the runtime side is registry.TrackedNode."""
+
     __tablename__ = "nodes"
 
     url: Mapped[str] = mapped_column(String(512), primary_key=True)

@@ -1,65 +1,135 @@
-"""Every NC_POLLING_FREQUENCY seconds, ask every node (all at once) for its instances and its
-resources; feed the answers to the registry and settle the reservations they cover."""
+"""Every NC_POLLING_FREQUENCY seconds, ask every NC process (all at once) for every node it
+serves, in one describe call each, and feed the answers to the registry. Pushes from the NCs
+carry changes as they happen; this round is the safety net that repairs whatever a lost push
+missed, and each describe renews this CC's subscription to the process's pushes.
+
+An NC process without the describe route (404) is asked node by node, as before it had one.
+Only a failed call (the transport, or an error status) counts as a missed poll; anything else
+is a bug, logged with its traceback, and does not make a node look down."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
 
 from cc.ncclient import NodeClients
 from cc.power import PowerManager
-from cc.registry import NodeRegistry
+from cc.registry import NodeRegistry, TrackedNode, split_url
 from cc.reservations import Reservations
+from services.internal import InternalCallError
+from services.messages.node import InstanceReport, NodeResources, Subscription
 from services.tracing import TraceRecorder
 
 log = logging.getLogger("eucasim.cc.poller")
 POLL_TRACE = "cc-poller"
+# What a failed call to an NC raises; everything else is a bug on one side or the other.
+CALL_FAILED = (httpx.HTTPError, InternalCallError)
 
 
 class Poller:
     def __init__(self, registry: NodeRegistry, clients: NodeClients, reservations: Reservations,
-                 power: PowerManager, recorder: TraceRecorder, interval: float) -> None:
+                 power: PowerManager, recorder: TraceRecorder, interval: float,
+                 own_url: str | None = None) -> None:
         self._registry = registry
         self._clients = clients
         self._reservations = reservations
         self._power = power
         self._recorder = recorder
         self.interval = interval
+        # Where NCs push their events (this CC's base URL); None: do not subscribe.
+        self._own_url = own_url
+
+    def subscription(self, root: str) -> Subscription | None:
+        return Subscription(url=self._own_url, key=root) if self._own_url else None
+
+    # -- one NC process ---------------------------------------------------------------------
+
+    async def poll_process(self, root: str, nodes: Sequence[TrackedNode]) -> None:
+        started = time.monotonic()
+        try:
+            report = await self._clients.describe(root, self.subscription(root))
+        except InternalCallError as exc:
+            if exc.status == 404:
+                # An NC from before the describe route: one call per node.
+                await asyncio.gather(*(self.poll_node(n.url) for n in nodes))
+                return
+            for node in nodes:
+                self._missed(node.url, str(exc))
+            return
+        except httpx.HTTPError as exc:
+            for node in nodes:
+                self._missed(node.url, str(exc) or type(exc).__name__)
+            return
+        served = {status.prefix.rstrip("/"): status for status in report.nodes}
+        for node in nodes:
+            prefix = split_url(node.url)[1]
+            status = served.get(prefix)
+            if status is None:
+                self._missed(node.url, f"the NC process at {root} does not serve {prefix or '/'}")
+            else:
+                self._answered(node.url, status.resources, status.instances, started)
 
     async def poll_node(self, url: str) -> None:
+        """One node by its own routes (an NC process without the describe route)."""
         started = time.monotonic()
         try:
             listing, resources = await asyncio.gather(self._clients.instances(url),
                                                       self._clients.resources(url))
-        except Exception as exc:  # noqa: BLE001 - any failure is a missed poll
-            error = str(exc) or type(exc).__name__
-            before = self._registry.record_miss(url, error)
-            if before is not None:
-                log.warning("node %s is down: %s", url, error)
-                self._recorder.record("decided", f"{url} is down after missed polls: {error}",
-                                      request_id=POLL_TRACE)
+        except CALL_FAILED as exc:
+            self._missed(url, str(exc) or type(exc).__name__)
             return
-        before = self._registry.record_answer(url, resources, listing.instances, started)
-        self._reservations.settle(url, started, {r.instance_id for r in listing.instances})
+        self._answered(url, resources, listing.instances, started)
+
+    async def poll_now(self, url: str) -> None:
+        """Poll the process of one node at once (a node just registered)."""
+        node = self._registry.find(url)
+        if node is not None:
+            await self.poll_process(split_url(node.url)[0], [node])
+
+    def _answered(self, url: str, resources: NodeResources, reports: list[InstanceReport],
+                  started: float) -> None:
+        before = self._registry.record_answer(url, resources, reports, started)
+        node = self._registry.find(url)
+        if node is not None:
+            self._reservations.settle(url, node.instances)
         if before is not None:
-            node = self._registry.find(url)
             state = node.state if node else "gone"
             log.info("node %s (%s): %s -> %s", resources.node_id, url, before, state)
             self._recorder.record("decided", f"{resources.node_id} is {state} (was {before})",
                                   request_id=POLL_TRACE)
 
-    async def poll_once(self) -> None:
-        await asyncio.gather(*(self.poll_node(n.url) for n in self._registry.nodes()))
+    def _missed(self, url: str, error: str) -> None:
+        before = self._registry.record_miss(url, error)
+        if before is not None:
+            log.warning("node %s is down: %s", url, error)
+            self._recorder.record("decided", f"{url} is down after missed polls: {error}",
+                                  request_id=POLL_TRACE)
 
-    async def run(self, stop: asyncio.Event, after_round: Callable[[], None] = lambda: None) -> None:
+    # -- rounds -------------------------------------------------------------------------------
+
+    async def poll_once(self) -> None:
+        groups = self._registry.by_process()
+        outcomes = await asyncio.gather(*(self.poll_process(root, nodes) for root, nodes in groups.items()),
+                                        return_exceptions=True)
+        for root, outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                # Not a missed poll: the answer came and handling it failed. The nodes keep
+                # their state; the traceback says where to look.
+                log.error("poll of the NC process at %s failed (a bug, not a down node)", root,
+                          exc_info=outcome)
+
+    async def run(self, stop: asyncio.Event, after_round: Callable[[], Awaitable[None]] | None = None) -> None:
         while not stop.is_set():
             try:
                 await self.poll_once()
                 await self._power.tick()
-                after_round()
-            except Exception:  # the loop must outlive any one bad round
+                if after_round is not None:
+                    await after_round()
+            except Exception:  # noqa: BLE001 - the loop must outlive any one bad round; logged
                 log.exception("poll round failed")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)

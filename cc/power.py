@@ -9,12 +9,15 @@ import asyncio
 import logging
 import shlex
 import time
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
+
+import httpx
 
 from cc.ncclient import NodeClients
 from cc.registry import NodeRegistry
 from cc.reservations import Reservations
+from services.clock import utcnow
+from services.internal import InternalCallError
 from services.tracing import TraceRecorder
 
 log = logging.getLogger("eucasim.cc.power")
@@ -38,7 +41,7 @@ class PowerManager:
         """Put to sleep the awake nodes idle for long enough; returns their URLs."""
         if not self.enabled:
             return []
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         to_sleep: list[str] = []
         with self._reservations.lock:
             held = self._reservations.held_by_node()
@@ -57,7 +60,7 @@ class PowerManager:
                 self._registry.record_resources(url, await self._clients.sleep(url))
                 self._recorder.record("decided", f"{url} idle for {self._idle_threshold:g} s: asleep",
                                       request_id=POWER_TRACE)
-            except Exception as exc:  # noqa: BLE001 - a failed sleep leaves the node to the poller
+            except (httpx.HTTPError, InternalCallError) as exc:  # the poller sees the node as it is
                 log.warning("could not put %s to sleep: %s", url, exc)
         return to_sleep
 
@@ -88,7 +91,7 @@ class PowerManager:
                 if resources.power == "awake":
                     self._registry.record_resources(url, resources)
                     return
-            except Exception:  # noqa: BLE001 - still booting
+            except (httpx.HTTPError, InternalCallError):  # still booting
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer within {self._wake_timeout:g} s of the wake command")

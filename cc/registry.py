@@ -1,25 +1,27 @@
 """The zone's nodes as the CC knows them: where they are, whether they answer, what they
 last reported. A node that misses MISSED_POLLS_FOR_DOWN polls in a row is `down`; its
-instances stay known (with a reason) and it is `up` again as soon as it answers."""
+instances stay known (with a reason) and it is `up` again as soon as it answers.
+
+Everything here runs on the CC's event loop and only changes memory. What changed is told to
+a `Listener` (the zone feed pushes it to the CLC, the cluster writes it to the database in
+batches, off the loop); the registry itself never blocks."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, overload
 from urllib.parse import urlsplit
 
-from cc.store import ClusterStore, StoredNode
-from services.messages.cluster import ClusterInstance, NodeInfo, NodeState
+from cc.reservations import ZERO
+from cc.scheduler import NodeView
+from cc.store import StoredNode
+from services.clock import utcnow
+from services.messages.cluster import ClusterInstance, NodeCapacity, NodeInfo, NodeState
 from services.messages.node import InstanceReport, NodeResources, Resources, StateReason
 
 MISSED_POLLS_FOR_DOWN = 3
-ZERO = Resources(cores=0, memory_mb=0, disk_gb=0)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def node_url(entry: str, nc_port: int) -> str:
@@ -33,22 +35,20 @@ def node_url(entry: str, nc_port: int) -> str:
     return entry
 
 
-@dataclass(frozen=True)
-class NodeView:
-    """What a scheduling policy sees of one node: free is the NC's figure minus the CC's own
-    reservations not yet visible in it."""
-    index: int
-    name: str
-    url: str
-    state: NodeState
-    free: Resources
-    max: Resources
+@functools.lru_cache(maxsize=1 << 16)
+def split_url(url: str) -> tuple[str, str]:
+    """A node URL as (the NC process's root, the node's prefix under it):
+    `http://h:8775/node-3` -> (`http://h:8775`, `/node-3`); a single-node process has prefix ""."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
 
 
-class Node(StoredNode):
-    # When a call (run, wake, sleep) last told us something newer than a poll in flight may
-    # know (monotonic seconds); such a poll's answer must not undo it.
+class TrackedNode(StoredNode):
+    """One node at run time: its stored fields, and when a call last told us something newer
+    than a poll in flight may know (monotonic seconds); such a poll's answer must not undo it."""
     changed_at: float = 0.0
+    # What the live instances in `instances` book (cores, MB, GB), kept with the list.
+    booked: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def name(self) -> str:
@@ -58,8 +58,54 @@ class Node(StoredNode):
         return [r for r in self.instances.values() if _is_live(r)]
 
 
+class Listener(Protocol):
+    def instances_changed(self, items: list[ClusterInstance]) -> None: ...
+
+    def capacity_changed(self) -> None: ...
+
+    def stored_changed(self) -> None: ...
+
+
+class _Nobody:
+    def instances_changed(self, items: list[ClusterInstance]) -> None:
+        pass
+
+    def capacity_changed(self) -> None:
+        pass
+
+    def stored_changed(self) -> None:
+        pass
+
+
 def _persisted(node: StoredNode) -> tuple[object, ...]:
-    return (node.node_id, node.state, node.missed_polls, node.last_error, node.resources)
+    return (node.node_id, node.state, node.missed_polls, node.last_error, node.resources,
+            node.idle_since)
+
+
+def _capacity(node: StoredNode) -> tuple[object, ...]:
+    return (node.state, node.resources.free if node.resources else None,
+            node.resources.max if node.resources else None)
+
+
+def _triple(r: Resources) -> tuple[int, int, int]:
+    return (r.cores, r.memory_mb, r.disk_gb)
+
+
+def _figures(r: NodeResources) -> tuple[object, ...]:
+    """What a node reports apart from its free figures (which the CC recomputes), as plain
+    values: comparing pydantic models field by field cost more than a poll's parsing."""
+    return (r.node_id, r.power, r.hypervisor, _triple(r.max), _triple(r.host))
+
+
+def _same(old: InstanceReport | None, new: InstanceReport) -> bool:
+    """Whether a report says nothing new. What an instance was launched with (type, image,
+    owner, time) never changes; its state, reason, node and addresses do."""
+    if old is None:
+        return False
+    if old is new:
+        return True
+    return (old.state == new.state and old.reason == new.reason and old.node_id == new.node_id
+            and old.network == new.network)
 
 
 def _is_live(report: InstanceReport) -> bool:
@@ -71,13 +117,70 @@ def _answering_state(resources: NodeResources) -> NodeState:
     return "asleep" if resources.power == "asleep" else "up"
 
 
+def cluster_instance(node: TrackedNode, report: InstanceReport) -> ClusterInstance:
+    """An instance as the zone describes it: with its node's state, and when that node is down
+    the reason its report is only the last one."""
+    item = ClusterInstance(**dict(report), node_state=node.state)  # type: ignore[arg-type]
+    if node.state == "down" and _is_live(report):
+        seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
+        item.reason = StateReason(
+            code="Server.InternalError",
+            message=(f"node {node.name} is down: it has not answered "
+                     f"{node.missed_polls} polls (last seen {seen}; {node.last_error}); "
+                     "this is its last report"))
+    return item
+
+
+class NodeViews(Sequence[NodeView]):
+    """The nodes in registration order as policies see them, each view made only when a
+    policy asks for it: a decision on a zone of 20,000 nodes looks at a handful."""
+
+    def __init__(self, nodes: list[TrackedNode], held: Callable[[str], Resources]) -> None:
+        self._nodes = nodes
+        self._held = held
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    @overload
+    def __getitem__(self, index: int) -> NodeView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NodeView]: ...
+
+    def __getitem__(self, index: int | slice) -> NodeView | Sequence[NodeView]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        node = self._nodes[index]
+        resources = node.resources
+        if resources is None:
+            # Never answered, so down: the Awake filter turns it away.
+            return NodeView(index=index, name=node.name, url=node.url, state=node.state,  # type: ignore[arg-type]
+                            free=ZERO, max=ZERO)
+        held = self._held(node.url)
+        free = resources.free if held is ZERO else resources.free.minus(held)
+        return NodeView(index=index, name=node.name, url=node.url, state=node.state,  # type: ignore[arg-type]
+                        free=free, max=resources.max)
+
+    def index_of(self, url: str) -> int:
+        return next(i for i, n in enumerate(self._nodes) if n.url == url)
+
+
 class NodeRegistry:
-    def __init__(self, store: ClusterStore, config_nodes: list[str], nc_port: int) -> None:
-        self._store = store
+    def __init__(self, stored: Iterable[StoredNode], config_nodes: list[str], nc_port: int,
+                 listener: Listener | None = None) -> None:
         self._nc_port = nc_port
-        self._nodes: dict[str, Node] = {}
-        for stored in store.load_nodes():
-            self._nodes[stored.url] = Node(**vars(stored))
+        self.listener: Listener = listener or _Nobody()
+        self._nodes: dict[str, TrackedNode] = {}
+        self._ordered: list[TrackedNode] | None = None
+        self._where: dict[str, str] = {}           # instance id -> node URL
+        self._dirty: set[str] = set()              # node URLs to write (or delete)
+        self._capacity_cache: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
+        for node in stored:
+            tracked = TrackedNode(**{**vars(node), "instances": {}})
+            self._nodes[node.url] = tracked
+            self._set_instances(tracked, node.instances)
+        self._next_position = max((n.position for n in self._nodes.values()), default=-1) + 1
         wanted = [node_url(n, nc_port) for n in config_nodes]
         for url in [u for u, n in self._nodes.items() if n.source == "config" and u not in wanted]:
             self._forget(url)
@@ -86,43 +189,59 @@ class NodeRegistry:
                 self._add(url, "config")
             elif self._nodes[url].source != "config":
                 self._nodes[url].source = "config"
-                store.save_node(self._nodes[url])
+                self._mark(url)
 
     # -- membership -------------------------------------------------------------------------
 
-    def nodes(self) -> list[Node]:
-        return sorted(self._nodes.values(), key=lambda n: n.position)
+    def nodes(self) -> list[TrackedNode]:
+        if self._ordered is None:
+            self._ordered = sorted(self._nodes.values(), key=lambda n: n.position)
+        return self._ordered
 
-    def find(self, name_or_url: str) -> Node | None:
+    def find(self, name_or_url: str) -> TrackedNode | None:
         if name_or_url.rstrip("/") in self._nodes:
             return self._nodes[name_or_url.rstrip("/")]
         return next((n for n in self._nodes.values() if n.node_id == name_or_url), None)
 
-    def register(self, url: str) -> Node:
+    def by_process(self) -> dict[str, list[TrackedNode]]:
+        """The nodes grouped by the NC process that serves them (its root URL)."""
+        groups: dict[str, list[TrackedNode]] = {}
+        for node in self.nodes():
+            groups.setdefault(split_url(node.url)[0], []).append(node)
+        return groups
+
+    def register(self, url: str) -> TrackedNode:
         url = node_url(url, self._nc_port)
         if url in self._nodes:
             raise KeyError(url)
         return self._add(url, "registered")
 
-    def deregister(self, name_or_url: str) -> Node:
+    def deregister(self, name_or_url: str) -> TrackedNode:
         node = self.find(name_or_url)
         if node is None:
             raise KeyError(name_or_url)
         self._forget(node.url)
+        self.listener.capacity_changed()
         return node
 
-    def _add(self, url: str, source: str) -> Node:
-        position = max((n.position for n in self._nodes.values()), default=-1) + 1
-        node = Node(url=url, source=source, position=position, last_error="not polled yet")
+    def _add(self, url: str, source: str) -> TrackedNode:
+        position = self._next_position
+        self._next_position += 1
+        node = TrackedNode(url=url, source=source, position=position, last_error="not polled yet")
         self._nodes[url] = node
-        self._store.save_node(node)
+        self._ordered = None
+        self._mark(url)
         return node
 
     def _forget(self, url: str) -> None:
-        self._nodes.pop(url, None)
-        self._store.delete_node(url)
+        node = self._nodes.pop(url, None)
+        self._capacity_cache.pop(url, None)
+        if node is not None:
+            self._index(url, node.instances, {})
+        self._ordered = None
+        self._mark(url)
 
-    # -- what polls and calls learn -----------------------------------------------------------
+    # -- what polls, pushes and calls learn ---------------------------------------------------
 
     def record_answer(self, url: str, resources: NodeResources, reports: list[InstanceReport],
                       poll_started: float) -> NodeState | None:
@@ -131,62 +250,46 @@ class NodeRegistry:
         node = self._nodes.get(url)
         if node is None:
             return None  # deregistered while the poll was in flight
-        before = node.state
-        persisted = _persisted(node)
+        before, persisted, capacity = node.state, _persisted(node), _capacity(node)
         node.node_id = resources.node_id
         node.missed_polls = 0
         node.last_seen = utcnow()
         node.last_error = None
-        # Free is recomputed from this very answer's instance list (what the NC books for an
-        # instance is VmType.needs()): the NC's own free figure may be read a moment later
-        # than its list, and then counts an instance whose reservation the CC still holds.
-        # With the list as the one snapshot, list plus held reservations counts each once.
-        booked = ZERO
-        for report in reports:
-            if _is_live(report):
-                booked = booked.plus(report.vm.needs())
-        node.resources = resources.model_copy(update={"free": resources.max.minus(booked)})
+        changed: list[InstanceReport] = []
         if poll_started >= node.changed_at:
-            # Power state and instance list only from an answer newer than our own last call,
-            # or a wake/run we just made would be undone until the next poll.
+            # Power state and instance list only from an answer newer than our own last call
+            # or push, or a wake/run we just made would be undone until the next poll.
             node.state = _answering_state(resources)
             fresh = {r.instance_id: r for r in reports}
-            if fresh != node.instances:
-                node.instances = fresh
-                self._store.replace_instances(url, fresh)
+            changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
+            if changed or fresh.keys() != node.instances.keys():
+                self._set_instances(node, fresh)
         elif node.state == "down":
             node.state = _answering_state(resources)
-        # Write only what changed: a hundred nodes polled every few seconds would otherwise
-        # be a hundred transactions a round for nothing (last_seen alone is not worth it).
-        if _persisted(node) != persisted:
-            self._store.save_node(node)
+        self._set_resources(node, resources)
+        self._after(node, before, persisted, capacity, changed)
         return before if before != node.state else None
 
-    def record_resources(self, url: str, resources: NodeResources) -> None:
-        """A power call answered with the node's resources (and its new power state)."""
-        node = self._nodes.get(url)
-        if node is not None:
-            node.changed_at = time.monotonic()
-            node.resources = resources
-            node.node_id = resources.node_id
-            node.state = _answering_state(resources)
-            node.missed_polls = 0
-            node.last_seen = utcnow()
-            self._store.save_node(node)
-
-    def record_miss(self, url: str, error: str) -> NodeState | None:
-        """A poll failed. Returns the previous state when this miss changed it."""
+    def record_event(self, url: str, resources: NodeResources, reports: list[InstanceReport]) -> bool:
+        """An NC pushed the instances that changed on a node, and the node's resources after
+        the change. Returns False for a node this zone does not know."""
         node = self._nodes.get(url)
         if node is None:
-            return None
-        node.missed_polls += 1
-        node.last_error = error
-        before = node.state
-        # A real node put to sleep stops answering; that is what asleep means, not down.
-        if node.state == "up" and node.missed_polls >= MISSED_POLLS_FOR_DOWN:
-            node.state = "down"
-        self._store.save_node(node)
-        return before if before != node.state else None
+            return False
+        before, persisted, capacity = node.state, _persisted(node), _capacity(node)
+        # Newer than any poll now in flight, which must not undo it.
+        node.changed_at = time.monotonic()
+        node.node_id = resources.node_id
+        node.missed_polls = 0
+        node.last_seen = utcnow()
+        node.last_error = None
+        node.state = _answering_state(resources)
+        changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
+        if changed:
+            self._set_instances(node, {**node.instances, **{r.instance_id: r for r in changed}})
+        self._set_resources(node, resources)
+        self._after(node, before, persisted, capacity, changed)
+        return True
 
     def record_report(self, url: str, report: InstanceReport) -> None:
         """An NC answered a run/terminate/reboot with the instance's report."""
@@ -194,42 +297,164 @@ class NodeRegistry:
         if node is None:
             return
         node.changed_at = time.monotonic()
-        node.instances = {**node.instances, report.instance_id: report}
-        self._store.save_instance(url, report)
+        if _same(node.instances.get(report.instance_id), report):
+            return
+        persisted, capacity = _persisted(node), _capacity(node)
+        self._set_instances(node, {**node.instances, report.instance_id: report})
+        if node.resources is not None:
+            self._set_resources(node, node.resources)
+        self._after(node, node.state, persisted, capacity, [report], instances_stored=True)
+
+    def record_resources(self, url: str, resources: NodeResources) -> None:
+        """A power call answered with the node's resources (and its new power state)."""
+        node = self._nodes.get(url)
+        if node is None:
+            return
+        before, persisted, capacity = node.state, _persisted(node), _capacity(node)
+        node.changed_at = time.monotonic()
+        node.node_id = resources.node_id
+        node.state = _answering_state(resources)
+        node.missed_polls = 0
+        node.last_seen = utcnow()
+        self._set_resources(node, resources)
+        self._after(node, before, persisted, capacity, [])
+
+    def record_miss(self, url: str, error: str) -> NodeState | None:
+        """A poll failed. Returns the previous state when this miss changed it."""
+        node = self._nodes.get(url)
+        if node is None:
+            return None
+        before, persisted, capacity = node.state, _persisted(node), _capacity(node)
+        node.missed_polls += 1
+        node.last_error = error
+        # A real node put to sleep stops answering; that is what asleep means, not down.
+        if node.state == "up" and node.missed_polls >= MISSED_POLLS_FOR_DOWN:
+            node.state = "down"
+        self._after(node, before, persisted, capacity, [])
+        return before if before != node.state else None
 
     def mark_asleep(self, url: str) -> None:
         """Taken before the NC is told to sleep, so no placement picks it as awake meanwhile."""
         node = self._nodes.get(url)
         if node is not None:
+            before, persisted, capacity = node.state, _persisted(node), _capacity(node)
             node.changed_at = time.monotonic()
             node.state = "asleep"
             node.idle_since = None
-            self._store.save_node(node)
+            self._after(node, before, persisted, capacity, [])
 
-    def set_idle_since(self, url: str, since: datetime | None) -> None:
+    def set_idle_since(self, url: str, since: object) -> None:
         node = self._nodes.get(url)
         if node is not None and node.idle_since != since:
-            node.idle_since = since
-            self._store.save_node(node)
+            node.idle_since = since  # type: ignore[assignment]
+            self._mark(url)
+
+    def _set_instances(self, node: TrackedNode, instances: dict[str, InstanceReport]) -> None:
+        self._index(node.url, node.instances, instances)
+        node.instances = instances
+        cores = memory = disk = 0
+        for report in instances.values():
+            if _is_live(report):
+                need = report.vm.needs()
+                cores += need.cores
+                memory += need.memory_mb
+                disk += need.disk_gb
+        node.booked = (cores, memory, disk)
+
+    def _set_resources(self, node: TrackedNode, resources: NodeResources) -> None:
+        # Free is recomputed from the instance list the CC keeps (what the NC books for an
+        # instance is VmType.needs()): the NC's own free figure may be read a moment before or
+        # after its list, and the CC's reservations end when an instance enters that list, so
+        # list plus held reservations counts each instance exactly once.
+        top, (cores, memory, disk) = resources.max, node.booked
+        free = (top.cores - cores, top.memory_mb - memory, top.disk_gb - disk)
+        old = node.resources
+        if old is not None and _figures(old) == _figures(resources) and _triple(old.free) == free:
+            # The same figures as before: keep the object, so that whoever compares or caches
+            # by it (the capacity view, the rows to write) sees no change.
+            return
+        if _triple(resources.free) != free:
+            resources = resources.model_copy(update={"free": Resources(
+                cores=free[0], memory_mb=free[1], disk_gb=free[2])})
+        node.resources = resources
+
+    def _index(self, url: str, old: dict[str, InstanceReport], new: dict[str, InstanceReport]) -> None:
+        for iid in old.keys() - new.keys():
+            if self._where.get(iid) == url:
+                del self._where[iid]
+        for iid in new:
+            self._where[iid] = url
+
+    def _after(self, node: TrackedNode, before: str, persisted: tuple[object, ...],
+               capacity: tuple[object, ...], changed: list[InstanceReport],
+               instances_stored: bool = False) -> None:
+        """Tell the listener what this change means: instances to push (all of the node's when
+        its state changed, since their node_state did), capacity, rows to write."""
+        if before != node.state:
+            changed = list(node.instances.values())
+        if changed:
+            self.listener.instances_changed([cluster_instance(node, r) for r in changed])
+        if _capacity(node) != capacity:
+            self.listener.capacity_changed()
+        # Write only what changed: twenty thousand nodes answering a round would otherwise be
+        # twenty thousand rows rewritten for nothing (last_seen alone is not worth it).
+        if changed or instances_stored or _persisted(node) != persisted:
+            self._mark(node.url)
+
+    def _mark(self, url: str) -> None:
+        self._dirty.add(url)
+        self.listener.stored_changed()
+
+    def take_changes(self) -> tuple[list[StoredNode], list[str]]:
+        """What to write since the last call: copies of the changed nodes, and the URLs of
+        those that are gone. The copies share reports and resources, which are replaced,
+        never changed in place, so a thread may serialize them while the loop goes on."""
+        dirty, self._dirty = self._dirty, set()
+        saved: list[StoredNode] = []
+        deleted: list[str] = []
+        for url in dirty:
+            node = self._nodes.get(url)
+            if node is None:
+                deleted.append(url)
+                continue
+            saved.append(StoredNode(**{name: getattr(node, name) for name in StoredNode.__dataclass_fields__}))
+        return saved, deleted
 
     # -- what others read ---------------------------------------------------------------------
 
-    def locate(self, instance_id: str) -> Node | None:
-        return next((n for n in self._nodes.values() if instance_id in n.instances), None)
+    def locate(self, instance_id: str) -> TrackedNode | None:
+        url = self._where.get(instance_id)
+        return self._nodes.get(url) if url is not None else None
 
-    def views(self, held: Mapping[str, Resources]) -> list[NodeView]:
-        """Nodes a policy may consider (up or asleep, with known resources), in registration
-        order, each with the CC's reservations taken off its free figures."""
-        views: list[NodeView] = []
+    def views(self, held: Callable[[str], Resources]) -> NodeViews:
+        """Every node in registration order, as policies see it, each with the CC's
+        reservations (`held(url)`) taken off its free figures."""
+        return NodeViews(self.nodes(), held)
+
+    def capacity(self, held: Callable[[str], Resources]) -> list[NodeCapacity]:
+        """The nodes with known figures, as the CLC admits work against them. Pushed whole on
+        every change, so each node's entry is remade only when its figures or its
+        reservations were replaced (both are replaced on change, never changed in place)."""
+        out: list[NodeCapacity] = []
         for node in self.nodes():
-            if node.state == "down" or node.resources is None:
+            resources = node.resources
+            if resources is None:
                 continue
-            views.append(NodeView(index=len(views), name=node.name, url=node.url, state=node.state,
-                                  free=node.resources.free.minus(held.get(node.url, ZERO)),
-                                  max=node.resources.max))
-        return views
+            taken = held(node.url)
+            key = (node.name, node.state, id(resources), id(taken))
+            cached = self._capacity_cache.get(node.url)
+            if cached is None or cached[0] != key:
+                entry = NodeCapacity(
+                    name=node.name, state=node.state,  # type: ignore[arg-type]
+                    free=resources.free if taken is ZERO else resources.free.minus(taken),
+                    max=resources.max)
+                # The objects are kept with the entry so their ids cannot be reused meanwhile.
+                cached = (key, entry, resources, taken)
+                self._capacity_cache[node.url] = cached
+            out.append(cached[1])
+        return out
 
-    def info(self, node: Node, held: Resources) -> NodeInfo:
+    def info(self, node: TrackedNode, held: Resources) -> NodeInfo:
         return NodeInfo(
             name=node.name, url=node.url, source=node.source,  # type: ignore[arg-type]
             position=node.position, state=node.state,  # type: ignore[arg-type]
@@ -240,16 +465,8 @@ class NodeRegistry:
             idle_since=node.idle_since)
 
     def instances(self) -> list[ClusterInstance]:
-        out: list[ClusterInstance] = []
-        for node in self.nodes():
-            for report in node.instances.values():
-                item = ClusterInstance(**report.model_dump(), node_state=node.state)  # type: ignore[arg-type]
-                if node.state == "down" and _is_live(report):
-                    seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
-                    item.reason = StateReason(
-                        code="Server.InternalError",
-                        message=(f"node {node.name} is down: it has not answered "
-                                 f"{node.missed_polls} polls (last seen {seen}; {node.last_error}); "
-                                 "this is its last report"))
-                out.append(item)
-        return out
+        return [cluster_instance(node, report)
+                for node in self.nodes() for report in node.instances.values()]
+
+    def states(self) -> Sequence[str]:
+        return [n.state for n in self.nodes()]

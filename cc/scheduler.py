@@ -1,21 +1,171 @@
-"""Scheduling policies, one class per SCHEDPOLICY. A policy answers one question: which of
-these nodes (in registration order, free figures already net of reservations) gets one
-instance needing `need`? It never reserves anything itself; placement.py does that."""
+"""Where an instance goes, in two parts, as Nova's scheduler splits it:
+
+- filters, each a small class answering one question about one node (does the instance fit its
+  free cores? its memory? its disk? is the node awake? did the request rule it out?);
+- policies, one class per SCHEDPOLICY, that only decide the ORDER in which nodes are offered
+  to the filters and take the first one that passes. A policy never reserves anything itself;
+  placement.py does that, and never re-checks what a filter answers.
+
+Filtering is lazy: a policy asks about one node at a time and stops at the first that passes,
+so GREEDY and ROUNDROBIN cost a few checks per instance while early nodes have room, whatever
+the size of the zone (40,000 instances on 20,000 nodes go through here one by one). Only when
+no node passes does `FilterChain.explain` walk the candidates again, to say which filter turned
+each away for the trace."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from cc.registry import NodeView
-from services.messages.cluster import SchedPolicy
+from services.messages.cluster import NodeState, SchedPolicy
 from services.messages.node import Resources
 
+
+@dataclass(frozen=True)
+class NodeView:
+    """What filters and policies see of one node: free is the NC's figure minus the CC's own
+    reservations not yet visible in it. `index` is its place in registration order."""
+    index: int
+    name: str
+    url: str
+    state: NodeState
+    free: Resources
+    max: Resources
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+class Filter(Protocol):
+    name: str
+
+    def passes(self, node: NodeView, need: Resources) -> bool: ...
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        """Why this node was turned away, in a few words, for the trace."""
+        ...
+
+
+class FitsCores:
+    name = "cores"
+
+    def passes(self, node: NodeView, need: Resources) -> bool:
+        return need.cores <= node.free.cores
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        return f"{node.free.cores} of {need.cores} cores free"
+
+
+class FitsMemory:
+    name = "memory"
+
+    def passes(self, node: NodeView, need: Resources) -> bool:
+        return need.memory_mb <= node.free.memory_mb
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        return f"{node.free.memory_mb} of {need.memory_mb} MB free"
+
+
+class FitsDisk:
+    name = "disk"
+
+    def passes(self, node: NodeView, need: Resources) -> bool:
+        return need.disk_gb <= node.free.disk_gb
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        return f"{node.free.disk_gb} of {need.disk_gb} GB free"
+
+
+class Awake:
+    """Up, or asleep when the zone may wake nodes (POWERSAVE); never down."""
+    name = "awake"
+
+    def __init__(self, wakeable: bool = False) -> None:
+        self.wakeable = wakeable
+
+    def passes(self, node: NodeView, need: Resources) -> bool:
+        return node.state == "up" or (self.wakeable and node.state == "asleep")
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        return f"{node.state}"
+
+
+class NotExcluded:
+    """The request ruled some nodes out: a list of names or URLs, or all but the one an
+    administrator named."""
+    name = "not excluded"
+
+    def __init__(self, excluded: Iterable[str] = (), only: str | None = None) -> None:
+        self.excluded = frozenset(excluded)
+        self.only = only
+
+    def passes(self, node: NodeView, need: Resources) -> bool:
+        if node.name in self.excluded or node.url in self.excluded:
+            return False
+        return self.only is None or self.only in (node.name, node.url)
+
+    def refusal(self, node: NodeView, need: Resources) -> str:
+        return "excluded by the request" if self.only is None else f"not {self.only}"
+
+
+@dataclass
+class FilterChain:
+    """All filters in order; the cheap, most often decisive ones first."""
+    filters: list[Filter] = field(default_factory=list)
+
+    def first_refusal(self, node: NodeView, need: Resources) -> Filter | None:
+        return next((f for f in self.filters if not f.passes(node, need)), None)
+
+    def test(self, need: Resources) -> Callable[[NodeView], bool]:
+        """The question a policy asks of each node it offers."""
+        filters = self.filters
+
+        def passes(node: NodeView) -> bool:
+            return all(f.passes(node, need) for f in filters)
+        return passes
+
+    def explain(self, nodes: Iterable[NodeView], need: Resources, named: int = 3) -> str:
+        """Why none of `nodes` passed: per filter, how many it turned away, and the first few."""
+        turned: Counter[str] = Counter()
+        examples: dict[str, list[str]] = {}
+        for node in nodes:
+            refusing = self.first_refusal(node, need)
+            if refusing is None:
+                continue
+            turned[refusing.name] += 1
+            shown = examples.setdefault(refusing.name, [])
+            if len(shown) < named:
+                shown.append(f"{node.name}: {refusing.refusal(node, need)}")
+        if not turned:
+            return "no node to consider"
+        return "; ".join(
+            f"{name} turned away {count} node{'s' if count > 1 else ''} "
+            f"({', '.join(examples[name])}{', …' if count > len(examples[name]) else ''})"
+            for name, count in turned.most_common())
+
+
+def standard_filters(wakeable: bool, excluded: NotExcluded | None = None) -> FilterChain:
+    chain: list[Filter] = [Awake(wakeable)]
+    if excluded is not None:
+        chain.append(excluded)
+    chain += [FitsCores(), FitsMemory(), FitsDisk()]
+    return FilterChain(chain)
+
+
+# -- policies --------------------------------------------------------------------------------
 
 class Policy(Protocol):
     name: SchedPolicy
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None: ...
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        """The node that gets the next instance, or None; offers nodes to `passes` one at a
+        time and stops at the first it takes."""
+        ...
+
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        """Every node this policy would offer, in its order (for the trace of a refusal)."""
+        ...
 
     def why(self, node: NodeView) -> str:
         """One sentence for the teaching trace: why this node."""
@@ -28,14 +178,6 @@ class Policy(Protocol):
     def restore(self, saved: str) -> None: ...
 
 
-def _awake(node: NodeView) -> bool:
-    return node.state == "up"
-
-
-def _first_awake_with_room(nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-    return next((n for n in nodes if _awake(n) and n.free.fits(need)), None)
-
-
 class _Stateless:
     """A policy with nothing to keep across a restart."""
 
@@ -46,31 +188,42 @@ class _Stateless:
         pass
 
 
+def _in_order(nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+    return (nodes[i] for i in range(len(nodes)))
+
+
 class Greedy(_Stateless):
-    """The first node, in registration order, where the instance fits."""
+    """The first node, in registration order, that passes."""
 
     name: SchedPolicy = "GREEDY"
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        return _first_awake_with_room(nodes, need)
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        return _in_order(nodes)
+
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        return next((n for n in _in_order(nodes) if passes(n)), None)
 
     def why(self, node: NodeView) -> str:
         return f"GREEDY: {node.name} is the first node in registration order with room"
 
 
 class RoundRobin:
-    """From a saved pointer, the next node that fits; the pointer moves past it."""
+    """From a saved pointer, the next node that passes; the pointer moves past it."""
 
     name: SchedPolicy = "ROUNDROBIN"
 
     def __init__(self, pointer: int = 0) -> None:
         self.pointer = pointer
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        for offset in range(len(nodes)):
-            node = nodes[(self.pointer + offset) % len(nodes)]
-            if _awake(node) and node.free.fits(need):
-                self.pointer = (self.pointer + offset + 1) % len(nodes)
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        count = len(nodes)
+        start = self.pointer % count if count else 0
+        return (nodes[(start + offset) % count] for offset in range(count))
+
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        for node in self.candidates(nodes):
+            if passes(node):
+                self.pointer = (node.index + 1) % len(nodes)
                 return node
         return None
 
@@ -91,11 +244,14 @@ class PowerSave(_Stateless):
 
     name: SchedPolicy = "POWERSAVE"
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        awake = _first_awake_with_room(nodes, need)
-        if awake is not None:
-            return awake
-        return next((n for n in nodes if n.state == "asleep" and n.free.fits(need)), None)
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        awake = (n for n in _in_order(nodes) if n.state == "up")
+        asleep = (n for n in _in_order(nodes) if n.state != "up")
+        yield from awake
+        yield from asleep
+
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        return next((n for n in self.candidates(nodes) if passes(n)), None)
 
     def why(self, node: NodeView) -> str:
         if node.state == "asleep":
@@ -104,14 +260,19 @@ class PowerSave(_Stateless):
 
 
 class TargetNode(_Stateless):
-    """An administrator named the node: it alone is considered (awake or asleep)."""
+    """An administrator named the node (the request's NotExcluded filter says which): the
+    zone's policy is bypassed and only that node, at `index`, is offered."""
 
-    def __init__(self, policy: SchedPolicy, target: str) -> None:
+    def __init__(self, policy: SchedPolicy, index: int) -> None:
         self.name: SchedPolicy = policy
-        self._target = target
+        self._index = index
 
-    def choose(self, nodes: Sequence[NodeView], need: Resources) -> NodeView | None:
-        return next((n for n in nodes if self._target in (n.name, n.url) and n.free.fits(need)), None)
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        yield nodes[self._index]
+
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        node = nodes[self._index]
+        return node if passes(node) else None
 
     def why(self, node: NodeView) -> str:
         return f"an administrator asked for {node.name}"

@@ -1,14 +1,20 @@
 """Persistence of the CC's registry and scheduler state. Behaviour lives in registry.py and
-scheduler.py; this module only reads and writes rows."""
+scheduler.py; this module only reads and writes rows.
+
+Writes come in batches (`write`): the registry collects what changed and the cluster writes it
+in one transaction off the event loop, so a round that heard from 20,000 nodes costs one commit,
+not 20,000."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
-from cc.models import InstanceRecord, Node, SchedulerState
+from cc.models import InstanceRecord, NodeRow, SchedulerState
+from services.clock import aware
 from services.db import Database
 from services.messages.node import InstanceReport, NodeResources
 
@@ -28,6 +34,12 @@ class StoredNode:
     instances: dict[str, InstanceReport] = field(default_factory=dict)
 
 
+# The tables themselves: bulk inserts through them skip the ORM's per-row bookkeeping, which
+# cost more than SQLite did for a batch of thousands of instances.
+NODES = NodeRow.__table__
+INSTANCES = InstanceRecord.__table__
+
+
 class ClusterStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -37,53 +49,44 @@ class ClusterStore:
             nodes = {
                 row.url: StoredNode(
                     url=row.url, source=row.source, position=row.position, node_id=row.node_id,
-                    state=row.state, missed_polls=row.missed_polls, last_seen=row.last_seen,
-                    last_error=row.last_error, idle_since=row.idle_since,
+                    state=row.state, missed_polls=row.missed_polls, last_seen=aware(row.last_seen),
+                    last_error=row.last_error, idle_since=aware(row.idle_since),
                     resources=(NodeResources.model_validate_json(row.resources_json)
                                if row.resources_json else None))
-                for row in session.scalars(select(Node).order_by(Node.position))
+                for row in session.scalars(select(NodeRow).order_by(NodeRow.position))
             }
             for record in session.scalars(select(InstanceRecord)):
                 report = InstanceReport.model_validate_json(record.report_json)
                 nodes[record.node_url].instances[record.instance_id] = report
         return list(nodes.values())
 
-    def save_node(self, node: StoredNode) -> None:
+    def write(self, nodes: Sequence[StoredNode], deleted: Sequence[str] = ()) -> None:
+        """Save `nodes` (each with all its instances) and delete the nodes at `deleted`, in one
+        transaction of bulk statements (no ORM objects: a batch may hold thousands of rows).
+        Blocking: call it from a thread, never on the event loop."""
+        if not nodes and not deleted:
+            return
+        urls = [n.url for n in nodes] + list(deleted)
+        # An instance that moved nodes (a re-run after a failure) keeps one row: the newest.
+        moved = [iid for n in nodes for iid in n.instances]
         with self._db.session() as session:
-            row = session.get(Node, node.url) or Node(url=node.url)
-            row.node_id = node.node_id
-            row.source = node.source
-            row.position = node.position
-            row.state = node.state
-            row.missed_polls = node.missed_polls
-            row.last_seen = node.last_seen
-            row.last_error = node.last_error
-            row.idle_since = node.idle_since
-            row.resources_json = node.resources.model_dump_json() if node.resources else None
-            session.add(row)
-
-    def delete_node(self, url: str) -> None:
-        with self._db.session() as session:
-            session.execute(delete(InstanceRecord).where(InstanceRecord.node_url == url))
-            session.execute(delete(Node).where(Node.url == url))
-
-    def replace_instances(self, url: str, reports: dict[str, InstanceReport]) -> None:
-        with self._db.session() as session:
-            session.execute(delete(InstanceRecord).where(InstanceRecord.node_url == url))
-            # An instance that moved nodes (a re-run after a failure) keeps one row: the newest.
-            if reports:
-                session.execute(delete(InstanceRecord).where(InstanceRecord.instance_id.in_(list(reports))))
-            session.add_all(InstanceRecord(instance_id=iid, node_url=url, report_json=r.model_dump_json())
-                            for iid, r in reports.items())
-
-    def save_instance(self, url: str, report: InstanceReport) -> None:
-        with self._db.session() as session:
-            row = session.get(InstanceRecord, report.instance_id)
-            if row is None:
-                row = InstanceRecord(instance_id=report.instance_id)
-            row.node_url = url
-            row.report_json = report.model_dump_json()
-            session.add(row)
+            for chunk in _chunks(urls):
+                session.execute(delete(InstanceRecord).where(InstanceRecord.node_url.in_(chunk)))
+            for chunk in _chunks(moved):
+                session.execute(delete(InstanceRecord).where(InstanceRecord.instance_id.in_(chunk)))
+            for chunk in _chunks(urls):
+                session.execute(delete(NodeRow).where(NodeRow.url.in_(chunk)))
+            if nodes:
+                session.execute(insert(NODES), [{
+                    "url": n.url, "node_id": n.node_id, "source": n.source, "position": n.position,
+                    "state": n.state, "missed_polls": n.missed_polls, "last_seen": n.last_seen,
+                    "last_error": n.last_error, "idle_since": n.idle_since,
+                    "resources_json": n.resources.model_dump_json() if n.resources else None,
+                } for n in nodes])
+            rows = [{"instance_id": iid, "node_url": n.url, "report_json": r.model_dump_json()}
+                    for n in nodes for iid, r in n.instances.items()]
+            if rows:
+                session.execute(insert(INSTANCES), rows)
 
     def get_state(self, key: str) -> str | None:
         with self._db.session() as session:
@@ -95,3 +98,8 @@ class ClusterStore:
             row = session.get(SchedulerState, key) or SchedulerState(key=key, value=value)
             row.value = value
             session.add(row)
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """SQLite limits the variables of one statement; IN lists go in slices."""
+    return [items[i:i + size] for i in range(0, len(items), size)]

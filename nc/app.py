@@ -1,31 +1,42 @@
-"""The node controller's HTTP service: the internal API of services/messages/node.py over one
-node. `create_app` serves a single node (real mode, or one simulated node):
+"""The node controller's HTTP service: the internal API of services/messages/node.py.
+`create_app` serves a single node at the process's root (real mode, or one simulated node):
 
     uvicorn --factory nc.app:create_app --port 8775
 
-A simulated process serving several nodes is nc.multi:create_app."""
+A simulated process serving several nodes is nc.multi:create_app; both are built here from one
+NodeProcess, with the node routes defined once.
+
+Event loops: every route is a sync function (Starlette runs it in its threadpool), since each
+reads SQLite or calls the hypervisor; the lifespan's start, watch pass and shutdown run in a
+worker thread (`asyncio.to_thread`). Nothing blocking runs on the loop itself."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from nc.hypervisor import HypervisorError
 from nc.instances import NotFound, Refused
 from nc.node import NodeRuntime, NodeSettings
+from nc.process import NodeProcess
 from nc.resources import Limits
 from nc.states import TransitionError
 from services.config import CloudConfig, ConfigError, load_config
-from services.messages.node import (ConsoleOutput, InstanceList, InstanceReport, NodeResources,
+from services.messages.node import (NC_CONSOLE_ROUTE, NC_DESCRIBE_ROUTE, NC_DIRECTORY_ROUTE,
+                                    NC_INSTANCE_ROUTE, NC_INSTANCES_ROUTE, NC_REBOOT_ROUTE,
+                                    NC_RESOURCES_ROUTE, NC_SLEEP_ROUTE, NC_TERMINATE_ROUTE,
+                                    NC_WAKE_ROUTE, ConsoleOutput, DescribeNodes, InstanceList,
+                                    InstanceReport, NodeDirectory, NodeProcessReport, NodeResources,
                                     RunInstance)
 from services.service_app import make_service_app
 
-BACKGROUND_WORKERS = 4
+log = logging.getLogger(__name__)
 
 
 def require_secret(config: CloudConfig) -> str:
@@ -41,119 +52,130 @@ def instance_root(config: CloudConfig) -> Path:
 
 def single_node_settings(config: CloudConfig) -> NodeSettings:
     return NodeSettings(
-        node_id=config.NC_NODE_ID or f"{config.PUBLIC_HOST}:{config.NC_PORT}",
+        node_id=config.NC_NODE_ID or f"{config.PUBLIC_HOST}:{config.NC_PORT}", prefix="",
         hypervisor_uri=config.HYPERVISOR_URI, domain_type=config.HYPERVISOR_DOMAIN_TYPE,
-        database_url=config.database_url("nc"), instance_root=instance_root(config),
-        cache_mb=config.NC_CACHE_SIZE,
+        instance_root=instance_root(config), cache_mb=config.NC_CACHE_SIZE,
         limits=Limits(config.MAX_CORES, config.MAX_MEM, config.MAX_DISK),
         secret=require_secret(config))
 
 
-@contextlib.contextmanager
-def _answers() -> Iterator[None]:
-    """Behaviour errors -> HTTP statuses the CC can act on."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (Refused, TransitionError) as exc:
-        raise HTTPException(409, str(exc)) from None
-    except HypervisorError as exc:
-        raise HTTPException(502, str(exc)) from None
+# The one translation of the NC's behaviour errors into HTTP statuses the CC acts on, at the
+# border; anything else is a bug and surfaces as one (500, with its traceback in the log).
+_ANSWERS: dict[type[Exception], int] = {NotFound: 404, Refused: 409, TransitionError: 409, HypervisorError: 502}
 
 
-def add_node_routes(app: FastAPI, node: Callable[[], NodeRuntime]) -> None:
+def _answer(_request: Request, exc: Exception) -> JSONResponse:
+    status = next(code for kind, code in _ANSWERS.items() if isinstance(exc, kind))
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def install_answers(app: FastAPI) -> None:
+    for error in _ANSWERS:
+        app.add_exception_handler(error, _answer)
+
+
+def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
+    """The routes of one node; `resolve` is the dependency that says which node a request is
+    for (the only one, or the one its URL prefix names)."""
+    router = APIRouter()
+    # A default, not an Annotated alias: with postponed annotations FastAPI resolves names in
+    # the module's globals, where a local alias is not.
+    this = Depends(resolve)
+
+    @router.get(NC_RESOURCES_ROUTE)
+    def resources(node: NodeRuntime = this) -> NodeResources:
+        return node.resources()
+
+    @router.get(NC_INSTANCES_ROUTE)
+    def describe_instances(node: NodeRuntime = this) -> InstanceList:
+        return InstanceList(node_id=node.node_id, instances=node.manager.describe())
+
+    @router.post(NC_INSTANCES_ROUTE)
+    def run_instance(body: RunInstance, node: NodeRuntime = this) -> InstanceReport:
+        return node.manager.run(body, node.capacity())
+
+    @router.get(NC_INSTANCE_ROUTE)
+    def describe_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
+        return node.manager.get(instance_id)
+
+    @router.post(NC_TERMINATE_ROUTE)
+    def terminate_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
+        return node.manager.terminate(instance_id)
+
+    @router.post(NC_REBOOT_ROUTE)
+    def reboot_instance(instance_id: str, node: NodeRuntime = this) -> InstanceReport:
+        return node.manager.reboot(instance_id)
+
+    @router.get(NC_CONSOLE_ROUTE)
+    def console_output(instance_id: str, node: NodeRuntime = this) -> ConsoleOutput:
+        return node.manager.console(instance_id)
+
+    @router.post(NC_SLEEP_ROUTE)
+    def sleep(node: NodeRuntime = this) -> NodeResources:
+        return node.set_power("asleep")
+
+    @router.post(NC_WAKE_ROUTE)
+    def wake(node: NodeRuntime = this) -> NodeResources:
+        return node.set_power("awake")
+
+    return router
+
+
+def add_process_routes(app: FastAPI, process: NodeProcess, *, directory: bool) -> None:
+    """What the process answers at its root: one describe of every node (the CC's poll, and
+    its subscription to pushed changes), and, in a simulated process, the node directory."""
     guard = [Depends(app.state.internal_auth)]
 
-    @app.get("/internal/resources", dependencies=guard)
-    def resources() -> NodeResources:
-        return node().resources()
+    @app.post(NC_DESCRIBE_ROUTE, dependencies=guard)
+    def describe(body: DescribeNodes) -> NodeProcessReport:
+        return process.describe(body)
 
-    @app.get("/internal/instances", dependencies=guard)
-    def describe_instances() -> InstanceList:
-        runtime = node()
-        return InstanceList(node_id=runtime.node_id, instances=runtime.manager.describe())
-
-    @app.post("/internal/instances", dependencies=guard)
-    def run_instance(body: RunInstance) -> InstanceReport:
-        runtime = node()
-        with _answers():
-            return runtime.manager.run(body, runtime.capacity())
-
-    @app.get("/internal/instances/{instance_id}", dependencies=guard)
-    def describe_instance(instance_id: str) -> InstanceReport:
-        with _answers():
-            return node().manager.get(instance_id)
-
-    @app.post("/internal/instances/{instance_id}/terminate", dependencies=guard)
-    def terminate_instance(instance_id: str) -> InstanceReport:
-        with _answers():
-            return node().manager.terminate(instance_id)
-
-    @app.post("/internal/instances/{instance_id}/reboot", dependencies=guard)
-    def reboot_instance(instance_id: str) -> InstanceReport:
-        with _answers():
-            return node().manager.reboot(instance_id)
-
-    @app.get("/internal/instances/{instance_id}/console", dependencies=guard)
-    def console_output(instance_id: str) -> ConsoleOutput:
-        with _answers():
-            return node().manager.console(instance_id)
-
-    @app.post("/internal/power/{action}", dependencies=guard)
-    def power(action: str) -> NodeResources:
-        if action not in ("sleep", "wake"):
-            raise HTTPException(404, f"no power action {action!r}: use sleep or wake")
-        with _answers():
-            return node().set_power("asleep" if action == "sleep" else "awake")
+    if directory:
+        @app.get(NC_DIRECTORY_ROUTE, dependencies=guard)
+        def nodes() -> NodeDirectory:
+            return process.directory()
 
 
-async def watch_loop(nodes: list[NodeRuntime], every: float) -> None:
-    """Notice domains that die under running instances, every NC_POLLING_FREQUENCY seconds."""
+async def watch_loop(process: NodeProcess, every: float) -> None:
+    """Every NC_POLLING_FREQUENCY seconds, in a worker thread: notice domains that died under
+    running instances, and forget instances terminated long ago."""
     while True:
         await asyncio.sleep(every)
-        for runtime in nodes:
-            try:
-                await asyncio.to_thread(runtime.watch)
-            except Exception as exc:  # noqa: BLE001 - one bad pass must not end the loop
-                runtime.recorder.record("error", f"watch pass failed: {exc!r}", request_id="nc-watch")
+        try:
+            await asyncio.to_thread(process.watch_pass)
+        except Exception:  # noqa: BLE001 - the loop must outlive one bad pass; the log keeps the bug
+            log.exception("NC watch pass failed")
 
 
 @contextlib.asynccontextmanager
-async def serving(nodes: list[NodeRuntime], executor: ThreadPoolExecutor,
-                  every: float) -> AsyncIterator[None]:
-    """Start (migrate + reconcile) every node, run the watch loop, and stop cleanly."""
-    # One after another: Alembic keeps its migration context in module globals.
-    for runtime in nodes:
-        await asyncio.to_thread(runtime.start)
-    task = asyncio.create_task(watch_loop(nodes, every))
+async def serving(process: NodeProcess, every: float) -> AsyncIterator[None]:
+    """Start (migrate + reconcile) the process's nodes, run the watch loop, and stop cleanly."""
+    await asyncio.to_thread(process.start)
+    task = asyncio.create_task(watch_loop(process, every))
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        executor.shutdown(wait=True, cancel_futures=True)
-        for runtime in nodes:
-            runtime.close()
-
-
-def build_node(settings: NodeSettings, executor: ThreadPoolExecutor) -> tuple[FastAPI, NodeRuntime]:
-    app, recorder = make_service_app("nc", settings.secret)
-    runtime = NodeRuntime(settings, recorder, executor)
-    app.state.node = runtime
-    add_node_routes(app, lambda: runtime)
-    return app, runtime
+        await asyncio.to_thread(process.close)
 
 
 def create_app(config: CloudConfig | None = None) -> FastAPI:
     config = config or load_config()
     settings = single_node_settings(config)
-    executor = ThreadPoolExecutor(BACKGROUND_WORKERS, thread_name_prefix="nc-launch")
-    app, runtime = build_node(settings, executor)
+    app, recorder = make_service_app("nc", settings.secret)
+    process = NodeProcess([settings], config.database_url("nc"), settings.secret, recorder,
+                          instance_root(config))
+    runtime = process.node("")
+    app.state.process = process
+    app.state.node = runtime
+    install_answers(app)
+    app.include_router(node_router(lambda: runtime), dependencies=[Depends(app.state.internal_auth)])
+    add_process_routes(app, process, directory=False)
     every = config.NC_POLLING_FREQUENCY
-    app.router.lifespan_context = lambda _app: serving([runtime], executor, every)
+    app.router.lifespan_context = lambda _app: serving(process, every)
     return app
 
 
-__all__ = ["create_app", "build_node", "add_node_routes", "serving"]
+__all__ = ["create_app", "node_router", "add_process_routes", "install_answers", "serving"]

@@ -1,46 +1,31 @@
-"""The NC's one door to the hypervisor: a small Protocol and its libvirt implementation, which
-serves both libvirt's test driver (simulated mode) and QEMU/KVM (real mode).
+"""The NC's one door to a hypervisor: a small Protocol, the types it speaks, and the factory
+that picks an implementation from HYPERVISOR_URI:
 
-Only domains eucasim created are ever touched or counted: their name is an instance id and
-they carry our metadata element naming this node. Everything else on the hypervisor (the test
-driver's own `test` domain, an operator's VMs, another simulated node's instances on a shared
-`test:///default`) is invisible to the NC."""
+  test:///…, qemu:///…   nc.libvirt_hypervisor.LibvirtHypervisor (libvirt's test driver in
+                         simulated mode, QEMU/KVM in real mode)
+  fake://, fake:///name  nc.fake_hypervisor.FakeHypervisor, in memory, for thousands of
+                         simulated nodes in one process (Nova keeps its `fake` driver beside
+                         its libvirt one for the same reason)
+
+Both pass the same contract (tests/nc/test_hypervisor_contract.py). Only domains eucasim
+created are ever touched or counted: their name is an instance id and they carry our metadata
+naming this node; anything else on the hypervisor is invisible to the NC."""
 
 from __future__ import annotations
 
-import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-import libvirt
-
-from nc.domain_xml import NAMESPACE, DomainSpec, build_domain_xml, console_path, parse_metadata
+from nc.domain_xml import DomainSpec
 
 DomainState = Literal["running", "paused", "shutoff", "crashed", "other", "absent"]
-INSTANCE_NAME = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
-
-_STATES: dict[int, DomainState] = {
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "running",   # shutting down but still alive
-    libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-}
-
-
-def _quiet(_ctx: object, _err: object) -> None:
-    """libvirt prints every error to stderr by default; we raise HypervisorError instead."""
-
-
-libvirt.registerErrorHandler(_quiet, None)
+FAKE_SCHEME = "fake:"
 
 
 class HypervisorError(Exception):
-    """A libvirt call failed; the message is libvirt's own words, prefixed `libvirt: `."""
+    """A hypervisor call failed; the message says which call and why (libvirt's own words,
+    prefixed `libvirt: `, for the libvirt driver)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +44,7 @@ class OurDomain:
 
 class Hypervisor(Protocol):
     uri: str
-    simulated: bool
+    simulated: bool         # no guest really runs: the NC writes the console itself
     domain_type: str
 
     def host_info(self) -> HostInfo: ...
@@ -75,6 +60,20 @@ class Hypervisor(Protocol):
     def close(self) -> None: ...
 
 
+def is_fake(uri: str) -> bool:
+    return uri.startswith(FAKE_SCHEME)
+
+
+def open_hypervisor(uri: str, domain_type: str, node_id: str) -> Hypervisor:
+    """The implementation HYPERVISOR_URI names. libvirt is imported only when asked for, so a
+    process of fake nodes needs no compiled libvirt."""
+    if is_fake(uri):
+        from nc.fake_hypervisor import FakeHypervisor
+        return FakeHypervisor(uri, node_id)
+    from nc.libvirt_hypervisor import LibvirtHypervisor
+    return LibvirtHypervisor(uri, domain_type, node_id)
+
+
 def tail_of(path: Path, limit: int) -> bytes:
     try:
         with path.open("rb") as stream:
@@ -83,112 +82,3 @@ def tail_of(path: Path, limit: int) -> bytes:
             return stream.read()
     except FileNotFoundError:
         return b""
-
-
-class LibvirtHypervisor:
-    """One libvirt connection for one node. `test:///…` URIs make it simulated: the domain
-    type is forced to `test` (the only one that driver accepts) and guests never really run."""
-
-    def __init__(self, uri: str, domain_type: str, node_id: str) -> None:
-        self.uri = uri
-        self.simulated = uri.startswith("test:")
-        self.domain_type = "test" if self.simulated else domain_type
-        self.node_id = node_id
-        self._lock = threading.RLock()
-        try:
-            self._conn = libvirt.open(uri)
-        except libvirt.libvirtError as exc:
-            raise HypervisorError(f"libvirt: cannot open {uri}: {exc}") from None
-
-    def _call(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
-        try:
-            with self._lock:
-                return fn(*args)
-        except libvirt.libvirtError as exc:
-            raise HypervisorError(f"libvirt: {what}: {exc}") from None
-
-    def _lookup(self, name: str) -> libvirt.virDomain | None:
-        with self._lock:
-            try:
-                return self._conn.lookupByName(name)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return None
-                raise HypervisorError(f"libvirt: look up {name}: {exc}") from None
-
-    def _require(self, name: str) -> libvirt.virDomain:
-        domain = self._lookup(name)
-        if domain is None:
-            raise HypervisorError(f"libvirt: no domain named {name}")
-        return domain
-
-    def host_info(self) -> HostInfo:
-        model, memory_mb, cpus, *_ = self._call("node info", self._conn.getInfo)
-        return HostInfo(cores=int(cpus), memory_mb=int(memory_mb), model=str(model))
-
-    def define(self, spec: DomainSpec) -> str:
-        xml = build_domain_xml(spec)
-        self._call(f"define {spec.name}", self._conn.defineXML, xml)
-        return xml
-
-    def start(self, name: str) -> None:
-        domain = self._require(name)
-        if not self._call(f"is {name} active", domain.isActive):
-            self._call(f"start {name}", domain.create)
-
-    def reboot(self, name: str) -> None:
-        domain = self._require(name)
-        if self._call(f"is {name} active", domain.isActive):
-            self._call(f"reboot {name}", domain.reboot, 0)
-        else:
-            self._call(f"start {name}", domain.create)
-
-    def destroy(self, name: str) -> None:
-        domain = self._lookup(name)
-        if domain is not None and self._call(f"is {name} active", domain.isActive):
-            self._call(f"destroy {name}", domain.destroy)
-
-    def undefine(self, name: str) -> None:
-        domain = self._lookup(name)
-        if domain is not None:
-            self._call(f"undefine {name}", domain.undefine)
-
-    def _ours(self, domain: libvirt.virDomain) -> dict[str, str] | None:
-        if not INSTANCE_NAME.match(domain.name()):
-            return None
-        try:
-            raw = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE)
-        except libvirt.libvirtError:
-            return None     # no eucasim metadata: not ours
-        meta = parse_metadata(raw)
-        return meta if meta.get("node") == self.node_id else None
-
-    def list_ours(self) -> list[OurDomain]:
-        found = []
-        with self._lock:
-            for domain in self._call("list domains", self._conn.listAllDomains, 0):
-                meta = self._ours(domain)
-                if meta is not None:
-                    found.append(OurDomain(domain.name(), _STATES.get(domain.state()[0], "other"), meta))
-        return found
-
-    def state(self, name: str) -> DomainState:
-        domain = self._lookup(name)
-        if domain is None:
-            return "absent"
-        code = self._call(f"state of {name}", domain.state)[0]
-        return _STATES.get(code, "other")
-
-    def domain_xml(self, name: str) -> str:
-        return str(self._call(f"XML of {name}", self._require(name).XMLDesc, 0))
-
-    def console_tail(self, name: str, limit: int = 65536) -> bytes:
-        path = console_path(self.domain_xml(name))
-        return tail_of(path, limit) if path else b""
-
-    def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except libvirt.libvirtError:
-                pass

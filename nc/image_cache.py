@@ -3,7 +3,8 @@ cached image, so each image (keyed by id and checksum) is fetched from Walrus on
 
 Bounded by NC_CACHE_SIZE: the least recently used image goes first, and never one that an
 instance still needs (the caller says which keys are in use, from its own records, so the
-answer survives a crash). The directory is the truth: on start the index is rebuilt from it."""
+answer survives a crash). The directory is the truth: the index is rebuilt from it on first use
+(not at construction, so a simulated node that never runs an instance never touches the disk)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import itertools
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,25 +67,37 @@ class ImageCache:
         self._key_locks: dict[str, threading.Lock] = {}
         self._clock = itertools.count(1)
         self._entries: dict[str, CachedImage] = {}
-        directory.mkdir(parents=True, exist_ok=True)
-        for leftover in directory.glob("*.part"):
+        self._loaded = False
+
+    def _load(self) -> None:
+        """Rebuild the index from the directory, once (call with the lock held)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob("*.part"):
             leftover.unlink(missing_ok=True)
-        files = sorted(directory.glob("*.img"), key=lambda p: p.stat().st_mtime)
+        files = sorted(self.directory.glob("*.img"), key=lambda p: p.stat().st_mtime)
         for path in files:
             self._entries[path.stem] = CachedImage(path.stem, path, path.stat().st_size, next(self._clock))
 
     def entries(self) -> list[CachedImage]:
         with self._lock:
+            self._load()
             return sorted(self._entries.values(), key=lambda e: e.last_used)
 
     def total_bytes(self) -> int:
         with self._lock:
+            self._load()
             return sum(e.size_bytes for e in self._entries.values())
 
-    def ensure(self, ref: ImageRef, in_use: Iterable[str] = ()) -> Path:
-        """The cached file of `ref`, fetching it first if needed; marks it most recently used."""
+    def ensure(self, ref: ImageRef, in_use: Iterable[str] | Callable[[], Iterable[str]] = ()) -> Path:
+        """The cached file of `ref`, fetching it first if needed; marks it most recently used.
+        `in_use` (keys that must not be evicted) may be a function: it is then asked only when
+        a fetch needs room, not on every hit."""
         key = image_key(ref)
         with self._lock:
+            self._load()
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
@@ -96,7 +109,10 @@ class ImageCache:
             path = self.directory / f"{key}.img"
             size = self._fill(ref, path)
             with self._lock:
-                self._make_room(size, set(in_use) | {key})
+                full = sum(e.size_bytes for e in self._entries.values()) + size > self.limit_bytes
+            keep = {key} | (set(in_use() if callable(in_use) else in_use) if full else set())
+            with self._lock:
+                self._make_room(size, keep)
                 self._entries[key] = CachedImage(key, path, size, next(self._clock))
             return path
 

@@ -5,10 +5,15 @@ ephemeral disk taking the rest of the VM type's disk, and a 512 MB sparse swap f
 
 from __future__ import annotations
 
+import errno
+import functools
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from services.messages.node import SWAP_MB
 
@@ -46,24 +51,56 @@ def _sparse(path: Path, size: int) -> None:
         stream.truncate(size)
 
 
+def _data_runs(stream: BinaryIO, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of data in a sparse file, holes skipped (SEEK_DATA/SEEK_HOLE);
+    the whole file as one run where the file system cannot tell."""
+    fd = stream.fileno()
+    position = 0
+    try:
+        while position < size:
+            start = os.lseek(fd, position, os.SEEK_DATA)
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            yield start, end
+            position = end
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:     # no data after `position`: the rest is a hole
+            return
+        if position == 0:
+            yield 0, size
+            return
+        raise
+
+
 def _sparse_copy(source: Path, target: Path) -> None:
-    """Copy skipping runs of zeros, so an almost empty image stays almost empty."""
+    """Copy skipping holes and runs of zeros, so an almost empty image stays almost empty and
+    copying a simulated (sparse) image reads only its few bytes of data."""
     block = 64 * 1024
     zero = bytes(block)
     with source.open("rb") as src, target.open("wb") as dst:
-        while chunk := src.read(block):
-            if chunk == zero[:len(chunk)]:
-                dst.seek(len(chunk), 1)
-            else:
-                dst.write(chunk)
-        dst.truncate()
+        size = src.seek(0, 2)
+        for start, end in _data_runs(src, size):
+            src.seek(start)
+            dst.seek(start)
+            remaining = end - start
+            while remaining > 0 and (chunk := src.read(min(block, remaining))):
+                remaining -= len(chunk)
+                if chunk == zero[:len(chunk)]:
+                    dst.seek(len(chunk), 1)
+                else:
+                    dst.write(chunk)
+        dst.truncate(size)
+
+
+@functools.cache
+def _qemu_img() -> str | None:
+    """Looked up once per process, not once per (simulated) node."""
+    return shutil.which("qemu-img")
 
 
 class InstanceStore:
     def __init__(self, root: Path, *, use_qemu_img: bool | None = None) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.qemu_img = shutil.which("qemu-img") if use_qemu_img in (None, True) else None
+        self.root = root        # made with the first instance's folder
+        self.qemu_img = _qemu_img() if use_qemu_img in (None, True) else None
 
     def directory(self, account_id: str, instance_id: str) -> Path:
         return self.root / account_id / instance_id

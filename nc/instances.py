@@ -1,31 +1,36 @@
 """The instances of one node: run (answers `pending` at once, prepares in the background),
 terminate, reboot, console, describe, and what they book. Every state change goes through
 `nc.states.transition`, under one lock, so concurrent requests never book the same cores
-twice and a terminate during preparation is never lost."""
+twice and a terminate during preparation is never lost; each change, once committed, is
+handed to `on_change` (the process's event pusher), which must not block.
+
+The node's rows live in its process's database under its URL prefix ("" or "/node-3")."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nc.hypervisor import HypervisorError, tail_of
+from nc.booter import InstanceBooter, LaunchCancelled, image_keys
+from nc.hypervisor import HypervisorError
 from nc.image_cache import ImageFetchError
 from nc.instance_store import DiskError
-from nc.launch import Launcher, LaunchCancelled, image_keys
-from nc.models import InstanceRecord, utcnow
-from nc.resources import booked
+from nc.models import InstanceRecord
+from nc.resources import booked_sizes
 from nc.states import LIVE_STATES, USER_SHUTDOWN, internal_error, reason_of, transition
+from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.db import Database
 from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState, PowerState, Resources,
-                                    RunInstance, StateReason, VmType)
+                                    RunInstance, StateReason)
 from services.tracing import TraceRecorder, current_request_id
 
 CONSOLE_LIMIT = 64 * 1024
-KEEP_TERMINATED = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 class NotFound(Exception):
@@ -36,14 +41,10 @@ class Refused(Exception):
     """The node cannot do this now (409): asleep, full, or the instance's state forbids it."""
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _new_record(request: RunInstance, state: InstanceState) -> InstanceRecord:
+def _new_record(request: RunInstance, state: InstanceState, prefix: str) -> InstanceRecord:
     now = utcnow()
     return InstanceRecord(
-        instance_id=request.instance_id, reservation_id=request.reservation_id,
+        instance_id=request.instance_id, prefix=prefix, reservation_id=request.reservation_id,
         account_id=request.account_id, state=state, vm_name=request.vm.name,
         cores=request.vm.cpu, memory_mb=request.vm.memory_mb, disk_gb=request.vm.disk_gb,
         image_id=request.image.image_id, request_json=request.model_dump_json(),
@@ -51,13 +52,16 @@ def _new_record(request: RunInstance, state: InstanceState) -> InstanceRecord:
 
 
 class InstanceManager:
-    def __init__(self, node_id: str, db: Database, launcher: Launcher, executor: Executor,
-                 recorder: TraceRecorder) -> None:
+    def __init__(self, node_id: str, prefix: str, db: Database, booter: InstanceBooter,
+                 executor: Executor, recorder: TraceRecorder,
+                 on_change: Callable[[InstanceReport], None] = lambda _report: None) -> None:
         self.node_id = node_id
+        self.prefix = prefix
         self.db = db
-        self.launcher = launcher
+        self.booter = booter
         self.executor = executor
         self.recorder = recorder
+        self._on_change = on_change
         self.power: PowerState = "awake"
         self._lock = threading.RLock()
         self._preparing: set[str] = set()
@@ -65,8 +69,12 @@ class InstanceManager:
 
     # ----- reading -------------------------------------------------------------------------
 
-    def _record(self, session: Session, instance_id: str) -> InstanceRecord:
+    def _find(self, session: Session, instance_id: str) -> InstanceRecord | None:
         record = session.get(InstanceRecord, instance_id)
+        return record if record is not None and record.prefix == self.prefix else None
+
+    def _record(self, session: Session, instance_id: str) -> InstanceRecord:
+        record = self._find(session, instance_id)
         if record is None:
             raise NotFound(f"no instance {instance_id} on node {self.node_id}")
         return record
@@ -83,16 +91,21 @@ class InstanceManager:
             instance_id=record.instance_id, reservation_id=record.reservation_id,
             account_id=record.account_id, node_id=self.node_id, state=record.state,  # type: ignore[arg-type]
             reason=reason_of(record), vm=request.vm, image_id=record.image_id,
-            launched_at=_aware(record.launched_at), network=request.network)
+            launched_at=aware(record.launched_at), network=request.network)  # type: ignore[arg-type]
 
     def live_records(self) -> list[InstanceRecord]:
         with self.db.session() as session:
-            return list(session.scalars(select(InstanceRecord).where(InstanceRecord.state.in_(LIVE_STATES))))
+            return list(session.scalars(select(InstanceRecord).where(
+                InstanceRecord.prefix == self.prefix, InstanceRecord.state.in_(LIVE_STATES))))
 
     def describe(self) -> list[InstanceReport]:
-        self._purge_terminated()
+        """Every instance of the node, oldest first; a pure read."""
         with self.db.session() as session:
-            records = list(session.scalars(select(InstanceRecord).order_by(InstanceRecord.launched_at)))
+            records = list(session.scalars(select(InstanceRecord).where(InstanceRecord.prefix == self.prefix)
+                                           .order_by(InstanceRecord.launched_at)))
+        return self.reports(records)
+
+    def reports(self, records: Iterable[InstanceRecord]) -> list[InstanceReport]:
         return [self.report(r) for r in records]
 
     def get(self, instance_id: str) -> InstanceReport:
@@ -109,9 +122,8 @@ class InstanceManager:
         with self.db.session() as session:
             rows = session.execute(
                 select(InstanceRecord.cores, InstanceRecord.memory_mb, InstanceRecord.disk_gb)
-                .where(InstanceRecord.state.in_(LIVE_STATES))).all()
-        return booked(VmType(name="-", cpu=cores, memory_mb=memory, disk_gb=disk)
-                      for cores, memory, disk in rows)
+                .where(InstanceRecord.prefix == self.prefix, InstanceRecord.state.in_(LIVE_STATES))).all()
+        return booked_sizes(rows)  # type: ignore[arg-type]
 
     def keys_in_use(self) -> set[str]:
         keys: set[str] = set()
@@ -122,26 +134,38 @@ class InstanceManager:
     def console(self, instance_id: str) -> ConsoleOutput:
         with self.db.session() as session:
             request = self.request_of(self._record(session, instance_id))
-        try:
-            data = self.launcher.hypervisor.console_tail(instance_id, CONSOLE_LIMIT)
-        except HypervisorError:
-            # No domain (failed, terminated, or not defined yet): the file may still tell why.
-            data = tail_of(self.launcher.store.paths(request.account_id, instance_id).console_log,
-                           CONSOLE_LIMIT)
+        data = self.booter.console(request, CONSOLE_LIMIT)
         return ConsoleOutput(instance_id=instance_id, output=data.decode("utf-8", "replace"),
                              timestamp=utcnow())
 
     # ----- changing ------------------------------------------------------------------------
 
+    def _background(self, work: Callable[..., None], *args: object) -> None:
+        """Run `work` on a launch thread. An executor keeps a task's exception in a future
+        nobody reads; a bug in a background step is logged with its traceback instead."""
+        def logged() -> None:
+            try:
+                work(*args)
+            except BaseException:
+                log.exception("NC background step %s failed", getattr(work, "__name__", work))
+                raise
+        self.executor.submit(logged)
+
+    def _changed(self, record: InstanceRecord) -> None:
+        """Called once the change is committed: the pusher queues it and returns."""
+        self._on_change(self.report(record))
+
     def _change(self, instance_id: str, new: InstanceState, reason: StateReason | None = None) -> InstanceRecord:
-        with self._lock, self.db.session() as session:
-            record = self._record(session, instance_id)
-            transition(session, record, new, reason)
+        with self._lock:
+            with self.db.session() as session:
+                record = self._record(session, instance_id)
+                transition(session, record, new, reason)
+            self._changed(record)
             return record
 
     def state_of(self, instance_id: str) -> str | None:
         with self.db.session() as session:
-            record = session.get(InstanceRecord, instance_id)
+            record = self._find(session, instance_id)
             return record.state if record else None
 
     def run(self, request: RunInstance, capacity: Resources) -> InstanceReport:
@@ -151,6 +175,8 @@ class InstanceManager:
             with self.db.session() as session:
                 existing = session.get(InstanceRecord, request.instance_id)
                 if existing is not None:
+                    if existing.prefix != self.prefix:
+                        raise Refused(f"{request.instance_id} already runs on another node of this NC")
                     return self.report(existing)
             if self.power != "awake":
                 raise Refused(f"node {self.node_id} is asleep; wake it before running instances")
@@ -159,29 +185,30 @@ class InstanceManager:
                 raise Refused(f"InsufficientInstanceCapacity: node {self.node_id} has {free.cores} cores, "
                               f"{free.memory_mb} MB, {free.disk_gb} GB free; {request.vm.name} needs "
                               f"{request.vm.needs().model_dump()}")
-            record = _new_record(request, "pending")
+            record = _new_record(request, "pending", self.prefix)
             with self.db.session() as session:
                 session.add(record)
             self._requests[request.instance_id] = request
             self._preparing.add(request.instance_id)
+            self._changed(record)
         self.recorder.record("decided", f"accepted {request.instance_id} ({request.vm.name}) on node "
                              f"{self.node_id}; preparing in the background")
-        self.executor.submit(self._prepare, request, current_request_id())
+        self._background(self._prepare, request, current_request_id())
         return self.report(record)
 
     def resume(self, request: RunInstance) -> None:
         """Prepare again an instance left `pending` by a crash: partial work is undone first."""
         with self._lock:
             self._preparing.add(request.instance_id)
-        self.executor.submit(self._prepare, request, None, True)
+        self._background(self._prepare, request, None, True)
 
     def _prepare(self, request: RunInstance, request_id: str | None, from_scratch: bool = False) -> None:
         instance_id = request.instance_id
         proceed = lambda: self.state_of(instance_id) == "pending"  # noqa: E731
         try:
             if from_scratch:
-                self.launcher.teardown(request, keep_console=True)
-            self.launcher.boot(request, request_id, proceed)
+                self.booter.teardown(request, keep_console=True)
+            self.booter.boot(request, request_id, proceed)
             with self._lock:
                 if proceed():
                     self._change(instance_id, "running")
@@ -190,7 +217,10 @@ class InstanceManager:
             pass
         except (ImageFetchError, DiskError, HypervisorError) as exc:
             self._fail(request, str(exc), request_id)
-        except Exception as exc:  # noqa: BLE001 - any failure must end as a StateReason
+        except Exception as exc:  # noqa: BLE001 - a background launch has no caller to raise to
+            # A bug, not a launch failure: its traceback goes to the log, and the instance
+            # still ends with a reason instead of staying pending for ever.
+            log.exception("launch of %s failed unexpectedly", instance_id)
             self._fail(request, f"unexpected error while launching: {exc!r}", request_id)
         finally:
             self._done_preparing(request)
@@ -206,11 +236,12 @@ class InstanceManager:
 
     def _fail(self, request: RunInstance, message: str, request_id: str | None) -> None:
         self.recorder.record("error", f"{request.instance_id} failed: {message}", request_id=request_id)
-        self.launcher.note(request, f"launch failed: {message}")
+        self.booter.note(request, f"launch failed: {message}")
         try:
-            self.launcher.teardown(request, keep_console=True)
-        except Exception:  # noqa: BLE001 - the instance is failing anyway; its reason says why
-            pass
+            self.booter.teardown(request, keep_console=True)
+        except (HypervisorError, OSError) as exc:
+            # The instance is failing anyway and its reason says why; the leftover is logged.
+            log.warning("teardown after the failed launch of %s: %s", request.instance_id, exc)
         with self._lock:
             if self.state_of(request.instance_id) in ("pending", "running"):
                 self._change(request.instance_id, "terminated", internal_error(message))
@@ -225,14 +256,14 @@ class InstanceManager:
             record = self._change(instance_id, "shutting-down", USER_SHUTDOWN)
             preparing = instance_id in self._preparing
         request = self.request_of(record)
-        self.launcher.note(request, "terminate requested")
+        self.booter.note(request, "terminate requested")
         if not preparing:   # else the preparing thread sees shutting-down and tears down itself
-            self.executor.submit(self._teardown, request)
+            self._background(self._teardown, request)
         return self.report(record)
 
     def _teardown(self, request: RunInstance) -> None:
         try:
-            self.launcher.teardown(request, keep_console=False)
+            self.booter.teardown(request, keep_console=False)
         except HypervisorError as exc:
             self.recorder.record("error", f"teardown of {request.instance_id}: {exc}")
         self._change(request.instance_id, "terminated")
@@ -242,14 +273,14 @@ class InstanceManager:
         Like a launch, it counts as preparing, so a terminate meanwhile is honoured after it."""
         with self._lock:
             self._preparing.add(request.instance_id)
-        self.executor.submit(self._restart, request, why)
+        self._background(self._restart, request, why)
 
     def _restart(self, request: RunInstance, why: str) -> None:
         try:
-            self.launcher.restart(request, why, lambda: self.state_of(request.instance_id) == "running")
+            self.booter.restart(request, why, lambda: self.state_of(request.instance_id) == "running")
         except LaunchCancelled:
             pass
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the instance must say so
+        except (ImageFetchError, DiskError, HypervisorError) as exc:
             self.lost(request, "the instance's domain was gone after a restart of its host and "
                                f"could not be started again: {exc}")
         finally:
@@ -257,7 +288,7 @@ class InstanceManager:
 
     def finish_teardown(self, request: RunInstance) -> None:
         """For reconciliation: an instance left shutting-down by a crash."""
-        self.executor.submit(self._teardown, request)
+        self._background(self._teardown, request)
 
     def reboot(self, instance_id: str) -> InstanceReport:
         with self.db.session() as session:
@@ -265,25 +296,29 @@ class InstanceManager:
             report, request = self.report(record), self.request_of(record)
         if report.state != "running":
             raise Refused(f"{instance_id} is {report.state}; only a running instance can be rebooted")
-        self.launcher.reboot(request)
+        self.booter.reboot(request)
         return report
 
     def lost(self, request: RunInstance, message: str) -> None:
         """A running instance whose domain is gone for good."""
-        self.launcher.note(request, message)
+        self.booter.note(request, message)
         with self._lock:
             if self.state_of(request.instance_id) == "running":
                 self._change(request.instance_id, "terminated", internal_error(message))
 
-    def _purge_terminated(self) -> None:
+    def purge_terminated(self) -> list[str]:
+        """Forget instances terminated longer ago than KEEP_TERMINATED (EC2 shows them that
+        long) and delete what is left of their files; the NC's watch loop runs it."""
         cutoff = utcnow() - KEEP_TERMINATED
         with self._lock, self.db.session() as session:
             old = list(session.scalars(select(InstanceRecord).where(
-                InstanceRecord.state == "terminated", InstanceRecord.updated_at < cutoff)))
+                InstanceRecord.prefix == self.prefix, InstanceRecord.state == "terminated",
+                InstanceRecord.updated_at < cutoff)))
             for record in old:
-                self.launcher.store.remove(record.account_id, record.instance_id)
+                self.booter.remove_files(record.account_id, record.instance_id)
                 self._requests.pop(record.instance_id, None)
                 session.delete(record)
+        return [record.instance_id for record in old]
 
     def set_power(self, power: PowerState) -> None:
         with self._lock:
@@ -293,11 +328,18 @@ class InstanceManager:
 
     def adopt(self, request: RunInstance) -> None:
         """A running domain of ours with no record (the database was lost): record it."""
-        with self._lock, self.db.session() as session:
-            if session.get(InstanceRecord, request.instance_id) is not None:
-                return
-            session.add(_new_record(request, "running"))
-        self._requests[request.instance_id] = request
+        with self._lock:
+            with self.db.session() as session:
+                if session.get(InstanceRecord, request.instance_id) is not None:
+                    return
+                record = _new_record(request, "running", self.prefix)
+                session.add(record)
+            self._requests[request.instance_id] = request
+            self._changed(record)
+
+    def note(self, request: RunInstance, *lines: str) -> None:
+        """A line in the instance's simulated console (what reconciliation decided)."""
+        self.booter.note(request, *lines)
 
 
 __all__ = ["InstanceManager", "NotFound", "Refused"]

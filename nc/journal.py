@@ -6,8 +6,9 @@ console.log and the NC writes nothing there."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
+
+from services.clock import utcnow
 
 
 class ConsoleJournal:
@@ -19,7 +20,7 @@ class ConsoleJournal:
     def note(self, console_log: Path, *lines: str) -> None:
         if not self.enabled:
             return
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         text = "".join(f"[{stamp}] eucasim-nc {self.node_id}: {line}\n" for line in lines)
         with self._lock:
             try:

@@ -1,13 +1,16 @@
-"""The NC's own database: the instances of one node, as the NC last left them. It is what the
-NC reconciles libvirt against after a restart."""
+"""The NC's own database: the instances of every node one NC process serves, as the NC last
+left them (one database per process, each row naming its node by the node's URL prefix: "" in
+a single-node process, "/node-3" in a simulated one). It is what the NC reconciles the
+hypervisor against after a restart."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.clock import utcnow
 from services.db import new_metadata
 
 
@@ -15,14 +18,11 @@ class Base(DeclarativeBase):
     metadata = new_metadata()
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class InstanceRecord(Base):
     __tablename__ = "instances"
 
     instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32), index=True, default="")
     reservation_id: Mapped[str] = mapped_column(String(32))
     account_id: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), index=True)

@@ -1,49 +1,42 @@
-"""One node, wired: its libvirt connection, database, instance store, image cache and
-instance manager. A single-node NC process has one; a simulated multi-node process has N."""
+"""One node, wired: its hypervisor, instance store, image cache, booter and instance manager.
+A single-node NC process has one; a simulated multi-node process has N, sharing what
+nc.process.NodeProcess gives them (database, launch threads, trace recorder, event pusher).
+
+Everything a node creates on disk (its instance folder, its image cache) is created on first
+use, so thousands of simulated nodes cost nothing until they run an instance."""
 
 from __future__ import annotations
 
 import os
 import platform
-import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nc.hypervisor import LibvirtHypervisor
+from nc.booter import InstanceBooter
+from nc.hypervisor import is_fake, open_hypervisor
 from nc.image_cache import ImageCache
 from nc.instance_store import InstanceStore
 from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
-from nc.launch import Launcher
 from nc.reconcile import Summary, reconcile_at_start, watch
-from nc.resources import Limits, host_figures, maximum
+from nc.resources import Limits, SimulatingMachine, host_figures, host_memory_mb, maximum
 from services.db import Database
-from services.messages.node import NodeResources, PowerState, Resources
+from services.messages.node import InstanceReport, NodeResources, PowerState, Resources
 from services.tracing import TraceRecorder
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-# Alembic keeps its migration context in module globals: one upgrade at a time per process.
-_UPGRADE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
 class NodeSettings:
     node_id: str
+    prefix: str                 # "" in a single-node process, "/node-3" in a simulated one
     hypervisor_uri: str
     domain_type: str
-    database_url: str
     instance_root: Path         # INSTANCE_PATH (this node's part of it)
     cache_mb: int
     limits: Limits
     secret: str
-
-
-def host_memory_mb() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
-    except (ValueError, OSError):
-        return 1024
 
 
 def write_node_xml(path: Path) -> Path:
@@ -61,33 +54,40 @@ def write_node_xml(path: Path) -> Path:
 
 
 class NodeRuntime:
-    def __init__(self, settings: NodeSettings, recorder: TraceRecorder, executor: Executor) -> None:
+    def __init__(self, settings: NodeSettings, db: Database, recorder: TraceRecorder, executor: Executor,
+                 machine: SimulatingMachine, on_change: Callable[[str, InstanceReport], None]) -> None:
         self.settings = settings
         self.node_id = settings.node_id
+        self.prefix = settings.prefix
         self.recorder = recorder
-        self.db = Database(settings.database_url)
-        self.hypervisor = LibvirtHypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
-        self.store = InstanceStore(settings.instance_root)
+        self.machine = machine
+        self._top: tuple[Resources, Resources] | None = None   # (host figures, maximum from them)
+        self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
+        # The fake stands in for thousands of nodes: a qemu-img process per launch (20-60 ms
+        # here) would be most of a launch, so its root disks are sparse copies, which no guest
+        # ever reads. libvirt nodes keep the qcow2 overlays Eucalyptus makes.
+        fake = is_fake(settings.hypervisor_uri)
+        self.store = InstanceStore(settings.instance_root, use_qemu_img=None if not fake else False)
         self.cache = ImageCache(settings.instance_root / "_cache", settings.cache_mb, secret=settings.secret)
         journal = ConsoleJournal(self.hypervisor.simulated, settings.node_id)
         self.manager: InstanceManager
-        launcher = Launcher(settings.node_id, self.hypervisor, self.store, self.cache, journal, recorder,
-                            in_use=lambda: self.manager.keys_in_use())
-        self.manager = InstanceManager(settings.node_id, self.db, launcher, executor, recorder)
+        self.booter = InstanceBooter(settings.node_id, self.hypervisor, self.store, self.cache, journal,
+                                     recorder, in_use=lambda: self.manager.keys_in_use())
+        prefix = settings.prefix
+        self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,
+                                       on_change=lambda report: on_change(prefix, report))
 
-    def start(self) -> Summary:
-        with _UPGRADE_LOCK:
-            self.db.upgrade(MIGRATIONS)
-        return reconcile_at_start(self.manager)
+    def reconcile(self) -> Summary:
+        return reconcile_at_start(self.manager, self.hypervisor)
 
     def watch(self) -> list[str]:
-        return watch(self.manager)
+        return watch(self.manager, self.hypervisor, self.booter)
 
     def host(self) -> Resources:
         if self.hypervisor.simulated:
             # The test driver's own node (test:///default: 16 CPUs, 3 GB) is fiction; the host
             # of a simulated node is the machine simulating it.
-            return host_figures(os.cpu_count() or 1, host_memory_mb(), self.settings.instance_root)
+            return self.machine.figures()
         info = self.hypervisor.host_info()
         return host_figures(info.cores, info.memory_mb, self.settings.instance_root)
 
@@ -95,10 +95,14 @@ class NodeRuntime:
         """The node's maximum: MAX_CORES/MAX_MEM/MAX_DISK or the host's figures."""
         return maximum(self.settings.limits, self.host())
 
-    def resources(self) -> NodeResources:
+    def resources(self, booked: Resources | None = None) -> NodeResources:
+        """The node's figures; `booked` when the caller already summed its live instances."""
         host = self.host()
-        top = maximum(self.settings.limits, host)
-        return NodeResources(node_id=self.node_id, max=top, free=top.minus(self.manager.booked()),
+        if self._top is None or self._top[0] is not host:
+            self._top = (host, maximum(self.settings.limits, host))
+        top = self._top[1]
+        used = booked if booked is not None else self.manager.booked()
+        return NodeResources(node_id=self.node_id, max=top, free=top.minus(used),
                              host=host, power=self.manager.power, hypervisor=self.hypervisor.uri)
 
     def set_power(self, power: PowerState) -> NodeResources:
@@ -110,4 +114,3 @@ class NodeRuntime:
 
     def close(self) -> None:
         self.hypervisor.close()
-        self.db.engine.dispose()

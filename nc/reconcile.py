@@ -1,4 +1,4 @@
-"""Make libvirt and the NC's records agree. On start: a domain that still runs is adopted; a
+"""Make the hypervisor and the NC's records agree. On start: a domain that still runs is adopted; a
 record whose domain is gone is restarted if it should run (the test driver forgets every
 domain when its process ends, which is what a host reboot looks like) or reported with a
 reason; an instance left half-launched is launched again; one left half-terminated is finished.
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from nc.hypervisor import HypervisorError, OurDomain
+from nc.booter import InstanceBooter
+from nc.hypervisor import Hypervisor, HypervisorError, OurDomain
 from nc.instances import InstanceManager
 from services.messages.node import RunInstance
 
@@ -33,9 +34,8 @@ def _request_from_domain(domain: OurDomain) -> RunInstance | None:
         return None
 
 
-def reconcile_at_start(manager: InstanceManager) -> Summary:
+def reconcile_at_start(manager: InstanceManager, hypervisor: Hypervisor) -> Summary:
     summary = Summary()
-    hypervisor = manager.launcher.hypervisor
     domains = {d.name: d for d in hypervisor.list_ours()}
     for record in manager.live_records():
         request = manager.request_of(record)
@@ -47,7 +47,7 @@ def reconcile_at_start(manager: InstanceManager) -> Summary:
             manager.finish_teardown(request)
             summary.cleaned.append(record.instance_id)
         elif domain is not None and domain.state == "running":
-            manager.launcher.note(request, "NC restarted; domain still running, adopted")
+            manager.note(request, "NC restarted; domain still running, adopted")
             summary.adopted.append(record.instance_id)
         else:
             why = ("domain was shut off while the NC was down; starting it again" if domain is not None
@@ -67,16 +67,15 @@ def reconcile_at_start(manager: InstanceManager) -> Summary:
             summary.cleaned.append(name)
         elif state is None and request is not None and domain.state == "running":
             manager.adopt(request)
-            manager.launcher.note(request, "running domain found without a record; adopted")
+            manager.note(request, "running domain found without a record; adopted")
             summary.adopted.append(name)
     return summary
 
 
-def watch(manager: InstanceManager) -> list[str]:
+def watch(manager: InstanceManager, hypervisor: Hypervisor, booter: InstanceBooter) -> list[str]:
     """One pass of the running check: a running instance whose domain stopped or vanished
     while the NC was up is terminated with a reason (instance-store instances cannot stop)."""
     changed = []
-    hypervisor = manager.launcher.hypervisor
     for record in manager.live_records():
         if record.state != "running" or manager.is_preparing(record.instance_id):
             continue    # a launch or restart in flight owns the domain for now
@@ -90,7 +89,7 @@ def watch(manager: InstanceManager) -> list[str]:
         what = "vanished from the hypervisor" if state == "absent" else f"is {state}"
         manager.lost(request, f"the instance's domain {what}")
         try:
-            manager.launcher.teardown(request, keep_console=True)
+            booter.teardown(request, keep_console=True)
         except HypervisorError:
             pass
         changed.append(record.instance_id)

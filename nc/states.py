@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from nc.models import InstanceRecord, utcnow
+from nc.models import InstanceRecord
+from services.clock import utcnow
 from services.messages.node import InstanceState, StateReason
 
 ALLOWED: dict[str, frozenset[str]] = {

@@ -40,7 +40,7 @@ class CcProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, 30, "the CC to answer")
+        wait_for(healthy, 90, "the CC to answer")  # a cold start on a busy machine
 
     def stop(self) -> None:
         self.client.close()

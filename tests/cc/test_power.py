@@ -25,7 +25,7 @@ def test_a_real_node_is_woken_by_the_wake_command(shared_nc, tmp_path: Path):
     db = Database(f"sqlite:///{tmp_path / 'cc.db'}")
     db.upgrade(MIGRATIONS)
     url = shared_nc.node_urls[0]
-    registry = NodeRegistry(ClusterStore(db), [url], 8775)
+    registry = NodeRegistry(ClusterStore(db).load_nodes(), [url], 8775)
     asleep = NodeResources.model_validate({
         "node_id": "node-1", "power": "asleep", "hypervisor": "qemu:///system",
         **{k: {"cores": 2, "memory_mb": 1024, "disk_gb": 10} for k in ("max", "free", "host")}})

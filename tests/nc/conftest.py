@@ -1,5 +1,7 @@
-"""Fixtures for the node controller: a real NC app on a real socket over libvirt's test driver,
-reached with signed calls through services.internal.InternalClient."""
+"""Fixtures for the node controller: a real NC app on a real socket, reached with signed calls
+through services.internal.InternalClient, over each hypervisor driver in turn (libvirt's test
+driver and the in-memory fake), as Nova runs its tests against its fake and libvirt drivers:
+a test that takes `driver`, `node` or `start_node` runs once per driver."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Any
 import pytest
 
 from nc.app import create_app
+from nc.hypervisor import Hypervisor, open_hypervisor
 from nc.node import NodeRuntime, write_node_xml
+from nc.process import NodeProcess
 from services.config import load_config
 from services.internal import InternalClient
 from services.messages.node import (ImageRef, InstanceList, InstanceNetwork, InstanceReport,
@@ -41,12 +45,35 @@ def run_request(instance_id: str | None = None, vm: VmType = M1_SMALL, image: Im
                                                private_ip="172.31.0.5"))
 
 
+@dataclass(frozen=True)
+class Driver:
+    """How a test asks for a hypervisor of one kind: a private one per node, or the one host
+    of this process that every connection shares (test:///default, fake:///shared)."""
+    name: str
+    shared_uri: str
+
+    def private_uri(self, home: Path) -> str:
+        return f"test://{write_node_xml(home / 'node.xml')}" if self.name == "libvirt" else "fake://"
+
+    def open(self, uri: str, node_id: str) -> Hypervisor:
+        return open_hypervisor(uri, "test", node_id)
+
+
+DRIVERS = {"libvirt": Driver("libvirt", "test:///default"), "fake": Driver("fake", "fake:///shared")}
+
+
+@pytest.fixture(params=sorted(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return DRIVERS[request.param]
+
+
 @dataclass
 class Node:
     """A running single-node NC and a signed client for it."""
     url: str
     client: InternalClient
     runtime: NodeRuntime
+    process: NodeProcess
     home: Path
 
     def call(self, method: str, path: str, body: Any = None, response: Any = None) -> Any:
@@ -62,30 +89,33 @@ class Node:
         listing = self.call("GET", "/internal/instances", response=InstanceList)
         return next(i for i in listing.instances if i.instance_id == instance_id)
 
+    def runtime_pushes(self) -> int:
+        """How many pushes this node's process has attempted."""
+        return self.process.pusher.pushes
+
     def wait_state(self, instance_id: str, state: str, timeout: float = 15.0) -> InstanceReport:
         return wait_for(lambda: (r := self.instance(instance_id)).state == state and r,
                         timeout, f"{instance_id} to be {state}")
 
 
 @contextmanager
-def start_node(home: Path, **overrides: Any) -> Iterator[Node]:
+def start_node(home: Path, driver: Driver, **overrides: Any) -> Iterator[Node]:
     home.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "EUCASIM_HOME": home, "CLOUD_SECRET": SECRET, "NC_POLLING_FREQUENCY": 0.2,
-        "NC_NODE_ID": f"node-{home.name}",
-        "HYPERVISOR_URI": f"test://{write_node_xml(home / 'node.xml')}",
+        "NC_NODE_ID": f"node-{home.name}", "HYPERVISOR_URI": driver.private_uri(home),
     }
     settings.update(overrides)
     app = create_app(load_config(**settings))
     with running(app) as url:
         client = InternalClient(url, SECRET)
         try:
-            yield Node(url, client, app.state.node, home)
+            yield Node(url, client, app.state.node, app.state.process, home)
         finally:
             client.close()
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
-    with start_node(tmp_path / "n1") as started:
+def node(tmp_path: Path, driver: Driver) -> Iterator[Node]:
+    with start_node(tmp_path / "n1", driver) as started:
         yield started

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nc.domain_xml import NAMESPACE, DomainSpec, build_domain_xml, instance_disks
-from nc.hypervisor import LibvirtHypervisor
+from nc.libvirt_hypervisor import LibvirtHypervisor
 from services.messages.node import instance_mac
 
 

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Response
 from nc.image_cache import ImageCache, ImageFetchError, image_key
 from services.internal import InternalAuth
 from services.messages.node import ImageRef, InstanceReport
-from tests.nc.conftest import SECRET, Node, run_request, start_node, wait_for
+from tests.nc.conftest import Driver, SECRET, Node, run_request, start_node, wait_for
 from tests.support.servers import running
 
 MIB = 1024 * 1024
@@ -111,8 +111,8 @@ def test_least_recently_used_goes_first_and_never_one_in_use(tmp_path: Path) -> 
     assert {e.key for e in cache.entries()} == {image_key(one), image_key(four), image_key(five)}
 
 
-def test_cache_of_a_node_never_evicts_the_image_of_a_live_instance(tmp_path: Path) -> None:
-    with start_node(tmp_path / "n", NC_CACHE_SIZE=10) as node:
+def test_cache_of_a_node_never_evicts_the_image_of_a_live_instance(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "n", driver, NC_CACHE_SIZE=10) as node:
         old = run_request(image=ImageRef(image_id="emi-0000001d", size_bytes=6 * MIB))
         node.run(old)
         node.wait_state(old.instance_id, "running")

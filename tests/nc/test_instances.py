@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import httpx
 import pytest
 
+from nc.models import InstanceRecord
+from services.clock import KEEP_TERMINATED, utcnow
 from services.internal import InternalCallError
-from services.messages.node import ConsoleOutput, ImageRef, InstanceReport
-from tests.nc.conftest import Node, run_request
+from services.messages.node import (NC_DESCRIBE_ROUTE, ConsoleOutput, DescribeNodes, ImageRef, InstanceList,
+                                    InstanceReport, NodeProcessReport)
+from tests.nc.conftest import Driver, Node, run_request, start_node
 
 
 def test_run_answers_pending_then_runs_and_terminates(node: Node) -> None:
@@ -21,8 +27,11 @@ def test_run_answers_pending_then_runs_and_terminates(node: Node) -> None:
     assert running.reason is None and running.network.mac == request.network.mac
     assert node.runtime.hypervisor.state(request.instance_id) == "running"
     directory = node.home / "instances" / request.account_id / request.instance_id
-    assert {p.name for p in directory.iterdir()} >= {"root.qcow2", "ephemeral0.img", "swap.img",
+    # libvirt nodes get Eucalyptus's qcow2 overlay; fake nodes a sparse copy (no qemu-img per launch).
+    root = "root.img" if node.runtime.hypervisor.uri.startswith("fake:") else "root.qcow2"
+    assert {p.name for p in directory.iterdir()} >= {root, "ephemeral0.img", "swap.img",
                                                       "kernel", "ramdisk", "console.log"}
+    assert (directory / root).stat().st_blocks * 512 < 1024 * 1024        # the image's holes stay holes
     assert (directory / "swap.img").stat().st_size == 512 * 1024 * 1024
     assert (directory / "swap.img").stat().st_blocks == 0          # sparse
 
@@ -84,3 +93,36 @@ def test_failing_image_download_becomes_a_state_reason(node: Node) -> None:
     assert "launch failed: image download failed" in console.output
     # A failed instance books nothing.
     assert node.resources().free == node.resources().max
+
+
+def test_a_bug_is_a_server_error_not_an_answer(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(instance_id: str) -> InstanceReport:
+        raise KeyError(instance_id)         # a programming error, not a behaviour of the NC
+
+    monkeypatch.setattr(node.runtime.manager, "get", broken)
+    with pytest.raises(InternalCallError) as bug:
+        node.call("GET", "/internal/instances/i-0000beef")
+    assert bug.value.status == 500
+
+
+def test_describing_is_a_read_and_the_watch_pass_forgets_old_terminated(tmp_path: Path, driver: Driver) -> None:
+    # A watch loop that never comes by itself: the test runs its pass.
+    with start_node(tmp_path / "purge", driver, NC_POLLING_FREQUENCY=3600) as node:
+        request = run_request()
+        node.run(request)
+        node.wait_state(request.instance_id, "running")
+        node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
+        node.wait_state(request.instance_id, "terminated")
+        with node.process.db.session() as session:
+            record = session.get(InstanceRecord, request.instance_id)
+            assert record is not None
+            record.updated_at = utcnow() - KEEP_TERMINATED - timedelta(minutes=1)
+        for _ in range(2):
+            assert node.instance(request.instance_id).state == "terminated"
+            described = node.call("POST", NC_DESCRIBE_ROUTE, DescribeNodes(), NodeProcessReport)
+            assert [i.instance_id for i in described.nodes[0].instances] == [request.instance_id]
+
+        node.process.watch_pass()
+        listing = node.call("GET", "/internal/instances", response=InstanceList)
+        assert listing.instances == []
+        assert not (node.home / "instances" / request.account_id / request.instance_id).exists()

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from services.internal import InternalCallError, InternalClient
-from services.messages.node import (ConsoleOutput, InstanceList, InstanceReport, NodeDirectory,
-                                    NodeResources)
+from services.messages.node import (NC_DESCRIBE_ROUTE, ConsoleOutput, DescribeNodes, InstanceList,
+                                    InstanceReport, NodeDirectory, NodeProcessReport, NodeResources)
 from tests.nc.conftest import C1_XLARGE, M1_SMALL, SECRET, run_request, wait_for
 from tests.support.nc_process import NcProcess, nc_process
 
@@ -93,3 +93,16 @@ def test_sigkilled_nc_comes_back_with_its_instances(zone: NcProcess) -> None:
     after = [one.call("GET", "/internal/resources", response=NodeResources).free,
              two.call("GET", "/internal/resources", response=NodeResources).free]
     assert after == before
+
+
+def test_one_describe_covers_every_node_of_the_process(zone: NcProcess) -> None:
+    root = InternalClient(zone.url, SECRET)
+    report = root.call("POST", NC_DESCRIBE_ROUTE, DescribeNodes(), NodeProcessReport)
+    assert [n.prefix for n in report.nodes] == ["/node-1", "/node-2", "/node-3"]
+    for status, url in zip(report.nodes, zone.node_urls, strict=True):
+        client = InternalClient(url, SECRET)
+        assert status.resources == client.call("GET", "/internal/resources", response=NodeResources)
+        listing = client.call("GET", "/internal/instances", response=InstanceList)
+        assert [i.instance_id for i in status.instances] == [i.instance_id for i in listing.instances]
+        client.close()
+    root.close()

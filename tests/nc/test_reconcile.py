@@ -1,39 +1,37 @@
-"""Reconciliation with libvirt: running domains adopted after an NC restart (even when the NC's
-database was lost), domains that die under a running instance noticed with a reason."""
+"""Reconciliation with the hypervisor: running domains adopted after an NC restart (even when
+the NC's database was lost), domains that die under a running instance noticed with a reason;
+on each driver."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import libvirt
 import pytest
 
 from services.messages.node import ConsoleOutput
-from tests.nc.conftest import run_request, start_node
-
-# test:///default is one hypervisor for the whole process, alive while any connection to it is
-# open: holding one keeps its domains through an NC app stopping and starting, as libvirtd
-# keeps guests running while the NC restarts.
-SHARED = {"HYPERVISOR_URI": "test:///default"}
+from tests.nc.conftest import Driver, run_request, start_node
 
 
 @pytest.fixture(autouse=True)
-def hypervisor_outlives_the_nc() -> Iterator[None]:
-    connection = libvirt.open("test:///default")
+def hypervisor_outlives_the_nc(driver: Driver) -> Iterator[None]:
+    """The shared host (test:///default, fake:///shared) lives while any connection to it is
+    open: holding one keeps its domains through an NC app stopping and starting, as libvirtd
+    keeps guests running while the NC restarts."""
+    connection = driver.open(driver.shared_uri, "keeper")
     yield
     connection.close()
 
 
-def test_restarted_nc_adopts_domains_that_still_run(tmp_path: Path) -> None:
+def test_restarted_nc_adopts_domains_that_still_run(tmp_path: Path, driver: Driver) -> None:
     home = tmp_path / "adopt"
-    with start_node(home, **SHARED) as node:
+    with start_node(home, driver, HYPERVISOR_URI=driver.shared_uri) as node:
         request = run_request()
         node.run(request)
         node.wait_state(request.instance_id, "running")
         launched = node.instance(request.instance_id).launched_at
 
-    with start_node(home, **SHARED) as node:
+    with start_node(home, driver, HYPERVISOR_URI=driver.shared_uri) as node:
         again = node.wait_state(request.instance_id, "running")
         assert again.launched_at == launched
         console = node.call("GET", f"/internal/instances/{request.instance_id}/console", response=ConsoleOutput)
@@ -43,16 +41,16 @@ def test_restarted_nc_adopts_domains_that_still_run(tmp_path: Path) -> None:
         node.wait_state(request.instance_id, "terminated")
 
 
-def test_a_lost_database_is_rebuilt_from_our_domain_metadata(tmp_path: Path) -> None:
+def test_a_lost_database_is_rebuilt_from_our_domain_metadata(tmp_path: Path, driver: Driver) -> None:
     home = tmp_path / "lostdb"
-    with start_node(home, **SHARED) as node:
+    with start_node(home, driver, HYPERVISOR_URI=driver.shared_uri) as node:
         request = run_request()
         node.run(request)
         node.wait_state(request.instance_id, "running")
     for leftover in home.glob("nc.db*"):
         leftover.unlink()
 
-    with start_node(home, **SHARED) as node:
+    with start_node(home, driver, HYPERVISOR_URI=driver.shared_uri) as node:
         adopted = node.wait_state(request.instance_id, "running")
         assert adopted.vm == request.vm and adopted.network == request.network
         assert node.resources().free.cores == node.resources().max.cores - request.vm.cpu
@@ -60,8 +58,8 @@ def test_a_lost_database_is_rebuilt_from_our_domain_metadata(tmp_path: Path) -> 
         node.wait_state(request.instance_id, "terminated")
 
 
-def test_a_domain_dying_under_a_running_instance_is_reported(tmp_path: Path) -> None:
-    with start_node(tmp_path / "dies") as node:
+def test_a_domain_dying_under_a_running_instance_is_reported(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "dies", driver) as node:
         request = run_request()
         node.run(request)
         node.wait_state(request.instance_id, "running")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from nc.domain_xml import DomainSpec
 from services.internal import InternalCallError, InternalClient
 from services.messages.node import InstanceList, NodeResources, RunInstance
-from tests.nc.conftest import C1_XLARGE, M1_SMALL, SECRET, run_request, start_node
+from tests.nc.conftest import Driver, C1_XLARGE, M1_SMALL, SECRET, run_request, start_node
 
 
-def test_max_cores_and_memory_overcommit_the_host(tmp_path: Path) -> None:
-    with start_node(tmp_path / "big", MAX_CORES=8, MAX_MEM=10_000_000, MAX_DISK=500) as node:
+def test_max_cores_and_memory_overcommit_the_host(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "big", driver, MAX_CORES=8, MAX_MEM=10_000_000, MAX_DISK=500) as node:
         before = node.resources()
         assert before.max.cores == 8 and before.max.cores > before.host.cores
         assert before.max.memory_mb == 10_000_000 and before.max.memory_mb > before.host.memory_mb
@@ -40,17 +41,23 @@ def test_max_cores_and_memory_overcommit_the_host(tmp_path: Path) -> None:
         assert node.resources().free.cores == 4
 
 
-def test_without_max_the_host_figures_are_the_maximum(tmp_path: Path) -> None:
-    with start_node(tmp_path / "plain") as node:
+def test_without_max_the_host_figures_are_the_maximum(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "plain", driver) as node:
         figures = node.resources()
         assert figures.max == figures.host
         assert figures.host.cores >= 1 and figures.host.memory_mb > 0 and figures.host.disk_gb > 0
 
 
-def test_foreign_domains_are_left_alone_and_not_counted(tmp_path: Path) -> None:
-    # test:///default comes with its own running `test` domain.
-    with start_node(tmp_path / "shared", HYPERVISOR_URI="test:///default", MAX_CORES=4) as node:
-        assert "test" in [d.name() for d in node.runtime.hypervisor._conn.listAllDomains()]
+def test_foreign_domains_are_left_alone_and_not_counted(tmp_path: Path, driver: Driver) -> None:
+    # Beside ours on the shared host: a domain not named as an instance (test:///default comes
+    # with its own `test` too) and an instance of another node.
+    others = driver.open(driver.shared_uri, "someone-else")
+    for name in ("manual-vm", "i-0000f00d"):
+        others.define(DomainSpec(name=name, domain_type="test", vcpus=2, memory_mb=64, disks=(),
+                                 console_log=tmp_path / f"{name}.log", mac="d0:0d:00:00:f0:0d",
+                                 bridge="br0", metadata={"node": "someone-else"}))
+        others.start(name)
+    with start_node(tmp_path / "shared", driver, HYPERVISOR_URI=driver.shared_uri, MAX_CORES=4) as node:
         assert node.resources().free.cores == 4
         request = run_request()
         node.run(request)
@@ -59,11 +66,16 @@ def test_foreign_domains_are_left_alone_and_not_counted(tmp_path: Path) -> None:
         assert [i.instance_id for i in listing.instances] == [request.instance_id]
         assert [d.name for d in node.runtime.hypervisor.list_ours()] == [request.instance_id]
         assert node.resources().free.cores == 3
-        assert node.runtime.hypervisor.state("test") == "running"
+        assert node.runtime.hypervisor.state("manual-vm") == "running"
+        assert node.runtime.hypervisor.state("i-0000f00d") == "running"
+    for name in ("manual-vm", "i-0000f00d"):
+        others.destroy(name)
+        others.undefine(name)
+    others.close()
 
 
-def test_simulated_node_sleeps_only_when_idle_and_refuses_work_asleep(tmp_path: Path) -> None:
-    with start_node(tmp_path / "sleepy", MAX_CORES=2) as node:
+def test_simulated_node_sleeps_only_when_idle_and_refuses_work_asleep(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "sleepy", driver, MAX_CORES=2) as node:
         request = run_request()
         node.run(request)
         with pytest.raises(InternalCallError) as busy:
@@ -86,8 +98,8 @@ def test_simulated_node_sleeps_only_when_idle_and_refuses_work_asleep(tmp_path: 
         node.wait_state(woken.instance_id, "running")
 
 
-def test_twenty_concurrent_runs_never_overbook(tmp_path: Path) -> None:
-    with start_node(tmp_path / "busy", MAX_CORES=8, MAX_MEM=100_000) as node:
+def test_twenty_concurrent_runs_never_overbook(tmp_path: Path, driver: Driver) -> None:
+    with start_node(tmp_path / "busy", driver, MAX_CORES=8, MAX_MEM=100_000) as node:
         requests = [run_request(vm=M1_SMALL) for _ in range(20)]
 
         def attempt(request: RunInstance) -> int:

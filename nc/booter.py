@@ -1,5 +1,6 @@
-"""The steps that turn a RunInstance into a running libvirt domain, and back: images from the
-cache, disks in the instance store, the domain defined and started; torn down in reverse.
+"""The steps that turn a RunInstance into a running domain, and back: images from the cache,
+disks in the instance store, the domain defined and started on the hypervisor; torn down in
+reverse. (The CLC and the CC each have a `Launcher`; this is the node's part: it boots.)
 
 Each step raises an error whose message is fit for a StateReason; the instance manager decides
 what the failure means for the instance's state."""
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from nc.domain_xml import KERNEL_CMDLINE, DomainSpec, instance_disks
-from nc.hypervisor import Hypervisor
+from nc.hypervisor import Hypervisor, HypervisorError, tail_of
 from nc.image_cache import ImageCache, image_key
 from nc.instance_store import InstanceDisks, InstanceStore
 from nc.journal import ConsoleJournal
+from services.clock import utcnow
 from services.messages.node import RunInstance, instance_mac
 from services.tracing import TraceRecorder
 
@@ -36,10 +37,10 @@ def image_keys(request: RunInstance) -> set[str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Launcher:
+class InstanceBooter:
     def __init__(self, node_id: str, hypervisor: Hypervisor, store: InstanceStore, cache: ImageCache,
                  journal: ConsoleJournal, recorder: TraceRecorder, in_use: Callable[[], set[str]]) -> None:
         self.node_id = node_id
@@ -56,8 +57,19 @@ class Launcher:
     def note(self, request: RunInstance, *lines: str) -> None:
         self.journal.note(self._console(request), *lines)
 
+    def console(self, request: RunInstance, limit: int) -> bytes:
+        """The end of the instance's console: the domain's, or, with no domain (failed,
+        terminated, not defined yet), the file, which may still tell why."""
+        try:
+            return self.hypervisor.console_tail(request.instance_id, limit)
+        except HypervisorError:
+            return tail_of(self._console(request), limit)
+
+    def remove_files(self, account_id: str, instance_id: str) -> None:
+        self.store.remove(account_id, instance_id)
+
     def fetch_images(self, request: RunInstance) -> ImagePaths:
-        in_use = self._in_use()
+        in_use = self._in_use       # asked only if a fetch must make room
         image = self.cache.ensure(request.image, in_use)
         kernel = self.cache.ensure(request.kernel, in_use) if request.kernel else None
         ramdisk = self.cache.ensure(request.ramdisk, in_use) if request.ramdisk else None

@@ -1,0 +1,128 @@
+"""What the CC pushes upstream: the zone's instance changes and its capacity view, to the CLC
+that subscribed (DescribeZone.subscribe), the moment the CC learns of them.
+
+Batching: when no push is in flight a change goes at once; what arrives while one is in flight
+is coalesced into the next. A failed push is logged and dropped: the CLC's reconcile round
+describes the whole zone again and re-subscribes, which repairs anything a lost push missed.
+No lock is held across the HTTP call; everything here runs on the CC's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from services.internal import AsyncInternalClient, InternalCallError
+from services.messages.cluster import (CLC_ZONE_EVENTS_ROUTE, ClusterInstance, NodeCapacity,
+                                       ZoneCapacity, ZoneEvents)
+from services.messages.node import Subscription
+
+log = logging.getLogger("eucasim.cc.feed")
+
+
+class Coalescer:
+    """Runs `action` whenever kicked: at once when idle; kicks during a run make exactly one
+    more run after it. The loop outlives a failing action (logged with its traceback)."""
+
+    def __init__(self, name: str, action: Callable[[], Awaitable[None]], pause: float = 0.0) -> None:
+        self._name = name
+        self._action = action
+        # Seconds to wait after a run before the next: more coalescing, fewer runs.
+        self._pause = pause
+        self._kicked = asyncio.Event()
+
+    def kick(self) -> None:
+        self._kicked.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                kicked = asyncio.ensure_future(self._kicked.wait())
+                await asyncio.wait({kicked, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                kicked.cancel()
+                if self._kicked.is_set():
+                    await self.run_once()
+                    if self._pause:
+                        await asyncio.wait({stopping}, timeout=self._pause)
+        finally:
+            stopping.cancel()
+
+    async def run_once(self) -> None:
+        self._kicked.clear()
+        try:
+            await self._action()
+        except Exception:  # noqa: BLE001 - a bug in one run must not end the loop; it is logged
+            log.exception("%s failed", self._name)
+
+
+class ZoneFeed:
+    def __init__(self, zone: str, secret: str, capacity: Callable[[], list[NodeCapacity]],
+                 timeout: float = 10.0) -> None:
+        self.zone = zone
+        self.version = 0
+        self.subscription: Subscription | None = None
+        self._secret = secret
+        self._capacity = capacity
+        self._timeout = timeout
+        self._client: AsyncInternalClient | None = None
+        self._instances: dict[str, ClusterInstance] = {}
+        self._capacity_changed = False
+        self.pusher = Coalescer("push to the CLC", self.push)
+        self.pushes = 0
+
+    # -- what the zone tells it -----------------------------------------------------------------
+
+    def instances_changed(self, items: list[ClusterInstance]) -> None:
+        if self.subscription is None:
+            return  # nobody to tell; a CLC that subscribes describes the whole zone first
+        for item in items:
+            self._instances[item.instance_id] = item
+        self.pusher.kick()
+
+    def capacity_changed(self) -> int:
+        """The capacity view changed: a new version. Returns it."""
+        self.version += 1
+        self._capacity_changed = True
+        if self.subscription is not None:
+            self.pusher.kick()
+        return self.version
+
+    def capacity_view(self) -> ZoneCapacity:
+        return ZoneCapacity(version=self.version, nodes=self._capacity())
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        # What the subscriber has not seen it has just described; start afresh.
+        self._instances = {}
+        self._capacity_changed = False
+
+    # -- pushing ----------------------------------------------------------------------------------
+
+    async def push(self) -> None:
+        subscription = self.subscription
+        if subscription is None or (not self._instances and not self._capacity_changed):
+            return
+        events = ZoneEvents(key=subscription.key, zone=self.zone,
+                            instances=list(self._instances.values()),
+                            capacity=self.capacity_view() if self._capacity_changed else None)
+        self._instances = {}
+        self._capacity_changed = False
+        if self._client is None or self._client.base_url != subscription.url.rstrip("/"):
+            if self._client is not None:
+                await self._client.aclose()
+            self._client = AsyncInternalClient(subscription.url, self._secret, timeout=self._timeout)
+        client = self._client
+        try:
+            await client.call("POST", CLC_ZONE_EVENTS_ROUTE, events)
+            self.pushes += 1
+        except (httpx.HTTPError, InternalCallError) as exc:
+            log.warning("push of %d instance change(s) to %s failed (the CLC's reconcile repairs "
+                        "it): %s", len(events.instances), subscription.url, exc)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

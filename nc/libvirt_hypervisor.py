@@ -1,0 +1,138 @@
+"""The libvirt implementation of nc.hypervisor.Hypervisor: one connection per node, serving
+both libvirt's test driver (simulated mode) and QEMU/KVM (real mode)."""
+
+from __future__ import annotations
+
+import threading
+
+import libvirt
+
+from nc.domain_xml import NAMESPACE, DomainSpec, build_domain_xml, console_path, parse_metadata
+from nc.hypervisor import DomainState, HostInfo, HypervisorError, OurDomain, tail_of
+from services.ids import INSTANCE_ID
+
+_STATES: dict[int, DomainState] = {
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "running",   # shutting down but still alive
+    libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+}
+
+
+def _quiet(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; we raise HypervisorError instead."""
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
+
+class LibvirtHypervisor:
+    """One libvirt connection for one node. `test:///…` URIs make it simulated: the domain
+    type is forced to `test` (the only one that driver accepts) and guests never really run."""
+
+    def __init__(self, uri: str, domain_type: str, node_id: str) -> None:
+        self.uri = uri
+        self.simulated = uri.startswith("test:")
+        self.domain_type = "test" if self.simulated else domain_type
+        self.node_id = node_id
+        self._lock = threading.RLock()
+        try:
+            self._conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"libvirt: cannot open {uri}: {exc}") from None
+
+    def _call(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            with self._lock:
+                return fn(*args)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"libvirt: {what}: {exc}") from None
+
+    def _lookup(self, name: str) -> libvirt.virDomain | None:
+        with self._lock:
+            try:
+                return self._conn.lookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise HypervisorError(f"libvirt: look up {name}: {exc}") from None
+
+    def _require(self, name: str) -> libvirt.virDomain:
+        domain = self._lookup(name)
+        if domain is None:
+            raise HypervisorError(f"libvirt: no domain named {name}")
+        return domain
+
+    def host_info(self) -> HostInfo:
+        model, memory_mb, cpus, *_ = self._call("node info", self._conn.getInfo)
+        return HostInfo(cores=int(cpus), memory_mb=int(memory_mb), model=str(model))
+
+    def define(self, spec: DomainSpec) -> str:
+        xml = build_domain_xml(spec)
+        self._call(f"define {spec.name}", self._conn.defineXML, xml)
+        return xml
+
+    def start(self, name: str) -> None:
+        domain = self._require(name)
+        if not self._call(f"is {name} active", domain.isActive):
+            self._call(f"start {name}", domain.create)
+
+    def reboot(self, name: str) -> None:
+        domain = self._require(name)
+        if self._call(f"is {name} active", domain.isActive):
+            self._call(f"reboot {name}", domain.reboot, 0)
+        else:
+            self._call(f"start {name}", domain.create)
+
+    def destroy(self, name: str) -> None:
+        domain = self._lookup(name)
+        if domain is not None and self._call(f"is {name} active", domain.isActive):
+            self._call(f"destroy {name}", domain.destroy)
+
+    def undefine(self, name: str) -> None:
+        domain = self._lookup(name)
+        if domain is not None:
+            self._call(f"undefine {name}", domain.undefine)
+
+    def _ours(self, domain: libvirt.virDomain) -> dict[str, str] | None:
+        if not INSTANCE_ID.match(domain.name()):
+            return None
+        try:
+            raw = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE)
+        except libvirt.libvirtError:
+            return None     # no eucasim metadata: not ours
+        meta = parse_metadata(raw)
+        return meta if meta.get("node") == self.node_id else None
+
+    def list_ours(self) -> list[OurDomain]:
+        found = []
+        with self._lock:
+            for domain in self._call("list domains", self._conn.listAllDomains, 0):
+                meta = self._ours(domain)
+                if meta is not None:
+                    found.append(OurDomain(domain.name(), _STATES.get(domain.state()[0], "other"), meta))
+        return found
+
+    def state(self, name: str) -> DomainState:
+        domain = self._lookup(name)
+        if domain is None:
+            return "absent"
+        code = self._call(f"state of {name}", domain.state)[0]
+        return _STATES.get(code, "other")
+
+    def domain_xml(self, name: str) -> str:
+        return str(self._call(f"XML of {name}", self._require(name).XMLDesc, 0))
+
+    def console_tail(self, name: str, limit: int = 65536) -> bytes:
+        path = console_path(self.domain_xml(name))
+        return tail_of(path, limit) if path else b""
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass

@@ -1,0 +1,135 @@
+"""What any Hypervisor must do, asked of each driver in turn (libvirt's test driver and the
+in-memory fake): a new implementation passes this file before the NC uses it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nc.domain_xml import DomainSpec, console_path, instance_disks
+from nc.hypervisor import Hypervisor, HypervisorError
+from tests.nc.conftest import Driver
+
+_names = itertools.count(0x0c0ffee0)
+
+
+def _spec(tmp_path: Path, node_id: str, name: str | None = None) -> DomainSpec:
+    name = name or f"i-{next(_names):08x}"
+    folder = tmp_path / name
+    return DomainSpec(name=name, domain_type="test", vcpus=1, memory_mb=128,
+                      disks=instance_disks(folder / "root.img", "raw", folder / "ephemeral0.img",
+                                           folder / "swap.img"),
+                      console_log=folder / "console.log", mac="d0:0d:0c:0f:fe:e0", bridge="br0",
+                      metadata={"node": node_id, "account": "123456789012"})
+
+
+@pytest.fixture
+def hypervisor(driver: Driver, tmp_path: Path) -> Iterator[Hypervisor]:
+    hv = driver.open(driver.private_uri(tmp_path), "node-contract")
+    yield hv
+    for domain in hv.list_ours():
+        hv.destroy(domain.name)
+        hv.undefine(domain.name)
+    hv.close()
+
+
+def test_a_simulated_hypervisor_says_so(hypervisor: Hypervisor) -> None:
+    assert hypervisor.simulated and hypervisor.domain_type == "test"
+    info = hypervisor.host_info()
+    assert info.cores >= 1 and info.memory_mb > 0 and info.model
+
+
+def test_define_start_reboot_destroy_undefine(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "node-contract")
+    xml = hypervisor.define(spec)
+    assert f"<name>{spec.name}</name>" in xml
+    assert hypervisor.state(spec.name) == "shutoff"
+    assert console_path(hypervisor.domain_xml(spec.name)) == spec.console_log
+
+    hypervisor.start(spec.name)
+    hypervisor.start(spec.name)                     # starting a running domain changes nothing
+    assert hypervisor.state(spec.name) == "running"
+    hypervisor.reboot(spec.name)
+    assert hypervisor.state(spec.name) == "running"
+
+    hypervisor.destroy(spec.name)
+    hypervisor.destroy(spec.name)                   # destroying a stopped one changes nothing
+    assert hypervisor.state(spec.name) == "shutoff"
+    hypervisor.reboot(spec.name)                    # a reboot of a stopped domain starts it
+    assert hypervisor.state(spec.name) == "running"
+
+    hypervisor.destroy(spec.name)
+    hypervisor.undefine(spec.name)
+    assert hypervisor.state(spec.name) == "absent"
+    hypervisor.undefine(spec.name)                  # undefining what is gone changes nothing
+
+
+def test_an_undefined_running_domain_runs_until_destroyed(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    hypervisor.start(spec.name)
+    hypervisor.undefine(spec.name)
+    assert hypervisor.state(spec.name) == "running"
+    hypervisor.destroy(spec.name)
+    assert hypervisor.state(spec.name) == "absent"
+
+
+def test_what_does_not_exist_is_an_error_or_absent(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    assert hypervisor.state("i-00000bad") == "absent"
+    for call in (hypervisor.start, hypervisor.reboot, hypervisor.domain_xml, hypervisor.console_tail):
+        with pytest.raises(HypervisorError):
+            call("i-00000bad")
+    hypervisor.destroy("i-00000bad")
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    with pytest.raises(HypervisorError):
+        hypervisor.define(spec)                     # a name is defined once
+
+
+def test_the_console_is_the_file_the_spec_names(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    assert hypervisor.console_tail(spec.name) == b""
+    spec.console_log.parent.mkdir(parents=True, exist_ok=True)
+    spec.console_log.write_bytes(b"boot\n" * 100)
+    assert hypervisor.console_tail(spec.name, limit=10) == b"boot\nboot\n"
+
+
+def test_only_our_nodes_instance_domains_are_listed(driver: Driver, tmp_path: Path) -> None:
+    mine, theirs = driver.open(driver.shared_uri, "node-mine"), driver.open(driver.shared_uri, "node-theirs")
+    ours, other_node, not_an_instance = (_spec(tmp_path, "node-mine"), _spec(tmp_path, "node-theirs"),
+                                         _spec(tmp_path, "node-mine", name="manual-vm"))
+    try:
+        mine.define(ours)
+        mine.start(ours.name)
+        theirs.define(other_node)
+        mine.define(not_an_instance)
+        listed = mine.list_ours()
+        assert [(d.name, d.state) for d in listed] == [(ours.name, "running")]
+        assert listed[0].metadata["account"] == "123456789012"
+        assert [d.name for d in theirs.list_ours()] == [other_node.name]
+        # Both see the whole host, though: the shared host is one hypervisor.
+        assert theirs.state(ours.name) == "running"
+    finally:
+        for spec, hv in ((ours, mine), (other_node, theirs), (not_an_instance, mine)):
+            hv.destroy(spec.name)
+            hv.undefine(spec.name)
+        mine.close()
+        theirs.close()
+
+
+def test_a_private_host_forgets_its_domains_when_closed(driver: Driver, tmp_path: Path) -> None:
+    uri = driver.private_uri(tmp_path)
+    first = driver.open(uri, "node-reboot")
+    spec = _spec(tmp_path, "node-reboot")
+    first.define(spec)
+    first.start(spec.name)
+    first.close()
+    again = driver.open(uri, "node-reboot")         # as after a host reboot
+    try:
+        assert again.state(spec.name) == "absent" and again.list_ours() == []
+    finally:
+        again.close()

@@ -21,6 +21,7 @@ from nc.instance_store import InstanceStore
 from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
 from nc.reconcile import Summary, reconcile_at_start, watch
+from nc.volumes import VolumeManager
 from nc.resources import Limits, SimulatingMachine, host_figures, host_memory_mb, maximum
 from services.db import Database
 from services.messages.node import InstanceReport, NodeResources, PowerState, Resources
@@ -72,12 +73,15 @@ class NodeRuntime:
         journal = ConsoleJournal(self.hypervisor.simulated, settings.node_id)
         self.manager: InstanceManager
         self.booter = InstanceBooter(settings.node_id, self.hypervisor, self.store, self.cache, journal,
-                                     recorder, in_use=lambda: self.manager.keys_in_use())
+                                     recorder, in_use=lambda: self.manager.keys_in_use(),
+                                     volumes=lambda instance_id: self.manager.book.disks(instance_id))
         prefix = settings.prefix
         self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,
                                        on_change=lambda report: on_change(prefix, report))
+        self.volumes = VolumeManager(self.manager, self.hypervisor, recorder)
 
     def reconcile(self) -> Summary:
+        self.volumes.reconcile()
         return reconcile_at_start(self.manager, self.hypervisor)
 
     def watch(self) -> list[str]:

@@ -165,6 +165,15 @@ def disk_base(target: str) -> str:
     return target.rstrip("0123456789")
 
 
+def source_problem(source: DiskSource) -> str | None:
+    """What libvirt would refuse in a volume's source (the fake driver refuses the same)."""
+    if source.driver == "local" and not source.path:
+        return "missing source information for device (a local volume needs its path)"
+    if source.driver != "local" and not (source.host and source.port and source.export_name):
+        return f"an {source.driver} volume needs its host, port and export name"
+    return None
+
+
 def volume_element(volume: VolumeDisk, unit: int | None) -> ET.Element:
     """`<disk>` for a volume: a file for the `local` driver, a network disk for `nbd`/`rbd`;
     `unit` places a SCSI disk explicitly (libvirt would derive it from the name, on top of

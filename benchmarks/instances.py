@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -23,14 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.cloud import running_cloud  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
 
 POLL = 0.02
 
@@ -123,20 +122,17 @@ def bench_eucasim(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_moto(args: argparse.Namespace) -> dict[str, Any]:
-    port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    # Port 0: moto_server (werkzeug) binds a free port itself and names it in its log.
+    log = tempfile.NamedTemporaryFile(prefix="bench-moto-", suffix=".log")  # noqa: SIM115
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", "0"],
+                              stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url + "/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        while not (found := re.search(rb"Running on (http://\S+)", Path(log.name).read_bytes())):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+        url = found.group(1).decode()
         ec2 = _client(url, "testing", "testing", "us-east-1")
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         lat = latency(ec2, image, args.samples, "t2.micro")
@@ -145,6 +141,7 @@ def bench_moto(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(10)
+        log.close()
     return {"latency": lat, "fill_seconds": filled, "failed": failed, "describe_rps": rate}
 
 

@@ -73,11 +73,12 @@ class CloudConfig(BaseSettings):
     BIND_ADDRESS: str = "127.0.0.1"
     # The address other services and clients use to reach this host.
     PUBLIC_HOST: str = "127.0.0.1"
-    CLC_PORT: int = Field(8773, ge=1, le=65535)
-    CC_PORT: int = Field(8774, ge=1, le=65535)
-    NC_PORT: int = Field(8775, ge=1, le=65535)
-    SC_PORT: int = Field(8776, ge=1, le=65535)
-    WALRUS_PORT: int = Field(8777, ge=1, le=65535)
+    # 0: any free port; `eucasim up` binds it first and tells every service which (launcher.py).
+    CLC_PORT: int = Field(8773, ge=0, le=65535)
+    CC_PORT: int = Field(8774, ge=0, le=65535)
+    NC_PORT: int = Field(8775, ge=0, le=65535)
+    SC_PORT: int = Field(8776, ge=0, le=65535)
+    WALRUS_PORT: int = Field(8777, ge=0, le=65535)
     # Where to reach the other services when they live on another host; empty means this host.
     CLC_URL: str = ""
     CC_URL: str = ""

@@ -1,12 +1,11 @@
-"""Start a real CC process (uvicorn, its own port and EUCASIM_HOME) for the tests, and wait
-for it to answer."""
+"""Start a real CC process (uvicorn on a listening socket bound here, its own EUCASIM_HOME) for
+the tests, and wait for it to answer."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from services.internal import InternalClient
-from tests.support.servers import free_port
+from services.launcher import listen, port_of, uvicorn_command
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +64,15 @@ def _die_with_parent() -> None:
 def start_cc(home: Path, secret: str, wait: bool = True, **settings: str | float | int) -> CcProcess:
     """Start the CC; with wait=False, call `.wait_healthy()` later (so an NC can start meanwhile)."""
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    listener = listen()
+    port = port_of(listener)
     env = {**os.environ, "EUCASIM_HOME": str(home), "CLOUD_SECRET": secret, "CC_PORT": str(port),
            "EUCASIM_CONF": str(home / "none.conf")}
     env.update({k: str(v) for k, v in settings.items()})
-    log = open(home / f"cc-{port}.log", "wb")  # noqa: SIM115 - kept open for the process's life
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "cc.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    with listener, open(home / f"cc-{port}.log", "wb") as log:
+        process = subprocess.Popen(uvicorn_command("cc.app:create_app", listener), cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=_die_with_parent, pass_fds=(listener.fileno(),))
     url = f"http://127.0.0.1:{port}"
     cc = CcProcess(url, home, process, InternalClient(url, secret),
                    {k: str(v) for k, v in settings.items()})

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,19 +26,30 @@ AWS = str(Path(sys.executable).parent / "aws")
 FAST = {"Delay": 0.5, "MaxAttempts": 60}
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+@contextmanager
+def small_cloud(home: Path) -> Iterator[Cloud]:
     # One small node: 2 cores is room for two m1.small and no c1.xlarge (4 cores).
     # Public addresses on loopback: the first instance's is 127.0.0.1, the address this test
     # calls from, so the metadata service knows it by source address as it would on a real host.
-    with running_cloud(tmp_path_factory.mktemp("cloud"), nodes=1, MAX_CORES=2,
-                       VNET_PUBLICIPS="127.0.0.1-127.0.0.9") as c:
+    with running_cloud(home, nodes=1, MAX_CORES=2, VNET_PUBLICIPS="127.0.0.1-127.0.0.9") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """Shared by the tests that leave its node up and empty."""
+    with small_cloud(tmp_path_factory.mktemp("cloud")) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def image(cloud: Cloud) -> str:
     return cloud.register_image()
+
+
+def _empty_node(cloud: Cloud) -> None:
+    """What the tests before left behind has reached the CC: no core booked."""
+    wait_until(lambda: set(cloud.booked_cores().values()) == {0}, what="an empty node")
 
 
 def aws(cloud: Cloud, *args: str) -> dict:
@@ -73,6 +85,7 @@ def _wait_state(cloud: Cloud, instance_id: str, state: str) -> None:
 
 
 def test_the_aws_cli_runs_describes_and_terminates(cloud: Cloud, image: str):
+    _empty_node(cloud)  # and so no instance holds 127.0.0.1
     ran = aws(cloud, "run-instances", "--image-id", image, "--instance-type", "m1.small",
               "--count", "1", "--user-data", "from the cli")
     instance_id = ran["Instances"][0]["InstanceId"]
@@ -97,7 +110,7 @@ def test_the_aws_cli_runs_describes_and_terminates(cloud: Cloud, image: str):
 
 
 def test_capacity_in_describe_availability_zones_verbose(cloud: Cloud):
-    wait_until(lambda: set(cloud.booked_cores().values()) == {0}, what="an empty node")
+    _empty_node(cloud)
     zones = cloud.ec2().describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
     lines = {z["ZoneName"]: z["State"] for z in zones}
     assert lines["|- m1.small"].split()[:3] == ["0002", "/", "0002"]
@@ -111,6 +124,7 @@ def test_a_type_larger_than_any_node_is_refused(cloud: Cloud, image: str):
 
 
 def test_min_count_beyond_capacity_is_refused_whole(cloud: Cloud, image: str):
+    _empty_node(cloud)
     ec2 = cloud.ec2()
     before = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
     with pytest.raises(ClientError) as error:
@@ -122,6 +136,7 @@ def test_min_count_beyond_capacity_is_refused_whole(cloud: Cloud, image: str):
 
 
 def test_min_one_max_three_starts_the_two_that_fit(cloud: Cloud, image: str):
+    _empty_node(cloud)
     ec2 = cloud.ec2()
     ran = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=3, InstanceType="m1.small")
     ids = [i["InstanceId"] for i in ran["Instances"]]
@@ -135,7 +150,13 @@ def test_min_one_max_three_starts_the_two_that_fit(cloud: Cloud, image: str):
     wait_until(lambda: cloud.booked_cores() == {"node-1": 0}, what="the node's cores freed")
 
 
-def test_an_instance_whose_node_goes_down_says_so(cloud: Cloud, image: str):
+def test_an_instance_whose_node_goes_down_says_so(tmp_path: Path):
+    # Its own cloud: the node it takes down is gone for good.
+    with small_cloud(tmp_path / "cloud") as cloud:
+        _node_goes_down(cloud, cloud.register_image())
+
+
+def _node_goes_down(cloud: Cloud, image: str) -> None:
     ec2 = cloud.ec2()
     instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=FAST)

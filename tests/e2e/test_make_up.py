@@ -9,20 +9,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = str(Path(sys.executable).parent / "aws")
 
 
-def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, str], str | None, list[str]]:
-    """The exports, the sample image id and the services started that `make up` prints once
-    the cloud is up."""
+def _read_banner(process: subprocess.Popen, deadline: float
+                 ) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """The URL of each service started (in order), the exports and the sample image id that
+    `make up` prints once the cloud is up."""
+    urls: dict[str, str] = {}
     exports: dict[str, str] = {}
-    started: list[str] = []
     image_id = None
     seen: list[str] = []
     while time.monotonic() < deadline:
@@ -32,24 +33,24 @@ def _read_banner(process: subprocess.Popen, deadline: float) -> tuple[dict[str, 
                 break
             continue
         seen.append(line)
+        started = re.match(r"✓ (\w+) +(\S+)$", line.strip())
+        if started:
+            urls[started.group(1)] = started.group(2)
         match = re.match(r"export (\w+)=(\S+)", line.strip())
         if match:
             exports[match.group(1)] = match.group(2)
-        service = re.match(r"\s*✓ (\w+)\s+https?://", line)
-        if service:
-            started.append(service.group(1))
         image = re.search(r"run-instances --image-id (emi-[0-9a-f]+)", line)
         if image:
             image_id = image.group(1)
         if "Ctrl-C stops everything" in line:
-            return exports, image_id, started
+            return urls, exports, image_id
     raise AssertionError("make up did not finish its banner:\n" + "".join(seen))
 
 
 @pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
 def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_path: Path, https: bool):
-    ports = {name: str(free_port()) for name in
-             ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
+    # Every port 0: `eucasim up` binds them all before it starts a service, and prints them.
+    ports = {name: "0" for name in ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
     env = {**os.environ, "EUCASIM_HOME": str(tmp_path / "state"), **ports,
            "NC_POLLING_FREQUENCY": "1", "PUBLIC_HTTPS": "true" if https else "false"}
     for inherited in ("SSL_CERT_FILE", "AWS_CA_BUNDLE"):
@@ -58,12 +59,14 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
-        exports, image_id, started = _read_banner(process, time.monotonic() + 240)
+        urls, exports, image_id = _read_banner(process, time.monotonic() + 240)
         # All five services, the storage controller among them.
-        assert started == ["clc", "walrus", "sc", "nc", "cc"]
+        assert list(urls) == ["clc", "walrus", "sc", "nc", "cc"]
         scheme = "https" if https else "http"
-        assert exports["AWS_ENDPOINT_URL_EC2"] == f"{scheme}://127.0.0.1:{ports['CLC_PORT']}"
-        assert exports["AWS_ENDPOINT_URL_S3"] == f"{scheme}://127.0.0.1:{ports['WALRUS_PORT']}"
+        assert all(re.fullmatch(r"https?://127\.0\.0\.1:[1-9]\d*", url) for url in urls.values())
+        assert len({urlsplit(url).port for url in urls.values()}) == len(urls)
+        assert exports["AWS_ENDPOINT_URL_EC2"] == urls["clc"] and urls["clc"].startswith(f"{scheme}:")
+        assert exports["AWS_ENDPOINT_URL_S3"] == urls["walrus"] and urls["walrus"].startswith(f"{scheme}:")
         assert ("AWS_CA_BUNDLE" in exports) == https
         cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": "/dev/null",
                    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
@@ -96,12 +99,13 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
         process.wait(timeout=60)
     # Every service stopped with it: nothing answers on their ports any more.
     deadline = time.monotonic() + 20
-    for port in ports.values():
-        while _answers(int(port)):
+    for url in urls.values():
+        port = urlsplit(url).port
+        while _answers(port):
             assert time.monotonic() < deadline, f"port {port} still answers after Ctrl-C"
             time.sleep(0.2)
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int | None) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -2,6 +2,7 @@
 adds them to a zone's cluster controller and takes them out again."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +13,26 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from tests.cc.cc_process import start_cc, wait_for
-from tests.support.servers import free_port
 
 SECRET = "node-cli-secret"
 runner = CliRunner()
 
 
 def test_nc_command_and_node_registration(tmp_path: Path):
-    port = free_port()
+    # NC_PORT=0: the NC binds a free port itself and names it in its log.
     env = {**os.environ, "EUCASIM_HOME": str(tmp_path / "nc"), "CLOUD_SECRET": SECRET,
-           "EUCASIM_CONF": str(tmp_path / "none.conf"), "MAX_CORES": "4"}
-    nc = subprocess.Popen([sys.executable, "-m", "services.cli", "nc", "--nodes", "2", "--port", str(port)],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+           "EUCASIM_CONF": str(tmp_path / "none.conf"), "MAX_CORES": "4", "NC_PORT": "0"}
+    log = tmp_path / "nc.log"
+    with log.open("wb") as output:
+        nc = subprocess.Popen([sys.executable, "-m", "services.cli", "nc", "--nodes", "2"],
+                              env=env, stdout=output, stderr=subprocess.STDOUT)
     cc = start_cc(tmp_path / "cc", SECRET, NODES="", NC_POLLING_FREQUENCY="0.5")
     try:
-        base = f"http://127.0.0.1:{port}"
+        def reported() -> str | None:
+            assert nc.poll() is None, f"eucasim nc exited: {log.read_text()}"
+            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
+            return found.group(1) if found else None
+        base = wait_for(reported, 30, "eucasim nc to report its port")
 
         def answers() -> bool:
             assert nc.poll() is None, "eucasim nc exited"

@@ -21,7 +21,7 @@ from services.identity import ClcKeyDirectory
 from services.internal import InternalClient
 from services.messages.identity import AccessKeyInfo
 from tests.support.clc import SECRET, RunningClc, running_clc
-from tests.support.servers import free_port, running
+from tests.support.servers import listen, port_of, running
 
 MIB = 1024 * 1024
 _names = itertools.count(1)
@@ -105,7 +105,7 @@ class ImageCloud:
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
     home = tmp_path_factory.mktemp("images-cloud")
-    walrus_port = free_port()
-    with running_clc(home, WALRUS_URL=f"http://127.0.0.1:{walrus_port}") as clc:
-        with running(walrus_app(clc.config, clc.url), walrus_port) as walrus_url:
+    walrus_socket = listen()  # Walrus's URL is known to the CLC before either starts
+    with running_clc(home, WALRUS_URL=f"http://127.0.0.1:{port_of(walrus_socket)}") as clc:
+        with running(walrus_app(clc.config, clc.url), walrus_socket) as walrus_url:
             yield ImageCloud(clc, walrus_url, home)

@@ -20,7 +20,7 @@ from services.config import load_config
 from services.messages.node import Subscription
 from tests.instances.conftest import ClcState, make_state
 from tests.instances.stand_in_cc import StandInCC
-from tests.support.servers import free_port, running
+from tests.support.servers import refused_port, running
 
 
 @pytest.fixture
@@ -99,9 +99,10 @@ def test_terminated_instances_are_forgotten_after_an_hour(zone: ClcState):
 
 
 def test_an_unreachable_zone_changes_nothing(tmp_path: Path):
-    state = make_state(tmp_path, CC_URL=f"http://127.0.0.1:{free_port()}", INSTANCE_PENDING_TIMEOUT=1)
-    _add(state, "i-00000006", "pending", timedelta(minutes=5))
-    result = _reconciler(state).run_once()
+    with refused_port() as port:
+        state = make_state(tmp_path, CC_URL=f"http://127.0.0.1:{port}", INSTANCE_PENDING_TIMEOUT=1)
+        _add(state, "i-00000006", "pending", timedelta(minutes=5))
+        result = _reconciler(state).run_once()
     assert result[0].reachable is False
     assert _get(state, "i-00000006").state == "pending"  # type: ignore[union-attr]
 

@@ -20,7 +20,7 @@ from services.messages.node import (NC_DESCRIBE_ROUTE, DescribeNodes, ImageRef, 
                                     Subscription)
 from tests.nc.conftest import SECRET, Driver, Node, run_request, start_node, wait_for
 from tests.support.nc_process import nc_process
-from tests.support.servers import free_port, running
+from tests.support.servers import refused_port, running
 
 
 @dataclass
@@ -137,22 +137,23 @@ def _launch_many_while_a_push_hangs(node: Node, cc: FakeCC) -> None:
 
 
 def test_a_subscriber_that_is_down_stops_nothing(node: Node) -> None:
-    nobody = f"http://127.0.0.1:{free_port()}"
-    subscribe(node, nobody)
-    request = run_request()
-    node.run(request)
-    node.wait_state(request.instance_id, "running")
-    node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
-    node.wait_state(request.instance_id, "terminated")
-    wait_for(lambda: node.runtime_pushes() >= 1, 10, "a push attempted (and failed)")
+    with refused_port() as port:
+        subscribe(node, f"http://127.0.0.1:{port}")
+        request = run_request()
+        node.run(request)
+        node.wait_state(request.instance_id, "running")
+        node.call("POST", f"/internal/instances/{request.instance_id}/terminate")
+        node.wait_state(request.instance_id, "terminated")
+        wait_for(lambda: node.runtime_pushes() >= 1, 10, "a push attempted (and failed)")
 
 
 def test_the_latest_subscription_wins(node: Node, cc: FakeCC) -> None:
-    subscribe(node, f"http://127.0.0.1:{free_port()}", key="old")
-    subscribe(node, cc.url, key="new")
-    request = run_request()
-    node.run(request)
-    wait_for(lambda: "running" in cc.states(request.instance_id), 10, "running pushed")
+    with refused_port() as port:
+        subscribe(node, f"http://127.0.0.1:{port}", key="old")
+        subscribe(node, cc.url, key="new")
+        request = run_request()
+        node.run(request)
+        wait_for(lambda: "running" in cc.states(request.instance_id), 10, "running pushed")
     assert {push.key for push in cc.pushes} == {"new"}
 
 

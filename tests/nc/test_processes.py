@@ -16,10 +16,11 @@ from tests.nc.conftest import C1_XLARGE, M1_SMALL, SECRET, run_request, wait_for
 from tests.support.nc_process import NcProcess, nc_process
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def zone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NcProcess]:
     """One NC process, three simulated nodes with MAX_CORES 2, 4 and 8 and MAX_MEM above the
-    host's memory; shared by this module's tests (a process start costs seconds)."""
+    host's memory. Each test has its own: one counts on empty nodes, the other kills the NC
+    and leaves instances running."""
     with nc_process(tmp_path_factory.mktemp("zone"), SECRET, nodes=3, max_cores_per_node=[2, 4, 8],
                     max_mem=10_000_000) as nc:
         yield nc

@@ -13,7 +13,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from pydantic import BaseModel
 from services import credentials
 from services.internal import InternalCallError, InternalClient
 from services.messages.identity import AccessKeyInfo
-from tests.support.servers import free_port
+from services.launcher import uvicorn_command
+from tests.support.servers import PortHold
 from tests.support.waiting import wait_for
 from tests.walrus.process import walrus_process
 
@@ -63,8 +63,13 @@ class ScProcess:
     home: Path
     walrus: Walrus
     settings: dict[str, str]
-    port: int = field(default_factory=free_port)
+    # Chosen and held from the start to the end of sc_process: a restart comes back on it.
+    hold: PortHold = field(default_factory=PortHold)
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return self.hold.port
 
     @property
     def url(self) -> str:
@@ -86,12 +91,10 @@ class ScProcess:
         env = {**os.environ, "EUCASIM_HOME": str(self.home), "CLOUD_SECRET": SECRET,
                "EUCASIM_CONF": str(self.home / "none.conf"), "WALRUS_URL": self.walrus.url,
                **self.settings}
-        log = open(self.home / "sc.log", "ab")  # noqa: SIM115 - kept open for the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "sc.app:create_app", "--host",
-             "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with self.hold.listener() as listener, open(self.home / "sc.log", "ab") as log:
+            self.process = subprocess.Popen(uvicorn_command("sc.app:create_app", listener),
+                                            cwd=ROOT, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),))
         process = self.process
 
         def healthy() -> bool:
@@ -145,4 +148,7 @@ def sc_process(home: Path, walrus: Walrus, **settings: str) -> Iterator[ScProces
         sc.start()
         yield sc
     finally:
-        sc.stop()
+        try:
+            sc.stop()
+        finally:
+            sc.hold.close()

@@ -19,7 +19,7 @@ from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC
                                        SnapshotInfo, SnapshotList, SnapshotManifest, VolumeInfo)
 from tests.sc.conftest import same_bytes, volume_file
 from tests.sc.process import ScProcess, Walrus, sc_process
-from tests.support.servers import free_port
+from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 
 MIB = 1024 * 1024
@@ -230,8 +230,9 @@ def test_a_volume_smaller_than_its_snapshot_is_refused(sc: ScProcess) -> None:
 
 def test_without_walrus_a_snapshot_fails_with_its_reason_and_leaves_nothing(
         walrus: Walrus, tmp_path: Path) -> None:
-    nowhere = Walrus(f"http://127.0.0.1:{free_port()}", walrus.admin, 0)
-    with sc_process(tmp_path / "cut-off", nowhere, SC_MAX_STORAGE="4") as lonely:
+    with refused_port() as port, sc_process(
+            tmp_path / "cut-off", Walrus(f"http://127.0.0.1:{port}", walrus.admin, 0),
+            SC_MAX_STORAGE="4") as lonely:
         volume = new_volume(lonely, 1)
         write(volume_file(lonely, volume.volume_id), 0, PATTERN)
         failed = settled_snapshot(lonely, snapshot(lonely, volume.volume_id).snapshot_id)

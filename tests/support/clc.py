@@ -1,4 +1,4 @@
-"""A real CLC on a free port, and boto3 clients for its accounts."""
+"""A real CLC on a port of its own (bound before it starts), and boto3 clients for its accounts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from services.config import CloudConfig, load_config
 from services.internal import InternalClient
 from services.messages.admin import AccountCreated, NewAccount
 from services.messages.identity import AccessKeyInfo
-from tests.support.servers import free_port
 
 SECRET = "test-cloud-secret"
 AWS = str(Path(sys.executable).parent / "aws")
@@ -60,11 +59,11 @@ def running_clc(home: Path, **overrides: object) -> Iterator[RunningClc]:
     """The CLC as its own process (uvicorn, as `eucasim up` starts it) on a free port."""
     from services import credentials, launcher
 
-    port = free_port()
+    listener = launcher.listen()
+    port = launcher.port_of(listener)
     settings = {key: str(value) for key, value in overrides.items()}
     config = load_config(EUCASIM_HOME=home, CLOUD_SECRET=SECRET, CLC_PORT=port, **overrides)
-    spec = launcher.ServiceSpec("clc", "clc.app:create_app", port,
-                                env={"CLC_PORT": str(port), **settings})
+    spec = launcher.ServiceSpec("clc", "clc.app:create_app", port, env=settings, listener=listener)
     services = launcher.start(config, [spec])
     try:
         yield RunningClc(url=services[0].url, config=config, admin=credentials.read(home).key)

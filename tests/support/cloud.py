@@ -1,9 +1,11 @@
 """The whole cloud for end-to-end tests: CLC, Walrus, a multi-node simulated NC and the CC as
-real processes on free ports, started by the launcher exactly as `eucasim up` starts them, with
-a temporary EUCASIM_HOME and a short polling period.
+real processes, started by the launcher exactly as `eucasim up` starts them with every port
+configured as 0 (the launcher binds them all before the first child starts), with a temporary
+EUCASIM_HOME and a short polling period. The tests reach the cloud only as users and operators
+do: boto3, the AWS CLI and the services' internal APIs, never another service's tables.
 
     with running_cloud(tmp_path, nodes=3, SCHEDPOLICY="ROUNDROBIN") as cloud:
-        image = cloud.register_image()                  # a simulated machine image (no bundle)
+        image = cloud.register_image()                  # bundled, uploaded, registered, public
         ec2 = cloud.ec2()                               # boto3, admin account
         ...
         cloud.booked_cores()                            # {node id: cores booked} from the CC
@@ -27,12 +29,10 @@ from botocore.config import Config
 
 from services import credentials, launcher
 from services.config import CloudConfig, load_config
-from services.db import Database
 from services.internal import InternalClient
 from services.messages.admin import AccountCreated, NewAccount
-from services.messages.cluster import NodeList
+from services.messages.cluster import ClusterInstanceList, NodeList
 from services.messages.identity import AccessKeyInfo
-from tests.support.servers import free_port
 from tests.support.waiting import wait_for as wait_until
 
 SECRET = "test-cloud-secret-e2e"
@@ -52,10 +52,6 @@ class Cloud:
     @property
     def cc_url(self) -> str:
         return self.config.service_url("cc")
-
-    @property
-    def db(self) -> Database:
-        return Database(self.config.database_url("clc"))
 
     # -- clients ---------------------------------------------------------------------------------
 
@@ -86,19 +82,11 @@ class Cloud:
 
     def register_image(self, owner: AccessKeyInfo | None = None, public: bool = True,
                        shared_with: list[str] | None = None) -> str:
-        """A real 1 MiB machine image: bundled, uploaded to Walrus and registered (the images
-        work's `register_tiny_image`), then made private and shared as asked."""
-        from clc.tiny_image import register_tiny_image
-
+        """A machine image of `owner` (default: the admin), bundled, uploaded and registered
+        (upload_image), then made public and shared with `shared_with` as asked."""
         owner = owner or self.admin
-        db = self.db
-        try:
-            with db.session() as session:
-                image_id = register_tiny_image(session, self.config, owner,
-                                               name=f"test-{secrets.token_hex(4)}")
-        finally:
-            db.engine.dispose()
-        self.set_launch_permission(image_id, public=public, shared_with=shared_with or [])
+        image_id = self.upload_image("machine", owner)
+        self.set_launch_permission(image_id, owner, public=public, shared_with=shared_with or [])
         return image_id
 
     def upload_image(self, kind: str = "machine", owner: AccessKeyInfo | None = None,
@@ -126,22 +114,17 @@ class Cloud:
                                                self.config.REGION), bundle, "test-images")
         return str(self.ec2(owner).register_image(ImageLocation=location, Name=name)["ImageId"])
 
-    def set_launch_permission(self, image_id: str, *, public: bool | None = None,
-                              shared_with: list[str] = []) -> None:  # noqa: B006 (read only)
-        """Who may launch an image, written to the CLC's tables (ModifyImageAttribute's effect)."""
-        from clc.models.images import Image, LaunchPermission
-
-        db = self.db
-        try:
-            with db.session() as session:
-                image = session.get(Image, image_id)
-                assert image is not None
-                if public is not None:
-                    image.is_public = public
-                for account in shared_with:
-                    session.add(LaunchPermission(image_id=image_id, account_id=account))
-        finally:
-            db.engine.dispose()
+    def set_launch_permission(self, image_id: str, owner: AccessKeyInfo | None = None, *,
+                              public: bool | None = None, shared_with: list[str] = []) -> None:  # noqa: B006 (read only)
+        """Who may launch an image: ModifyImageAttribute, as its owner calls it."""
+        changes: dict[str, list[dict[str, str]]] = {"Add": [], "Remove": []}
+        if public is not None:
+            changes["Add" if public else "Remove"].append({"Group": "all"})
+        changes["Add"] += [{"UserId": account} for account in shared_with]
+        changes = {op: items for op, items in changes.items() if items}
+        if changes:
+            self.ec2(owner).modify_image_attribute(ImageId=image_id, Attribute="launchPermission",
+                                                   LaunchPermission=changes)
 
     def nodes(self) -> NodeList:
         client = self.internal("cc")
@@ -155,6 +138,28 @@ class Cloud:
         return {n.name: (n.max.cores - n.free.cores) if n.max and n.free else 0
                 for n in self.nodes().nodes}
 
+    def zone_instances(self) -> ClusterInstanceList:
+        client = self.internal("cc")
+        try:
+            return client.call("GET", "/internal/instances", None, ClusterInstanceList)
+        finally:
+            client.close()
+
+    def nodes_of(self, instance_ids: list[str], live: bool = False) -> dict[str, str]:
+        """{instance id: the node it runs on} for those the CC knows (only the not yet
+        terminated ones with live=True)."""
+        return {i.instance_id: i.node_id for i in self.zone_instances().instances
+                if i.instance_id in instance_ids and not (live and i.state == "terminated")}
+
+    def live_cores(self) -> dict[str, int]:
+        """Cores of the instances each node runs and has not terminated, as the CC sees them:
+        what booked_cores() comes to once every change has reached the CC."""
+        cores = dict.fromkeys((n.name for n in self.nodes().nodes), 0)
+        for instance in self.zone_instances().instances:
+            if instance.state != "terminated":
+                cores[instance.node_id] = cores.get(instance.node_id, 0) + instance.vm.cpu
+        return cores
+
     def metadata(self, instance_id: str, path: str, method: str = "GET",
                  headers: dict[str, str] | None = None) -> httpx.Response:
         """Ask the metadata service as `instance_id` (simulated mode's instance header)."""
@@ -163,13 +168,15 @@ class Cloud:
                              timeout=10)
 
 
+SERVICES = ("clc", "walrus", "sc", "cc", "nc")
+
+
 def _settings(home: Path, nodes: int, overrides: dict[str, object]) -> dict[str, str]:
-    ports = {name: free_port() for name in ("CLC_PORT", "WALRUS_PORT", "SC_PORT", "CC_PORT", "NC_PORT")}
     settings: dict[str, object] = {
         "EUCASIM_HOME": home, "CLOUD_SECRET": SECRET, "PUBLIC_HOST": "127.0.0.1",
         "BIND_ADDRESS": "127.0.0.1", "HYPERVISOR_URI": "test:///default",
         "NC_POLLING_FREQUENCY": 0.5, "NC_SIMULATED_NODES": nodes, "SCHEDPOLICY": "ROUNDROBIN",
-        "MAX_CORES": 8, "MAX_MEM": 16384, "MAX_DISK": 500, **ports, **overrides}
+        "MAX_CORES": 8, "MAX_MEM": 16384, "MAX_DISK": 500, **overrides}
     return {k: str(v) for k, v in settings.items()}
 
 
@@ -178,7 +185,9 @@ def running_cloud(home: Path, nodes: int = 2, **overrides: object) -> Iterator[C
     """Start the cloud; `overrides` are eucalyptus.conf keys (MAX_CORES, SCHEDPOLICY, …)."""
     home = Path(home).absolute()
     env = _settings(home, nodes, overrides)
-    config = load_config(**{k: v for k, v in env.items() if k in CloudConfig.model_fields})
+    any_port = {f"{service.upper()}_PORT": 0 for service in SERVICES}
+    config = load_config(**any_port, **{k: v for k, v in env.items() if k in CloudConfig.model_fields})
+    # plan() binds every port now and writes it into config; start() tells each child all of them.
     specs = launcher.plan(config, nodes)
     for spec in specs:
         spec.env = {**env, **spec.env}

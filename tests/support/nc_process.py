@@ -7,6 +7,9 @@ again on the same port and state directory.
         nc.kill()          # SIGKILL: no shutdown, the test hypervisor forgets its domains
         nc.start()         # same port, same EUCASIM_HOME: the NC reconciles and restarts them
 
+The port is chosen and held when the NcProcess is made (its URLs can be handed to a CC before
+it starts) and kept until stop(): between a kill and a start, connections are refused.
+
 `nodes=None` runs nc.app:create_app (one node at the base URL); a number runs
 nc.multi:create_app with the nodes under /node-1 … /node-N."""
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from services.launcher import uvicorn_command
+from tests.support.servers import PortHold
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +36,7 @@ def _csv(values: Sequence[int | None] | None) -> str:
 
 
 class NcProcess:
-    def __init__(self, home: Path, secret: str, *, port: int | None = None, nodes: int | None = None,
+    def __init__(self, home: Path, secret: str, *, nodes: int | None = None,
                  max_cores: int | None = None, max_mem: int | None = None, max_disk: int | None = None,
                  max_cores_per_node: Sequence[int | None] | None = None,
                  max_mem_per_node: Sequence[int | None] | None = None,
@@ -41,7 +44,8 @@ class NcProcess:
                  cache_mb: int | None = None, node_id: str | None = None,
                  polling: float | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.home = Path(home).absolute()
-        self.port = port or free_port()
+        self.hold = PortHold()
+        self.port = self.hold.port
         self.nodes = nodes
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -72,10 +76,10 @@ class NcProcess:
         factory = "nc.app:create_app" if self.nodes is None else "nc.multi:create_app"
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        with self.hold.listener() as listener:
+            self.process = subprocess.Popen(uvicorn_command(factory, listener), env=self.env,
+                                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                            pass_fds=(listener.fileno(),))
         log.close()
         health = f"{self.node_urls[-1]}/internal/health"
         deadline = time.monotonic() + timeout
@@ -101,12 +105,16 @@ class NcProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """Stop the process for good and give up the port."""
+        try:
+            if self.process and self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.kill()
+        finally:
+            self.hold.close()
 
 
 @contextmanager

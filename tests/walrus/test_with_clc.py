@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services import credentials
-from tests.support.servers import free_port, running
+from tests.support.servers import listen, port_of, refused_port, running
 from tests.walrus.conftest import make_config
 from tests.walrus.helpers import code_and_status, s3_client, s3_error
 
@@ -15,9 +15,9 @@ def test_cloud_admin_key_from_the_clc(tmp_path: Path) -> None:
     from clc.app import create_app as create_clc
     from walrus.app import create_app as create_walrus
 
-    clc_port = free_port()
-    config = make_config(tmp_path, CLC_PORT=clc_port)
-    with running(create_clc(config), port=clc_port):
+    clc_socket = listen()
+    config = make_config(tmp_path, CLC_PORT=port_of(clc_socket))
+    with running(create_clc(config), clc_socket):
         admin = credentials.read(tmp_path).key
         with running(create_walrus(config)) as url:
             s3 = s3_client(url, admin.access_key, admin.secret_key)
@@ -36,7 +36,8 @@ def test_cloud_admin_key_from_the_clc(tmp_path: Path) -> None:
 def test_unreachable_clc_is_service_unavailable(tmp_path: Path) -> None:
     from walrus.app import create_app as create_walrus
 
-    config = make_config(tmp_path, CLC_PORT=free_port())  # nothing listens there
-    with running(create_walrus(config)) as url:
-        s3 = s3_client(url, "AKIASOMEONE000000000", "secret")
-        assert code_and_status(s3_error(s3.list_buckets)) == ("ServiceUnavailable", 503)
+    with refused_port() as clc_port:
+        config = make_config(tmp_path, CLC_PORT=clc_port)
+        with running(create_walrus(config)) as url:
+            s3 = s3_client(url, "AKIASOMEONE000000000", "secret")
+            assert code_and_status(s3_error(s3.list_buckets)) == ("ServiceUnavailable", 503)

@@ -1,4 +1,5 @@
-"""One node, wired: its hypervisor, instance store, image cache, booter and instance manager.
+"""One node, wired: its hypervisor, instance store, image cache, booter, instance manager and
+volume manager (EBS attachments).
 A single-node NC process has one; a simulated multi-node process has N, sharing what
 nc.process.NodeProcess gives them (database, launch threads, trace recorder, event pusher).
 
@@ -21,8 +22,8 @@ from nc.instance_store import InstanceStore
 from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
 from nc.reconcile import Summary, reconcile_at_start, watch
-from nc.volumes import VolumeManager
 from nc.resources import Limits, SimulatingMachine, host_figures, host_memory_mb, maximum
+from nc.volumes import VolumeManager
 from services.db import Database
 from services.messages.node import InstanceReport, NodeResources, PowerState, Resources
 from services.tracing import TraceRecorder

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from cc.cluster import Cluster
 from cc.faults import ClusterFault
+from cc.network.service import ZoneNetwork, make_driver
 from services.config import CloudConfig, load_config
 from services.db import Database
 from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
@@ -39,8 +40,10 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        ClusterInstanceList, DescribeResources, DescribeZone,
                                        NodeInfo, NodeList, RegisterNode, RunInstances,
                                        RunInstancesResult, ZoneReport, ZoneResources)
+from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
 from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
 from services.service_app import make_service_app
+from services.tracing import current_request_id
 
 
 GC_YOUNG = 100_000
@@ -77,6 +80,20 @@ def create_app(config: CloudConfig | None = None, own_url: str | None = None) ->
     @app.exception_handler(ClusterFault)
     async def cluster_fault(_: Request, exc: ClusterFault) -> JSONResponse:
         return JSONResponse({"detail": exc.error.model_dump()}, status_code=exc.status)
+
+    network = ZoneNetwork(make_driver(config.VNET_DRIVER, config.EUCASIM_HOME.absolute() / "cc-network",
+                                      config.VNET_LOCALIP or config.PUBLIC_HOST), recorder)
+    app.state.network = network
+
+    @app.put(CC_NETWORK_ROUTE, dependencies=auth)
+    async def update_network(body: NetworkIntent) -> NetworkPlanView:
+        # Applying runs iproute2, iptables-restore and dnsmasq: in a thread, never on the loop.
+        return await asyncio.to_thread(network.update, body, cluster.underlay_addresses(),
+                                       current_request_id())
+
+    @app.get(CC_NETWORK_ROUTE, dependencies=auth)
+    async def show_network() -> NetworkPlanView:
+        return network.plan
 
     @app.get(CC_NODES_ROUTE, dependencies=auth)
     async def list_nodes() -> NodeList:

@@ -8,6 +8,8 @@ the registry's changes to SQLite, is a background task that writes each batch in
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -72,8 +74,9 @@ class Cluster:
                              config.NC_POLLING_FREQUENCY,
                              own_url=own_url if own_url is not None else config.service_url("cc"))
         self.placer = Placer(self.registry, self.reservations, self.policy, self.store, recorder)
-        self.starter = PlacementStarter(self.registry, self.reservations, self.clients, self.power,
-                                        recorder)
+        self.starter = PlacementStarter(
+            self.registry, self.reservations, self.clients, self.power, recorder,
+            tunnel_remote=(config.VNET_LOCALIP or config.PUBLIC_HOST) if config.VNET_DRIVER == "linux" else None)
 
     # -- what the registry tells (registry.Listener) -------------------------------------------
 
@@ -94,6 +97,10 @@ class Cluster:
 
     def _info(self, node: TrackedNode) -> NodeInfo:
         return self.registry.info(node, self.reservations.held(node.url))
+
+    def underlay_addresses(self) -> dict[str, str]:
+        """node id -> the address the CC reaches it at, where its VXLAN tunnels end."""
+        return {node.name: urlsplit(node.url).hostname or "" for node in self.registry.nodes()}
 
     def nodes(self) -> NodeList:
         return NodeList(zone=self.zone, policy=self.policy.name,

@@ -120,7 +120,8 @@ class PlacementStarter:
     becomes a StateReason in the answer."""
 
     def __init__(self, registry: NodeRegistry, reservations: Reservations, clients: NodeClients,
-                 power: PowerManager, recorder: TraceRecorder) -> None:
+                 power: PowerManager, recorder: TraceRecorder, tunnel_remote: str | None = None) -> None:
+        self._tunnel_remote = tunnel_remote  # set when the CC builds networks (linux driver)
         self._registry = registry
         self._reservations = reservations
         self._clients = clients
@@ -148,8 +149,11 @@ class PlacementStarter:
         launch, node = decision.launch, decision.node
         if wake_error is not None:
             return self._failed(launch, node, f"node {node.name} could not be woken: {wake_error}")
+        network = launch.network
+        if self._tunnel_remote is not None and network.vlan is not None:
+            network = network.model_copy(update={"tunnel_remote": self._tunnel_remote})
         spec = RunInstance(**shared, instance_id=launch.instance_id,  # type: ignore[arg-type]
-                           launch_index=launch.launch_index, network=launch.network)
+                           launch_index=launch.launch_index, network=network)
         started = time.perf_counter()
         try:
             report = await self._clients.run(node.url, spec)

@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clc import addresses
 from clc.models.instances import Instance, InstanceGroup
 from services.config import CloudConfig
 from services.errors import EC2Error
 from services.messages.node import InstanceNetwork, instance_mac
+from services.vnet import FIRST_HOST, FIRST_NETWORK, network_of, whole_subnet
 
-# Eucalyptus leaves the first VLANs to the host's own networks.
-FIRST_NETWORK = 2
-# In each network: .0 is the network, .1 the CC's gateway, the last the broadcast address.
-FIRST_HOST = 2
 
 
 @dataclass(frozen=True)
@@ -41,17 +39,6 @@ class Addresses:
     def network(self) -> InstanceNetwork:
         return InstanceNetwork(mac=self.mac, bridge=self.bridge, private_ip=self.private_ip,
                                public_ip=self.public_ip, vlan=self.vlan if self.tagged else None)
-
-
-def public_pool(spec: str) -> list[str]:
-    """VNET_PUBLICIPS: `a.b.c.d-a.b.c.e` ranges and single addresses, spaces or commas apart."""
-    pool: list[str] = []
-    for part in spec.replace(",", " ").split():
-        first, dash, last = part.partition("-")
-        start = ipaddress.IPv4Address(first)
-        end = ipaddress.IPv4Address(last) if dash else start
-        pool.extend(str(ipaddress.IPv4Address(n)) for n in range(int(start), int(end) + 1))
-    return pool
 
 
 _PLANS: dict[tuple[object, ...], "AddressPlan"] = {}
@@ -72,9 +59,9 @@ class AddressPlan:
         self.mode = config.VNET_MODE
         self.bridge = config.VNET_BRIDGE
         self.per_net = config.VNET_ADDRSPERNET
-        self.subnet = ipaddress.IPv4Network(f"{config.VNET_SUBNET}/{config.VNET_NETMASK}", strict=False)
+        self.subnet = whole_subnet(config.VNET_SUBNET, config.VNET_NETMASK)
         self.networks = self.subnet.num_addresses // self.per_net
-        self.public = public_pool(config.VNET_PUBLICIPS)
+        self.config = config
 
     def network_of(self, db: Session, account_id: str, group_id: str) -> int:
         """The VLAN of a group's network: the one its live instances use, else the lowest free."""
@@ -99,7 +86,8 @@ class AddressPlan:
             return {i: Addresses(macs[i], None, None, None, self.bridge, tagged=False)
                     for i in instance_ids}
         vlan = self.network_of(db, account_id, group_id)
-        base = int(self.subnet.network_address) + vlan * self.per_net
+        base = int(network_of(self.config.VNET_SUBNET, self.config.VNET_NETMASK, self.per_net,
+                              vlan).network_address)
         taken = {int(ipaddress.IPv4Address(ip)) for ip in db.scalars(select(Instance.private_ip).where(
             Instance.state != "terminated", Instance.vlan == vlan)) if ip}
         free_private: list[str] = []
@@ -112,9 +100,7 @@ class AddressPlan:
             raise EC2Error("InsufficientFreeAddressesInSubnet",
                            f"The network of security group {group_id} ({vlan}) has "
                            f"{len(free_private)} free addresses; {len(instance_ids)} are needed.")
-        public_taken = set(db.scalars(select(Instance.public_ip).where(
-            Instance.state != "terminated", Instance.public_ip.is_not(None))))
-        free_public = iter(ip for ip in self.public if ip not in public_taken)
+        free_public = iter(addresses.dynamic_for(db, self.config, len(instance_ids)))
         bridge = f"eucabr{vlan}" if self.mode == "MANAGED" else self.bridge
         return {i: Addresses(macs[i], free_private[n], next(free_public, None), vlan, bridge,
                              tagged=self.mode == "MANAGED")

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 # Importing the action modules registers every EC2 action.
-from clc.api import images, instances, keypairs, security_groups, tags, zones  # noqa: F401
+from clc.api import addresses, images, instances, keypairs, security_groups, tags, zones  # noqa: F401
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
@@ -20,6 +20,7 @@ from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
+from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
 from clc.tiny_image_route import tiny_image_router
 from clc.walrus_client import HttpWalrus
@@ -80,12 +81,14 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
             stop.set()
             await task
             await asyncio.to_thread(launches.stop)
+            await asyncio.to_thread(network.stop)
             zone_client.close()
             walrus.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
-    launches = Launches(config, db, zone_client, recorder)
-    reconciler = Reconciler(config, db, zone_client, launches, recorder)
+    network = NetworkSync(config, db, zone_client)
+    launches = Launches(config, db, zone_client, recorder, network=network)
+    reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network)
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
@@ -94,7 +97,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
-                           walrus=walrus)
+                           walrus=walrus, network=network)
     for path in EC2_PATHS:
         app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     # After the EC2 routes, so /services/compute/ never reads as a metadata version.

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
+from clc.network_sync import NetworkSync
 from clc.placement import Launches
 from clc.walrus_client import WalrusClient
 from clc.zones_client import ZoneClient
@@ -58,12 +59,14 @@ def _too_large(size: int) -> EC2Error:
 class Ec2Endpoint:
     def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder,
                  zones: ZoneClient | None = None, launches: Launches | None = None,
+                 network: NetworkSync | None = None,
                  walrus: WalrusClient | None = None) -> None:
         self._config = config
         self._db = db
         self._recorder = recorder
         self._zones = zones
         self._launches = launches
+        self._network = network
         self._walrus = walrus
 
     def _lookup(self, access_key: str) -> AccessKeyInfo | None:
@@ -125,7 +128,7 @@ class Ec2Endpoint:
             ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
                           is_admin=caller.is_admin, request_id=request_id, config=self._config,
                           recorder=self._recorder, zones=self._zones,
-                          launches=self._launches, walrus=self._walrus)
+                          launches=self._launches, walrus=self._walrus, network=self._network)
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)

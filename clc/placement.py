@@ -22,6 +22,7 @@ from sqlalchemy import select
 from clc.instances import insufficient_capacity, server_error, transition
 from clc.models.instances import Instance
 from clc.zone_view import NoView, ZoneViews
+from clc.network_sync import NetworkSync
 from clc.zones_client import ZoneClient, ZoneError
 from services.config import CloudConfig
 from services.db import Database
@@ -47,8 +48,9 @@ class _Worker:
 
 class Launches:
     def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient,
-                 recorder: TraceRecorder | None = None) -> None:
+                 recorder: TraceRecorder | None = None, network: NetworkSync | None = None) -> None:
         self.config = config
+        self.network = network
         self.db = db
         self.zones = zones
         self.views = ZoneViews(config.zones)
@@ -123,6 +125,8 @@ class Launches:
                     transition(row, "pending", placement.report.reason)
         for instance_id in unwanted:
             self._terminate(zone, instance_id)
+        if self.network is not None:  # the instances now have nodes: the plan places them
+            self.network.changed(zone, request_id)
         self._note(request_id, f"zone {zone} started {sum(started.values())} instance(s) of "
                    f"{request.reservation_id}", nodes=sorted(started))
 

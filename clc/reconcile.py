@@ -33,6 +33,7 @@ from clc import tagging
 from clc.instances import LIVE, MOVES, server_error, state, transition
 from clc.models.instances import Instance, InstanceGroup
 from clc.placement import Launches, subscription
+from clc.network_sync import NetworkSync
 from clc.zones_client import ZoneClient, ZoneError
 from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
@@ -83,8 +84,9 @@ def settle(row: Instance, item: ClusterInstance, now: datetime) -> bool:
 class Reconciler:
     def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient,
                  launches: Launches | None = None, recorder: TraceRecorder | None = None,
-                 interval: float | None = None) -> None:
+                 interval: float | None = None, network: NetworkSync | None = None) -> None:
         self.config = config
+        self.network = network
         self.db = db
         self.zones = zones
         self.launches = launches
@@ -140,6 +142,8 @@ class Reconciler:
         for instance_id in to_terminate:
             if self.launches is not None:  # not on the CC's own push: on the zone's queue
                 self.launches.terminate_on_zone(zone, instance_id)
+        if changed and self.network is not None:  # an instance that ended frees its addresses
+            self.network.changed(zone)
         return changed
 
     # -- polled: one round ---------------------------------------------------------------------
@@ -183,6 +187,8 @@ class Reconciler:
                 to_terminate.append(instance_id)
                 self._note(f"{instance_id}: runs on {item.node_id} but no user launched it; terminating")
         result.terminated_on_zone = self._terminate_on_zone(zone, to_terminate)
+        if self.network is not None:  # level-triggered: the CC no-ops an unchanged plan
+            self.network.changed(zone)
         return result
 
     def _settle_polled(self, row: Instance, item: ClusterInstance | None, now: datetime) -> bool:

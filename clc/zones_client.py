@@ -27,6 +27,7 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        CC_TERMINATE_ROUTE, ClusterInstanceList, DescribeResources,
                                        DescribeZone, NodeCapacity, NodeList, RunInstances,
                                        RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
+from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
 from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType
 
 # The CC answers at once (the NCs launch in the background); a call that takes longer than
@@ -73,6 +74,10 @@ class ZoneClient(Protocol):
     def console(self, zone: str, instance_id: str) -> ConsoleOutput | None: ...
 
     def resources(self, zone: str, vm_types: list[VmType]) -> ZoneResources: ...
+
+    def update_network(self, zone: str, intent: NetworkIntent) -> NetworkPlanView:
+        """The zone's whole network intent; the CC plans it and applies what changed."""
+        ...
 
     def close(self) -> None: ...
 
@@ -179,4 +184,7 @@ class CcZoneClient:
     def resources(self, zone: str, vm_types: list[VmType]) -> ZoneResources:
         return self._call(zone, "POST", CC_RESOURCES_ROUTE, DescribeResources(vm_types=vm_types),
                           ZoneResources)
+
+    def update_network(self, zone: str, intent: NetworkIntent) -> NetworkPlanView:
+        return self._call(zone, "PUT", CC_NETWORK_ROUTE, intent, NetworkPlanView)
 

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from nc.hypervisor import HypervisorError
 from nc.instances import NotFound, Refused
+from nc.node_network import NodeNetwork
 from nc.node import NodeRuntime, NodeSettings
 from nc.process import NodeProcess
 from nc.resources import Limits
@@ -58,7 +59,9 @@ def single_node_settings(config: CloudConfig) -> NodeSettings:
         hypervisor_uri=config.HYPERVISOR_URI, domain_type=config.HYPERVISOR_DOMAIN_TYPE,
         instance_root=instance_root(config), cache_mb=config.NC_CACHE_SIZE,
         limits=Limits(config.MAX_CORES, config.MAX_MEM, config.MAX_DISK),
-        secret=require_secret(config))
+        secret=require_secret(config),
+        network=(NodeNetwork(config.VNET_LOCALIP or config.PUBLIC_HOST, config.VNET_PRIVINTERFACE)
+                 if config.VNET_DRIVER == "linux" else None))
 
 
 # The one translation of the NC's behaviour errors into HTTP statuses the CC acts on, at the

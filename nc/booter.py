@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nc.domain_xml import KERNEL_CMDLINE, DomainSpec, VolumeDisk, instance_disks
 from nc.hypervisor import Hypervisor, HypervisorError, tail_of
+from nc.node_network import NodeNetwork
 from nc.image_cache import ImageCache, image_key
 from nc.instance_store import InstanceDisks, InstanceStore
 from nc.journal import ConsoleJournal
@@ -43,8 +44,10 @@ def _now() -> str:
 class InstanceBooter:
     def __init__(self, node_id: str, hypervisor: Hypervisor, store: InstanceStore, cache: ImageCache,
                  journal: ConsoleJournal, recorder: TraceRecorder, in_use: Callable[[], set[str]],
+                 network: NodeNetwork | None = None,
                  volumes: Callable[[str], tuple[VolumeDisk, ...]] = lambda _instance_id: ()) -> None:
         self.node_id = node_id
+        self.network = network
         self.hypervisor = hypervisor
         self.store = store
         self.cache = cache
@@ -104,6 +107,10 @@ class InstanceBooter:
     def define_and_start(self, request: RunInstance, disks: InstanceDisks, request_id: str | None,
                          proceed: Callable[[], bool] = lambda: True) -> None:
         spec = self.spec(request, disks)
+        if self.network is not None:
+            built = self.network.prepare(request.network)
+            if built:
+                self.note(request, f"network: {built}")
         xml = self.hypervisor.define(spec)
         self.recorder.record("called", f"libvirt define {request.instance_id} on {self.hypervisor.uri}",
                              request_id=request_id, domain_xml=xml)

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from nc.node_network import NodeNetwork
 from nc.booter import InstanceBooter
 from nc.hypervisor import is_fake, open_hypervisor
 from nc.image_cache import ImageCache
@@ -39,6 +40,7 @@ class NodeSettings:
     cache_mb: int
     limits: Limits
     secret: str
+    network: NodeNetwork | None = None   # builds bridges and VXLAN (VNET_DRIVER=linux)
 
 
 def write_node_xml(path: Path) -> Path:
@@ -75,6 +77,7 @@ class NodeRuntime:
         self.manager: InstanceManager
         self.booter = InstanceBooter(settings.node_id, self.hypervisor, self.store, self.cache, journal,
                                      recorder, in_use=lambda: self.manager.keys_in_use(),
+                                     network=settings.network,
                                      volumes=lambda instance_id: self.manager.book.disks(instance_id))
         prefix = settings.prefix
         self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from services import cli_status, cli_trace, credentials, launcher
 from services.cli_calls import HomeOption, call_service, config_for
+from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
 from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig
@@ -36,6 +37,7 @@ app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
 app.command()(cli_status.status)
 app.add_typer(node_app, name="node")
+app.add_typer(network_app, name="network")
 app.command()(nc)
 
 out = Console()

@@ -128,6 +128,15 @@ class CloudConfig(BaseSettings):
     VNET_PRIVINTERFACE: str = "eth0"
     VNET_PUBINTERFACE: str = "eth0"
     VNET_BRIDGE: str = "br0"
+    # How the CC applies its network plan: `plan` records it (simulated mode, no root),
+    # `linux` builds it with iproute2 (pyroute2), iptables-restore and dnsmasq.
+    VNET_DRIVER: Literal["plan", "linux"] = "plan"
+    # This host's address on the network between CC and nodes, where VXLAN tunnels end;
+    # empty: PUBLIC_HOST.
+    VNET_LOCALIP: str = ""
+    # Where 169.254.169.254:80 is sent (the CLC's address and port as the CC reaches it);
+    # empty: the CLC's PUBLIC_HOST and CLC_PORT.
+    VNET_METADATA: str = ""
 
     # The storage controller (sc/): where its sparse volume files live (empty: $EUCASIM_HOME/
     # volumes), the zone's room in GiB (empty: the free space of that disk when the SC starts

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.config import CloudConfig
@@ -16,6 +17,7 @@ from services.ids import new_id
 from services.tracing import TraceRecorder
 
 if TYPE_CHECKING:  # the seams' types only; handlers get them from the endpoint
+    from clc.network_sync import NetworkSync
     from clc.placement import Launches
     from clc.walrus_client import WalrusClient
     from clc.zones_client import ZoneClient
@@ -67,6 +69,7 @@ class Context:
     zones: ZoneClient | None = None       # the CC of each zone
     launches: Launches | None = None      # admission against the zones' capacity, placement
     walrus: WalrusClient | None = None    # manifests and image preparation
+    network: NetworkSync | None = None    # tells each zone's CC what its network must be
     extra: dict[str, Any] = field(default_factory=dict)
 
     def new_id(self, prefix: str, digits: int = 8) -> str:
@@ -74,3 +77,13 @@ class Context:
 
     def trace(self, kind: str, what: str, **detail: Any) -> None:
         self.recorder.record(kind, what, request_id=self.request_id, **detail)
+
+    def network_changed(self, zone: str | None = None) -> None:
+        """Addresses, rules or live instances changed: the zone's CC hears of it after this
+        request commits (off the request), with this request's id for its trace."""
+        network, request_id = self.network, self.request_id
+        if network is None or self.extra.get("network_changed"):
+            return
+        self.extra["network_changed"] = True
+        # After the commit, so the intent the worker reads holds this request's change.
+        event.listen(self.db, "after_commit", lambda _s: network.changed(zone, request_id), once=True)

@@ -220,6 +220,7 @@ def authorize_security_group_ingress(
     ctx.db.flush()
     ctx.trace("decided", f"authorized {len(added)} rule(s) on {group.id}",
               rules=[s.text() for s in specs])
+    ctx.network_changed()
     return {"Return": True,
             "SecurityGroupRules": [sg_rules.security_group_rule(r, group.account_id) for r in added]}
 
@@ -263,4 +264,5 @@ def revoke_security_group_ingress(
     for row in rows:
         group.rules.remove(row)
     ctx.trace("decided", f"revoked {len(rows)} rule(s) on {group.id}")
+    ctx.network_changed()
     return {"Return": True, "RevokedSecurityGroupRules": revoked}

@@ -113,6 +113,9 @@ class InstanceNetwork(BaseModel):
     private_ip: str | None = None
     public_ip: str | None = None
     vlan: int | None = None
+    # The CC's underlay address, where this network's VXLAN ends (MANAGED with the linux
+    # driver); the NC builds its end before the guest starts. None: nothing to build.
+    tunnel_remote: str | None = None
 
 
 class StateReason(BaseModel):

@@ -68,8 +68,8 @@ def test_make_up_prints_settings_the_aws_cli_can_use_and_ctrl_c_stops_it(tmp_pat
         assert exports["AWS_ENDPOINT_URL_EC2"] == urls["clc"] and urls["clc"].startswith(f"{scheme}:")
         assert exports["AWS_ENDPOINT_URL_S3"] == urls["walrus"] and urls["walrus"].startswith(f"{scheme}:")
         assert ("AWS_CA_BUNDLE" in exports) == https
-        cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": "/dev/null",
-                   "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        cli_env = {**os.environ, **exports, "AWS_CONFIG_FILE": EMPTY_AWS_FILE,
+                   "AWS_SHARED_CREDENTIALS_FILE": EMPTY_AWS_FILE}
         result = subprocess.run([AWS, "ec2", "describe-availability-zones", "--output", "json"],
                                 env=cli_env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr

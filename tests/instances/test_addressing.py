@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clc.addressing import AddressPlan, public_pool
+from clc.addressing import AddressPlan
+from services.vnet import public_pool
 from clc.models.instances import Instance, InstanceGroup
 from services.errors import EC2Error
 from tests.instances.conftest import ClcState, make_state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support import EMPTY_AWS_FILE
+
 import os
 import subprocess
 import sys
@@ -50,8 +52,8 @@ class RunningClc:
         key = key or self.admin
         return {"AWS_ACCESS_KEY_ID": key.access_key, "AWS_SECRET_ACCESS_KEY": key.secret_key,
                 "AWS_DEFAULT_REGION": self.config.REGION, "AWS_ENDPOINT_URL_EC2": self.url,
-                "AWS_MAX_ATTEMPTS": "1", "AWS_CONFIG_FILE": "/dev/null",
-                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+                "AWS_MAX_ATTEMPTS": "1", "AWS_CONFIG_FILE": EMPTY_AWS_FILE,
+                "AWS_SHARED_CREDENTIALS_FILE": EMPTY_AWS_FILE}
 
 
 @contextmanager

@@ -15,6 +15,8 @@ eucalyptus.conf), so the test process's own environment cannot leak in."""
 
 from __future__ import annotations
 
+from tests.support import EMPTY_AWS_FILE
+
 import os
 import secrets
 from collections.abc import Iterator
@@ -66,7 +68,7 @@ class Cloud:
         return {**os.environ, "AWS_ACCESS_KEY_ID": key.access_key,
                 "AWS_SECRET_ACCESS_KEY": key.secret_key, "AWS_DEFAULT_REGION": self.config.REGION,
                 "AWS_ENDPOINT_URL_EC2": self.clc_url, "AWS_MAX_ATTEMPTS": "1",
-                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+                "AWS_CONFIG_FILE": EMPTY_AWS_FILE, "AWS_SHARED_CREDENTIALS_FILE": EMPTY_AWS_FILE}
 
     def internal(self, service: str) -> InternalClient:
         return InternalClient(self.config.service_url(service), SECRET, timeout=30)

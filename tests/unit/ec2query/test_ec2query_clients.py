@@ -4,6 +4,8 @@ The server does no auth: signatures are the auth layer's job, not the codec's.""
 
 from __future__ import annotations
 
+from tests.support import EMPTY_AWS_FILE
+
 import json
 import os
 import subprocess
@@ -115,8 +117,8 @@ def test_boto3_sees_errors_with_code_status_and_request_id(cloud: FakeCloud, ec2
 def test_aws_cli_with_its_own_model(cloud: FakeCloud) -> None:
     cloud.results["DescribeRegions"] = REGIONS
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKTEST", "AWS_SECRET_ACCESS_KEY": "secret",
-           "AWS_DEFAULT_REGION": "eucalyptus", "AWS_CONFIG_FILE": "/dev/null",
-           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+           "AWS_DEFAULT_REGION": "eucalyptus", "AWS_CONFIG_FILE": EMPTY_AWS_FILE,
+           "AWS_SHARED_CREDENTIALS_FILE": EMPTY_AWS_FILE}
     aws = Path(sys.executable).with_name("aws")
     done = subprocess.run([str(aws), "ec2", "describe-regions", "--region-names", "eucalyptus",
                            "--endpoint-url", cloud.endpoint, "--output", "json"],

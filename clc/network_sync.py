@@ -1,0 +1,80 @@
+"""Keeps each zone's CC told what its network must be (clc/network_intent.py), off the
+request: whatever changes addresses, groups' rules or which instances live marks its zone, and
+one worker per zone sends the latest whole intent, so a burst of changes is one call and a
+slow CC never holds up a user. The reconcile round marks every zone too (level-triggered: a
+lost call costs one round). The request id of the latest change goes along, so the CC's rule
+diff lands in that request's trace."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from clc.network_intent import intent_for
+from clc.zones_client import ZoneClient, ZoneError
+from services.config import CloudConfig
+from services.db import Database
+from services.tracing import bind_request_id, unbind_request_id
+
+LOG = logging.getLogger(__name__)
+
+
+class _Zone:
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.request_id: str | None = None
+        self.thread: threading.Thread | None = None
+
+
+class NetworkSync:
+    def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient) -> None:
+        self._config = config
+        self._db = db
+        self._zones = zones
+        self._state = {zone: _Zone() for zone in config.zones}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def changed(self, zone: str | None = None, request_id: str | None = None) -> None:
+        """Mark `zone` (every zone when None) for a new intent; returns at once."""
+        for name in [zone] if zone else list(self._state):
+            state = self._state.get(name)
+            if state is None:
+                continue
+            if request_id is not None:
+                state.request_id = request_id
+            with self._lock:
+                if state.thread is None and not self._stopping.is_set():
+                    state.thread = threading.Thread(target=self._work, args=(name, state),
+                                                    name=f"clc-network-{name}", daemon=True)
+                    state.thread.start()
+            state.wake.set()
+
+    def send_now(self, zone: str) -> None:
+        """Compute and send the zone's intent in this thread (the reconcile round's way)."""
+        with self._db.session() as session:
+            intent = intent_for(session, self._config, zone)
+        self._zones.update_network(zone, intent)
+
+    def _work(self, zone: str, state: _Zone) -> None:
+        while not self._stopping.is_set():
+            state.wake.wait()
+            state.wake.clear()
+            if self._stopping.is_set():
+                return
+            request_id, state.request_id = state.request_id, None
+            token = bind_request_id(request_id) if request_id else None
+            try:
+                self.send_now(zone)
+            except ZoneError as exc:  # the CC is down or refused: the next round sends again
+                LOG.warning("network of zone %s not sent: %s", zone, exc)
+            finally:
+                if token is not None:
+                    unbind_request_id(token)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        for state in self._state.values():
+            state.wake.set()
+            if state.thread is not None:
+                state.thread.join(timeout)

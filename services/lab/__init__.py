@@ -1,0 +1,2 @@
+"""Real mode on one machine: the tiny default guest and the seed's two hosts as network
+namespaces (`eucasim lab up`)."""

@@ -1,0 +1,95 @@
+"""libvirtd and virtlogd for a lab node, started inside its network namespace with nsenter
+(network only: `ip netns exec` would remount /sys and leave QEMU without cgroups, REAL-LAB.md
+gotcha 3). There is one libvirtd per machine (its socket is /run/libvirt/libvirt-sock), so the
+lab refuses to start beside one it did not start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+SOCKET = Path("/run/libvirt/libvirt-sock")
+
+
+class LibvirtDaemons:
+    def __init__(self, enter: list[str], state: Path) -> None:
+        self.enter = enter
+        self.state = state
+
+    def _pid_file(self, daemon: str) -> Path:
+        return self.state / f"{daemon}.pid"
+
+    def _pid(self, daemon: str) -> int | None:
+        try:
+            pid = int(self._pid_file(daemon).read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self._pid("libvirtd") is not None
+
+    def start(self, timeout: float = 30) -> None:
+        if self.running():
+            return
+        if SOCKET.exists() and subprocess.run(["virsh", "-c", "qemu:///system", "version"],
+                                              capture_output=True).returncode == 0:
+            raise RuntimeError("a libvirtd not started by this lab is running (one per machine): "
+                               "stop it first")
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "libvirtd.conf").write_text(
+            f'log_outputs="3:file:{self.state}/libvirtd.log"\n')
+        (self.state / "virtlogd.conf").write_text(
+            f'log_outputs="3:file:{self.state}/virtlogd.log"\n')
+        subprocess.run([*self.enter, "virtlogd", "-d", "-f", str(self.state / "virtlogd.conf"),
+                        "-p", str(self._pid_file("virtlogd"))], check=True, capture_output=True)
+        subprocess.run([*self.enter, "libvirtd", "-d", "-f", str(self.state / "libvirtd.conf"),
+                        "-p", str(self._pid_file("libvirtd"))], check=True, capture_output=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if subprocess.run(["virsh", "-c", "qemu:///system", "version"],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"libvirtd did not answer within {timeout:.0f} s; see {self.state}/libvirtd.log")
+
+    def stop(self) -> None:
+        for daemon in ("libvirtd", "virtlogd"):
+            pid = self._pid(daemon)
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        os.kill(pid, 0)
+                    except ProcessLookupError:
+                        break
+                    time.sleep(0.1)
+            self._pid_file(daemon).unlink(missing_ok=True)
+
+
+def kvm_usable(kernel: Path, wait: float = 6.0) -> bool:
+    """Whether QEMU can really run a guest with KVM here: /dev/kvm may exist, initialise, and
+    still never run a guest (as on this kind of machine). Probed by booting `kernel` with KVM
+    and waiting for its first console line."""
+    if not Path("/dev/kvm").exists():
+        return False
+    try:
+        probe = subprocess.run(
+            ["qemu-system-x86_64", "-machine", "pc", "-accel", "kvm", "-m", "128", "-kernel", str(kernel),
+             "-append", "console=ttyS0 earlyprintk=ttyS0", "-display", "none", "-serial", "stdio",
+             "-no-reboot", "-nodefaults", "-no-user-config"],
+            capture_output=True, timeout=wait)
+        output = probe.stdout
+    except subprocess.TimeoutExpired as stopped:
+        output = stopped.stdout or b""
+    return b"Linux version" in output
+
+
+def domain_type(kernel: Path) -> str:
+    """`kvm` where KVM runs a guest, `qemu` (software emulation) otherwise."""
+    return "kvm" if kvm_usable(kernel) else "qemu"

@@ -31,6 +31,7 @@ from cc.store import ClusterStore
 from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError
+from services.messages.attach import AttachDisk, DetachDisk, DiskAttachment
 from services.messages.cluster import (ClusterInstance, ClusterInstanceList, DescribeResources,
                                        DescribeZone, NodeInfo, NodeList, RunInstances,
                                        RunInstancesResult, ZoneReport, ZoneResources)
@@ -150,6 +151,10 @@ class Cluster:
         try:
             return node, await call(node.url, instance_id)
         except InternalCallError as exc:
+            if isinstance(exc.detail, dict) and isinstance(exc.detail.get("code"), str):
+                # The NC named the EC2 error itself (a volume's device in use, …): passed on.
+                raise ClusterFault(exc.status if exc.status < 500 else 502, exc.detail["code"],
+                                   f"node {node.name}: {exc.detail.get('message', '')}") from None
             code = "InvalidInstanceID.NotFound" if exc.status == 404 else "InternalError"
             raise ClusterFault(exc.status if exc.status < 500 else 502, code,
                                f"node {node.name}: {exc.detail}") from None
@@ -169,6 +174,20 @@ class Cluster:
 
     async def console(self, instance_id: str) -> ConsoleOutput:
         return (await self._forward(instance_id, self.clients.console))[1]
+
+    # -- EBS volumes (services/messages/attach.py): the same body on to the instance's NC -------
+    # The NC pushes the instance's report with its volumes once they changed, so the zone's
+    # view (and the CLC's) follows without the CC recording anything itself.
+
+    async def attach_volume(self, instance_id: str, body: AttachDisk) -> DiskAttachment:
+        self.recorder.record("received", f"attach {body.volume_id} to {instance_id} as {body.device} "
+                             f"({body.source.uri})")
+        return (await self._forward(instance_id, lambda url, iid: self.clients.attach(url, iid, body)))[1]
+
+    async def detach_volume(self, instance_id: str, volume_id: str, body: DetachDisk) -> DiskAttachment:
+        self.recorder.record("received", f"detach {volume_id} from {instance_id}" + (" (force)" if body.force else ""))
+        call = lambda url, iid: self.clients.detach(url, iid, volume_id, body)  # noqa: E731
+        return (await self._forward(instance_id, call))[1]
 
     # -- pushes and the CLC's view ---------------------------------------------------------------
 

@@ -99,13 +99,13 @@ def _figures(r: NodeResources) -> tuple[object, ...]:
 
 def _same(old: InstanceReport | None, new: InstanceReport) -> bool:
     """Whether a report says nothing new. What an instance was launched with (type, image,
-    owner, time) never changes; its state, reason, node and addresses do."""
+    owner, time) never changes; its state, reason, node, addresses and volumes do."""
     if old is None:
         return False
     if old is new:
         return True
     return (old.state == new.state and old.reason == new.reason and old.node_id == new.node_id
-            and old.network == new.network)
+            and old.network == new.network and old.volumes == new.volumes)
 
 
 def _is_live(report: InstanceReport) -> bool:

@@ -28,7 +28,9 @@ from nc.node import NodeRuntime, NodeSettings
 from nc.process import NodeProcess
 from nc.resources import Limits
 from nc.states import TransitionError
+from nc.volumes import VolumeFault
 from services.config import CloudConfig, ConfigError, load_config
+from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
 from services.messages.node import (NC_CONSOLE_ROUTE, NC_DESCRIBE_ROUTE, NC_DIRECTORY_ROUTE,
                                     NC_INSTANCE_ROUTE, NC_INSTANCES_ROUTE, NC_REBOOT_ROUTE,
                                     NC_RESOURCES_ROUTE, NC_SLEEP_ROUTE, NC_TERMINATE_ROUTE,
@@ -72,9 +74,16 @@ def _answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+def _volume_answer(_request: Request, exc: Exception) -> JSONResponse:
+    # A ClusterError-shaped detail: the CC passes the EC2 code on as it is.
+    assert isinstance(exc, VolumeFault)
+    return JSONResponse({"detail": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+
+
 def install_answers(app: FastAPI) -> None:
     for error in _ANSWERS:
         app.add_exception_handler(error, _answer)
+    app.add_exception_handler(VolumeFault, _volume_answer)
 
 
 def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
@@ -112,6 +121,15 @@ def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
     @router.get(NC_CONSOLE_ROUTE)
     def console_output(instance_id: str, node: NodeRuntime = this) -> ConsoleOutput:
         return node.manager.console(instance_id)
+
+    @router.post(ATTACH_ROUTE)
+    def attach_volume(instance_id: str, body: AttachDisk, node: NodeRuntime = this) -> DiskAttachment:
+        return node.volumes.attach(instance_id, body)
+
+    @router.post(DETACH_ROUTE)
+    def detach_volume(instance_id: str, volume_id: str, body: DetachDisk,
+                      node: NodeRuntime = this) -> DiskAttachment:
+        return node.volumes.detach(instance_id, volume_id, body)
 
     @router.post(NC_SLEEP_ROUTE)
     def sleep(node: NodeRuntime = this) -> NodeResources:

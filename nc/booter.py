@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nc.domain_xml import KERNEL_CMDLINE, DomainSpec, instance_disks
+from nc.domain_xml import KERNEL_CMDLINE, DomainSpec, VolumeDisk, instance_disks
 from nc.hypervisor import Hypervisor, HypervisorError, tail_of
 from nc.node_network import NodeNetwork
 from nc.image_cache import ImageCache, image_key
@@ -44,7 +44,8 @@ def _now() -> str:
 class InstanceBooter:
     def __init__(self, node_id: str, hypervisor: Hypervisor, store: InstanceStore, cache: ImageCache,
                  journal: ConsoleJournal, recorder: TraceRecorder, in_use: Callable[[], set[str]],
-                 network: NodeNetwork | None = None) -> None:
+                 network: NodeNetwork | None = None,
+                 volumes: Callable[[str], tuple[VolumeDisk, ...]] = lambda _instance_id: ()) -> None:
         self.node_id = node_id
         self.network = network
         self.hypervisor = hypervisor
@@ -53,6 +54,8 @@ class InstanceBooter:
         self.journal = journal
         self.recorder = recorder
         self._in_use = in_use
+        # The EBS volumes attached to an instance, put back when its domain is defined again.
+        self._volumes = volumes
 
     def _console(self, request: RunInstance) -> Path:
         return self.store.paths(request.account_id, request.instance_id).console_log
@@ -98,7 +101,8 @@ class InstanceBooter:
             kernel=disks.kernel, ramdisk=disks.ramdisk,
             cmdline=KERNEL_CMDLINE if disks.kernel else None,
             metadata={"node": self.node_id, "account": request.account_id,
-                      "reservation": request.reservation_id, "request": request.model_dump_json()})
+                      "reservation": request.reservation_id, "request": request.model_dump_json()},
+            volumes=self._volumes(request.instance_id))
 
     def define_and_start(self, request: RunInstance, disks: InstanceDisks, request_id: str | None,
                          proceed: Callable[[], bool] = lambda: True) -> None:

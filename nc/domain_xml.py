@@ -1,16 +1,20 @@
 """An instance's spec as libvirt domain XML, in the layout Eucalyptus gives its instances:
 root `sda1`, ephemeral0 `sda2`, swap `sda3`, the kernel command line `root=/dev/sda1
 console=ttyS0` when the image has its own kernel, a serial console written to `console.log`,
-and one bridged NIC.
+and one bridged NIC; EBS volumes follow as further disks whose `<serial>` is the volume id, so
+a guest finds a volume under /dev/disk/by-id whatever name its kernel gave the disk.
 
 Pure functions over xml.etree: no libvirt here, so the layout can be tested on its own and the
 same XML serves the test driver and QEMU/KVM."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.messages.attach import DiskSource
 
 # Our own metadata namespace marks the domains eucasim created; any other domain on the
 # hypervisor (the test driver's `test`, an operator's VM) is left alone and not counted.
@@ -30,6 +34,18 @@ class DiskSpec:
 
 
 @dataclass(frozen=True)
+class VolumeDisk:
+    """An attached EBS volume as the domain sees it."""
+    volume_id: str
+    target: str         # the libvirt target: sdc (SCSI bus) or vdc (virtio bus)
+    source: DiskSource
+
+    @property
+    def bus(self) -> str:
+        return "virtio" if self.target.startswith("vd") else "scsi"
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     name: str                       # the instance id
     domain_type: str                # test | kvm | qemu
@@ -43,6 +59,7 @@ class DomainSpec:
     ramdisk: Path | None = None
     cmdline: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    volumes: tuple[VolumeDisk, ...] = ()
 
 
 def instance_disks(root: Path, root_format: str, ephemeral: Path, swap: Path) -> tuple[DiskSpec, ...]:
@@ -91,6 +108,8 @@ def _disks(devices: ET.Element, spec: DomainSpec) -> None:
         _sub(element, "source", file=str(disk.path))
         _sub(element, "target", dev=f"sd{'abcdefghijklmnop'[unit]}" if real else disk.dev, bus="scsi")
         _sub(element, "address", type="drive", controller="0", bus="0", target="0", unit=str(unit))
+    for volume in spec.volumes:
+        devices.append(volume_element(volume, _free_unit(devices)))
 
 
 def _nic_and_console(devices: ET.Element, spec: DomainSpec) -> None:
@@ -127,6 +146,116 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _nic_and_console(devices, spec)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
+
+
+# ----- EBS volumes ---------------------------------------------------------------------------
+
+_DEVICE = re.compile(r"(?:/dev/)?(sd|xvd|hd|vd)([a-z]{1,2})([0-9]{0,2})")
+
+
+class BadDevice(ValueError):
+    """A device name no disk can have."""
+
+
+def volume_target(device: str) -> str:
+    """The libvirt target for a device as the user named it: /dev/sdc, sdc, xvdc and hdc all
+    become `sdc` on the SCSI bus the instance's own disks use; vdc stays on the virtio bus."""
+    match = _DEVICE.fullmatch(device.strip())
+    if match is None:
+        raise BadDevice(f"{device!r} is not a valid device name (expected /dev/sd[b-z] or /dev/xvd[b-z])")
+    bus, letters, digits = match.groups()
+    return ("vd" if bus == "vd" else "sd") + letters + digits
+
+
+def disk_base(target: str) -> str:
+    """The whole disk a target names: sda1 -> sda (a partition of the root disk is that disk)."""
+    return target.rstrip("0123456789")
+
+
+def source_problem(source: DiskSource) -> str | None:
+    """What libvirt would refuse in a volume's source (the fake driver refuses the same)."""
+    if source.driver == "local" and not source.path:
+        return "missing source information for device (a local volume needs its path)"
+    if source.driver != "local" and not (source.host and source.port and source.export_name):
+        return f"an {source.driver} volume needs its host, port and export name"
+    return None
+
+
+def volume_element(volume: VolumeDisk, unit: int | None) -> ET.Element:
+    """`<disk>` for a volume: a file for the `local` driver, a network disk for `nbd`/`rbd`;
+    `unit` places a SCSI disk explicitly (libvirt would derive it from the name, on top of
+    the instance's own disks, which have explicit units)."""
+    source = volume.source
+    if source.driver == "local":
+        element = ET.Element("disk", type="file", device="disk")
+        _sub(element, "driver", name="qemu", type="raw", cache="none")
+        _sub(element, "source", file=source.path or "")
+    else:
+        element = ET.Element("disk", type="network", device="disk")
+        _sub(element, "driver", name="qemu", type="raw", cache="none")
+        src = _sub(element, "source", protocol=source.driver, name=source.export_name or "")
+        _sub(src, "host", name=source.host or "", port=str(source.port or ""))
+    _sub(element, "target", dev=volume.target, bus=volume.bus)
+    _sub(element, "serial", volume.volume_id)
+    if volume.bus == "scsi" and unit is not None:
+        _sub(element, "address", type="drive", controller="0", bus="0", target="0", unit=str(unit))
+    return element
+
+
+def _free_unit(devices: ET.Element) -> int:
+    used = {int(a.get("unit", "0")) for a in devices.findall("./disk/address[@type='drive']")
+            if a.get("controller", "0") == "0"}
+    return next(unit for unit in range(len(used) + 1) if unit not in used)
+
+
+def _volume_of(devices: ET.Element, volume_id: str) -> ET.Element | None:
+    return next((d for d in devices.findall("./disk") if (d.findtext("serial") or "") == volume_id), None)
+
+
+def _devices(domain_xml: str) -> tuple[ET.Element, ET.Element]:
+    root = ET.fromstring(domain_xml)
+    devices = root.find("./devices")
+    if devices is None:
+        raise ValueError("domain XML without <devices>")
+    return root, devices
+
+
+def disk_targets(domain_xml: str) -> dict[str, str]:
+    """Every disk of a domain: target -> serial ("" for the instance's own disks)."""
+    _, devices = _devices(domain_xml)
+    return {t.get("dev", ""): (d.findtext("serial") or "")
+            for d in devices.findall("./disk") if (t := d.find("target")) is not None}
+
+
+def volume_disk_xml(domain_xml: str, volume: VolumeDisk) -> str:
+    """The `<disk>` to hot-plug into the domain `domain_xml` describes (with a free unit)."""
+    _, devices = _devices(domain_xml)
+    return ET.tostring(volume_element(volume, _free_unit(devices)), encoding="unicode")
+
+
+def attached_disk_xml(domain_xml: str, volume_id: str) -> str | None:
+    """The `<disk>` of `volume_id` in the domain, as it stands (what detach must name)."""
+    _, devices = _devices(domain_xml)
+    element = _volume_of(devices, volume_id)
+    return ET.tostring(element, encoding="unicode") if element is not None else None
+
+
+def with_volume(domain_xml: str, volume: VolumeDisk) -> str:
+    """The domain with the volume's disk added after its other disks (unchanged if there)."""
+    root, devices = _devices(domain_xml)
+    if _volume_of(devices, volume.volume_id) is None:
+        disks = devices.findall("./disk")
+        where = list(devices).index(disks[-1]) + 1 if disks else 0
+        devices.insert(where, volume_element(volume, _free_unit(devices)))
+    return ET.tostring(root, encoding="unicode")
+
+
+def without_volume(domain_xml: str, volume_id: str) -> str:
+    root, devices = _devices(domain_xml)
+    element = _volume_of(devices, volume_id)
+    if element is not None:
+        devices.remove(element)
+    return ET.tostring(root, encoding="unicode")
 
 
 def parse_metadata(element_xml: str) -> dict[str, str]:

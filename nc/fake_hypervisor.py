@@ -17,7 +17,7 @@ import platform
 import threading
 from dataclasses import dataclass
 
-from nc.domain_xml import DomainSpec, build_domain_xml
+from nc.domain_xml import DomainSpec, VolumeDisk, build_domain_xml, source_problem, with_volume, without_volume
 from nc.hypervisor import DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from nc.resources import host_memory_mb
 from services.ids import INSTANCE_ID
@@ -134,6 +134,19 @@ class FakeHypervisor:
     def domain_xml(self, name: str) -> str:
         with self._host.lock:
             return self._require(name).xml
+
+    def attach_volume(self, name: str, volume: VolumeDisk) -> None:
+        with self._host.lock:
+            domain = self._require(name)
+            problem = source_problem(volume.source)
+            if problem is not None:
+                raise HypervisorError(f"fake: attach {volume.volume_id} to {name}: {problem}")
+            domain.xml = with_volume(domain.xml, volume)
+
+    def detach_volume(self, name: str, volume_id: str) -> None:
+        with self._host.lock:
+            domain = self._require(name)
+            domain.xml = without_volume(domain.xml, volume_id)
 
     def console_tail(self, name: str, limit: int = 65536) -> bytes:
         with self._host.lock:

@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nc.attachments import AttachmentBook
 from nc.booter import InstanceBooter, LaunchCancelled, image_keys
 from nc.hypervisor import HypervisorError
 from nc.image_cache import ImageFetchError
@@ -54,7 +55,8 @@ def _new_record(request: RunInstance, state: InstanceState, prefix: str) -> Inst
 class InstanceManager:
     def __init__(self, node_id: str, prefix: str, db: Database, booter: InstanceBooter,
                  executor: Executor, recorder: TraceRecorder,
-                 on_change: Callable[[InstanceReport], None] = lambda _report: None) -> None:
+                 on_change: Callable[[InstanceReport], None] = lambda _report: None,
+                 book: AttachmentBook | None = None) -> None:
         self.node_id = node_id
         self.prefix = prefix
         self.db = db
@@ -66,6 +68,13 @@ class InstanceManager:
         self._lock = threading.RLock()
         self._preparing: set[str] = set()
         self._requests: dict[str, RunInstance] = {}
+        # The EBS volumes attached to this node's instances (nc.volumes attaches and detaches).
+        self.book = book or AttachmentBook(db, prefix)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while an instance's state or volumes change."""
+        return self._lock
 
     # ----- reading -------------------------------------------------------------------------
 
@@ -91,7 +100,8 @@ class InstanceManager:
             instance_id=record.instance_id, reservation_id=record.reservation_id,
             account_id=record.account_id, node_id=self.node_id, state=record.state,  # type: ignore[arg-type]
             reason=reason_of(record), vm=request.vm, image_id=record.image_id,
-            launched_at=aware(record.launched_at), network=request.network)  # type: ignore[arg-type]
+            launched_at=aware(record.launched_at), network=request.network,  # type: ignore[arg-type]
+            volumes=self.book.of(record.instance_id))
 
     def live_records(self) -> list[InstanceRecord]:
         with self.db.session() as session:
@@ -154,6 +164,13 @@ class InstanceManager:
     def _changed(self, record: InstanceRecord) -> None:
         """Called once the change is committed: the pusher queues it and returns."""
         self._on_change(self.report(record))
+
+    def changed(self, instance_id: str) -> None:
+        """Push the instance's report again: something besides its state changed (a volume)."""
+        with self.db.session() as session:
+            record = self._find(session, instance_id)
+        if record is not None:
+            self._changed(record)
 
     def _change(self, instance_id: str, new: InstanceState, reason: StateReason | None = None) -> InstanceRecord:
         with self._lock:
@@ -243,6 +260,7 @@ class InstanceManager:
             # The instance is failing anyway and its reason says why; the leftover is logged.
             log.warning("teardown after the failed launch of %s: %s", request.instance_id, exc)
         with self._lock:
+            self._volumes_gone(request.instance_id, "the instance failed")
             if self.state_of(request.instance_id) in ("pending", "running"):
                 self._change(request.instance_id, "terminated", internal_error(message))
 
@@ -266,7 +284,15 @@ class InstanceManager:
             self.booter.teardown(request, keep_console=False)
         except HypervisorError as exc:
             self.recorder.record("error", f"teardown of {request.instance_id}: {exc}")
-        self._change(request.instance_id, "terminated")
+        with self._lock:
+            self._volumes_gone(request.instance_id, "the instance was terminated")
+            self._change(request.instance_id, "terminated")
+
+    def _volumes_gone(self, instance_id: str, why: str) -> None:
+        """The instance's domain is gone, and its volume disks with it: they are detached (the
+        CLC sees them missing from the terminated report and has the SC unexport them)."""
+        for attachment in self.book.clear(instance_id):
+            self.recorder.record("decided", f"{attachment.volume_id} detached from {instance_id}: {why}")
 
     def restart(self, request: RunInstance, why: str) -> None:
         """Bring back, in the background, a running instance whose domain is gone or stopped.
@@ -304,6 +330,7 @@ class InstanceManager:
         self.booter.note(request, message)
         with self._lock:
             if self.state_of(request.instance_id) == "running":
+                self._volumes_gone(request.instance_id, "the instance was lost")
                 self._change(request.instance_id, "terminated", internal_error(message))
 
     def purge_terminated(self) -> list[str]:

@@ -7,7 +7,8 @@ import threading
 
 import libvirt
 
-from nc.domain_xml import NAMESPACE, DomainSpec, build_domain_xml, console_path, parse_metadata
+from nc.domain_xml import (NAMESPACE, DomainSpec, VolumeDisk, attached_disk_xml, build_domain_xml,
+                           console_path, parse_metadata, volume_disk_xml, with_volume, without_volume)
 from nc.hypervisor import DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from services.ids import INSTANCE_ID
 
@@ -124,7 +125,51 @@ class LibvirtHypervisor:
         return _STATES.get(code, "other")
 
     def domain_xml(self, name: str) -> str:
-        return str(self._call(f"XML of {name}", self._require(name).XMLDesc, 0))
+        # The persistent definition: what the domain will be when next started, which is where
+        # the test driver records an attached volume (see attach_volume).
+        return str(self._call(f"XML of {name}", self._require(name).XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+    # Hot-plug flags: the running guest and its definition both, so the disk survives a reboot.
+    _LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+    def _affect(self, domain: libvirt.virDomain) -> int:
+        running = self._call(f"is {domain.name()} active", domain.isActive)
+        return self._LIVE_AND_CONFIG if running else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+    def attach_volume(self, name: str, volume: VolumeDisk) -> None:
+        with self._lock:
+            domain = self._require(name)
+            current = self.domain_xml(name)
+            if attached_disk_xml(current, volume.volume_id) is not None:
+                return
+            if self.simulated:
+                # The only place the two modes differ: libvirt's test driver has no
+                # virDomainAttachDeviceFlags ("not supported by the connection driver"), so the
+                # disk is recorded by redefining the domain with it. defineXML of one whole
+                # definition either takes or fails, so a failure leaves no disk behind.
+                self._call(f"define {name} with {volume.volume_id}", self._conn.defineXML,
+                           with_volume(current, volume))
+            else:
+                # QEMU/KVM: hot-plug into the running guest and its definition together;
+                # libvirt writes the definition only once the live attach succeeded.
+                self._call(f"attach {volume.volume_id} to {name}", domain.attachDeviceFlags,
+                           volume_disk_xml(current, volume), self._affect(domain))
+
+    def detach_volume(self, name: str, volume_id: str) -> None:
+        with self._lock:
+            domain = self._lookup(name)
+            if domain is None:
+                return
+            current = self.domain_xml(name)
+            disk = attached_disk_xml(current, volume_id)
+            if disk is None:
+                return
+            if self.simulated:   # as in attach_volume: the test driver cannot hot-unplug
+                self._call(f"define {name} without {volume_id}", self._conn.defineXML,
+                           without_volume(current, volume_id))
+            else:
+                self._call(f"detach {volume_id} from {name}", domain.detachDeviceFlags, disk,
+                           self._affect(domain))
 
     def console_tail(self, name: str, limit: int = 65536) -> bytes:
         path = console_path(self.domain_xml(name))

@@ -37,3 +37,20 @@ class InstanceRecord(Base):
     request_json: Mapped[str] = mapped_column(Text)
     launched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttachmentRecord(Base):
+    """An EBS volume attached to one of the node's instances (issue 9): what the NC puts back
+    into the domain when it defines it again, and lists in the instance's reports. A row in
+    state `attaching` is one whose hypervisor call had not returned when the NC stopped."""
+    __tablename__ = "volume_attachments"
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32), index=True, default="")
+    device: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    # The DiskSource as the CLC passed it on from the SC.
+    source_json: Mapped[str] = mapped_column(Text)
+    attached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

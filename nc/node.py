@@ -1,4 +1,5 @@
-"""One node, wired: its hypervisor, instance store, image cache, booter and instance manager.
+"""One node, wired: its hypervisor, instance store, image cache, booter, instance manager and
+volume manager (EBS attachments).
 A single-node NC process has one; a simulated multi-node process has N, sharing what
 nc.process.NodeProcess gives them (database, launch threads, trace recorder, event pusher).
 
@@ -23,6 +24,7 @@ from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
 from nc.reconcile import Summary, reconcile_at_start, watch
 from nc.resources import Limits, SimulatingMachine, host_figures, host_memory_mb, maximum
+from nc.volumes import VolumeManager
 from services.db import Database
 from services.messages.node import InstanceReport, NodeResources, PowerState, Resources
 from services.tracing import TraceRecorder
@@ -75,12 +77,15 @@ class NodeRuntime:
         self.manager: InstanceManager
         self.booter = InstanceBooter(settings.node_id, self.hypervisor, self.store, self.cache, journal,
                                      recorder, in_use=lambda: self.manager.keys_in_use(),
-                                     network=settings.network)
+                                     network=settings.network,
+                                     volumes=lambda instance_id: self.manager.book.disks(instance_id))
         prefix = settings.prefix
         self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,
                                        on_change=lambda report: on_change(prefix, report))
+        self.volumes = VolumeManager(self.manager, self.hypervisor, recorder)
 
     def reconcile(self) -> Summary:
+        self.volumes.reconcile()
         return reconcile_at_start(self.manager, self.hypervisor)
 
     def watch(self) -> list[str]:

@@ -33,6 +33,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from services.messages.attach import DiskAttachment
+
 # Route paths, relative to a node's base URL (which may carry a prefix such as /node-3).
 NC_RESOURCES_ROUTE = "/internal/resources"
 NC_INSTANCES_ROUTE = "/internal/instances"
@@ -151,6 +153,7 @@ class InstanceReport(BaseModel):
     image_id: str
     launched_at: datetime
     network: InstanceNetwork
+    volumes: list[DiskAttachment] = []     # the EBS volumes attached now (issue 9)
 
 
 class InstanceList(BaseModel):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nc.domain_xml import DomainSpec, console_path, instance_disks
+from nc.domain_xml import DomainSpec, VolumeDisk, console_path, disk_targets, instance_disks
 from nc.hypervisor import Hypervisor, HypervisorError
+from services.messages.attach import DiskSource
 from tests.nc.conftest import Driver
 
 _names = itertools.count(0x0c0ffee0)
@@ -133,3 +134,37 @@ def test_a_private_host_forgets_its_domains_when_closed(driver: Driver, tmp_path
         assert again.state(spec.name) == "absent" and again.list_ours() == []
     finally:
         again.close()
+
+
+def _volume(tmp_path: Path, volume_id: str, target: str) -> VolumeDisk:
+    path = tmp_path / f"{volume_id}.img"
+    return VolumeDisk(volume_id, target, DiskSource(driver="local", path=str(path), uri=path.as_uri()))
+
+
+def test_a_volume_attaches_and_detaches_once_whatever_the_calls(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    hypervisor.start(spec.name)
+    volume = _volume(tmp_path, "vol-0000aaaa", "sdc")
+
+    hypervisor.attach_volume(spec.name, volume)
+    hypervisor.attach_volume(spec.name, volume)       # already there: nothing changes
+    targets = disk_targets(hypervisor.domain_xml(spec.name))
+    assert targets == {"sda1": "", "sda2": "", "sda3": "", "sdc": "vol-0000aaaa"}
+    assert hypervisor.state(spec.name) == "running"
+
+    hypervisor.detach_volume(spec.name, "vol-0000aaaa")
+    hypervisor.detach_volume(spec.name, "vol-0000aaaa")   # not there: nothing changes
+    assert "vol-0000aaaa" not in disk_targets(hypervisor.domain_xml(spec.name)).values()
+
+
+def test_a_refused_attach_leaves_the_definition_as_it_was(hypervisor: Hypervisor, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    before = hypervisor.domain_xml(spec.name)
+    broken = VolumeDisk("vol-0000bbbb", "sdd", DiskSource(driver="local", path="", uri="file:///"))
+    with pytest.raises(HypervisorError):
+        hypervisor.attach_volume(spec.name, broken)
+    assert hypervisor.domain_xml(spec.name) == before
+    with pytest.raises(HypervisorError):
+        hypervisor.attach_volume("i-00000bad", _volume(tmp_path, "vol-0000cccc", "sde"))

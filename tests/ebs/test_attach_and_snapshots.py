@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from services.bundles.upload import s3_client
 from services.messages.storage import (SC_EXPORTS_ROUTE, SC_VOLUME_ROUTE, VolumeExportList,

@@ -38,7 +38,8 @@ from services.clock import aware, utcnow
 from services.config import CloudConfig
 from services.db import Database
 from services.messages.attach import AttachDisk, DetachDisk, DiskSource
-from services.messages.storage import StateReason, VolumeExportInfo, VolumeInfo
+from services.messages.node import StateReason
+from services.messages.storage import VolumeExportInfo, VolumeInfo
 from services.tracing import TraceRecorder, bind_request_id, unbind_request_id
 
 LOG = logging.getLogger(__name__)

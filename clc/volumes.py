@@ -25,7 +25,7 @@ from clc.states import Moves, TransitionError  # noqa: F401 - callers catch it f
 from services.clock import utcnow
 from services.errors import EC2Error
 from services.ids import VOLUME_ID
-from services.messages.storage import StateReason
+from services.messages.node import StateReason
 
 VolumeState = Literal["creating", "available", "in-use", "deleting", "deleted", "error"]
 AttachState = Literal["attaching", "attached", "detaching", "detached"]

@@ -12,7 +12,8 @@ from clc.states import TransitionError
 from clc.volumes import check_device, move_attachment, transition
 from services.clock import utcnow
 from services.errors import EC2Error
-from services.messages.storage import SnapshotInfo, StateReason
+from services.messages.node import StateReason
+from services.messages.storage import SnapshotInfo
 
 
 def fresh() -> Volume:

@@ -11,10 +11,11 @@ zone), never holding a database session across a call to another service:
   CC refuses);
 - delete: SC delete -> deleted.
 
-`settle_once` (every NC_POLLING_FREQUENCY, and right after a CreateVolume) is the
-level-triggered safety net: a `creating` volume takes the SC's state, a `deleting` one is
-deleted again, a pending snapshot takes the SC's progress, and a volume attached to an
-instance that has ended is unexported and given back `available`, its data kept."""
+`settle_once` (every NC_POLLING_FREQUENCY or every second, whichever is sooner, and right
+after a CreateVolume) is the level-triggered safety net: a `creating` volume takes the SC's
+state, a `deleting` one is deleted again, a pending snapshot takes the SC's progress, an
+attach or detach whose job was lost runs again, and a volume attached to an instance that has
+ended is unexported and given back `available`, its data kept."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from clc import snapshots as snapshot_rules
 from clc.models.instances import Instance
@@ -34,7 +35,7 @@ from clc.models.volumes import Snapshot, Volume
 from clc.storage_client import StorageClient, StorageError
 from clc.volumes import attach_state, move_attachment, state, transition
 from clc.zones_client import ZoneClient, ZoneError
-from services.clock import aware, utcnow
+from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
 from services.db import Database
 from services.messages.attach import AttachDisk, DetachDisk, DiskSource
@@ -68,20 +69,23 @@ class VolumeWork:
         self.storage = storage
         self.zones = zones
         self.recorder = recorder
-        self.interval = config.NC_POLLING_FREQUENCY
+        # A snapshot's progress is what `eucasim snapshot wait` draws, so the pass looks at
+        # least every second; a round with nothing creating, deleting or pending is a few reads.
+        self.interval = min(config.NC_POLLING_FREQUENCY, 1.0)
         self._workers: dict[str, _Worker] = {}
+        self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     # -- what handlers ask for, after recording the wish ---------------------------------------
 
     def attach(self, zone: str, volume_id: str, request_id: str) -> None:
-        self._submit(zone, lambda: self._with_request(request_id, lambda: self._attach(volume_id)))
+        self._once(zone, volume_id, request_id, self._attach)
 
     def detach(self, zone: str, volume_id: str, request_id: str) -> None:
-        self._submit(zone, lambda: self._with_request(request_id, lambda: self._detach(volume_id)))
+        self._once(zone, volume_id, request_id, self._detach)
 
     def delete(self, zone: str, volume_id: str, request_id: str) -> None:
-        self._submit(zone, lambda: self._with_request(request_id, lambda: self._delete(volume_id)))
+        self._once(zone, volume_id, request_id, self._delete)
 
     def settle(self, zone: str, volume_id: str) -> None:
         self._submit(zone, lambda: self._settle_volume(volume_id))
@@ -121,15 +125,29 @@ class VolumeWork:
             return
         with self.db.session() as session:
             volume = session.get(Volume, volume_id)
-            if volume is not None and attach_state(volume) == "attaching":
-                volume.attach_node = node
-                move_attachment(volume, "attached")
-                done = True
-            else:
-                done = False
+            done = volume is not None and attach_state(volume) == "attaching"
+            if volume is not None and volume.attach_state is not None:
+                volume.attach_node = node  # so a detach asked meanwhile unexports it
+            if done:
+                move_attachment(volume, "attached")  # type: ignore[arg-type]
         if not done:  # detached while the CC attached it: take it off again
-            self._detach(volume_id)
+            self._undo(zone, instance_id, volume_id, node)
+            return
         self._note(f"{volume_id} attached to {instance_id} as {device}", target=attached.target)
+
+    def _undo(self, zone: str, instance_id: str, volume_id: str, node: str) -> None:
+        """The user detached while the attach was under way: the CC and SC halves go again."""
+        try:
+            assert self.zones is not None
+            self.zones.detach_disk(zone, instance_id, volume_id, DetachDisk(force=True))
+            self.storage.unexport(zone, volume_id, node)
+        except (ZoneError, StorageError) as exc:
+            LOG.warning("undo the attach of %s to %s: %s", volume_id, instance_id, exc)
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and volume.attach_state is not None and \
+                    volume.instance_id == instance_id:
+                move_attachment(volume, "detached")
 
     def _give_up(self, volume_id: str, exported_to: str | None, reason: StateReason) -> None:
         """Undo a half-made attachment: no export left, the volume available with the reason."""
@@ -226,12 +244,14 @@ class VolumeWork:
                 Volume.attach_state.in_(("attaching", "detaching")), Volume.updated_at < stale))]
             pending = [(s.zone, s.id, s.data_id) for s in session.scalars(
                 select(Snapshot).where(Snapshot.state == "pending"))]
+        self._purge()
         for volume_id in creating:
             self._settle_volume(volume_id)
-        for _zone, volume_id in deleting:
-            self._delete(volume_id)
-        for _zone, volume_id in ended:  # the instance ended: the volume outlives it
-            self._detach(volume_id)
+        # On the zones' workers, in line with the handlers' jobs for the same volumes.
+        for zone, volume_id in deleting:
+            self.delete(zone, volume_id, "")
+        for zone, volume_id in ended:  # the instance ended: the volume outlives it
+            self.detach(zone, volume_id, "")
         for zone, volume_id, moving in stuck:
             (self.attach if moving == "attaching" else self.detach)(zone, volume_id, "")
         for zone, snapshot_id, data_id in pending:
@@ -245,6 +265,12 @@ class VolumeWork:
                 if row is not None and row.state == "pending":
                     snapshot_rules.settle(row, info)
 
+    def _purge(self) -> None:
+        """Deleted volumes are forgotten after the hour EC2 keeps ended resources."""
+        with self.db.session() as session:
+            session.execute(delete(Volume).where(
+                Volume.state == "deleted", Volume.updated_at < utcnow() - KEEP_TERMINATED))
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -257,6 +283,22 @@ class VolumeWork:
                 pass
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    def _once(self, zone: str, volume_id: str, request_id: str,
+              step: Callable[[str], None]) -> None:
+        """Queue `step` for the volume unless the same step is queued already (the settle pass
+        asks again every round while an attach or detach is still under way)."""
+        key = (step.__name__, volume_id)
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+
+        def job() -> None:
+            with self._lock:
+                self._queued.discard(key)
+            self._with_request(request_id, lambda: step(volume_id))
+        self._submit(zone, job)
 
     def _with_request(self, request_id: str, job: Job) -> None:
         if not request_id:

@@ -48,7 +48,10 @@ def _same_request(volume: Volume, zone: str, size: int | None, snapshot_id: str 
 def create_volume(ctx: Context, AvailabilityZone: str, Size: int | None = None,
                   SnapshotId: str | None = None, VolumeType: str | None = None,
                   TagSpecifications: list[dict[str, Any]] | None = None,
-                  ClientToken: str | None = None) -> dict:
+                  ClientToken: str | None = None, Encrypted: bool = False) -> dict:
+    if Encrypted:
+        raise EC2Error("InvalidParameterValue", "eucasim's volumes are not encrypted; "
+                       "leave Encrypted unset or false.")
     kind = volumes.volume_type(VolumeType)
     if AvailabilityZone not in ctx.config.zones:
         raise EC2Error("InvalidParameterValue", f"Invalid availability zone: [{AvailabilityZone}]")

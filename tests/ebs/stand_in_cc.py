@@ -24,6 +24,9 @@ class AttachingCC:
         self.real_cc = real_cc
         self.disks: dict[str, dict[str, tuple[str, DiskSource]]] = {}  # instance -> volume -> ...
         self.fail_next = False
+        self.hold = threading.Event()       # set: the next AttachDisk waits for `release`
+        self.held = threading.Event()       # an AttachDisk is waiting now
+        self.release = threading.Event()
         self._lock = threading.Lock()
         self._http = httpx.Client(base_url=real_cc, timeout=60)
         self.app = self._make_app(secret)
@@ -34,6 +37,10 @@ class AttachingCC:
 
         @app.post(ATTACH_ROUTE, dependencies=auth, response_model=None)
         def attach(instance_id: str, body: AttachDisk) -> DiskAttachment | JSONResponse:
+            if self.hold.is_set():
+                self.hold.clear()
+                self.held.set()
+                self.release.wait(60)
             with self._lock:
                 if self.fail_next:
                     self.fail_next = False

@@ -269,3 +269,26 @@ def test_sharing_copying_and_a_corrupted_snapshot(cloud: Cloud) -> None:
         ec2.delete_volume(VolumeId=mine)
     friend.delete_volume(VolumeId=theirs)
     ec2.delete_snapshot(SnapshotId=copied)
+
+
+def test_a_detach_while_attaching_leaves_nothing_behind(cloud: Cloud, instances: list[str],
+                                                        stand_in: tuple[AttachingCC, int]) -> None:
+    cc, _ = stand_in
+    ec2 = cloud.ec2()
+    volume_id = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
+    wait_state(ec2, volume_id, "available")
+    cc.release.clear()
+    cc.hold.set()
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instances[1], Device="/dev/sdk")
+    assert cc.held.wait(60)
+    # The CC is attaching now; the user changes their mind.
+    assert ec2.detach_volume(VolumeId=volume_id)["State"] == "detaching"
+    assert attachment(ec2, volume_id)["State"] == "detaching"  # type: ignore[index]
+    cc.release.set()
+    wait_state(ec2, volume_id, "available")
+    assert attachment(ec2, volume_id) is None
+    wait_for(lambda: exports(cloud, volume_id) == [], 30, "no export left")
+    assert volume_id not in cc.disks.get(instances[1], {})
+    attribute = ec2.describe_instance_attribute(InstanceId=instances[1], Attribute="blockDeviceMapping")
+    assert volume_id not in [m["Ebs"]["VolumeId"] for m in attribute["BlockDeviceMappings"]]
+    ec2.delete_volume(VolumeId=volume_id)

@@ -25,7 +25,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
@@ -218,7 +218,7 @@ class VolumeWork:
             volume = session.get(Volume, volume_id)
             if volume is None or state(volume) != "creating":
                 return
-            zone, created = volume.zone, aware(volume.created_at)
+            zone, created = volume.zone, aware(volume.created_at) or utcnow()
         try:
             info = self.storage.volume(zone, volume_id)
         except StorageError as exc:
@@ -348,7 +348,7 @@ def source_of(export: VolumeExportInfo) -> DiskSource:
                       export_name=export.export_name, uri=export.uri)
 
 
-def settle_created(volume: Volume, info: VolumeInfo | None, created) -> None:  # type: ignore[no-untyped-def]
+def settle_created(volume: Volume, info: VolumeInfo | None, created: datetime) -> None:
     """A creating volume takes what its SC reports."""
     if info is None:
         if created < utcnow() - UNKNOWN_GRACE:

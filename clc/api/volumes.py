@@ -183,8 +183,7 @@ def attach_volume(ctx: Context, VolumeId: str, InstanceId: str, Device: str) -> 
     volume = volumes.one(ctx.db, ctx.account_id, VolumeId)
     instance = owned_instances(ctx.db, ctx.account_id, [InstanceId])[0]
     if instance.state not in ("running", "stopped"):
-        raise EC2Error("IncorrectInstanceState",
-                       f"The instance '{instance.id}' is not 'running'.")
+        raise EC2Error("IncorrectState", f"Instance '{instance.id}' is not 'running'.")
     if volume.zone != instance.zone:
         raise EC2Error("InvalidVolume.ZoneMismatch",
                        f"The volume '{volume.id}' is not in the same availability zone as "

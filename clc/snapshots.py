@@ -10,6 +10,7 @@ source (`data_id`), so the bytes leave Walrus only with the last snapshot that n
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Literal, cast
 
 from sqlalchemy import func, or_, select
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from clc import tagging
 from clc.models.volumes import Snapshot, SnapshotPermission
 from clc.states import Moves
-from services.clock import utcnow
+from services.clock import aware, utcnow
 from services.errors import EC2Error
 from services.ids import SNAPSHOT_ID
 from services.messages.storage import SnapshotInfo
@@ -30,6 +31,7 @@ MOVES = Moves[SnapshotState]("snapshot", {
     "error":     set(),
 })
 CONSISTENCY_TAG = "eucasim:consistency"
+UNKNOWN_GRACE = timedelta(minutes=2)
 
 
 def transition(snapshot: Snapshot, to: SnapshotState, *, progress: int | None = None,
@@ -51,10 +53,12 @@ def transition(snapshot: Snapshot, to: SnapshotState, *, progress: int | None = 
 
 
 def settle(snapshot: Snapshot, info: SnapshotInfo | None) -> None:
-    """A pending snapshot takes what its SC reports."""
+    """A pending snapshot takes what its SC reports. One its SC does not know is lost once it
+    is older than UNKNOWN_GRACE (younger, it may be a CreateSnapshot still being answered)."""
     if info is None:
-        transition(snapshot, "error", reason=f"the storage controller of zone {snapshot.zone} "
-                   f"lost the snapshot")
+        if (aware(snapshot.started_at) or utcnow()) < utcnow() - UNKNOWN_GRACE:
+            transition(snapshot, "error", reason=f"the storage controller of zone "
+                       f"{snapshot.zone} lost the snapshot")
     elif info.state == "completed":
         transition(snapshot, "completed")
     elif info.state == "error":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from services.clock import utcnow
 from services.messages.storage import SC_VOLUME_ROUTE, VolumeInfo
 from tests.support.cloud import Cloud, running_cloud
 from tests.support.waiting import wait_for
@@ -182,19 +183,27 @@ def test_mistakes_answer_ec2s_codes_and_change_nothing(cloud: Cloud) -> None:
 def test_a_snapshot_in_progress_is_incorrect_state(cloud: Cloud) -> None:
     """While a snapshot uploads it can be neither restored nor deleted. The upload's length
     is not the test's to hold, so the CLC's record of an upload in progress is written as the
-    CLC writes it when CreateSnapshot answers."""
+    CLC writes it when CreateSnapshot answers; the SC does not know it, which the settle pass
+    forgives for UNKNOWN_GRACE and then reports as lost."""
     from clc.models.volumes import Snapshot
+    from clc.snapshots import UNKNOWN_GRACE
 
     ec2 = cloud.ec2()
     db = cloud.db
     try:
         with db.session() as session:
-            session.add(Snapshot(id="snap-0badc0de", account_id=cloud.admin.account_id,
-                                 volume_id="vol-0badc0de", volume_size_gib=1,
-                                 data_id="snap-0badc0de", zone="zone-1", state="pending",
-                                 progress=40))
+            for snapshot_id, started in (("snap-0badc0de", utcnow()),
+                                         ("snap-01dc0de5", utcnow() - 2 * UNKNOWN_GRACE)):
+                session.add(Snapshot(id=snapshot_id, account_id=cloud.admin.account_id,
+                                     volume_id="vol-0badc0de", volume_size_gib=1,
+                                     data_id=snapshot_id, zone="zone-1", state="pending",
+                                     progress=40, started_at=started))
     finally:
         db.engine.dispose()
+    # The old one is lost: the settle pass gives it up with the reason.
+    lost = wait_for(lambda: (s := ec2.describe_snapshots(SnapshotIds=["snap-01dc0de5"])[
+        "Snapshots"][0])["State"] == "error" and s, 30, "the lost snapshot in error")
+    assert "lost the snapshot" in lost["StateMessage"]
     shown = ec2.describe_snapshots(SnapshotIds=["snap-0badc0de"])["Snapshots"][0]
     assert (shown["State"], shown["Progress"]) == ("pending", "40%")
     before = kept(ec2)
@@ -202,8 +211,5 @@ def test_a_snapshot_in_progress_is_incorrect_state(cloud: Cloud) -> None:
                                           SnapshotId="snap-0badc0de")) == "IncorrectState"
     assert code(lambda: ec2.delete_snapshot(SnapshotId="snap-0badc0de")) == "IncorrectState"
     assert kept(ec2) == before
-    # The SC never heard of it: the settle pass gives it up with the reason.
-    gone = wait_for(lambda: (s := ec2.describe_snapshots(SnapshotIds=["snap-0badc0de"])[
-        "Snapshots"][0])["State"] == "error" and s, 30, "the lost snapshot in error")
-    assert "lost the snapshot" in gone["StateMessage"]
-    ec2.delete_snapshot(SnapshotId="snap-0badc0de")
+    assert ec2.describe_snapshots(SnapshotIds=["snap-0badc0de"])["Snapshots"][0]["State"] == "pending"
+    ec2.delete_snapshot(SnapshotId="snap-01dc0de5")

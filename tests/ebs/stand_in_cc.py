@@ -2,7 +2,8 @@
 answers AttachDisk/DetachDisk itself (remembering what each instance has, refusing a device in
 use as the contract says, or failing when a test asks) and passes every other call on to the
 real CC unchanged, so the rest of the cloud runs as `make up` runs it. Served on a real port;
-the CLC reaches it through CC_URL. Used until the real CC/NC attach path lands."""
+the cloud reaches it through CC_URL, and it learns the real CC's address (`forward_to`) once
+the launcher has bound the CC's port. Used until the real CC/NC attach path lands."""
 
 from __future__ import annotations
 
@@ -20,16 +21,18 @@ HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding"}
 
 
 class AttachingCC:
-    def __init__(self, secret: str, real_cc: str) -> None:
-        self.real_cc = real_cc
+    def __init__(self, secret: str) -> None:
+        self._http: httpx.Client | None = None
         self.disks: dict[str, dict[str, tuple[str, DiskSource]]] = {}  # instance -> volume -> ...
         self.fail_next = False
         self.hold = threading.Event()       # set: the next AttachDisk waits for `release`
         self.held = threading.Event()       # an AttachDisk is waiting now
         self.release = threading.Event()
         self._lock = threading.Lock()
-        self._http = httpx.Client(base_url=real_cc, timeout=60)
         self.app = self._make_app(secret)
+
+    def forward_to(self, real_cc: str) -> None:
+        self._http = httpx.Client(base_url=real_cc, timeout=60)
 
     def _make_app(self, secret: str) -> FastAPI:
         app = FastAPI()
@@ -69,7 +72,9 @@ class AttachingCC:
             body = await request.body()
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            answer = await _in_thread(lambda: self._http.request(
+            assert self._http is not None, "forward_to() first"
+            http = self._http
+            answer = await _in_thread(lambda: http.request(
                 request.method, target, content=body, headers=headers))
             return Response(answer.content, status_code=answer.status_code,
                             media_type=answer.headers.get("content-type"))
@@ -77,7 +82,8 @@ class AttachingCC:
         return app
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
 
 async def _in_thread(call):  # type: ignore[no-untyped-def]

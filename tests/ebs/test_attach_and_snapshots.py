@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from services import launcher
 from services.bundles.upload import s3_client
+from services.config import CloudConfig
 from services.messages.storage import (SC_EXPORTS_ROUTE, SC_VOLUME_ROUTE, VolumeExportList,
                                        VolumeInfo)
 from tests.ebs.stand_in_cc import AttachingCC
 from tests.ebs.test_volumes_boto3 import code, volume, wait_gone, wait_state
 from tests.support.cloud import SECRET, Cloud, running_cloud
-from tests.support.servers import free_port, running
+from tests.support.servers import running
 from tests.support.waiting import wait_for
 
 FAST = {"Delay": 0.5, "MaxAttempts": 120}
@@ -29,20 +31,26 @@ PATTERN = b"eucasim EBS pattern \x00\x01\x02\xff" * 4096
 
 
 @pytest.fixture(scope="module")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AttachingCC, int]]:
-    cc_port = free_port()
-    cc = AttachingCC(SECRET, f"http://127.0.0.1:{cc_port}")
-    yield cc, cc_port
+def stand_in() -> Iterator[AttachingCC]:
+    cc = AttachingCC(SECRET)
+    yield cc
     cc.close()
 
 
 @pytest.fixture(scope="module")
-def cloud(stand_in: tuple[AttachingCC, int],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    cc, cc_port = stand_in
-    with running(cc.app) as front:
-        with running_cloud(tmp_path_factory.mktemp("ebs-attach"), nodes=2, CC_PORT=cc_port,
-                           CC_URL=front, ZONES="zone-1,zone-2", SC_SNAPSHOT_PART_MIB=1) as c:
+def cloud(stand_in: AttachingCC, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    planned = launcher.plan
+
+    def plan(config: CloudConfig, nodes: int) -> list[launcher.ServiceSpec]:
+        """The launcher's plan, which binds the real CC's port: the stand-in forwards there."""
+        specs = planned(config, nodes)
+        stand_in.forward_to(f"http://127.0.0.1:{config.CC_PORT}")
+        return specs
+
+    with running(stand_in.app) as front, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(launcher, "plan", plan)
+        with running_cloud(tmp_path_factory.mktemp("ebs-attach"), nodes=2, CC_URL=front,
+                           ZONES="zone-1,zone-2", SC_SNAPSHOT_PART_MIB=1) as c:
             yield c
 
 
@@ -97,8 +105,8 @@ def read_at(path: Path, offset: int, length: int) -> bytes:
 
 
 def test_the_seeds_sequence(cloud: Cloud, instances: list[str],
-                            stand_in: tuple[AttachingCC, int]) -> None:
-    cc, _ = stand_in
+                            stand_in: AttachingCC) -> None:
+    cc = stand_in
     ec2 = cloud.ec2()
     first, second = instances
     volume_id = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
@@ -196,8 +204,8 @@ def test_a_volume_outlives_its_instance(cloud: Cloud, instances: list[str]) -> N
 
 
 def test_a_failed_attach_leaves_no_export(cloud: Cloud, instances: list[str],
-                                          stand_in: tuple[AttachingCC, int]) -> None:
-    cc, _ = stand_in
+                                          stand_in: AttachingCC) -> None:
+    cc = stand_in
     ec2 = cloud.ec2()
     volume_id = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
     wait_state(ec2, volume_id, "available")
@@ -272,8 +280,8 @@ def test_sharing_copying_and_a_corrupted_snapshot(cloud: Cloud) -> None:
 
 
 def test_a_detach_while_attaching_leaves_nothing_behind(cloud: Cloud, instances: list[str],
-                                                        stand_in: tuple[AttachingCC, int]) -> None:
-    cc, _ = stand_in
+                                                        stand_in: AttachingCC) -> None:
+    cc = stand_in
     ec2 = cloud.ec2()
     volume_id = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
     wait_state(ec2, volume_id, "available")

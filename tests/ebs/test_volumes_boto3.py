@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from services.clock import utcnow
+from services.db import Database
 from services.messages.storage import SC_VOLUME_ROUTE, VolumeInfo
 from tests.support.cloud import Cloud, running_cloud
 from tests.support.waiting import wait_for
@@ -189,7 +190,7 @@ def test_a_snapshot_in_progress_is_incorrect_state(cloud: Cloud) -> None:
     from clc.snapshots import UNKNOWN_GRACE
 
     ec2 = cloud.ec2()
-    db = cloud.db
+    db = Database(cloud.config.database_url("clc"))
     try:
         with db.session() as session:
             for snapshot_id, started in (("snap-0badc0de", utcnow()),

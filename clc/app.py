@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 # Importing the action modules registers every EC2 action.
-from clc.api import addresses, images, instances, keypairs, security_groups, tags, zones  # noqa: F401
+from clc.api import (addresses, images, instances, keypairs, security_groups,  # noqa: F401
+                     snapshots, tags, volumes, zones)
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.api.registry import implemented_actions
@@ -23,7 +24,9 @@ from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
 from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
+from clc.storage_client import ScStorageClient
 from clc.tiny_image_route import tiny_image_router
+from clc.volume_work import VolumeWork
 from clc.walrus_client import HttpWalrus
 from clc.zone_events import zone_events_router
 from clc.zones_client import CcZoneClient
@@ -71,26 +74,33 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     zone_client = CcZoneClient(config)
     # The CLC reads every account's manifests from Walrus as the cloud admin.
     walrus = HttpWalrus(config, creds.key)
+    storage = ScStorageClient(config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The instance reconciliation loop runs as long as the app serves.
         stop = asyncio.Event()
         task = asyncio.create_task(reconciler.run(stop))
+        # Volumes and snapshots settle from what the SC reports (clc/volume_work.py).
+        volume_task = asyncio.create_task(volume_work.run(stop))
         try:
             yield
         finally:
             stop.set()
             await task
+            await volume_task
             await asyncio.to_thread(launches.stop)
             await asyncio.to_thread(network.stop)
+            await asyncio.to_thread(volume_work.stop)
             zone_client.close()
+            storage.close()
             walrus.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     network = NetworkSync(config, db, zone_client)
     launches = Launches(config, db, zone_client, recorder, network=network)
     reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network)
+    volume_work = VolumeWork(config, db, storage, zone_client, recorder)
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
@@ -103,7 +113,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     # time over a heap that botocore's model makes large: a third of such a call's CPU.
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
-                           walrus=walrus, network=network)
+                           walrus=walrus, network=network, storage=storage,
+                           volumes=volume_work)
     # EC2 calls skip FastAPI's routing and http middleware (clc/ec2_endpoint.py, Ec2FrontDoor);
     # the routes stay, so other methods on these paths still get FastAPI's 405.
     app.add_middleware(Ec2FrontDoor, endpoint=endpoint)

@@ -18,6 +18,8 @@ from clc.accounts import key_info
 from clc.api.registry import Context, accepted_params, handler_for
 from clc.network_sync import NetworkSync
 from clc.placement import Launches
+from clc.storage_client import StorageClient
+from clc.volume_work import VolumeWork
 from clc.walrus_client import WalrusClient
 from clc.zones_client import ZoneClient
 from services.auth import RequestView, verify_ec2, view_from_asgi
@@ -66,7 +68,8 @@ class Ec2Endpoint:
     def __init__(self, config: CloudConfig, db: Database, recorder: TraceRecorder,
                  zones: ZoneClient | None = None, launches: Launches | None = None,
                  network: NetworkSync | None = None,
-                 walrus: WalrusClient | None = None) -> None:
+                 walrus: WalrusClient | None = None, storage: StorageClient | None = None,
+                 volumes: VolumeWork | None = None) -> None:
         self._config = config
         self._db = db
         self._recorder = recorder
@@ -74,6 +77,8 @@ class Ec2Endpoint:
         self._launches = launches
         self._network = network
         self._walrus = walrus
+        self._storage = storage
+        self._volumes = volumes
         # Every call looks its key up; a short cache spares the database most of those reads.
         self._keys: KeyCache[AccessKeyInfo] = KeyCache(self._lookup, ttl=KEY_CACHE_SECONDS)
 
@@ -139,7 +144,8 @@ class Ec2Endpoint:
             ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
                           is_admin=caller.is_admin, request_id=request_id, config=self._config,
                           recorder=self._recorder, zones=self._zones,
-                          launches=self._launches, walrus=self._walrus, network=self._network)
+                          launches=self._launches, walrus=self._walrus, network=self._network,
+                          storage=self._storage, volumes=self._volumes)
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)

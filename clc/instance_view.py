@@ -4,7 +4,7 @@ DescribeInstances filter table. Pure functions of rows already loaded."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from clc import tagging
 from clc.instances import STATE_CODES, aware
 from clc.models.instances import Instance, InstanceGroup
+from clc.models.volumes import Volume
+from clc.volumes import attached_to
 
 DOMAIN = "eucalyptus"
 _CHUNK = 500  # ids per IN (...): SQLite's parameter limit is far above, but keep queries small
@@ -34,6 +36,7 @@ class Extras:
     """What one query loads for a page of instances: their groups and tags."""
     groups: dict[str, list[tuple[str, str]]]  # instance id -> [(group id, group name)]
     tags: dict[str, dict[str, str]]
+    volumes: dict[str, list[Volume]] = field(default_factory=dict)  # attached EBS volumes
 
     @classmethod
     def load(cls, db: Session, account_id: str, instances: Sequence[Any]) -> Extras:
@@ -51,13 +54,19 @@ class Extras:
         # account's instance tags in one query rather than one per chunk.
         tags = tagging.tags_by_resource(db, account_id, "instance",
                                         ids if len(ids) <= _CHUNK else None)
-        return cls(groups, tags)
+        return cls(groups, tags, attached_to(db, ids))
 
     def groups_of(self, instance: Instance) -> list[dict[str, str]]:
         return [{"GroupId": gid, "GroupName": name} for gid, name in self.groups.get(instance.id, [])]
 
     def tags_of(self, instance: Instance) -> dict[str, str]:
         return self.tags.get(instance.id, {})
+
+    def block_devices(self, instance_id: str) -> list[dict[str, Any]]:
+        return [{"DeviceName": v.device, "Ebs": {
+            "VolumeId": v.id, "Status": v.attach_state, "AttachTime": aware(v.attach_time),
+            "DeleteOnTermination": v.delete_on_termination}}
+            for v in self.volumes.get(instance_id, [])]
 
 
 def state_of(instance: Instance) -> dict[str, Any]:
@@ -84,7 +93,8 @@ def instance_dict(instance: Instance, extras: Extras) -> dict[str, Any]:
         "Placement": {"AvailabilityZone": instance.zone, "GroupName": "", "Tenancy": "default"},
         "Monitoring": {"State": "disabled"}, "Architecture": "x86_64",
         "RootDeviceType": "instance-store", "RootDeviceName": ROOT_DEVICE,
-        "BlockDeviceMappings": [], "VirtualizationType": "paravirtual", "Hypervisor": "xen",
+        "BlockDeviceMappings": extras.block_devices(iid),
+        "VirtualizationType": "paravirtual", "Hypervisor": "xen",
         "SecurityGroups": [{"GroupId": gid, "GroupName": name} for gid, name in extras.groups.get(iid, ())],
         "EbsOptimized": False, "NetworkInterfaces": [], "SourceDestCheck": True,
     }

@@ -34,6 +34,7 @@ from clc.instance_view import private_dns, public_dns
 from clc.models.images import Image
 from clc.models.instances import Instance, InstanceGroup
 from clc.models.resources import KeyPair
+from clc.volumes import attached_to
 from services.clock import aware
 from services.config import CloudConfig
 from services.db import Database
@@ -77,12 +78,15 @@ class Tokens:
 
 
 def _tree(config: CloudConfig, instance: Instance, groups: list[str], key: KeyPair | None,
-          image: Image | None) -> Tree:
+          image: Image | None, ebs_devices: list[str] | None = None) -> Tree:
     tree: Tree = {
         "ami-id": instance.image_id, "ami-launch-index": str(instance.launch_index),
         "ami-manifest-path": image.location if image else "(unknown)",
         "block-device-mapping": {"ami": "sda1", "root": "/dev/sda1", "ephemeral0": "sda2",
-                                 "swap": "sda3"},
+                                 "swap": "sda3",
+                                 # EBS volumes attached now, ebs1, ebs2, … as EC2 numbers them.
+                                 **{f"ebs{n}": device.removeprefix("/dev/")
+                                    for n, device in enumerate(ebs_devices or [], start=1)}},
         "hostname": private_dns(instance) or instance.id,
         "instance-id": instance.id, "instance-type": instance.instance_type,
         "local-hostname": private_dns(instance) or instance.id,
@@ -188,7 +192,9 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
                 KeyPair.account_id == instance.account_id, KeyPair.name == instance.key_name)) \
                 if instance.key_name else None
             image = session.get(Image, instance.image_id)
-        node = _walk(_tree(config, instance, groups, key, image), path)
+            ebs_devices = [v.device for v in attached_to(session, [instance.id])[instance.id]
+                           if v.attach_state == "attached" and v.device]
+        node = _walk(_tree(config, instance, groups, key, image, ebs_devices), path)
         if node is None:
             return _not_found()
         return Response(_listing(node) if isinstance(node, dict) else node, media_type=TEXT)

@@ -28,6 +28,8 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        DescribeZone, NodeCapacity, NodeList, RunInstances,
                                        RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
 from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
+from services.messages.attach import (ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk,
+                                      DiskAttachment)
 from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType
 
 # The CC answers at once (the NCs launch in the background); a call that takes longer than
@@ -78,6 +80,13 @@ class ZoneClient(Protocol):
     def update_network(self, zone: str, intent: NetworkIntent) -> NetworkPlanView:
         """The zone's whole network intent; the CC plans it and applies what changed."""
         ...
+
+    def attach_disk(self, zone: str, instance_id: str, request: AttachDisk) -> DiskAttachment:
+        """Attach an exported EBS volume to the instance on its node (services/messages/attach.py)."""
+        ...
+
+    def detach_disk(self, zone: str, instance_id: str, volume_id: str,
+                    request: DetachDisk) -> DiskAttachment: ...
 
     def close(self) -> None: ...
 
@@ -188,3 +197,12 @@ class CcZoneClient:
     def update_network(self, zone: str, intent: NetworkIntent) -> NetworkPlanView:
         return self._call(zone, "PUT", CC_NETWORK_ROUTE, intent, NetworkPlanView)
 
+    def attach_disk(self, zone: str, instance_id: str, request: AttachDisk) -> DiskAttachment:
+        return self._call(zone, "POST", ATTACH_ROUTE.format(instance_id=instance_id), request,
+                          DiskAttachment)
+
+    def detach_disk(self, zone: str, instance_id: str, volume_id: str,
+                    request: DetachDisk) -> DiskAttachment:
+        return self._call(zone, "POST", DETACH_ROUTE.format(instance_id=instance_id,
+                                                            volume_id=volume_id),
+                          request, DiskAttachment)

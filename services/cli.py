@@ -18,6 +18,7 @@ from services.cli_calls import HomeOption, call_service, config_for
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
 from services.cli_lab import lab_app
+from services.cli_snapshots import snapshot_app
 from services.cli_images import certificate_exports, certificate_files, image_app
 from services.config import CloudConfig
 from services.messages.admin import (ADMIN_ACCOUNTS_ROUTE, ADMIN_KEYS_ROUTE, ADMIN_USERS_ROUTE,
@@ -40,6 +41,7 @@ app.command()(cli_status.status)
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(lab_app, name="lab")
+app.add_typer(snapshot_app, name="snapshot")
 app.command()(nc)
 
 out = Console()

@@ -175,7 +175,7 @@ def describe_instance_attribute(ctx: Context, InstanceId: str, Attribute: str) -
         "disableApiStop": ("DisableApiStop", _value(False)),
         "instanceInitiatedShutdownBehavior": ("InstanceInitiatedShutdownBehavior", _value("terminate")),
         "rootDeviceName": ("RootDeviceName", _value("/dev/sda1")),
-        "blockDeviceMapping": ("BlockDeviceMappings", []),
+        "blockDeviceMapping": ("BlockDeviceMappings", extras.block_devices(row.id)),
         "productCodes": ("ProductCodes", []),
         "sourceDestCheck": ("SourceDestCheck", _value(True)),
         "groupSet": ("Groups", extras.groups_of(row)),

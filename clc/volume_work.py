@@ -1,0 +1,363 @@
+"""Volume work after the answer, and the pass that settles what the SCs report.
+
+`VolumeWork` runs the slow half of AttachVolume, DetachVolume and DeleteVolume on one worker
+thread per zone (as clc/placement.py does for launches: a hung SC or CC stalls only its own
+zone), never holding a database session across a call to another service:
+
+- attach: SC export to the instance's node -> CC AttachDisk -> attached. A failure after the
+  export unexports it again (no export is left behind) and gives the volume back, available,
+  with the reason;
+- detach: CC DetachDisk -> SC unexport -> available (Force: the SC side is done even when the
+  CC refuses);
+- delete: SC delete -> deleted.
+
+`settle_once` (every NC_POLLING_FREQUENCY or every second, whichever is sooner, and right
+after a CreateVolume) is the level-triggered safety net: a `creating` volume takes the SC's
+state, a `deleting` one is deleted again, a pending snapshot takes the SC's progress, an
+attach or detach whose job was lost runs again, and a volume attached to an instance that has
+ended is unexported and given back `available`, its data kept."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from clc import snapshots as snapshot_rules
+from clc.models.instances import Instance
+from clc.models.volumes import Snapshot, Volume
+from clc.storage_client import StorageClient, StorageError
+from clc.volumes import attach_state, move_attachment, state, transition
+from clc.zones_client import ZoneClient, ZoneError
+from services.clock import KEEP_TERMINATED, aware, utcnow
+from services.config import CloudConfig
+from services.db import Database
+from services.messages.attach import AttachDisk, DetachDisk, DiskSource
+from services.messages.node import StateReason
+from services.messages.storage import VolumeExportInfo, VolumeInfo
+from services.tracing import TraceRecorder, bind_request_id, unbind_request_id
+
+LOG = logging.getLogger(__name__)
+
+Job = Callable[[], None]
+# A volume the SC does not know this long after the CLC recorded it never reached the SC.
+UNKNOWN_GRACE = timedelta(minutes=2)
+STUCK_AFTER = timedelta(seconds=30)
+
+
+def attach_failed(message: str) -> StateReason:
+    return StateReason(code="Server.AttachFailed", message=f"Server.AttachFailed: {message}")
+
+
+@dataclass
+class _Worker:
+    jobs: queue.Queue[Job | None]
+    thread: threading.Thread
+
+
+class VolumeWork:
+    def __init__(self, config: CloudConfig, db: Database, storage: StorageClient,
+                 zones: ZoneClient | None, recorder: TraceRecorder | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.storage = storage
+        self.zones = zones
+        self.recorder = recorder
+        # A snapshot's progress is what `eucasim snapshot wait` draws, so the pass looks at
+        # least every second; a round with nothing creating, deleting or pending is a few reads.
+        self.interval = min(config.NC_POLLING_FREQUENCY, 1.0)
+        self._workers: dict[str, _Worker] = {}
+        self._queued: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    # -- what handlers ask for, after recording the wish ---------------------------------------
+
+    def attach(self, zone: str, volume_id: str, request_id: str) -> None:
+        self._once(zone, volume_id, request_id, self._attach)
+
+    def detach(self, zone: str, volume_id: str, request_id: str) -> None:
+        self._once(zone, volume_id, request_id, self._detach)
+
+    def delete(self, zone: str, volume_id: str, request_id: str) -> None:
+        self._once(zone, volume_id, request_id, self._delete)
+
+    def settle(self, zone: str, volume_id: str) -> None:
+        self._submit(zone, lambda: self._settle_volume(volume_id))
+
+    # -- attach / detach / delete (on the zone's worker) ---------------------------------------
+
+    def _attach(self, volume_id: str) -> None:
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or attach_state(volume) != "attaching":
+                return  # detached meanwhile
+            instance = session.get(Instance, volume.instance_id)
+            zone, device = volume.zone, volume.device or ""
+            instance_id = volume.instance_id or ""
+            node = instance.node if instance is not None else None
+            live = instance is not None and instance.state in ("pending", "running")
+        if not live or node is None:
+            self._give_up(volume_id, None, attach_failed(
+                f"instance {instance_id} is not running on a node"))
+            return
+        try:
+            export = self.storage.export(zone, volume_id, node)
+        except StorageError as exc:
+            self._give_up(volume_id, None, attach_failed(
+                f"the storage controller could not export {volume_id} to {node}: "
+                f"{exc.code}: {exc.message}"))
+            return
+        self._note(f"{volume_id} exported to {node}", uri=export.uri, driver=export.driver)
+        try:
+            assert self.zones is not None
+            attached = self.zones.attach_disk(zone, instance_id, AttachDisk(
+                volume_id=volume_id, device=device, source=source_of(export)))
+        except (ZoneError, AssertionError) as exc:
+            reason = f"{exc.code}: {exc.message}" if isinstance(exc, ZoneError) else "no zone seam"
+            self._give_up(volume_id, node, attach_failed(
+                f"zone {zone} could not attach {volume_id} to {instance_id}: {reason}"))
+            return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            done = volume is not None and attach_state(volume) == "attaching"
+            if volume is not None and volume.attach_state is not None:
+                volume.attach_node = node  # so a detach asked meanwhile unexports it
+            if done:
+                move_attachment(volume, "attached")  # type: ignore[arg-type]
+        if not done:  # detached while the CC attached it: take it off again
+            self._undo(zone, instance_id, volume_id, node)
+            return
+        self._note(f"{volume_id} attached to {instance_id} as {device}", target=attached.target)
+
+    def _undo(self, zone: str, instance_id: str, volume_id: str, node: str) -> None:
+        """The user detached while the attach was under way: the CC and SC halves go again."""
+        try:
+            assert self.zones is not None
+            self.zones.detach_disk(zone, instance_id, volume_id, DetachDisk(force=True))
+            self.storage.unexport(zone, volume_id, node)
+        except (ZoneError, StorageError) as exc:
+            LOG.warning("undo the attach of %s to %s: %s", volume_id, instance_id, exc)
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and volume.attach_state is not None and \
+                    volume.instance_id == instance_id:
+                move_attachment(volume, "detached")
+
+    def _give_up(self, volume_id: str, exported_to: str | None, reason: StateReason) -> None:
+        """Undo a half-made attachment: no export left, the volume available with the reason."""
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            zone = volume.zone if volume is not None else None
+        if exported_to is not None and zone is not None:
+            try:
+                self.storage.unexport(zone, volume_id, exported_to)
+            except StorageError as exc:  # the settle pass unexports a free volume's leftovers
+                LOG.warning("unexport %s from %s: %s", volume_id, exported_to, exc)
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and volume.attach_state is not None:
+                move_attachment(volume, "detached", reason)
+        self._note(f"{volume_id}: attachment given up: {reason.message}")
+
+    def _detach(self, volume_id: str) -> None:
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or volume.attach_state is None:
+                return
+            zone, instance_id = volume.zone, volume.instance_id or ""
+            node, force = volume.attach_node, volume.force_detach
+            instance = session.get(Instance, instance_id)
+            gone = instance is None or instance.state == "terminated"
+        if not gone and node is not None and self.zones is not None:
+            try:
+                self.zones.detach_disk(zone, instance_id, volume_id, DetachDisk(force=force))
+            except ZoneError as exc:
+                if not force:
+                    LOG.warning("detach %s from %s: %s (the settle pass retries)", volume_id,
+                                instance_id, exc)
+                    return
+        if node is not None:
+            try:
+                self.storage.unexport(zone, volume_id, node)
+            except StorageError as exc:
+                LOG.warning("unexport %s from %s: %s (the settle pass retries)", volume_id, node, exc)
+                return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and volume.attach_state is not None:
+                move_attachment(volume, "detached")
+        self._note(f"{volume_id} detached from {instance_id}")
+
+    def _delete(self, volume_id: str) -> None:
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or state(volume) != "deleting":
+                return
+            zone = volume.zone
+        try:
+            self.storage.delete_volume(zone, volume_id)
+        except StorageError as exc:
+            LOG.warning("delete %s: %s (the settle pass retries)", volume_id, exc)
+            return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and state(volume) == "deleting":
+                transition(volume, "deleted")
+        self._note(f"{volume_id} deleted")
+
+    # -- settling what the SC reports ----------------------------------------------------------
+
+    def _settle_volume(self, volume_id: str) -> None:
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or state(volume) != "creating":
+                return
+            zone, created = volume.zone, aware(volume.created_at) or utcnow()
+        try:
+            info = self.storage.volume(zone, volume_id)
+        except StorageError as exc:
+            LOG.info("settle %s: %s", volume_id, exc)
+            return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and state(volume) == "creating":
+                settle_created(volume, info, created)
+
+    def settle_once(self) -> None:
+        with self.db.session() as session:
+            creating = list(session.scalars(select(Volume.id).where(Volume.state == "creating")))
+            deleting = [(v.zone, v.id) for v in session.scalars(
+                select(Volume).where(Volume.state == "deleting"))]
+            ended = [(v.zone, v.id) for v in session.scalars(
+                select(Volume).join(Instance, Instance.id == Volume.instance_id, isouter=True)
+                .where(Volume.instance_id.is_not(None),
+                       (Instance.id.is_(None)) | (Instance.state == "terminated")))]
+            # An attach or detach whose job was lost (a restart) is carried out again.
+            stale = utcnow() - STUCK_AFTER
+            stuck = [(v.zone, v.id, v.attach_state) for v in session.scalars(select(Volume).where(
+                Volume.attach_state.in_(("attaching", "detaching")), Volume.updated_at < stale))]
+            pending = [(s.zone, s.id, s.data_id) for s in session.scalars(
+                select(Snapshot).where(Snapshot.state == "pending"))]
+        self._purge()
+        for volume_id in creating:
+            self._settle_volume(volume_id)
+        # On the zones' workers, in line with the handlers' jobs for the same volumes.
+        for zone, volume_id in deleting:
+            self.delete(zone, volume_id, "")
+        for zone, volume_id in ended:  # the instance ended: the volume outlives it
+            self.detach(zone, volume_id, "")
+        for zone, volume_id, moving in stuck:
+            (self.attach if moving == "attaching" else self.detach)(zone, volume_id, "")
+        for zone, snapshot_id, data_id in pending:
+            try:
+                info = self.storage.snapshot(zone, data_id)
+            except StorageError as exc:
+                LOG.info("settle %s: %s", snapshot_id, exc)
+                continue
+            with self.db.session() as session:
+                row = session.get(Snapshot, snapshot_id)
+                if row is not None and row.state == "pending":
+                    snapshot_rules.settle(row, info)
+
+    def _purge(self) -> None:
+        """Deleted volumes are forgotten after the hour EC2 keeps ended resources."""
+        with self.db.session() as session:
+            session.execute(delete(Volume).where(
+                Volume.state == "deleted", Volume.updated_at < utcnow() - KEEP_TERMINATED))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.settle_once)
+            except Exception:  # noqa: BLE001 - one bad round must not end the loop; it is logged
+                LOG.exception("volume settle round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _once(self, zone: str, volume_id: str, request_id: str,
+              step: Callable[[str], None]) -> None:
+        """Queue `step` for the volume unless the same step is queued already (the settle pass
+        asks again every round while an attach or detach is still under way)."""
+        key = (step.__name__, volume_id)
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+
+        def job() -> None:
+            with self._lock:
+                self._queued.discard(key)
+            self._with_request(request_id, lambda: step(volume_id))
+        self._submit(zone, job)
+
+    def _with_request(self, request_id: str, job: Job) -> None:
+        if not request_id:
+            job()
+            return
+        token = bind_request_id(request_id)
+        try:
+            job()
+        finally:
+            unbind_request_id(token)
+
+    def _note(self, what: str, **detail: object) -> None:
+        LOG.info("%s %s", what, detail or "")
+        if self.recorder is not None:
+            self.recorder.record("decided", what, **detail)
+
+    def _submit(self, zone: str, job: Job) -> None:
+        with self._lock:
+            worker = self._workers.get(zone)
+            if worker is None:
+                jobs: queue.Queue[Job | None] = queue.Queue()
+                thread = threading.Thread(target=self._work, args=(zone, jobs), daemon=True,
+                                          name=f"clc-volumes-{zone}")
+                worker = self._workers[zone] = _Worker(jobs, thread)
+                thread.start()
+        worker.jobs.put(job)
+
+    @staticmethod
+    def _work(zone: str, jobs: queue.Queue[Job | None]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a bug in one job is logged; the queue goes on
+                LOG.exception("volume job for zone %s failed", zone)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.jobs.put(None)
+        for worker in workers:
+            worker.thread.join(timeout)
+
+
+def source_of(export: VolumeExportInfo) -> DiskSource:
+    return DiskSource(driver=export.driver, path=export.path, host=export.host, port=export.port,
+                      export_name=export.export_name, uri=export.uri)
+
+
+def settle_created(volume: Volume, info: VolumeInfo | None, created: datetime) -> None:
+    """A creating volume takes what its SC reports."""
+    if info is None:
+        if created < utcnow() - UNKNOWN_GRACE:
+            transition(volume, "error", StateReason(
+                code="Server.InternalError",
+                message=f"the storage controller of zone {volume.zone} has no volume {volume.id}"))
+        return
+    if info.state == "available":
+        transition(volume, "available")
+    elif info.state == "error":
+        transition(volume, "error", info.reason or StateReason(
+            code="Server.InternalError", message="the storage controller could not create it"))

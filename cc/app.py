@@ -34,6 +34,7 @@ from cc.network.service import ZoneNetwork, make_driver
 from services.config import CloudConfig, load_config
 from services.db import Database
 from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
+from services.messages.freeze import FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE,
                                        CC_NODE_EVENTS_ROUTE, CC_NODE_ROUTE, CC_NODES_ROUTE,
                                        CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE, CC_TERMINATE_ROUTE,
@@ -136,6 +137,14 @@ def create_app(config: CloudConfig | None = None, own_url: str | None = None) ->
     @app.post(DETACH_ROUTE, dependencies=auth)
     async def detach_volume(instance_id: str, volume_id: str, body: DetachDisk) -> DiskAttachment:
         return await cluster.detach_volume(instance_id, volume_id, body)
+
+    @app.post(FREEZE_ROUTE, dependencies=auth)
+    async def freeze_filesystems(instance_id: str, body: FreezeFilesystems) -> FreezeResult:
+        return await cluster.freeze(instance_id, body)
+
+    @app.post(THAW_ROUTE, dependencies=auth)
+    async def thaw_filesystems(instance_id: str, body: ThawFilesystems) -> FreezeResult:
+        return await cluster.thaw(instance_id, body)
 
     @app.post(CC_RESOURCES_ROUTE, dependencies=auth)
     async def describe_resources(body: DescribeResources) -> ZoneResources:

@@ -32,6 +32,7 @@ from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError
 from services.messages.attach import AttachDisk, DetachDisk, DiskAttachment
+from services.messages.freeze import FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.cluster import (ClusterInstance, ClusterInstanceList, DescribeResources,
                                        DescribeZone, NodeInfo, NodeList, RunInstances,
                                        RunInstancesResult, ZoneReport, ZoneResources)
@@ -188,6 +189,16 @@ class Cluster:
         self.recorder.record("received", f"detach {volume_id} from {instance_id}" + (" (force)" if body.force else ""))
         call = lambda url, iid: self.clients.detach(url, iid, volume_id, body)  # noqa: E731
         return (await self._forward(instance_id, call))[1]
+
+    # -- a guest's file systems around a snapshot (services/messages/freeze.py) ------------------
+
+    async def freeze(self, instance_id: str, body: FreezeFilesystems) -> FreezeResult:
+        self.recorder.record("received", f"freeze {instance_id} for a snapshot of {body.volume_id}")
+        return (await self._forward(instance_id, lambda url, iid: self.clients.freeze(url, iid, body)))[1]
+
+    async def thaw(self, instance_id: str, body: ThawFilesystems) -> FreezeResult:
+        self.recorder.record("received", f"thaw {instance_id} after the snapshot of {body.volume_id}")
+        return (await self._forward(instance_id, lambda url, iid: self.clients.thaw(url, iid, body)))[1]
 
     # -- pushes and the CLC's view ---------------------------------------------------------------
 

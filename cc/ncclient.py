@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from cc.registry import split_url
 from services.internal import AsyncInternalClient
 from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
+from services.messages.freeze import FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.node import (NC_CONSOLE_ROUTE, NC_DESCRIBE_ROUTE, NC_INSTANCES_ROUTE,
                                     NC_REBOOT_ROUTE, NC_RESOURCES_ROUTE, NC_SLEEP_ROUTE,
                                     NC_TERMINATE_ROUTE, NC_WAKE_ROUTE, ConsoleOutput,
@@ -84,6 +85,12 @@ class NodeClients:
     async def detach(self, url: str, instance_id: str, volume_id: str, body: DetachDisk) -> DiskAttachment:
         route = DETACH_ROUTE.format(instance_id=instance_id, volume_id=volume_id)
         return await self._call(url, "POST", route, DiskAttachment, body)
+
+    async def freeze(self, url: str, instance_id: str, body: FreezeFilesystems) -> FreezeResult:
+        return await self._call(url, "POST", FREEZE_ROUTE.format(instance_id=instance_id), FreezeResult, body)
+
+    async def thaw(self, url: str, instance_id: str, body: ThawFilesystems) -> FreezeResult:
+        return await self._call(url, "POST", THAW_ROUTE.format(instance_id=instance_id), FreezeResult, body)
 
     async def sleep(self, url: str) -> NodeResources:
         return await self._call(url, "POST", NC_SLEEP_ROUTE, NodeResources)

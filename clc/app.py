@@ -99,8 +99,9 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     network = NetworkSync(config, db, zone_client)
     launches = Launches(config, db, zone_client, recorder, network=network)
-    reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network)
     volume_work = VolumeWork(config, db, storage, zone_client, recorder)
+    reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network,
+                            disks_reported=volume_work.disks_reported)
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))

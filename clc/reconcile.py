@@ -17,12 +17,15 @@ What settling does:
   a placed one its zone has stopped reporting for several rounds (its node went away);
 - an instance the CC runs but the CLC never recorded (a launch cut short by a crash) is
   terminated once it is old enough not to be a launch still being recorded;
-- terminated instances older than an hour are forgotten."""
+- terminated instances older than an hour are forgotten;
+- the volumes each instance's node reports go to `disks_reported` (a disk the CLC does not
+  have attached there is taken off again)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -84,8 +87,12 @@ def settle(row: Instance, item: ClusterInstance, now: datetime) -> bool:
 class Reconciler:
     def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient,
                  launches: Launches | None = None, recorder: TraceRecorder | None = None,
-                 interval: float | None = None, network: NetworkSync | None = None) -> None:
+                 interval: float | None = None, network: NetworkSync | None = None,
+                 disks_reported: Callable[[str, list[ClusterInstance]], None] | None = None) -> None:
         self.config = config
+        # Volume work (clc/volume_work.py) compares the disks each whole report lists with the
+        # attachments the CLC recorded.
+        self.disks_reported = disks_reported
         self.network = network
         self.db = db
         self.zones = zones
@@ -187,6 +194,8 @@ class Reconciler:
                 to_terminate.append(instance_id)
                 self._note(f"{instance_id}: runs on {item.node_id} but no user launched it; terminating")
         result.terminated_on_zone = self._terminate_on_zone(zone, to_terminate)
+        if self.disks_reported is not None:
+            self.disks_reported(zone, report.instances)
         if self.network is not None:  # level-triggered: the CC no-ops an unchanged plan
             self.network.changed(zone)
         return result

@@ -15,7 +15,8 @@ zone), never holding a database session across a call to another service:
 after a CreateVolume) is the level-triggered safety net: a `creating` volume takes the SC's
 state, a `deleting` one is deleted again, a pending snapshot takes the SC's progress, an
 attach or detach whose job was lost runs again, and a volume attached to an instance that has
-ended is unexported and given back `available`, its data kept."""
+ended is unexported and given back `available`, its data kept. `disks_reported` (from the
+reconcile round's whole reports) takes a stray disk off the instance a node put it on."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,7 +40,7 @@ from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
 from services.db import Database
 from services.messages.attach import AttachDisk, DetachDisk, DiskSource
-from services.messages.node import StateReason
+from services.messages.node import InstanceReport, StateReason
 from services.messages.storage import VolumeExportInfo, VolumeInfo
 from services.tracing import TraceRecorder, bind_request_id, unbind_request_id
 
@@ -89,6 +90,39 @@ class VolumeWork:
 
     def settle(self, zone: str, volume_id: str) -> None:
         self._submit(zone, lambda: self._settle_volume(volume_id))
+
+    def disks_reported(self, zone: str, instances: Sequence[InstanceReport]) -> None:
+        """What the zone's nodes report attached, against what the CLC recorded: a disk on an
+        instance the volume is not attached (or being attached or detached) to is a stray — an
+        attach the node carried out after the CLC had given it up (its CC timed out on a
+        stalled node), or a detach the node never heard of — and is taken off again, forced."""
+        reported = [(i.instance_id, a.volume_id) for i in instances for a in i.volumes]
+        if not reported:
+            return
+        with self.db.session() as session:
+            recorded = {v.id: v.instance_id for v in session.scalars(select(Volume).where(
+                Volume.id.in_({volume_id for _, volume_id in reported}),
+                Volume.attach_state.is_not(None)))}
+        for instance_id, volume_id in reported:
+            if recorded.get(volume_id) != instance_id:
+                self._once(zone, f"{instance_id}/{volume_id}", "", self._take_off)
+
+    def _take_off(self, stray: str) -> None:
+        instance_id, volume_id = stray.split("/", 1)
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and volume.attach_state is not None and volume.instance_id == instance_id:
+                return  # attached there again meanwhile: not a stray any more
+            instance = session.get(Instance, instance_id)
+            zone = instance.zone if instance is not None else None
+        if zone is None or self.zones is None:
+            return
+        try:
+            self.zones.detach_disk(zone, instance_id, volume_id, DetachDisk(force=True))
+        except ZoneError as exc:
+            LOG.warning("take the stray %s off %s: %s (the next round retries)", volume_id, instance_id, exc)
+            return
+        self._note(f"{volume_id}: a stray disk on {instance_id} (the CLC has no such attachment); taken off")
 
     # -- attach / detach / delete (on the zone's worker) ---------------------------------------
 

@@ -187,14 +187,25 @@ def short_device(device: str) -> str:
     return device.removeprefix("/dev/")
 
 
+def disk_of(device: str) -> str:
+    """The whole disk a device name lands on in the guest, as the NC maps names to libvirt
+    targets: /dev/xvdc, hdc and sdc are all `sdc` (one SCSI bus), and sdc1 is a partition of
+    sdc. Two names with the same disk cannot both be attached."""
+    short = short_device(device).rstrip("0123456789")
+    for alias in ("xvd", "hd"):
+        if short.startswith(alias):
+            return "sd" + short[len(alias):]
+    return short
+
+
 def check_device(device: str, in_use: Iterable[str]) -> str:
     """The device as the user named it, when the instance may take a volume there."""
     if not DEVICE.match(device):
         raise EC2Error("InvalidParameterValue",
                        f"Value ({device}) for parameter device is invalid. "
                        f"{device} is not a valid EBS device name.")
-    taken = {short_device(d) for d in in_use} | INSTANCE_DEVICES
-    if short_device(device) in taken:
+    taken = {disk_of(d) for d in [*in_use, *INSTANCE_DEVICES]}
+    if disk_of(device) in taken:
         raise EC2Error("InvalidParameterValue",
                        f"Invalid value '{device}' for unixDevice. "
                        f"Attachment point {device} is already in use")

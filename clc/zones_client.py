@@ -28,6 +28,8 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        DescribeZone, NodeCapacity, NodeList, RunInstances,
                                        RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
 from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
+from services.messages.freeze import (FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult,
+                                      ThawFilesystems)
 from services.messages.attach import (ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk,
                                       DiskAttachment)
 from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType
@@ -87,6 +89,12 @@ class ZoneClient(Protocol):
 
     def detach_disk(self, zone: str, instance_id: str, volume_id: str,
                     request: DetachDisk) -> DiskAttachment: ...
+
+    def freeze(self, zone: str, instance_id: str, request: FreezeFilesystems) -> FreezeResult:
+        """Freeze the instance's file systems for a snapshot (services/messages/freeze.py)."""
+        ...
+
+    def thaw(self, zone: str, instance_id: str, request: ThawFilesystems) -> FreezeResult: ...
 
     def close(self) -> None: ...
 
@@ -206,3 +214,11 @@ class CcZoneClient:
         return self._call(zone, "POST", DETACH_ROUTE.format(instance_id=instance_id,
                                                             volume_id=volume_id),
                           request, DiskAttachment)
+
+    def freeze(self, zone: str, instance_id: str, request: FreezeFilesystems) -> FreezeResult:
+        return self._call(zone, "POST", FREEZE_ROUTE.format(instance_id=instance_id), request,
+                          FreezeResult)
+
+    def thaw(self, zone: str, instance_id: str, request: ThawFilesystems) -> FreezeResult:
+        return self._call(zone, "POST", THAW_ROUTE.format(instance_id=instance_id), request,
+                          FreezeResult)

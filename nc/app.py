@@ -31,6 +31,7 @@ from nc.states import TransitionError
 from nc.volumes import VolumeFault
 from services.config import CloudConfig, ConfigError, load_config
 from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
+from services.messages.freeze import FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.node import (NC_CONSOLE_ROUTE, NC_DESCRIBE_ROUTE, NC_DIRECTORY_ROUTE,
                                     NC_INSTANCE_ROUTE, NC_INSTANCES_ROUTE, NC_REBOOT_ROUTE,
                                     NC_RESOURCES_ROUTE, NC_SLEEP_ROUTE, NC_TERMINATE_ROUTE,
@@ -130,6 +131,14 @@ def node_router(resolve: Callable[..., NodeRuntime]) -> APIRouter:
     def detach_volume(instance_id: str, volume_id: str, body: DetachDisk,
                       node: NodeRuntime = this) -> DiskAttachment:
         return node.volumes.detach(instance_id, volume_id, body)
+
+    @router.post(FREEZE_ROUTE)
+    def freeze_filesystems(instance_id: str, body: FreezeFilesystems, node: NodeRuntime = this) -> FreezeResult:
+        return node.quiescer.freeze(instance_id, body)
+
+    @router.post(THAW_ROUTE)
+    def thaw_filesystems(instance_id: str, body: ThawFilesystems, node: NodeRuntime = this) -> FreezeResult:
+        return node.quiescer.thaw(instance_id, body)
 
     @router.post(NC_SLEEP_ROUTE)
     def sleep(node: NodeRuntime = this) -> NodeResources:

@@ -21,6 +21,7 @@ from services.messages.attach import DiskSource
 NAMESPACE = "https://eucasim.dev/xmlns/nc/1"
 NS_PREFIX = "eucasim"
 KERNEL_CMDLINE = "root=/dev/sda1 console=ttyS0"
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 ET.register_namespace(NS_PREFIX, NAMESPACE)
 
@@ -60,6 +61,7 @@ class DomainSpec:
     cmdline: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     volumes: tuple[VolumeDisk, ...] = ()
+    guest_agent: bool = True        # a channel for the QEMU guest agent (fsFreeze/fsThaw)
 
 
 def instance_disks(root: Path, root_format: str, ephemeral: Path, swap: Path) -> tuple[DiskSpec, ...]:
@@ -125,6 +127,17 @@ def _nic_and_console(devices: ET.Element, spec: DomainSpec) -> None:
     console = _sub(devices, "console", type="file")
     _sub(console, "source", path=str(spec.console_log))
     _sub(console, "target", type="serial", port="0")
+    if spec.guest_agent:
+        # The QEMU guest agent's channel (libvirt picks the socket's path): what fsFreeze and
+        # fsThaw talk to, so a snapshot of an attached volume can be application-consistent.
+        channel = _sub(devices, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
+
+
+def has_guest_agent(xml: str) -> bool:
+    """Whether a domain definition has the guest agent's channel."""
+    return any(target.get("name") == GUEST_AGENT_CHANNEL
+               for target in ET.fromstring(xml).iterfind("./devices/channel/target"))
 
 
 def build_domain_xml(spec: DomainSpec) -> str:

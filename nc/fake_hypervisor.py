@@ -8,7 +8,10 @@ process can simulate thousands of nodes (HYPERVISOR_URI=fake://).
                    while one of them is open (as test:///default is while a connection is)
 
 Like libvirt, defining a name that exists is refused, undefining a running domain leaves it
-running until it is destroyed, and a domain's console is the file its spec names."""
+running until it is destroyed, and a domain's console is the file its spec names. A running
+domain whose definition has the guest agent's channel has an agent (as a cloud image with
+qemu-guest-agent does): it freezes one file system per disk, refuses a second freeze as
+QEMU's agent does, and forgets the freeze when the domain stops."""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ import platform
 import threading
 from dataclasses import dataclass
 
-from nc.domain_xml import DomainSpec, VolumeDisk, build_domain_xml, source_problem, with_volume, without_volume
-from nc.hypervisor import DomainState, HostInfo, HypervisorError, OurDomain, tail_of
+from nc.domain_xml import (DomainSpec, VolumeDisk, build_domain_xml, has_guest_agent, source_problem,
+                           with_volume, without_volume)
+from nc.hypervisor import AgentUnavailable, DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from nc.resources import host_memory_mb
 from services.ids import INSTANCE_ID
 
@@ -29,6 +33,7 @@ class _Domain:
     xml: str
     running: bool = False
     persistent: bool = True
+    frozen: int = 0         # file systems the modelled guest agent holds frozen
 
 
 class _Host:
@@ -105,6 +110,7 @@ class FakeHypervisor:
             if domain is None:
                 return
             domain.running = False
+            domain.frozen = 0
             if not domain.persistent:
                 del self._host.domains[name]
 
@@ -147,6 +153,33 @@ class FakeHypervisor:
         with self._host.lock:
             domain = self._require(name)
             domain.xml = without_volume(domain.xml, volume_id)
+
+    def _agent_of(self, what: str, name: str) -> _Domain:
+        domain = self._require(name)
+        if not domain.running:
+            raise AgentUnavailable(f"fake: {what} {name}: the domain is not running")
+        if not has_guest_agent(domain.xml):
+            raise AgentUnavailable(f"fake: {what} {name}: the domain has no guest agent channel")
+        return domain
+
+    def freeze_filesystems(self, name: str) -> int:
+        with self._host.lock:
+            domain = self._agent_of("freeze the file systems of", name)
+            if domain.frozen:
+                raise HypervisorError(f"fake: freeze {name}: the guest's file systems are frozen already")
+            domain.frozen = domain.xml.count("<disk ")
+            return domain.frozen
+
+    def thaw_filesystems(self, name: str) -> int:
+        with self._host.lock:
+            domain = self._agent_of("thaw the file systems of", name)
+            thawed, domain.frozen = domain.frozen, 0
+            return thawed
+
+    def frozen(self, name: str) -> int:
+        """How many file systems the modelled agent holds frozen (for tests and the trace)."""
+        with self._host.lock:
+            return self._require(name).frozen
 
     def console_tail(self, name: str, limit: int = 65536) -> bytes:
         with self._host.lock:

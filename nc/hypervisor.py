@@ -28,6 +28,12 @@ class HypervisorError(Exception):
     prefixed `libvirt: `, for the libvirt driver)."""
 
 
+class AgentUnavailable(HypervisorError):
+    """The guest's file systems cannot be frozen: no guest agent answers (none configured or
+    running in the guest, or a driver that runs no guest at all). Not a failure of the call:
+    a snapshot without a freeze is crash-consistent."""
+
+
 @dataclass(frozen=True)
 class HostInfo:
     cores: int
@@ -61,6 +67,10 @@ class Hypervisor(Protocol):
     # the call, or (it raised) the definition is as it was.
     def attach_volume(self, name: str, volume: VolumeDisk) -> None: ...
     def detach_volume(self, name: str, volume_id: str) -> None: ...
+    # The guest's file systems through its agent, around a snapshot: the number frozen or
+    # thawed; AgentUnavailable when no agent answers. Thawing what is not frozen thaws 0.
+    def freeze_filesystems(self, name: str) -> int: ...
+    def thaw_filesystems(self, name: str) -> int: ...
     def console_tail(self, name: str, limit: int = 65536) -> bytes: ...
     def close(self) -> None: ...
 

@@ -8,8 +8,9 @@ import threading
 import libvirt
 
 from nc.domain_xml import (NAMESPACE, DomainSpec, VolumeDisk, attached_disk_xml, build_domain_xml,
-                           console_path, parse_metadata, volume_disk_xml, with_volume, without_volume)
-from nc.hypervisor import DomainState, HostInfo, HypervisorError, OurDomain, tail_of
+                           console_path, has_guest_agent, parse_metadata, volume_disk_xml, with_volume,
+                           without_volume)
+from nc.hypervisor import AgentUnavailable, DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from services.ids import INSTANCE_ID
 
 _STATES: dict[int, DomainState] = {
@@ -170,6 +171,33 @@ class LibvirtHypervisor:
             else:
                 self._call(f"detach {volume_id} from {name}", domain.detachDeviceFlags, disk,
                            self._affect(domain))
+
+    # libvirt's answers that mean "no guest agent to talk to", as opposed to a failed call.
+    _NO_AGENT = frozenset({libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+                           libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+                           libvirt.VIR_ERR_OPERATION_INVALID})
+
+    def _agent(self, what: str, name: str, call: str) -> int:
+        domain = self._require(name)
+        if self.simulated:
+            # The test driver answers fsFreeze as if a guest had frozen its file systems, but no
+            # guest runs there: claiming application consistency would be a lie.
+            raise AgentUnavailable(f"libvirt: {what} {name}: {self.uri} runs no guest, so no guest agent")
+        if not has_guest_agent(self.domain_xml(name)):
+            raise AgentUnavailable(f"libvirt: {what} {name}: the domain has no guest agent channel")
+        try:
+            with self._lock:
+                return int(getattr(domain, call)())
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in self._NO_AGENT:
+                raise AgentUnavailable(f"libvirt: {what} {name}: {exc}") from None
+            raise HypervisorError(f"libvirt: {what} {name}: {exc}") from None
+
+    def freeze_filesystems(self, name: str) -> int:
+        return self._agent("freeze the file systems of", name, "fsFreeze")
+
+    def thaw_filesystems(self, name: str) -> int:
+        return self._agent("thaw the file systems of", name, "fsThaw")
 
     def console_tail(self, name: str, limit: int = 65536) -> bytes:
         path = console_path(self.domain_xml(name))

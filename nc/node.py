@@ -24,6 +24,7 @@ from nc.instances import InstanceManager, Refused
 from nc.journal import ConsoleJournal
 from nc.reconcile import Summary, reconcile_at_start, watch
 from nc.resources import Limits, SimulatingMachine, host_figures, host_memory_mb, maximum
+from nc.quiesce import Quiescer
 from nc.volumes import VolumeManager
 from services.db import Database
 from services.messages.node import InstanceReport, NodeResources, PowerState, Resources
@@ -83,6 +84,7 @@ class NodeRuntime:
         self.manager = InstanceManager(settings.node_id, prefix, db, self.booter, executor, recorder,
                                        on_change=lambda report: on_change(prefix, report))
         self.volumes = VolumeManager(self.manager, self.hypervisor, recorder)
+        self.quiescer = Quiescer(self.manager, self.hypervisor, recorder)
 
     def reconcile(self) -> Summary:
         self.volumes.reconcile()
@@ -121,4 +123,5 @@ class NodeRuntime:
         return self.resources()
 
     def close(self) -> None:
+        self.quiescer.close()
         self.hypervisor.close()

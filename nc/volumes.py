@@ -80,8 +80,10 @@ class VolumeManager:
                 self.recorder.record("error", f"attach {body.volume_id} to {instance_id} failed: {exc}")
                 raise
             attached = self.book.set_state(instance_id, body.volume_id, "attached")
+            # The teaching view shows the definition the disk went into (`eucasim trace`).
             self.recorder.record("called", f"attached {body.volume_id} ({body.source.uri}) to {instance_id} "
-                                 f"as {target} on {self.hypervisor.uri}")
+                                 f"as {target} on {self.hypervisor.uri}", instance_id=instance_id,
+                                 domain_xml=self.hypervisor.domain_xml(instance_id))
             self.manager.changed(instance_id)
             return attached
 
@@ -100,9 +102,16 @@ class VolumeManager:
                 # goes, and the trace keeps what the hypervisor said.
                 self.recorder.record("error", f"forced detach of {volume_id} from {instance_id}: {exc}")
             self.book.remove(instance_id, volume_id)
-            self.recorder.record("called", f"detached {volume_id} from {instance_id} on {self.hypervisor.uri}")
+            self.recorder.record("called", f"detached {volume_id} from {instance_id} on {self.hypervisor.uri}",
+                                 instance_id=instance_id, domain_xml=self._definition(instance_id))
             self.manager.changed(instance_id)
             return known.attachment.model_copy(update={"state": "detached"})
+
+    def _definition(self, instance_id: str) -> str:
+        try:
+            return self.hypervisor.domain_xml(instance_id)
+        except HypervisorError as exc:     # a forced detach from a domain that is gone
+            return f"(no definition: {exc})"
 
     def reconcile(self) -> None:
         """At start: an attach cut short by a crash is settled by what the domain holds."""

@@ -1,17 +1,19 @@
 """Snapshots: CreateSnapshot, CreateSnapshots, DeleteSnapshot, DescribeSnapshots,
 Describe/Modify/ResetSnapshotAttribute (createVolumePermission), CopySnapshot.
 
-CreateSnapshot waits for the SC's point-in-time step (a fraction of a second) and answers
-`pending`; the upload's progress arrives through clc/volume_work.py's settle pass."""
+CreateSnapshot waits for the SC's point-in-time step (a fraction of a second), inside a freeze
+of the guest's file systems when the volume is attached to a running instance
+(clc/snapshot_freeze.py), and answers `pending`; the upload's progress arrives through clc/volume_work.py's settle pass."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from clc import snapshots, tagging, volumes
+from clc import snapshot_freeze, snapshots, tagging, volumes
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.instances import owned as owned_instances
+from clc.models.instances import Instance
 from clc.models.volumes import Snapshot, Volume
 from clc.snapshot_view import filters, snapshot_dict
 from clc.storage_client import StorageClient
@@ -33,15 +35,25 @@ def _check_tags(specs: list[dict[str, Any]] | None) -> None:
         tagging.validated_tags(spec.get("Tags"))
 
 
+def _running_guest(ctx: Context, volume: Volume) -> str | None:
+    """The instance whose file systems to freeze: the one the volume is attached to, running."""
+    if volume.attach_state != "attached" or volume.instance_id is None:
+        return None
+    instance = ctx.db.get(Instance, volume.instance_id)
+    return instance.id if instance is not None and instance.state == "running" else None
+
+
 def _snapshot_of(ctx: Context, volume: Volume, description: str,
                  specs: list[dict[str, Any]] | None, extra_tags: dict[str, str] | None = None) -> dict:
     if volume.state not in ("available", "in-use"):
         raise EC2Error("IncorrectState", f"The volume '{volume.id}' is in the '{volume.state}' state.")
     snapshot_id = ctx.new_id("snap")
-    info = _storage(ctx).create_snapshot(volume.zone, ScCreateSnapshot(snapshot_id=snapshot_id,
-                                                                       volume_id=volume.id))
-    # Without a guest agent to freeze the guest's file systems, a snapshot is crash-consistent.
-    consistency = "crash-consistent"
+    storage = _storage(ctx)
+    info, point = snapshot_freeze.taken(
+        ctx.zones, volume.zone, _running_guest(ctx, volume), volume.id,
+        lambda: storage.create_snapshot(volume.zone, ScCreateSnapshot(snapshot_id=snapshot_id,
+                                                                      volume_id=volume.id)))
+    consistency = point.consistency
     row = Snapshot(id=snapshot_id, account_id=ctx.account_id, volume_id=volume.id,
                    volume_size_gib=info.volume_size_gib, data_id=snapshot_id, zone=volume.zone,
                    description=description, state="pending", progress=0,
@@ -54,7 +66,7 @@ def _snapshot_of(ctx: Context, volume: Volume, description: str,
     tagging.set_tags(ctx.db, ctx.account_id, snapshot_id, "snapshot",
                      {snapshots.CONSISTENCY_TAG: consistency})
     ctx.trace("decided", f"{snapshot_id} of {volume.id}: point in time by {info.freeze_method} "
-              f"in {info.freeze_ms:.1f} ms", consistency=consistency)
+              f"in {info.freeze_ms:.1f} ms, {consistency}: {point.why}", consistency=consistency)
     tags = tagging.tags_by_resource(ctx.db, ctx.account_id, "snapshot", [snapshot_id])
     return snapshot_dict(row, tags.get(snapshot_id, {}))
 

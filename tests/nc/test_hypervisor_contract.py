@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nc.domain_xml import DomainSpec, VolumeDisk, console_path, disk_targets, instance_disks
-from nc.hypervisor import Hypervisor, HypervisorError
+from nc.hypervisor import AgentUnavailable, Hypervisor, HypervisorError
 from services.messages.attach import DiskSource
 from tests.nc.conftest import Driver
 
@@ -168,3 +169,28 @@ def test_a_refused_attach_leaves_the_definition_as_it_was(hypervisor: Hypervisor
     assert hypervisor.domain_xml(spec.name) == before
     with pytest.raises(HypervisorError):
         hypervisor.attach_volume("i-00000bad", _volume(tmp_path, "vol-0000cccc", "sde"))
+
+
+def test_file_systems_freeze_only_where_a_guest_agent_answers(hypervisor: Hypervisor, driver: Driver,
+                                                              tmp_path: Path) -> None:
+    """The test driver runs no guest, so it has no agent (its own fsFreeze would pretend one);
+    the fake models a guest agent in a running domain that has the agent's channel."""
+    spec = _spec(tmp_path, "node-contract")
+    hypervisor.define(spec)
+    with pytest.raises(AgentUnavailable):             # not running: no guest, no agent
+        hypervisor.freeze_filesystems(spec.name)
+    hypervisor.start(spec.name)
+    if driver.name != "fake":
+        with pytest.raises(AgentUnavailable, match="runs no guest"):
+            hypervisor.freeze_filesystems(spec.name)
+        return
+    assert hypervisor.freeze_filesystems(spec.name) == 3          # one per disk of the domain
+    with pytest.raises(HypervisorError, match="frozen already"):  # as QEMU's agent refuses
+        hypervisor.freeze_filesystems(spec.name)
+    assert hypervisor.thaw_filesystems(spec.name) == 3
+    assert hypervisor.thaw_filesystems(spec.name) == 0            # nothing frozen: nothing thawed
+    bare = replace(_spec(tmp_path, "node-contract"), guest_agent=False)
+    hypervisor.define(bare)
+    hypervisor.start(bare.name)
+    with pytest.raises(AgentUnavailable, match="no guest agent channel"):
+        hypervisor.freeze_filesystems(bare.name)

@@ -27,9 +27,9 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        CC_TERMINATE_ROUTE, ClusterInstanceList, DescribeResources,
                                        DescribeZone, NodeCapacity, NodeList, RunInstances,
                                        RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
-from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
 from services.messages.freeze import (FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult,
                                       ThawFilesystems)
+from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
 from services.messages.attach import (ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk,
                                       DiskAttachment)
 from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType

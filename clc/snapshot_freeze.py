@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from clc.storage_client import CALL_TIMEOUT
+from clc.storage_client import ScStorageClient
 from clc.zones_client import ZoneClient, ZoneError
 from services.messages.freeze import FreezeFilesystems, FreezeResult, ThawFilesystems
 
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 # The NC thaws by itself after this long without a thaw: longer than the SC's step may take
 # (its call's timeout), so only a CLC that died in between leaves the thaw to the watchdog.
-THAW_AFTER_S = CALL_TIMEOUT + 30.0
+THAW_AFTER_S = ScStorageClient.CALL_TIMEOUT + 30.0
 
 
 @dataclass(frozen=True)

@@ -12,38 +12,23 @@ until several SCs can be configured (as zones_client.py does for the CC)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-import httpx
-from pydantic import BaseModel
-
-from services.config import CloudConfig
+from clc.zone_service import ServiceError, ZoneServiceClient
 from services.errors import EC2Error
-from services.internal import InternalCallError, InternalClient
 from services.messages.storage import (SC_EXPORT_ROUTE, SC_GROW_ROUTE, SC_SNAPSHOT_ROUTE,
                                        SC_SNAPSHOTS_ROUTE, SC_UNEXPORT_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume, ExportVolume,
                                        GrowVolume, SnapshotInfo, UnexportVolume, VolumeExportInfo,
                                        VolumeInfo, VolumeList)
 
-# A snapshot's point-in-time step and a volume's creation answer quickly; the uploads and
-# restores go on in the SC's background.
-CALL_TIMEOUT = 60.0
-
-Answer = TypeVar("Answer", bound=BaseModel)
-
-
-class StorageError(EC2Error):
-    """The zone's SC refused: `code` is its EC2 error code, `sc_status` the SC's HTTP status."""
-
-    def __init__(self, code: str, message: str, sc_status: int) -> None:
-        super().__init__(code, message, 503 if sc_status >= 500 else 400)
-        self.sc_status = sc_status
+class StorageError(ServiceError):
+    """The zone's SC refused: `code` is its EC2 code, `service_status` the SC's HTTP status."""
 
 
 class StorageUnavailable(StorageError):
     """The zone's SC did not answer, or failed (5xx)."""
+    unavailable = True
 
     def __init__(self, message: str, sc_status: int = 503, code: str = "Unavailable") -> None:
         super().__init__(code, message, sc_status)
@@ -77,65 +62,22 @@ class StorageClient(Protocol):
     def close(self) -> None: ...
 
 
-def _storage_error(zone: str, error: InternalCallError) -> StorageError:
-    detail = error.detail
-    if isinstance(detail, dict) and "code" in detail:
-        code, message = str(detail["code"]), str(detail.get("message", ""))
-    else:
-        code, message = "InternalError", str(detail)
-    if error.status >= 500:
+class ScStorageClient(ZoneServiceClient):
+    SERVICE = "sc"
+    TITLE = "storage controller"
+    # A snapshot's point-in-time step and a volume's creation answer quickly; the uploads
+    # and restores go on in the SC's background.
+    CALL_TIMEOUT = 60.0
+
+    def _unknown_zone(self, zone: str) -> EC2Error:
+        return EC2Error("InvalidParameterValue", f"Invalid availability zone: [{zone}]")
+
+    def _refused(self, code: str, message: str, status: int) -> ServiceError:
+        return StorageError(code, message, status)
+
+    def _unavailable(self, message: str, status: int, code: str) -> ServiceError:
         # ExportFailed and the like keep their code: the attach worker records it as the reason.
-        return StorageUnavailable(f"the storage controller of zone {zone} failed: {code}: {message}",
-                                  error.status, code if code != "InternalError" else "Unavailable")
-    return StorageError(code, message, error.status)
-
-
-class ScStorageClient:
-    def __init__(self, config: CloudConfig, transport: httpx.BaseTransport | None = None) -> None:
-        self._config = config
-        self._transport = transport
-        self._clients: dict[str, InternalClient] = {}
-        self._lock = threading.Lock()
-
-    def _client(self, zone: str) -> InternalClient:
-        if zone not in self._config.zones:
-            raise EC2Error("InvalidParameterValue", f"Invalid availability zone: [{zone}]")
-        url = self._config.service_url("sc")
-        with self._lock:
-            client = self._clients.get(url)
-            if client is None:
-                client = self._clients[url] = InternalClient(
-                    url, self._config.CLOUD_SECRET, transport=self._transport, timeout=CALL_TIMEOUT)
-            return client
-
-    def _call(self, zone: str, method: str, path: str, body: BaseModel | None,
-              answer: type[Answer]) -> Answer:
-        """The one translation of an SC's failure into what the CLC's callers handle."""
-        try:
-            result: Answer = self._client(zone).call(method, path, body, answer)
-            return result
-        except InternalCallError as exc:
-            raise _storage_error(zone, exc) from None
-        except httpx.HTTPError as exc:
-            raise StorageUnavailable(f"the storage controller of zone {zone} did not answer: "
-                                     f"{type(exc).__name__} {exc}") from None
-
-    def _unless_unknown(self, zone: str, method: str, path: str, body: BaseModel | None,
-                        answer: type[Answer]) -> Answer | None:
-        try:
-            return self._call(zone, method, path, body, answer)
-        except StorageUnavailable:
-            raise
-        except StorageError as exc:
-            if exc.sc_status == 404:
-                return None
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        return StorageUnavailable(message, status, code if code != "InternalError" else "Unavailable")
 
     def create_volume(self, zone: str, request: CreateVolume) -> VolumeInfo:
         return self._call(zone, "POST", SC_VOLUMES_ROUTE, request, VolumeInfo)

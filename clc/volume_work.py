@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -35,6 +33,7 @@ from clc.models.instances import Instance
 from clc.models.volumes import Snapshot, Volume
 from clc.storage_client import StorageClient, StorageError
 from clc.volumes import attach_state, move_attachment, state, transition
+from clc.zone_queues import Job, ZoneQueues
 from clc.zones_client import ZoneClient, ZoneError
 from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
@@ -46,7 +45,6 @@ from services.tracing import TraceRecorder, bind_request_id, unbind_request_id
 
 LOG = logging.getLogger(__name__)
 
-Job = Callable[[], None]
 # A volume the SC does not know this long after the CLC recorded it never reached the SC.
 UNKNOWN_GRACE = timedelta(minutes=2)
 STUCK_AFTER = timedelta(seconds=30)
@@ -54,12 +52,6 @@ STUCK_AFTER = timedelta(seconds=30)
 
 def attach_failed(message: str) -> StateReason:
     return StateReason(code="Server.AttachFailed", message=f"Server.AttachFailed: {message}")
-
-
-@dataclass
-class _Worker:
-    jobs: queue.Queue[Job | None]
-    thread: threading.Thread
 
 
 class VolumeWork:
@@ -73,7 +65,7 @@ class VolumeWork:
         # A snapshot's progress is what `eucasim snapshot wait` draws, so the pass looks at
         # least every second; a round with nothing creating, deleting or pending is a few reads.
         self.interval = min(config.NC_POLLING_FREQUENCY, 1.0)
-        self._workers: dict[str, _Worker] = {}
+        self._queues = ZoneQueues("volumes")
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -350,31 +342,10 @@ class VolumeWork:
             self.recorder.record("decided", what, **detail)
 
     def _submit(self, zone: str, job: Job) -> None:
-        with self._lock:
-            worker = self._workers.get(zone)
-            if worker is None:
-                jobs: queue.Queue[Job | None] = queue.Queue()
-                thread = threading.Thread(target=self._work, args=(zone, jobs), daemon=True,
-                                          name=f"clc-volumes-{zone}")
-                worker = self._workers[zone] = _Worker(jobs, thread)
-                thread.start()
-        worker.jobs.put(job)
-
-    @staticmethod
-    def _work(zone: str, jobs: queue.Queue[Job | None]) -> None:
-        while (job := jobs.get()) is not None:
-            try:
-                job()
-            except Exception:  # noqa: BLE001 - a bug in one job is logged; the queue goes on
-                LOG.exception("volume job for zone %s failed", zone)
+        self._queues.submit(zone, job)
 
     def stop(self, timeout: float = 5.0) -> None:
-        with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.jobs.put(None)
-        for worker in workers:
-            worker.thread.join(timeout)
+        self._queues.stop(timeout)
 
 
 def source_of(export: VolumeExportInfo) -> DiskSource:

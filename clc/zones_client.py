@@ -13,15 +13,10 @@ until several CCs can be configured."""
 
 from __future__ import annotations
 
-import threading
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-import httpx
-from pydantic import BaseModel
-
-from services.config import CloudConfig
+from clc.zone_service import ServiceError, ZoneServiceClient
 from services.errors import EC2Error
-from services.internal import InternalCallError, InternalClient
 from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE,
                                        CC_NODES_ROUTE, CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE,
                                        CC_TERMINATE_ROUTE, ClusterInstanceList, DescribeResources,
@@ -34,23 +29,13 @@ from services.messages.attach import (ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, De
                                       DiskAttachment)
 from services.messages.node import ConsoleOutput, InstanceReport, Subscription, VmType
 
-# The CC answers at once (the NCs launch in the background); a call that takes longer than
-# this is a CC in trouble.
-CALL_TIMEOUT = 30.0
-
-Answer = TypeVar("Answer", bound=BaseModel)
-
-
-class ZoneError(EC2Error):
-    """The zone's CC refused: `code` is its EC2 error code, `cc_status` the CC's HTTP status."""
-
-    def __init__(self, code: str, message: str, cc_status: int) -> None:
-        super().__init__(code, message, 503 if cc_status >= 500 else 400)
-        self.cc_status = cc_status
+class ZoneError(ServiceError):
+    """The zone's CC refused: `code` is its EC2 code, `service_status` the CC's HTTP status."""
 
 
 class ZoneUnavailable(ZoneError):
     """The zone's CC did not answer, or failed (5xx)."""
+    unavailable = True
 
     def __init__(self, message: str, cc_status: int = 503) -> None:
         super().__init__("Unavailable", message, cc_status)
@@ -63,9 +48,8 @@ class ZoneClient(Protocol):
     def run_instances(self, zone: str, request: RunInstances) -> RunInstancesResult: ...
 
     def describe(self, zone: str, subscribe: Subscription | None = None) -> ZoneReport:
-        """Every instance of the zone and its capacity; with `subscribe`, the CC pushes
-        ZoneEvents to that subscription from now on."""
-        ...
+        return self._call(zone, "POST", CC_DESCRIBE_ROUTE, DescribeZone(subscribe=subscribe),
+                          ZoneReport)
 
     def terminate(self, zone: str, instance_id: str) -> InstanceReport | None:
         """None when the zone no longer knows the instance (it is gone already)."""
@@ -99,66 +83,18 @@ class ZoneClient(Protocol):
     def close(self) -> None: ...
 
 
-def _zone_error(zone: str, error: InternalCallError) -> ZoneError:
-    detail = error.detail
-    if isinstance(detail, dict) and "code" in detail:
-        code, message = str(detail["code"]), str(detail.get("message", ""))
-    else:
-        code, message = "InternalError", str(detail)
-    if error.status >= 500:
-        return ZoneUnavailable(f"the cluster controller of zone {zone} failed: {code}: {message}",
-                               error.status)
-    return ZoneError(code, message, error.status)
+class CcZoneClient(ZoneServiceClient):
+    SERVICE = "cc"
+    TITLE = "cluster controller"
+    # The CC answers at once (the NCs launch in the background); a call that takes longer
+    # than this is a CC in trouble.
+    CALL_TIMEOUT = 30.0
 
+    def _refused(self, code: str, message: str, status: int) -> ServiceError:
+        return ZoneError(code, message, status)
 
-class CcZoneClient:
-    def __init__(self, config: CloudConfig, transport: httpx.BaseTransport | None = None) -> None:
-        self._config = config
-        self._transport = transport
-        self._clients: dict[str, InternalClient] = {}
-        self._lock = threading.Lock()
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def _client(self, zone: str) -> InternalClient:
-        if zone not in self._config.zones:
-            raise EC2Error("InvalidParameterValue", f"The zone '{zone}' does not exist")
-        url = self._config.service_url("cc")
-        with self._lock:
-            client = self._clients.get(url)
-            if client is None:
-                client = self._clients[url] = InternalClient(
-                    url, self._config.CLOUD_SECRET, transport=self._transport, timeout=CALL_TIMEOUT)
-            return client
-
-    def _call(self, zone: str, method: str, path: str, body: BaseModel | None,
-              answer: type[Answer]) -> Answer:
-        """The one translation of a CC's failure into what the CLC's callers handle."""
-        try:
-            result: Answer = self._client(zone).call(method, path, body, answer)
-            return result
-        except InternalCallError as exc:
-            raise _zone_error(zone, exc) from None
-        except httpx.HTTPError as exc:
-            raise ZoneUnavailable(f"the cluster controller of zone {zone} did not answer: "
-                                  f"{type(exc).__name__} {exc}") from None
-
-    def _unless_gone(self, zone: str, path: str, answer: type[Answer], method: str = "POST",
-                     gone: tuple[int, ...] = (404,)) -> Answer | None:
-        try:
-            return self._call(zone, method, path, None, answer)
-        except ZoneUnavailable:
-            raise
-        except ZoneError as exc:
-            if exc.cc_status in gone:
-                return None
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+    def _unavailable(self, message: str, status: int, code: str) -> ServiceError:
+        return ZoneUnavailable(message, status)
 
     # -- the calls -----------------------------------------------------------------------------
 
@@ -187,16 +123,16 @@ class CcZoneClient:
                               for n in nodes.nodes if n.free is not None and n.max is not None]))
 
     def terminate(self, zone: str, instance_id: str) -> InstanceReport | None:
-        return self._unless_gone(zone, CC_TERMINATE_ROUTE.format(instance_id=instance_id),
-                                 InstanceReport)
+        return self._unless_unknown(zone, "POST", CC_TERMINATE_ROUTE.format(instance_id=instance_id),
+                                    None, InstanceReport)
 
     def reboot(self, zone: str, instance_id: str) -> InstanceReport | None:
-        return self._unless_gone(zone, CC_REBOOT_ROUTE.format(instance_id=instance_id),
-                                 InstanceReport, gone=(404, 409))
+        return self._unless_unknown(zone, "POST", CC_REBOOT_ROUTE.format(instance_id=instance_id),
+                                    None, InstanceReport, unknown=(404, 409))
 
     def console(self, zone: str, instance_id: str) -> ConsoleOutput | None:
-        return self._unless_gone(zone, CC_CONSOLE_ROUTE.format(instance_id=instance_id),
-                                 ConsoleOutput, method="GET")
+        return self._unless_unknown(zone, "GET", CC_CONSOLE_ROUTE.format(instance_id=instance_id),
+                                    None, ConsoleOutput)
 
     def resources(self, zone: str, vm_types: list[VmType]) -> ZoneResources:
         return self._call(zone, "POST", CC_RESOURCES_ROUTE, DescribeResources(vm_types=vm_types),

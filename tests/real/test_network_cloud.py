@@ -24,6 +24,7 @@ import pytest
 
 from services import credentials, launcher
 from services.config import load_config
+from services.cli_trace import gather
 from services.messages.network import CC_NETWORK_ROUTE, NetworkPlanView
 from tests.real.netlab import CLC_ADDRESS, CLC_PORT, FE_WIRE, INET_ADDRESS, NODE_WIRE, NetLab
 from tests.support.cloud import SECRET, Cloud
@@ -77,12 +78,14 @@ class World:
         found = self.ec2.describe_instances(InstanceIds=[self.ids[name]])
         return found["Reservations"][0]["Instances"][0].get("PublicIpAddress")
 
-    def restart_cc(self) -> None:
+    def restart_cc(self, while_away: Any = None) -> None:
         services = self.cloud.services
         old = next(s for s in services if s.spec.name == "cc")
         launcher.stop([old])
         services.remove(old)
         self.check_live_traffic()  # the CC's rules stay while it is away
+        if while_away is not None:
+            while_away()
         services.extend(launcher.start(self.cloud.config, [_cc_spec(self.env)], timeout=90))
 
     def check_live_traffic(self) -> None:
@@ -169,12 +172,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             net.serve_tcp(name, world.private[name], 22, f"ssh {name}")
         net.serve_tcp("inet", INET_ADDRESS, 8080, "internet")
         yield world
+    except Exception:  # only the setup's: pytest throws nothing into the generator
+        _show_logs(root / "home" / "logs")  # printed with the error
+        raise
     finally:
         try:
             net.step_out()
             launcher.stop(services)
         finally:
             net.close()  # takes the CC's dnsmasq, rules, bridges and every stand-in with it
+
+
+def _show_logs(logs: Path) -> None:
+    for log in sorted(logs.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        print(f"--- {log.name} (last 60 lines)", *lines[-60:], sep="\n")
 
 
 def _eventually(check: Any, what: str) -> None:
@@ -190,9 +202,14 @@ def test_one_group_talks_within_itself_and_another_group_only_on_what_a_rule_ope
     assert not net.ping("ic", ia)
     permission = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
                   "UserIdGroupPairs": [{"GroupId": world.groups["db"]}]}
-    world.ec2.authorize_security_group_ingress(GroupId=world.groups["web"], IpPermissions=[permission])
+    asked = world.ec2.authorize_security_group_ingress(GroupId=world.groups["web"], IpPermissions=[permission])
     _eventually(lambda: net.connect("ic", ia, 80) == f"web ia {world.private['ic']}",
                 "ic reaching ia:80 once web admits db")
+    # The request's trace shows the rule the CC added for it (what `eucasim trace` prints).
+    db_cidr = next(n.cidr for n in world.plan().networks if n.group_id == world.groups["db"])
+    steps, _ = gather(world.cloud.config, asked["ResponseMetadata"]["RequestId"])
+    added = [rule for step in steps if step.service == "cc" for rule in step.detail.get("rules", [])]
+    assert added == [f"+ -A EU-{world.groups['web']} -s {db_cidr} -p tcp -m tcp --dport 80 -j ACCEPT"]
     assert net.connect("ic", ia, 22) is None
     assert not net.ping("ic", ia)
     world.ec2.revoke_security_group_ingress(GroupId=world.groups["web"], IpPermissions=[permission])
@@ -252,12 +269,20 @@ def test_an_instance_reads_its_own_metadata_by_its_source_address_and_no_other(w
 
 
 def test_after_a_cc_restart_the_rules_are_exactly_the_plans(world: World) -> None:
+    net, ec2, ia = world.net, world.ec2, world.private["ia"]
     before = assert_rules_are_the_plans(world)
-    world.restart_cc()
+    permission = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+                  "UserIdGroupPairs": [{"GroupId": world.groups["db"]}]}
+    ec2.authorize_security_group_ingress(GroupId=world.groups["web"], IpPermissions=[permission])
+    _eventually(lambda: net.connect("ic", ia, 80) is not None, "ic reaching ia:80 before the restart")
+    # Revoked while the CC is down: the rule it applied is stale when it comes back.
+    world.restart_cc(while_away=lambda: ec2.revoke_security_group_ingress(
+        GroupId=world.groups["web"], IpPermissions=[permission]))
     # The restarted CC knows no plan until the CLC's next round sends the intent.
     plan = wait_for(lambda: (p := world.plan()).leases and p, timeout=30, what="the CLC's intent at the new CC")
     assert plan.iptables == before.iptables and plan.leases == before.leases
     after = assert_rules_are_the_plans(world)
+    assert net.connect("ic", ia, 80) is None
     world.check_live_traffic()
     assert world.net.http_get("ib", METADATA) == (200, world.ids["ib"])
     # What the operator reads is the same plan (COLUMNS: rich wraps nothing).

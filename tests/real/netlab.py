@@ -133,6 +133,14 @@ class NetLab(Topology):
         shown = self.run(name, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout.split()
         return shown[shown.index("inet") + 1].split("/")[0]
 
+    def unplug(self, name: str) -> None:
+        """The stand-in gone, as a destroyed guest's tap goes (its veth dies with it)."""
+        ns = self.ns(name)
+        for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", ns)
+        self.namespaces.remove(ns)
+
     def serve_tcp(self, role: str, address: str, port: int, reply: str) -> None:
         """A TCP server that answers every connection with `reply` and the peer's address."""
         code = textwrap.dedent(f"""\

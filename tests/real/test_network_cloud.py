@@ -294,6 +294,27 @@ def test_after_a_cc_restart_the_rules_are_exactly_the_plans(world: World) -> Non
     assert [line for line in after.iptables.splitlines() if line.startswith("-A ") and line not in printed] == []
 
 
+def test_a_terminated_instances_address_goes_by_dhcp_to_the_next_instance(world: World) -> None:
+    """The CLC gives the lowest free address, so the next instance of web gets ib's: it must
+    get it from dnsmasq too, whatever lease ib's MAC left there."""
+    net, ec2 = world.net, world.ec2
+    old = world.ids["ib"]
+    ec2.terminate_instances(InstanceIds=[old])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[old], WaiterConfig=FAST)
+    net.unplug("ib")
+    image = ec2.describe_instances(InstanceIds=[old])["Reservations"][0]["Instances"][0]["ImageId"]
+    new = _instances(world, "web", 1, image)[0]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[new], WaiterConfig=FAST)
+    address = ec2.describe_instances(InstanceIds=[new])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+    assert address == world.private["ib"]
+    world.ids["ib"] = new
+    assert _plug(world, "ib", new) == address
+    net.serve_tcp("ib", address, 80, "web ib")
+    net.serve_tcp("ib", address, 22, "ssh ib")
+    world.check_live_traffic()
+    assert net.http_get("ib", METADATA) == (200, new)
+
+
 def test_a_deleted_group_leaves_no_rule_bridge_or_dnsmasq(world: World) -> None:
     net, ec2 = world.net, world.ec2
     db_network = next(n for n in world.plan().networks if n.group_id == world.groups["db"])

@@ -26,7 +26,7 @@ from services import credentials, launcher
 from services.config import load_config
 from services.cli_trace import gather
 from services.messages.network import CC_NETWORK_ROUTE, NetworkPlanView
-from tests.real.netlab import CLC_ADDRESS, CLC_PORT, FE_WIRE, INET_ADDRESS, NODE_WIRE, NetLab
+from tests.real.netlab import CLC_ADDRESS, CLC_PORT, FE_PUBLIC, FE_WIRE, INET_ADDRESS, NODE_WIRE, NetLab
 from tests.support.cloud import SECRET, Cloud
 from tests.support.waiting import wait_for
 
@@ -112,6 +112,10 @@ def assert_rules_are_the_plans(world: World) -> NetworkPlanView:
     # iptables-save writes a chain's declaration as ":NAME POLICY [counters]": the name is enough.
     ours = [line.split()[0] if line.startswith(":") else line for line in world.our_rules()]
     assert sorted(ours) == sorted(planned_rules(plan))
+    # ...and the public addresses on VNET_PUBINTERFACE are the plan's, no more.
+    shown = world.net.run("fe", "ip", "-4", "-o", "addr", "show", "dev", "pub0").stdout.split()
+    on_pub0 = {shown[i + 1] for i, word in enumerate(shown) if word == "inet"}
+    assert on_pub0 == {f"{FE_PUBLIC}/24"} | {f"{lease.public_ip}/32" for lease in plan.leases if lease.public_ip}
     return plan
 
 
@@ -238,6 +242,14 @@ def test_a_cidr_rule_and_an_elastic_ip_reach_the_instance_from_the_internet(worl
         assert net.connect("ia", INET_ADDRESS, 8080) == f"internet {elastic}"  # SNAT
         ib_public = world.public_ip("ib")
         assert net.connect("ib", INET_ADDRESS, 8080) == f"internet {ib_public}"
+        # Moved to ib and back: the DNAT follows the association.
+        ec2.associate_address(InstanceId=world.ids["ib"], PublicIp=elastic, AllowReassociation=True)
+        _eventually(lambda: net.connect("inet", elastic, 22) == f"ssh ib {INET_ADDRESS}",
+                    "the elastic IP reaching ib once reassociated")
+        _eventually(lambda: net.connect("ib", INET_ADDRESS, 8080) == f"internet {elastic}", "ib leaving with it")
+        ec2.associate_address(InstanceId=world.ids["ia"], PublicIp=elastic, AllowReassociation=True)
+        _eventually(lambda: net.connect("inet", elastic, 22) == f"ssh ia {INET_ADDRESS}",
+                    "the elastic IP reaching ia again")
         ec2.disassociate_address(PublicIp=elastic)
         _eventually(lambda: net.connect("inet", elastic, 22) is None,
                     "the elastic IP no longer reaching ia once disassociated")

@@ -183,7 +183,7 @@ class LinuxDriver:
             hosts = plan.dhcp_hosts.get(bridge, "")
             paths["hosts"].write_text(hosts)
             stale = _stale_leases(paths["leases"], hosts)
-            running = _alive(paths["pid"])
+            running = _alive(paths["pid"], paths["conf"])
             if (running is not None and not stale and paths["conf"].is_file()
                     and paths["conf"].read_text() == conf):
                 os.kill(running, signal.SIGHUP)  # re-reads the hosts file
@@ -207,7 +207,8 @@ class LinuxDriver:
 
     def _stop_dnsmasq(self, bridge: str) -> None:
         """SIGTERM, and wait until it is gone: it writes its leases file until then."""
-        pid = _alive(self._dnsmasq_paths(bridge)["pid"])
+        paths = self._dnsmasq_paths(bridge)
+        pid = _alive(paths["pid"], paths["conf"])
         if pid is None:
             return
         os.kill(pid, signal.SIGTERM)
@@ -286,10 +287,13 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _alive(pid_file: Path) -> int | None:
+def _alive(pid_file: Path, conf: Path) -> int | None:
+    """The dnsmasq that `pid_file` names, if it still runs. After a reboot (or a crash that
+    left the state directory) that number may be another process's, which a SIGHUP or SIGTERM
+    meant for dnsmasq would end: it counts only if its command line names our `conf`."""
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
-    return pid
+    return pid if f"--conf-file={conf}".encode() in argv and _running(pid) else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ class World:
         found = self.ec2.describe_instances(InstanceIds=[self.ids[name]])
         return found["Reservations"][0]["Instances"][0].get("PublicIpAddress")
 
-    def restart_cc(self, while_away: Any = None) -> None:
+    def restart_cc(self, while_away: Callable[[], object] | None = None) -> None:
         services = self.cloud.services
         old = next(s for s in services if s.spec.name == "cc")
         launcher.stop([old])

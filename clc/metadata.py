@@ -9,8 +9,10 @@
 
 The caller is identified by its source address (an instance's private or public IP), as in
 Eucalyptus. Simulated instances have no address to call from, so in simulated mode only
-(HYPERVISOR_URI `test:…`) a caller may name the instance with the header
-`X-Eucasim-Instance-Id: i-…`; any other mode ignores that header.
+(HYPERVISOR_URI `test:…` with the `plan` network driver) a caller may name the instance with
+the header `X-Eucasim-Instance-Id: i-…`; any other mode ignores that header. With the `linux`
+driver even test-driver instances have a real network, and a header would let one read
+another's metadata.
 
 Tokens are stateless: the instance id and expiry, signed with the cloud secret, so a token is
 good only for the instance that asked for it and only until it expires. Requests without a
@@ -140,7 +142,7 @@ def _identity_document(config: CloudConfig, instance: Instance) -> dict[str, Any
 def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     tokens = Tokens(config.CLOUD_SECRET)
-    simulated = config.HYPERVISOR_URI.startswith("test:")
+    simulated = config.HYPERVISOR_URI.startswith("test:") and config.VNET_DRIVER == "plan"
 
     def caller(request: Request) -> Instance | None:
         with db.session() as session:

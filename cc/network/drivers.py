@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,13 +180,22 @@ class LinuxDriver:
             # and the CC's state directory may be private to root.
             conf = options + (f"user=root\ndhcp-hostsfile={paths['hosts']}\ndhcp-leasefile={paths['leases']}\n"
                               f"pid-file={paths['pid']}\nlog-facility={paths['log']}\nlog-dhcp\n")
-            paths["hosts"].write_text(plan.dhcp_hosts.get(bridge, ""))
-            running = _alive(paths["pid"])
-            if running is not None and paths["conf"].is_file() and paths["conf"].read_text() == conf:
+            hosts = plan.dhcp_hosts.get(bridge, "")
+            paths["hosts"].write_text(hosts)
+            stale = _stale_leases(paths["leases"], hosts)
+            running = _alive(paths["pid"], paths["conf"])
+            if (running is not None and not stale and paths["conf"].is_file()
+                    and paths["conf"].read_text() == conf):
                 os.kill(running, signal.SIGHUP)  # re-reads the hosts file
                 continue
             if running is not None:
                 self._stop_dnsmasq(bridge)
+            if stale:
+                # dnsmasq keeps a lease past its instance and will not give that address to the
+                # next instance the CLC gives it to ("not using configured address … because it
+                # is leased to …"), SIGHUP or not; only a stopped dnsmasq lets go of it.
+                _drop_leases(paths["leases"], stale)
+                done.append(f"dropped lease(s) of {', '.join(stale)} on {bridge}")
             paths["conf"].write_text(conf)
             _run("dnsmasq", f"--conf-file={paths['conf']}")
             done.append(f"started dnsmasq on {bridge}")
@@ -196,9 +206,17 @@ class LinuxDriver:
         return {kind: base.with_suffix(f".{kind}") for kind in ("conf", "hosts", "leases", "pid", "log")}
 
     def _stop_dnsmasq(self, bridge: str) -> None:
-        pid = _alive(self._dnsmasq_paths(bridge)["pid"])
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+        """SIGTERM, and wait until it is gone: it writes its leases file until then."""
+        paths = self._dnsmasq_paths(bridge)
+        pid = _alive(paths["pid"], paths["conf"])
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
 
     # -- removing everything ------------------------------------------------------------------
 
@@ -234,10 +252,48 @@ def _chains(table: str) -> list[str]:
     return [line.split()[1] for line in listing.splitlines() if line.startswith("-N ")]
 
 
-def _alive(pid_file: Path) -> int | None:
+def _stale_leases(leases_file: Path, hosts: str) -> list[str]:
+    """The addresses dnsmasq has leased to another MAC than the plan now gives them to (a
+    terminated instance's address given to the next one). A lease line is
+    `expiry mac address name client-id`."""
+    planned = {}
+    for line in hosts.splitlines():
+        mac, address, *_ = line.split(",")
+        planned[address] = mac.lower()
+    try:
+        lines = leases_file.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    stale = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] in planned and fields[1].lower() != planned[fields[2]]:
+            stale.append(fields[2])
+    return sorted(set(stale))
+
+
+def _drop_leases(leases_file: Path, addresses: list[str]) -> None:
+    kept = [line for line in leases_file.read_text().splitlines()
+            if len(line.split()) < 3 or line.split()[2] not in addresses]
+    leases_file.write_text("".join(f"{line}\n" for line in kept))
+
+
+def _running(pid: int) -> bool:
+    """Not yet exited (a zombie waiting for its reaper has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _alive(pid_file: Path, conf: Path) -> int | None:
+    """The dnsmasq that `pid_file` names, if it still runs. After a reboot (or a crash that
+    left the state directory) that number may be another process's, which a SIGHUP or SIGTERM
+    meant for dnsmasq would end: it counts only if its command line names our `conf`."""
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
-    return pid
+    return pid if f"--conf-file={conf}".encode() in argv and _running(pid) else None

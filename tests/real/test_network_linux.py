@@ -4,7 +4,6 @@ each getting its address from the CC's dnsmasq by DHCP."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +85,7 @@ def build_node_side(lab: NetLab, vlans: list[int]) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetLab, Cc]]:
     root = tmp_path_factory.mktemp("netlab")
-    lab = NetLab(tag=f"e{os.getpid() % 100000}", root=root)
+    lab = NetLab.for_this_process("nl", root)
     try:
         lab.build()
         cc = Cc(lab, root / "cc-state")

@@ -107,10 +107,19 @@ class InstanceBooter:
     def define_and_start(self, request: RunInstance, disks: InstanceDisks, request_id: str | None,
                          proceed: Callable[[], bool] = lambda: True) -> None:
         spec = self.spec(request, disks)
-        if self.network is not None:
-            built = self.network.prepare(request.network)
-            if built:
-                self.note(request, f"network: {built}")
+        if self.network is None:
+            self._define_and_start(request, spec, request_id, proceed)
+            return
+        built = self.network.prepare(request.network)
+        if built:
+            self.note(request, f"network: {built}")
+        try:
+            self._define_and_start(request, spec, request_id, proceed)
+        finally:
+            self.network.started(request.network)
+
+    def _define_and_start(self, request: RunInstance, spec: DomainSpec, request_id: str | None,
+                          proceed: Callable[[], bool]) -> None:
         xml = self.hypervisor.define(spec)
         self.recorder.record("called", f"libvirt define {request.instance_id} on {self.hypervisor.uri}",
                              request_id=request_id, domain_xml=xml)
@@ -156,6 +165,10 @@ class InstanceBooter:
         but console.log when the instance failed and its console may explain why)."""
         self.hypervisor.destroy(request.instance_id)
         self.hypervisor.undefine(request.instance_id)
+        if self.network is not None:
+            released = self.network.release(request.network)
+            if released:
+                self.note(request, f"network: removed {released}")
         if keep_console:
             disks = self.store.paths(request.account_id, request.instance_id)
             for path in (disks.root, disks.ephemeral, disks.swap, disks.kernel, disks.ramdisk,

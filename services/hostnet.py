@@ -39,6 +39,14 @@ class HostNetwork:
     def links(self) -> list[str]:
         return [link.get_attr("IFLA_IFNAME") for link in self._ip.get_links()]
 
+    def ports(self, bridge: str) -> list[str]:
+        """The devices plugged into `bridge` (its taps, veths and tunnel ends)."""
+        index = self.index(bridge)
+        if index is None:
+            return []
+        return [link.get_attr("IFLA_IFNAME") for link in self._ip.get_links()
+                if link.get_attr("IFLA_MASTER") == index]
+
     def addresses(self, name: str) -> set[str]:
         index = self.index(name)
         if index is None:

@@ -57,3 +57,33 @@ def test_instances_of_one_network_prepared_together_all_succeed(node: NetLab, ro
     assert [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()] == ["vx2"]
     fdb = node.run("node", "bridge", "fdb", "show", "dev", "vx2").stdout
     assert fdb.count("dst 10.9.0.1") == 1
+
+
+RELEASE = textwrap.dedent("""\
+    from nc.node_network import NodeNetwork
+    from services.messages.node import InstanceNetwork
+    import subprocess
+    node = NodeNetwork("10.9.0.2", "wire")
+    net = InstanceNetwork(mac="d0:0d:00:00:00:01", bridge="eucabr3", vlan=3, tunnel_remote="10.9.0.1")
+    def links():
+        out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        return sorted(n for n in ("eucabr3", "vx3") if f" {n}:" in out or f" {n}@" in out)
+    seen = {}
+    node.prepare(net)
+    seen["prepared, not started"] = (node.release(net), links())
+    subprocess.run(["ip", "link", "add", "tap3", "type", "veth", "peer", "name", "tap3p"], check=True)
+    subprocess.run(["ip", "link", "set", "tap3", "master", "eucabr3"], check=True)
+    node.started(net)
+    seen["a guest's tap in the bridge"] = (node.release(net), links())
+    subprocess.run(["ip", "link", "del", "tap3"], check=True)
+    seen["last guest gone"] = (node.release(net) is not None, links())
+    print(repr(seen))
+    """)
+
+
+def test_a_networks_bridge_and_tunnel_go_with_its_last_guest_on_the_node(node: NetLab) -> None:
+    done = node.run("node", sys.executable, "-c", RELEASE)
+    seen = eval(done.stdout.strip())  # noqa: S307 - our own script's repr of a dict
+    assert seen == {"prepared, not started": (None, ["eucabr3", "vx3"]),
+                    "a guest's tap in the bridge": (None, ["eucabr3", "vx3"]),
+                    "last guest gone": (True, [])}

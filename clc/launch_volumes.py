@@ -73,8 +73,16 @@ def _volume(db: Session, account_id: str, mapping: dict[str, Any], root: bool) -
         raise EC2Error("InvalidParameterValue", "eucasim's volumes are not encrypted; "
                        "leave Encrypted unset or false.")
     # A mapping the image registered names its owner's snapshot; one the user gave, theirs.
-    snapshot = snapshots.restorable(db, mapping.get("_owner", account_id), snapshot_id) \
-        if snapshot_id else None
+    snapshot = None
+    if snapshot_id:
+        try:
+            snapshot = snapshots.restorable(db, mapping.get("_owner", account_id), snapshot_id)
+        except EC2Error as exc:
+            if exc.code != "IncorrectState" or "_image" not in mapping:
+                raise
+            # CreateImage's snapshot still being taken: the image is pending, as EC2 says.
+            raise EC2Error("InvalidAMIID.Unavailable", f"The image id '[{mapping['_image']}]' is "
+                           f"not available yet: its snapshot {snapshot_id} is pending") from None
     if size is None:
         size = snapshot.volume_size_gib  # type: ignore[union-attr]
     if snapshot is not None and size < snapshot.volume_size_gib:
@@ -94,7 +102,7 @@ def plan(db: Session, account_id: str, image: Image,
     """The volumes to make for each instance of a launch, validated; nothing is recorded."""
     root_key = volumes.short_device(image.root_device_name)
     merged: dict[str, dict[str, Any]] = {
-        volumes.short_device(m["DeviceName"]): {**m, "_owner": image.account_id}
+        volumes.short_device(m["DeviceName"]): {**m, "_owner": image.account_id, "_image": image.id}
         for m in image_mappings(image)}
     seen: set[str] = set()
     for mapping in mappings:
@@ -111,8 +119,9 @@ def plan(db: Session, account_id: str, image: Image,
         if mapping.get("Ebs") is not None:
             before = merged.get(key, {})
             ebs = {**before.get("Ebs", {}), **mapping["Ebs"]}
-            owner = before.get("_owner") if "SnapshotId" not in mapping["Ebs"] else account_id
-            merged[key] = {"DeviceName": name, "Ebs": ebs, "_owner": owner or account_id}
+            merged[key] = {"DeviceName": name, "Ebs": ebs}
+            if "SnapshotId" not in mapping["Ebs"] and before.get("_owner"):
+                merged[key].update(_owner=before["_owner"], _image=before["_image"])
         elif mapping.get("VirtualName"):
             merged[key] = {"DeviceName": name, "VirtualName": mapping["VirtualName"]}
     planned: list[PlannedVolume] = []

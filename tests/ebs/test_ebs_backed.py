@@ -256,6 +256,24 @@ def booted(cloud: Cloud, ec2: Any, ebs_image: str) -> dict:
     return {"id": instance_id, "root": root["VolumeId"], "request": launched["ResponseMetadata"]["RequestId"]}
 
 
+def test_a_launch_may_resize_the_images_root_and_keep_it_after_termination(
+        ec2: Any, ebs_image: str, snapshot: str) -> None:
+    launched = ec2.run_instances(ImageId=ebs_image, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 4, "DeleteOnTermination": False}}])
+    instance_id = launched["Instances"][0]["InstanceId"]
+    wait_instance(ec2, instance_id, "running")
+    root = wait_for(lambda: mappings(ec2, instance_id).get("/dev/sda1"), 30, "root attached")
+    assert root["DeleteOnTermination"] is False
+    made = volume(ec2, root["VolumeId"])
+    assert (made["Size"], made["SnapshotId"]) == (4, snapshot)
+    assert code(lambda: ec2.run_instances(ImageId=ebs_image, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 1}}])) == "InvalidBlockDeviceMapping"
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    wait_instance(ec2, instance_id, "terminated")
+    wait_volume(ec2, root["VolumeId"], "available")
+    ec2.delete_volume(VolumeId=root["VolumeId"])
+
+
 def test_an_instance_of_an_ebs_backed_image_boots_from_its_restored_root_volume(
         cloud: Cloud, ec2: Any, booted: dict, snapshot: str) -> None:
     described = instance(ec2, booted["id"])
@@ -312,12 +330,19 @@ def test_stop_modify_type_and_start_with_the_aws_cli(cloud: Cloud, ec2: Any, boo
     assert mappings(ec2, instance_id)["/dev/sda1"]["VolumeId"] == booted["root"]
 
 
-def test_the_restarted_domain_has_the_new_types_cores_and_memory(cloud: Cloud, ec2: Any, booted: dict) -> None:
+def test_the_restarted_domain_has_the_new_types_cores_memory_and_every_volume(
+        cloud: Cloud, ec2: Any, booted: dict) -> None:
     instance_id = booted["id"]
     if instance(ec2, instance_id)["State"]["Name"] != "running":
         wait_instance(ec2, instance_id, "running")
+    data = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
+    wait_volume(ec2, data, "available")
     ec2.stop_instances(InstanceIds=[instance_id])
     wait_instance(ec2, instance_id, "stopped")
+    # A volume attached while it is stopped joins its domain at the next start.
+    ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdd")
+    wait_for(lambda: mappings(ec2, instance_id).get("/dev/sdd", {}).get("Status") == "attached",
+             30, f"{data} attached to the stopped instance")
     ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "c1.xlarge"})
     started = ec2.start_instances(InstanceIds=[instance_id])
     wait_instance(ec2, instance_id, "running")
@@ -326,6 +351,11 @@ def test_the_restarted_domain_has_the_new_types_cores_and_memory(cloud: Cloud, e
     memory = domain.find("memory")
     assert memory is not None and (memory.text, memory.get("unit")) == ("2048", "MiB")
     assert disk_sources(domain)["sda1"] == sc_path(cloud, booted["root"])
+    assert serials(domain) == {"sda1": booted["root"], "sdd": data}
+    # It stays attached to the running instance; a detach now goes through its node.
+    ec2.detach_volume(VolumeId=data)
+    wait_volume(ec2, data, "available")
+    ec2.delete_volume(VolumeId=data)
     # Stopping twice or starting a running instance changes nothing.
     assert ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"][0]["CurrentState"]["Name"] == "running"
 

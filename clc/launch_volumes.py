@@ -199,6 +199,9 @@ def prepare(db: Database, storage: StorageClient, zone: str, disks: list[BootDis
             volume = session.get(Volume, disk.volume_id)
             if volume is None or volume.state == "deleted":
                 raise BootFailed(f"volume {disk.volume_id} is gone")
+            if volume.instance_id not in (None, disk.instance_id):
+                raise BootFailed(f"volume {disk.volume_id} was attached to {volume.instance_id} "
+                                 "meanwhile")
             if volume.attach_state is None:
                 volumes.move_attachment(volume, "attaching", instance_id=disk.instance_id,
                                         device=disk.device)

@@ -120,6 +120,10 @@ class Launches:
         try:
             if self.storage is None:
                 raise BootFailed("this cloud has no storage controller")
+            if self._all_ended(job):   # terminated before anything was made: nothing to make
+                self.release(job.zone, job.hold)
+                launch_volumes.abandon(self.db, self.storage, job.zone, disks)
+                return
             ready = launch_volumes.prepare(
                 self.db, self.storage, job.zone, disks, self.config.INSTANCE_PENDING_TIMEOUT,
                 lambda what: self._note(job.request_id, what))
@@ -216,6 +220,10 @@ class Launches:
         if target == "stopped":
             row.node = None
             row.desired_state = "stopped"
+
+    def _all_ended(self, job: _Placing) -> bool:
+        with self.db.session() as session:
+            return all(row.desired_state == "terminated" for row in self._rows(session, job.request))
 
     @staticmethod
     def _attached(session, instance_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -219,6 +219,20 @@ def test_mistakes_in_block_device_mappings_get_ec2s_answer_and_change_nothing(
     assert counts(ec2) == before
 
 
+def test_a_launch_whose_volumes_the_sc_cannot_make_ends_with_the_reason(ec2: Any, image: str) -> None:
+    """The SC's room (SC_MAX_STORAGE 200 GiB here) is only known off the request: the
+    instance ends terminated saying why, and the volume made for it goes."""
+    launched = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdb", "Ebs": {"VolumeSize": 900}}])
+    instance_id = launched["Instances"][0]["InstanceId"]
+    ended = wait_instance(ec2, instance_id, "terminated")
+    assert ended["StateReason"]["Code"] == "Server.InternalError"
+    assert "storage controller" in ended["StateReason"]["Message"]
+    assert ended["BlockDeviceMappings"] == []
+    left = ec2.describe_volumes(Filters=[{"Name": "size", "Values": ["900"]}])["Volumes"]
+    assert [v["State"] for v in left] in ([], ["deleting"])
+
+
 # ------------------------------------------------------------------------------ EBS-backed images
 
 def test_an_image_registered_on_a_snapshot_is_ebs_backed(ec2: Any, ebs_image: str, snapshot: str) -> None:

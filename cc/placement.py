@@ -153,7 +153,7 @@ class PlacementStarter:
         if self._tunnel_remote is not None and network.vlan is not None:
             network = network.model_copy(update={"tunnel_remote": self._tunnel_remote})
         spec = RunInstance(**shared, instance_id=launch.instance_id,  # type: ignore[arg-type]
-                           launch_index=launch.launch_index, network=network)
+                           launch_index=launch.launch_index, network=network, volumes=launch.volumes)
         started = time.perf_counter()
         try:
             report = await self._clients.run(node.url, spec)

@@ -382,8 +382,12 @@ class NodeRegistry:
         for iid in old.keys() - new.keys():
             if self._where.get(iid) == url:
                 del self._where[iid]
-        for iid in new:
-            self._where[iid] = url
+        for iid, report in new.items():
+            # An EBS-backed instance started again after a stop may run on another node while
+            # its old node still reports it terminated: the live report says where it is.
+            where = self._where.get(iid)
+            if where is None or where == url or _is_live(report):
+                self._where[iid] = url
 
     def _after(self, node: TrackedNode, before: str, persisted: tuple[object, ...],
                capacity: tuple[object, ...], changed: list[InstanceReport],

@@ -2,10 +2,14 @@
 records why), what a user may see, and look-ups by id that treat another account's instances
 as missing.
 
-States are EC2's: pending -> running -> shutting-down -> terminated (and stopping -> stopped
-for EBS-backed instances, which eucasim does not launch yet). `desired_state` is what the
-user asked for; the reconciliation loop (clc/reconcile.py) moves `state` towards it from what
-the zone reports."""
+States are EC2's: pending -> running -> shutting-down -> terminated, and for EBS-backed
+instances running -> stopping -> stopped -> pending (StartInstances) again. `desired_state` is
+what the user asked for (running, stopped or terminated); the reconciliation loop
+(clc/reconcile.py) moves `state` towards it from what the zone reports.
+
+Stopping an instance ends its domain on its node (the zone terminates it there, the instance
+store with it) while the CLC keeps the instance, its addresses and its volumes' attachments;
+starting it places it again, on whichever node the scheduler picks, with those volumes."""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ STATE_CODES: dict[InstanceState, int] = {"pending": 0, "running": 16, "shutting-
 # The instance's state machine: which state may follow which. Anything else is a bug or a
 # stale report (a poll answered before a push and read after it), and is refused.
 MOVES = Moves[InstanceState]("instance", {
-    "pending":       {"running", "shutting-down", "terminated"},
+    # pending -> stopped: a start that could not be carried out (no room): stopped again.
+    "pending":       {"running", "shutting-down", "terminated", "stopped"},
     "running":       {"shutting-down", "terminated", "stopping"},
     "shutting-down": {"terminated"},
     "stopping":      {"stopped", "shutting-down", "terminated"},
@@ -162,6 +167,44 @@ def request_termination(instance: Instance, now: datetime | None = None) -> str:
     elif instance.state != "shutting-down":
         transition(instance, "shutting-down", USER_SHUTDOWN, why=user_initiated(now), now=now)
     return before
+
+
+def ebs_backed(instance: Instance) -> bool:
+    return instance.root_device_type == "ebs"
+
+
+def request_stop(instance: Instance, now: datetime | None = None) -> None:
+    """The user's StopInstances on an EBS-backed instance: running -> stopping at once (the
+    zone then ends its domain, and its report moves it to stopped)."""
+    if instance.state in ("stopping", "stopped"):
+        return
+    if instance.state != "running":
+        raise EC2Error("IncorrectInstanceState",
+                       f"The instance '{instance.id}' is not in a state from which it can be stopped.")
+    instance.desired_state = "stopped"
+    transition(instance, "stopping", USER_SHUTDOWN, why=user_initiated(now), now=now)
+
+
+def stopped_on_zone(instance: Instance, now: datetime | None = None) -> bool:
+    """The zone no longer runs the instance it was asked to stop: stopped, on no node."""
+    instance.node = None
+    return transition(instance, "stopped", USER_SHUTDOWN, now=now)
+
+
+def request_start(instance: Instance, now: datetime | None = None) -> bool:
+    """The user's StartInstances: stopped -> pending, with a new LaunchTime (as EC2 shows it).
+    False when there is nothing to start (it is pending or running already)."""
+    if instance.state in ("pending", "running"):
+        return False
+    if instance.state != "stopped":
+        raise EC2Error("IncorrectInstanceState",
+                       f"The instance '{instance.id}' is not in a state from which it can be started.")
+    now = now or utcnow()
+    instance.desired_state = "running"
+    instance.node = None
+    instance.launched_at = now
+    transition(instance, "pending", why="", now=now)
+    return True
 
 
 def set_groups(db: Session, instance: Instance, groups: Iterable[SecurityGroup]) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clc import tagging, vm_types
+from clc import launch_volumes, tagging, vm_types
 from clc.addressing import AddressPlan
 from clc.api.registry import Context
 from clc.boot_images import resolve_for_launch
+from clc.launch_volumes import BootDisk
 from clc.models.instances import Instance, InstanceGroup
 from clc.models.resources import KeyPair, SecurityGroup
 from clc.security_groups import DEFAULT_GROUP, find_group
@@ -28,6 +29,7 @@ from services.errors import EC2Error
 from services.ids import IMAGE_ID
 from services.messages.cluster import InstanceLaunch, RunInstances
 from services.messages.node import VmType
+from services.messages.storage import CreateVolume as ScCreateVolume
 
 MAX_USER_DATA = 16 * 1024
 MAX_INSTANCES_PER_CALL = 1000
@@ -49,6 +51,7 @@ class LaunchRequest:
     ramdisk_id: str | None = None
     client_token: str | None = None
     tag_specifications: list[dict[str, Any]] = field(default_factory=list)
+    block_device_mappings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_counts(request: LaunchRequest) -> None:
@@ -159,6 +162,11 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
     images = resolve_for_launch(ctx.db, ctx.account_id, request.image_id, request.kernel_id,
                                 request.ramdisk_id)
     image, kernel, ramdisk = images.refs(ctx.config.service_url("walrus"))
+    boot = launch_volumes.plan(ctx.db, ctx.account_id, images.machine, request.block_device_mappings)
+    if boot.root_device_type == "ebs":
+        image = image.model_copy(update={"url": None})   # nothing to stream: the root is a volume
+    if boot.volumes and ctx.storage is None:
+        raise EC2Error("Unavailable", "This cloud has no storage controller for EBS volumes.", 503)
     key = _key(ctx, request.key_name)
     groups = _groups(ctx, request.group_names, request.group_ids)
     tag_specs, tags = _instance_tags(request.tag_specifications)
@@ -179,6 +187,7 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
                 key_name=request.key_name, launch_index=n,
                 client_token=request.client_token if n == 0 else None,
                 user_data_b64=request.user_data_b64, state="pending", desired_state="running",
+                root_device_type=boot.root_device_type, root_device_name=boot.root_device_name,
                 state_transition_reason="", mac=addresses[instance_id].mac,
                 private_ip=addresses[instance_id].private_ip,
                 public_ip=addresses[instance_id].public_ip, vlan=addresses[instance_id].vlan)
@@ -186,6 +195,7 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
             ctx.db.add_all(rows)
             ctx.db.add_all(InstanceGroup(instance_id=instance_id, group_id=g.id, group_name=g.name)
                            for instance_id in instance_ids for g in groups)
+            disks = _boot_volumes(ctx, zone, boot, instance_ids)
             if tag_specs:
                 with ctx.db.no_autoflush:
                     for instance_id in instance_ids:
@@ -203,5 +213,25 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
         kernel=kernel, ramdisk=ramdisk, key_openssh=key.public_key if key else None,
         user_data_b64=request.user_data_b64, min_count=request.min_count,
         instances=[InstanceLaunch(instance_id=i, launch_index=n, network=addresses[i].network())
-                   for n, i in enumerate(instance_ids)]), ctx.request_id)
+                   for n, i in enumerate(instance_ids)]), ctx.request_id, disks=disks)
     return Launched(rows, groups, tags)
+
+
+def _boot_volumes(ctx: Context, zone: str, boot: launch_volumes.BootPlan,
+                  instance_ids: list[str]) -> list[BootDisk]:
+    """Record each instance's volumes `creating` (DescribeVolumes shows them at once); the SC
+    makes them after the answer."""
+    disks = []
+    for instance_id in instance_ids:
+        for planned in boot.volumes:
+            volume_id = ctx.new_id("vol")
+            launch_volumes.record(ctx.db, ctx.account_id, zone, planned, volume_id)
+            disks.append(BootDisk(
+                instance_id=instance_id, volume_id=volume_id, device=planned.device,
+                root=planned.root, delete_on_termination=planned.delete_on_termination,
+                create=ScCreateVolume(volume_id=volume_id, size_gib=planned.size_gib,
+                                      snapshot_id=planned.data_id)))
+    if disks:
+        ctx.trace("decided", f"{len(disks)} EBS volume(s) to make for the launch",
+                  volumes=[f"{d.volume_id} {d.device}" for d in disks])
+    return disks

@@ -195,7 +195,9 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
                 if instance.key_name else None
             image = session.get(Image, instance.image_id)
             ebs_devices = [v.device for v in attached_to(session, [instance.id])[instance.id]
-                           if v.attach_state == "attached" and v.device]
+                           if v.attach_state == "attached" and v.device
+                           # an EBS root is the `ami`/`root` entry, not one of the ebsN
+                           and v.device.removeprefix("/dev/") != instance.root_device_name.removeprefix("/dev/")]
         node = _walk(_tree(config, instance, groups, key, image, ebs_devices), path)
         if node is None:
             return _not_found()

@@ -3,6 +3,12 @@
 zone's CC to place them, off the request, on one worker thread per zone (two zones launch
 independently, and a hung CC stalls only its own zone's queue).
 
+A launch with EBS volumes (BlockDeviceMappings, an EBS-backed image, or a stopped instance
+started again) first has them made ready on a thread of its own (clc/launch_volumes.py), then
+joins the zone's queue with their sources in its RunInstances; once placed, their attachments
+are `attached`. A start that cannot be carried out leaves the instance `stopped` with the
+reason, as EC2 does; a launch that cannot, `terminated`.
+
 When the CC answers, each instance gets its node and the launch's hold moves onto those nodes
 until the zone's capacity view counts them. When the CC refuses (its view was newer than the
 CLC's), the instances end `terminated` with a StateReason that says so — which also frees
@@ -11,28 +17,30 @@ their addresses, as only live instances hold addresses — and the hold is relea
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from clc.instances import insufficient_capacity, server_error, transition
+from clc import launch_volumes, volumes
+from clc.instances import InstanceState, insufficient_capacity, server_error, transition
+from clc.launch_volumes import BootDisk, BootFailed
 from clc.models.instances import Instance
+from clc.models.volumes import Volume
+from clc.storage_client import StorageClient
+from clc.zone_queues import Job, ZoneQueues
 from clc.zone_view import NoView, ZoneViews
 from clc.network_sync import NetworkSync
 from clc.zones_client import ZoneClient, ZoneError
 from services.config import CloudConfig
 from services.db import Database
 from services.messages.cluster import RunInstances, RunInstancesResult, ZoneCapacity
-from services.messages.node import Subscription, VmType
+from services.messages.node import StateReason, Subscription, VmType
 from services.tracing import TraceRecorder, bind_request_id, unbind_request_id
 
 LOG = logging.getLogger(__name__)
 
-Job = Callable[[], None]
 
 
 def subscription(config: CloudConfig, zone: str) -> Subscription:
@@ -41,22 +49,27 @@ def subscription(config: CloudConfig, zone: str) -> Subscription:
 
 
 @dataclass
-class _Worker:
-    jobs: queue.Queue[Job | None]
-    thread: threading.Thread
+class _Placing:
+    """One RunInstances on its way to the zone's CC."""
+    zone: str
+    request: RunInstances
+    request_id: str
+    hold: str
+    restart: bool = False
 
 
 class Launches:
     def __init__(self, config: CloudConfig, db: Database, zones: ZoneClient,
-                 recorder: TraceRecorder | None = None, network: NetworkSync | None = None) -> None:
+                 recorder: TraceRecorder | None = None, network: NetworkSync | None = None,
+                 storage: StorageClient | None = None) -> None:
         self.config = config
+        self.storage = storage
         self.network = network
         self.db = db
         self.zones = zones
         self.views = ZoneViews(config.zones)
         self.recorder = recorder
-        self._workers: dict[str, _Worker] = {}
-        self._lock = threading.Lock()
+        self._queues = ZoneQueues("launches")
 
     # -- admission (on the request) ------------------------------------------------------------
 
@@ -79,32 +92,71 @@ class Launches:
 
     # -- after the answer (on the zone's worker) -----------------------------------------------
 
-    def place(self, zone: str, request: RunInstances, request_id: str) -> None:
-        """Ask the zone's CC to place the recorded launch, right after the answer."""
-        self._submit(zone, lambda: self._place(zone, request, request_id))
+    def place(self, zone: str, request: RunInstances, request_id: str, *,
+              disks: list[BootDisk] | None = None, hold: str | None = None,
+              restart: bool = False) -> None:
+        """Ask the zone's CC to place the recorded launch, right after the answer. `disks`:
+        EBS volumes to make ready first; `hold`: the key the admission held capacity under
+        (the reservation's by default); `restart`: a StartInstances, whose failure leaves
+        the instances stopped."""
+        job = _Placing(zone, request, request_id, hold or request.reservation_id, restart)
+        if not disks:
+            self._submit(zone, lambda: self._place(job))
+            return
+        threading.Thread(target=self._prepare_volumes, args=(job, disks), daemon=True,
+                         name=f"clc-boot-volumes-{request.reservation_id}").start()
+
+    def _prepare_volumes(self, job: _Placing, disks: list[BootDisk]) -> None:
+        token = bind_request_id(job.request_id)
+        try:
+            if self.storage is None:
+                raise BootFailed("this cloud has no storage controller")
+            if self._all_ended(job):   # terminated before anything was made: nothing to make
+                self.release(job.zone, job.hold)
+                launch_volumes.abandon(self.db, self.storage, job.zone, disks)
+                return
+            ready = launch_volumes.prepare(
+                self.db, self.storage, job.zone, disks, self.config.INSTANCE_PENDING_TIMEOUT,
+                lambda what: self._note(job.request_id, what))
+        except BootFailed as exc:
+            self.release(job.zone, job.hold)
+            if self.storage is not None:
+                launch_volumes.abandon(self.db, self.storage, job.zone, disks)
+            self._ended(job, server_error(f"the instance's EBS volumes: {exc}"))
+            return
+        except BaseException:
+            self.release(job.zone, job.hold)
+            raise
+        finally:
+            unbind_request_id(token)
+        job.request = job.request.model_copy(update={"instances": [
+            launch.model_copy(update={"volumes": ready.get(launch.instance_id, [])})
+            for launch in job.request.instances]})
+        self._submit(job.zone, lambda: self._place(job))
 
     def terminate_on_zone(self, zone: str, instance_id: str) -> None:
         self._submit(zone, lambda: self._terminate(zone, instance_id))
 
-    def _place(self, zone: str, request: RunInstances, request_id: str) -> None:
+    def _place(self, job: _Placing) -> None:
+        zone, request, request_id = job.zone, job.request, job.request_id
         token = bind_request_id(request_id)
         try:
             result = self.zones.run_instances(zone, request)
         except ZoneError as refusal:
-            self.release(zone, request.reservation_id)
-            self._refused(zone, request, refusal, request_id)
+            self.release(zone, job.hold)
+            self._refused(job, refusal)
             return
         except BaseException:
-            self.release(zone, request.reservation_id)
+            self.release(zone, job.hold)
             raise
         finally:
             unbind_request_id(token)
-        self._placed(zone, request, result, request_id)
+        self._placed(job, result)
 
-    def _placed(self, zone: str, request: RunInstances, result: RunInstancesResult,
-                request_id: str) -> None:
+    def _placed(self, job: _Placing, result: RunInstancesResult) -> None:
+        zone, request, request_id = job.zone, job.request, job.request_id
         started = Counter(p.node for p in result.placed if p.report is not None)
-        self.views[zone].placed(request.reservation_id, dict(started), result.capacity_version)
+        self.views[zone].placed(job.hold, dict(started), result.capacity_version)
         placements = {p.instance_id: p for p in result.placed}
         cut = insufficient_capacity(f"zone {zone} had room for {len(result.placed)} of the "
                                     f"{len(request.instances)} instances admitted")
@@ -113,13 +165,15 @@ class Launches:
             for row in self._rows(session, request):
                 placement = placements.get(row.id)
                 if placement is None:          # beyond what fit when the CC placed them
-                    transition(row, "terminated", cut)
+                    self._end(session, row, cut, job.restart)
                     continue
                 row.node = row.node or placement.node
                 if placement.report is None:   # the node refused it
-                    transition(row, "terminated", placement.reason or server_error(
-                        f"node {placement.node} did not start the instance"))
-                elif row.desired_state == "terminated":  # the user ended it meanwhile
+                    self._end(session, row, placement.reason or server_error(
+                        f"node {placement.node} did not start the instance"), job.restart)
+                    continue
+                self._attached(session, row.id)
+                if row.desired_state == "terminated":  # the user ended it meanwhile
                     unwanted.append(row.id)
                 elif row.state == "pending" and placement.report.reason is not None:
                     transition(row, "pending", placement.report.reason)
@@ -130,16 +184,45 @@ class Launches:
         self._note(request_id, f"zone {zone} started {sum(started.values())} instance(s) of "
                    f"{request.reservation_id}", nodes=sorted(started))
 
-    def _refused(self, zone: str, request: RunInstances, refusal: ZoneError, request_id: str) -> None:
+    def _refused(self, job: _Placing, refusal: ZoneError) -> None:
         if refusal.code == "InsufficientInstanceCapacity":
             reason = insufficient_capacity(refusal.message)
         else:
-            reason = server_error(f"zone {zone} could not start the instance: "
+            reason = server_error(f"zone {job.zone} could not start the instance: "
                                   f"{refusal.code}: {refusal.message}")
+        self._ended(job, reason)
+
+    def _ended(self, job: _Placing, reason: StateReason) -> None:
+        """None of the launch started: its instances end (or, for a start, stop again)."""
         with self.db.session() as session:
-            for row in self._rows(session, request):
-                transition(row, "terminated", reason)
-        self._note(request_id, f"zone {zone} refused {request.reservation_id}: {reason.message}")
+            for row in self._rows(session, job.request):
+                self._end(session, row, reason, job.restart)
+        self._note(job.request_id, f"zone {job.zone} did not start {job.request.reservation_id}: "
+                   f"{reason.message}")
+
+    @staticmethod
+    def _end(session, row: Instance, reason: StateReason, restart: bool) -> None:  # type: ignore[no-untyped-def]
+        """A launch that did not start ends terminated; a start of a stopped instance goes
+        back to stopped, its volumes kept attached (as EC2 answers a start without room)."""
+        target: InstanceState = "stopped" if restart and row.desired_state != "terminated" else "terminated"
+        if row.state == target:
+            return
+        transition(row, target, reason)
+        if target == "stopped":
+            row.node = None
+            row.desired_state = "stopped"
+
+    def _all_ended(self, job: _Placing) -> bool:
+        with self.db.session() as session:
+            return all(row.desired_state == "terminated" for row in self._rows(session, job.request))
+
+    @staticmethod
+    def _attached(session, instance_id: str) -> None:  # type: ignore[no-untyped-def]
+        """The NC defined the domain with its boot volumes: their attachments are made."""
+        for volume in session.scalars(select(Volume).where(Volume.instance_id == instance_id,
+                                                           Volume.attach_state == "attaching",
+                                                           Volume.attach_node == instance_id)):
+            volumes.move_attachment(volume, "attached")
 
     def _terminate(self, zone: str, instance_id: str) -> None:
         try:
@@ -162,29 +245,8 @@ class Launches:
     # -- the workers ---------------------------------------------------------------------------
 
     def _submit(self, zone: str, job: Job) -> None:
-        with self._lock:
-            worker = self._workers.get(zone)
-            if worker is None:
-                jobs: queue.Queue[Job | None] = queue.Queue()
-                thread = threading.Thread(target=self._work, args=(zone, jobs), daemon=True,
-                                          name=f"clc-launches-{zone}")
-                worker = self._workers[zone] = _Worker(jobs, thread)
-                thread.start()
-        worker.jobs.put(job)
-
-    @staticmethod
-    def _work(zone: str, jobs: queue.Queue[Job | None]) -> None:
-        while (job := jobs.get()) is not None:
-            try:
-                job()
-            except Exception:  # noqa: BLE001 - a bug in one job is logged; the zone's queue goes on
-                LOG.exception("launch job for zone %s failed", zone)
+        self._queues.submit(zone, job)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the queued jobs (a CC that hangs is left to its timeout) and end the workers."""
-        with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.jobs.put(None)
-        for worker in workers:
-            worker.thread.join(timeout)
+        self._queues.stop(timeout)

@@ -33,7 +33,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from clc import tagging
-from clc.instances import LIVE, MOVES, server_error, state, transition
+from clc.instances import LIVE, MOVES, server_error, state, stopped_on_zone, transition
 from clc.models.instances import Instance, InstanceGroup
 from clc.placement import Launches, subscription
 from clc.network_sync import NetworkSync
@@ -65,6 +65,19 @@ def settle(row: Instance, item: ClusterInstance, now: datetime) -> bool:
     terminate the instance."""
     if row.state == "terminated":       # ended here (refused, or terminated before placing)
         return item.state not in GONE
+    if row.root_device_type == "ebs" and row.launched_at is not None and \
+            aware(item.launched_at) < aware(row.launched_at):  # type: ignore[operator]
+        # A report of the run before a stop (the node keeps its terminated record a while):
+        # news of nothing the instance is now.
+        return False
+    if row.desired_state == "stopped":
+        if item.state == "terminated":
+            stopped_on_zone(row, now)
+            return False
+        if state(row) in LIVE:
+            transition(row, "stopping", now=now)
+        row.node = item.node_id
+        return item.state != "shutting-down"
     row.node = item.node_id
     if row.desired_state == "terminated":
         if item.state == "terminated":
@@ -168,7 +181,12 @@ class Reconciler:
             return result
         if self.launches is not None:
             self.launches.capacity_arrived(zone, report.capacity, whole_report=True)
-        reported = {i.instance_id: i for i in report.instances}
+        # One report per instance; a live one wins (an EBS-backed instance started again on
+        # another node than the one still reporting its earlier, stopped, run).
+        reported: dict[str, ClusterInstance] = {}
+        for item in report.instances:
+            if item.instance_id not in reported or item.state not in GONE:
+                reported[item.instance_id] = item
         now = utcnow()
         to_terminate: list[str] = []
         with self.db.session() as session:
@@ -207,7 +225,9 @@ class Reconciler:
             terminate = settle(row, item, now)
         else:
             terminate = False
-            if row.desired_state == "terminated" and row.node is not None:
+            if row.desired_state == "stopped" and row.state == "stopping":
+                stopped_on_zone(row, now)
+            elif row.desired_state == "terminated" and row.node is not None:
                 transition(row, "terminated", now=now)
             elif row.node is not None:  # placed, yet not reported: count the rounds
                 self._missing[row.id] = self._missing.get(row.id, 0) + 1

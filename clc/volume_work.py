@@ -123,11 +123,17 @@ class VolumeWork:
             volume = session.get(Volume, volume_id)
             if volume is None or attach_state(volume) != "attaching":
                 return  # detached meanwhile
+            if volume.attach_node is not None and volume.attach_node == volume.instance_id:
+                return  # a volume the instance boots with: its launch attaches it (clc/placement.py)
             instance = session.get(Instance, volume.instance_id)
             zone, device = volume.zone, volume.device or ""
             instance_id = volume.instance_id or ""
             node = instance.node if instance is not None else None
             live = instance is not None and instance.state in ("pending", "running")
+            stopped = instance is not None and instance.state == "stopped"
+        if stopped:
+            self._attach_stopped(zone, volume_id, instance_id)
+            return
         if not live or node is None:
             self._give_up(volume_id, None, attach_failed(
                 f"instance {instance_id} is not running on a node"))
@@ -160,6 +166,22 @@ class VolumeWork:
             self._undo(zone, instance_id, volume_id, node)
             return
         self._note(f"{volume_id} attached to {instance_id} as {device}", target=attached.target)
+
+    def _attach_stopped(self, zone: str, volume_id: str, instance_id: str) -> None:
+        """A stopped instance has no domain: the volume is exported for the instance (as its
+        boot volumes are, clc/launch_volumes.py) and joins its domain at the next start."""
+        try:
+            self.storage.export(zone, volume_id, instance_id)
+        except StorageError as exc:
+            self._give_up(volume_id, None, attach_failed(
+                f"the storage controller could not export {volume_id}: {exc.code}: {exc.message}"))
+            return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and attach_state(volume) == "attaching":
+                volume.attach_node = instance_id
+                move_attachment(volume, "attached")
+        self._note(f"{volume_id} attached to stopped {instance_id}; in its domain from the next start")
 
     def _undo(self, zone: str, instance_id: str, volume_id: str, node: str) -> None:
         """The user detached while the attach was under way: the CC and SC halves go again."""
@@ -200,7 +222,9 @@ class VolumeWork:
             node, force = volume.attach_node, volume.force_detach
             instance = session.get(Instance, instance_id)
             gone = instance is None or instance.state == "terminated"
-        if not gone and node is not None and self.zones is not None:
+            # A stopped instance has no domain to take the disk out of.
+            no_domain = gone or instance.state == "stopped"  # type: ignore[union-attr]
+        if not no_domain and node is not None and self.zones is not None:
             try:
                 self.zones.detach_disk(zone, instance_id, volume_id, DetachDisk(force=force))
             except ZoneError as exc:
@@ -218,7 +242,17 @@ class VolumeWork:
             volume = session.get(Volume, volume_id)
             if volume is not None and volume.attach_state is not None:
                 move_attachment(volume, "detached")
+            # The instance ended: a volume marked DeleteOnTermination goes with it.
+            doomed = gone and volume is not None and volume.delete_on_termination \
+                and state(volume) == "available"
+            if doomed:
+                transition(volume, "deleting")  # type: ignore[arg-type]
+            elif volume is not None:
+                volume.delete_on_termination = False  # the next AttachVolume decides anew
         self._note(f"{volume_id} detached from {instance_id}")
+        if doomed:
+            self._note(f"{volume_id} deleted with {instance_id} (DeleteOnTermination)")
+            self.delete(zone, volume_id, "")
 
     def _delete(self, volume_id: str) -> None:
         with self.db.session() as session:

@@ -18,7 +18,7 @@ from nc.image_cache import ImageCache, image_key
 from nc.instance_store import InstanceDisks, InstanceStore
 from nc.journal import ConsoleJournal
 from services.clock import utcnow
-from services.messages.node import RunInstance, instance_mac
+from services.messages.node import BootVolume, RunInstance, instance_mac
 from services.tracing import TraceRecorder
 
 
@@ -28,13 +28,18 @@ class LaunchCancelled(Exception):
 
 @dataclass(frozen=True)
 class ImagePaths:
-    image: Path
+    image: Path | None      # None: the instance boots from its EBS root volume
     kernel: Path | None
     ramdisk: Path | None
 
 
+def ebs_root(request: RunInstance) -> BootVolume | None:
+    return next((v for v in request.volumes if v.root), None)
+
+
 def image_keys(request: RunInstance) -> set[str]:
-    return {image_key(ref) for ref in (request.image, request.kernel, request.ramdisk) if ref is not None}
+    machine = None if ebs_root(request) is not None else request.image
+    return {image_key(ref) for ref in (machine, request.kernel, request.ramdisk) if ref is not None}
 
 
 def _now() -> str:
@@ -76,21 +81,34 @@ class InstanceBooter:
 
     def fetch_images(self, request: RunInstance) -> ImagePaths:
         in_use = self._in_use       # asked only if a fetch must make room
-        image = self.cache.ensure(request.image, in_use)
+        root = ebs_root(request)
+        image = self.cache.ensure(request.image, in_use) if root is None else None
         kernel = self.cache.ensure(request.kernel, in_use) if request.kernel else None
         ramdisk = self.cache.ensure(request.ramdisk, in_use) if request.ramdisk else None
-        fetched = ", ".join(ref.image_id for ref in (request.image, request.kernel, request.ramdisk) if ref)
+        fetched = ", ".join(ref.image_id for ref in (None if root else request.image, request.kernel,
+                                                        request.ramdisk) if ref) or "none"
+        if root is not None:
+            self.note(request, f"root device {root.device} is EBS volume {root.volume_id} "
+                               f"({root.source.uri}); no image to fetch for it")
         self.note(request, f"images ready in the node's cache: {fetched}")
         return ImagePaths(image, kernel, ramdisk)
 
     def make_disks(self, request: RunInstance, images: ImagePaths) -> InstanceDisks:
         disks = self.store.create(request.account_id, request.instance_id, images.image,
                                   request.vm.disk_gb, images.kernel, images.ramdisk)
-        how = "qcow2 overlay backed by the cached image" if disks.root_format == "qcow2" else "sparse copy of the cached image"
-        self.note(request, f"instance store {disks.directory}: root disk is a {how}", *disks.describe())
+        if images.image is None:
+            how = "the EBS volume (nothing of it in the instance store)"
+        elif disks.root_format == "qcow2":
+            how = "a qcow2 overlay backed by the cached image"
+        else:
+            how = "a sparse copy of the cached image"
+        self.note(request, f"instance store {disks.directory}: root disk is {how}", *disks.describe())
         return disks
 
     def spec(self, request: RunInstance, disks: InstanceDisks) -> DomainSpec:
+        # The volumes in the node's book (those the instance booted with and those attached
+        # since); an EBS root among them takes the root disk's place.
+        volumes, root = self._volumes(request.instance_id), ebs_root(request)
         return DomainSpec(
             name=request.instance_id, domain_type=self.hypervisor.domain_type,
             vcpus=request.vm.cpu, memory_mb=request.vm.memory_mb,
@@ -102,7 +120,9 @@ class InstanceBooter:
             cmdline=KERNEL_CMDLINE if disks.kernel else None,
             metadata={"node": self.node_id, "account": request.account_id,
                       "reservation": request.reservation_id, "request": request.model_dump_json()},
-            volumes=self._volumes(request.instance_id))
+            volumes=tuple(v for v in volumes if root is None or v.volume_id != root.volume_id),
+            root_volume=next((v for v in volumes if root is not None and v.volume_id == root.volume_id),
+                             None))
 
     def define_and_start(self, request: RunInstance, disks: InstanceDisks, request_id: str | None,
                          proceed: Callable[[], bool] = lambda: True) -> None:
@@ -149,7 +169,8 @@ class InstanceBooter:
         when they survived, else prepare them again."""
         self.note(request, why)
         disks = self.store.paths(request.account_id, request.instance_id)
-        if not (disks.root.exists() and disks.ephemeral.exists() and disks.swap.exists()):
+        root_there = ebs_root(request) is not None or disks.root.exists()
+        if not (root_there and disks.ephemeral.exists() and disks.swap.exists()):
             disks = self.make_disks(request, self.fetch_images(request))
         if not proceed():
             raise LaunchCancelled(request.instance_id)

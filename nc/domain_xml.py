@@ -62,6 +62,9 @@ class DomainSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     volumes: tuple[VolumeDisk, ...] = ()
     guest_agent: bool = True        # a channel for the QEMU guest agent (fsFreeze/fsThaw)
+    # An EBS-backed instance boots from a volume: it takes the root disk's place (sda1, unit
+    # 0) and no instance-store root file exists.
+    root_volume: VolumeDisk | None = None
 
 
 def instance_disks(root: Path, root_format: str, ephemeral: Path, swap: Path) -> tuple[DiskSpec, ...]:
@@ -105,6 +108,11 @@ def _disks(devices: ET.Element, spec: DomainSpec) -> None:
     real = spec.domain_type in ("kvm", "qemu")
     _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for unit, disk in enumerate(spec.disks):
+        if disk.role == "root" and spec.root_volume is not None:
+            root = VolumeDisk(spec.root_volume.volume_id, "sda" if real else disk.dev,
+                              spec.root_volume.source)
+            devices.append(volume_element(root, unit))
+            continue
         element = _sub(devices, "disk", type="file", device="disk")
         _sub(element, "driver", name="qemu", type=disk.format)
         _sub(element, "source", file=str(disk.path))

@@ -115,16 +115,20 @@ class InstanceStore:
                              kernel if kernel.exists() else None, ramdisk if ramdisk.exists() else None,
                              directory / "console.log")
 
-    def create(self, account_id: str, instance_id: str, image: Path, disk_gb: int,
+    def create(self, account_id: str, instance_id: str, image: Path | None, disk_gb: int,
                kernel: Path | None = None, ramdisk: Path | None = None) -> InstanceDisks:
+        """`image` None: the instance boots from an EBS volume, so no root disk is made and
+        the ephemeral disk takes the VM type's whole disk."""
         directory = self.directory(account_id, instance_id)
         directory.mkdir(parents=True, exist_ok=True)
-        image_bytes = image.stat().st_size
+        image_bytes = image.stat().st_size if image is not None else 0
         ephemeral_bytes = disk_gb * GIB - image_bytes
         if ephemeral_bytes <= 0:
             raise DiskError(f"image of {image_bytes // MIB} MiB does not fit the VM type's {disk_gb} GB disk")
         try:
-            if self.qemu_img:
+            if image is None:
+                pass
+            elif self.qemu_img:
                 self._overlay(image, directory / "root.qcow2")
             else:
                 _sparse_copy(image, directory / "root.img")

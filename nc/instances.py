@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from nc.attachments import AttachmentBook
 from nc.booter import InstanceBooter, LaunchCancelled, image_keys
+from nc.domain_xml import volume_target
 from nc.hypervisor import HypervisorError
 from nc.image_cache import ImageFetchError
 from nc.instance_store import DiskError
@@ -26,6 +27,7 @@ from nc.resources import booked_sizes
 from nc.states import LIVE_STATES, USER_SHUTDOWN, internal_error, reason_of, transition
 from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.db import Database
+from services.messages.attach import DiskAttachment
 from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState, PowerState, Resources,
                                     RunInstance, StateReason)
 from services.tracing import TraceRecorder, current_request_id
@@ -191,6 +193,12 @@ class InstanceManager:
         with self._lock:
             with self.db.session() as session:
                 existing = session.get(InstanceRecord, request.instance_id)
+                if existing is not None and existing.state == "terminated" and request.volumes:
+                    # An EBS-backed instance started again after a stop (the CLC stops one by
+                    # ending its domain here): the old record gives way to the new run.
+                    session.delete(existing)
+                    self._requests.pop(request.instance_id, None)
+                    existing = None
                 if existing is not None:
                     if existing.prefix != self.prefix:
                         raise Refused(f"{request.instance_id} already runs on another node of this NC")
@@ -206,12 +214,22 @@ class InstanceManager:
             with self.db.session() as session:
                 session.add(record)
             self._requests[request.instance_id] = request
+            self._book_boot_volumes(request)
             self._preparing.add(request.instance_id)
             self._changed(record)
         self.recorder.record("decided", f"accepted {request.instance_id} ({request.vm.name}) on node "
                              f"{self.node_id}; preparing in the background")
         self._background(self._prepare, request, current_request_id())
         return self.report(record)
+
+    def _book_boot_volumes(self, request: RunInstance) -> None:
+        """The volumes the instance boots with are its attachments from the start: the domain
+        is defined with them (the booter reads the book) and every report lists them."""
+        for volume in request.volumes:
+            target = "sda1" if volume.root else volume_target(volume.device)
+            self.book.put(DiskAttachment(instance_id=request.instance_id, volume_id=volume.volume_id,
+                                         device=volume.device, state="attached", target=target),
+                          volume.source)
 
     def resume(self, request: RunInstance) -> None:
         """Prepare again an instance left `pending` by a crash: partial work is undone first."""

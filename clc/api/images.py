@@ -9,7 +9,14 @@ from typing import Any
 from clc import accounts, image_access, image_registration
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
+from sqlalchemy import select
+
+from clc.api.snapshots import _snapshot_of as snapshot_of_volume
+from clc.instances import ebs_backed
+from clc.instances import owned as owned_instances
+from clc.launch_volumes import image_mappings
 from clc.models.images import Image
+from clc.models.volumes import Snapshot, Volume
 from clc.tagging import (apply_tag_specifications, delete_all_tags, register_resource, tag_list,
                          tags_by_resource)
 from clc.walrus_client import WalrusClient
@@ -33,10 +40,21 @@ def register_image(ctx: Context, Name: str, ImageLocation: str | None = None,
                    Description: str | None = None, Architecture: str | None = None,
                    KernelId: str | None = None, RamdiskId: str | None = None,
                    BlockDeviceMappings: list[dict[str, Any]] | None = None,
+                   RootDeviceName: str | None = None,
                    TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
     if not ImageLocation:
-        raise EC2Error("MissingParameter", "The request must contain the parameter ImageLocation "
-                       "(EBS-backed images are not supported by this cloud)")
+        if not BlockDeviceMappings:
+            raise EC2Error("MissingParameter", "The request must contain the parameter "
+                           "ImageLocation, or RootDeviceName and a BlockDeviceMapping to an EBS "
+                           "snapshot")
+        image = image_registration.register_ebs(
+            ctx.db, ctx.account_id, name=Name, root_device_name=RootDeviceName,
+            mappings=BlockDeviceMappings, description=Description, architecture=Architecture,
+            kernel_id=KernelId, ramdisk_id=RamdiskId)
+        apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE, image.id)
+        ctx.trace("decided", f"registered EBS-backed {image.id}", root=RootDeviceName,
+                  mappings=image.block_devices_json)
+        return {"ImageId": image.id}
     image = image_registration.register(
         ctx.db, ctx.account_id, ctx.config.EUCASIM_HOME, _walrus(ctx), location=ImageLocation,
         name=Name, description=Description, architecture=Architecture, kernel_id=KernelId,
@@ -62,14 +80,27 @@ def _owner_ids(ctx: Context, owners: list[str]) -> set[str]:
     return ids
 
 
-def _image(image: Image, tags: dict[str, str]) -> dict[str, Any]:
+def _root_pending(ctx: Context, rows: list[Image]) -> set[str]:
+    """EBS-backed images whose root snapshot is still being taken: EC2 shows them pending."""
+    wanted = {m["Ebs"]["SnapshotId"]: r.id for r in rows if r.root_device_type == "ebs"
+              for m in image_mappings(r) if m.get("Ebs", {}).get("SnapshotId")}
+    if not wanted:
+        return set()
+    pending = ctx.db.scalars(select(Snapshot.id).where(Snapshot.id.in_(list(wanted)),
+                                                       Snapshot.state == "pending"))
+    return {wanted[s] for s in pending}
+
+
+def _image(image: Image, tags: dict[str, str], pending: bool = False) -> dict[str, Any]:
+    shown_state = "pending" if pending and image.state == "available" else image.state
     result: dict[str, Any] = {
-        "ImageId": image.id, "ImageLocation": image.location, "State": image.state,
+        "ImageId": image.id, "ImageLocation": image.location, "State": shown_state,
         "OwnerId": image.account_id, "Public": bool(image.is_public),
         "CreationDate": aware(image.created_at).strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # type: ignore[union-attr]
         "Architecture": image.architecture, "ImageType": image.kind, "Name": image.name,
-        "RootDeviceType": "instance-store", "RootDeviceName": image.root_device_name,
-        "VirtualizationType": "paravirtual", "Hypervisor": "xen", "BlockDeviceMappings": [],
+        "RootDeviceType": image.root_device_type, "RootDeviceName": image.root_device_name,
+        "VirtualizationType": "paravirtual", "Hypervisor": "xen",
+        "BlockDeviceMappings": image_mappings(image),
         "ProductCodes": [], "Tags": tag_list(tags)}
     for key, value in (("KernelId", image.kernel_id), ("RamdiskId", image.ramdisk_id),
                        ("Description", image.description)):
@@ -116,12 +147,41 @@ def describe_images(ctx: Context, ImageIds: list[str] | None = None, Owners: lis
         "manifest-location": lambda r: r.location, "name": lambda r: r.name,
         "owner-id": lambda r: r.account_id, "state": lambda r: r.state,
         "root-device-name": lambda r: r.root_device_name,
-        "root-device-type": lambda r: "instance-store", "virtualization-type": lambda r: "paravirtual",
+        "root-device-type": lambda r: r.root_device_type, "virtualization-type": lambda r: "paravirtual",
         "hypervisor": lambda r: "xen", "product-code": lambda r: None,
         "state-reason-message": lambda r: r.state_reason,
     }, tags_of=lambda r: tags.get(r.id, {}))
+    pending = _root_pending(ctx, rows)
     return paged("Images", rows, MaxResults, NextToken,
-                 lambda page: [_image(r, tags.get(r.id, {})) for r in page])
+                 lambda page: [_image(r, tags.get(r.id, {}), r.id in pending) for r in page])
+
+
+@action("CreateImage")
+def create_image(ctx: Context, InstanceId: str, Name: str, Description: str | None = None,
+                 NoReboot: bool = False, BlockDeviceMappings: list[dict[str, Any]] | None = None,
+                 TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
+    instance = owned_instances(ctx.db, ctx.account_id, [InstanceId])[0]
+    if not ebs_backed(instance):
+        raise EC2Error("InvalidParameterValue", f"The instance '{instance.id}' does not have an "
+                       "'ebs' root device type; register its bundle with RegisterImage instead.")
+    if instance.state not in ("running", "stopped"):
+        raise EC2Error("IncorrectInstanceState", f"The instance '{instance.id}' is not in the "
+                       "'running' or 'stopped' state.")
+    # NoReboot or not, the snapshots are taken without a reboot: each is point in time, and
+    # application-consistent where the guest's agent can freeze its file systems.
+    note = Description or f"Created by CreateImage({instance.id}) for {Name}"
+
+    def snapshot_of(volume: Volume) -> Snapshot:
+        made = snapshot_of_volume(ctx, volume, note, None)
+        return ctx.db.get(Snapshot, made["SnapshotId"])  # type: ignore[return-value]
+
+    image = image_registration.image_of_instance(
+        ctx.db, ctx.account_id, instance.id, Name, Description, instance.kernel_id,
+        instance.ramdisk_id, instance.root_device_name, snapshot_of)
+    apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE, image.id)
+    ctx.trace("decided", f"{image.id} from {instance.id}", no_reboot=NoReboot,
+              mappings=image.block_devices_json)
+    return {"ImageId": image.id}
 
 
 @action("DeregisterImage")
@@ -152,7 +212,7 @@ def describe_image_attribute(ctx: Context, ImageId: str, Attribute: str) -> dict
     elif Attribute == "productCodes":
         result["ProductCodes"] = []
     elif Attribute == "blockDeviceMapping":
-        result["BlockDeviceMappings"] = []
+        result["BlockDeviceMappings"] = image_mappings(image)
     else:
         raise EC2Error("InvalidParameterValue",
                        f"Value ({Attribute}) for parameter attribute is invalid. Unknown attribute.")

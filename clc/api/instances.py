@@ -7,11 +7,12 @@ import base64
 import logging
 from typing import Any, Literal
 
-from clc import tagging
+from clc import launch_start, tagging, vm_types
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
 from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
-from clc.instances import exists, not_found, owned, request_termination, set_groups
+from clc.instances import (ebs_backed, exists, not_found, owned, request_stop, request_termination,
+                           set_groups)
 from clc.launch import LaunchRequest, launch
 from clc.models.instances import Instance
 from clc.security_groups import find_group
@@ -31,13 +32,15 @@ def run_instances(ctx: Context, ImageId: str, MinCount: int, MaxCount: int,
                   UserData: str | None = None, Placement: dict[str, Any] | None = None,
                   KernelId: str | None = None, RamdiskId: str | None = None,
                   ClientToken: str | None = None,
-                  TagSpecifications: list[dict[str, Any]] | None = None) -> dict:
+                  TagSpecifications: list[dict[str, Any]] | None = None,
+                  BlockDeviceMappings: list[dict[str, Any]] | None = None) -> dict:
     launched = launch(ctx, LaunchRequest(
         image_id=ImageId, min_count=MinCount, max_count=MaxCount, instance_type=InstanceType,
         key_name=KeyName, group_names=list(SecurityGroups or []),
         group_ids=list(SecurityGroupIds or []), user_data_b64=UserData or "",
         zone=(Placement or {}).get("AvailabilityZone"), kernel_id=KernelId, ramdisk_id=RamdiskId,
-        client_token=ClientToken, tag_specifications=list(TagSpecifications or [])))
+        client_token=ClientToken, tag_specifications=list(TagSpecifications or []),
+        block_device_mappings=list(BlockDeviceMappings or [])))
     rows = launched.instances
     if launched.groups is None:
         extras = Extras.load(ctx.db, ctx.account_id, rows)
@@ -122,22 +125,51 @@ def reboot_instances(ctx: Context, InstanceIds: list[str]) -> None:
             _tell_zone(ctx, "reboot", row)
 
 
-def _not_ebs(instance_ids: list[str], verb: str, ctx: Context) -> EC2Error:
+def _ebs_backed(ctx: Context, instance_ids: list[str], verb: str) -> list[Instance]:
+    """The named instances, all EBS-backed, or EC2's refusal naming the first that is not
+    (nothing changes then)."""
     rows = owned(ctx.db, ctx.account_id, instance_ids)
-    first = rows[0].id if rows else instance_ids[0]
-    return EC2Error("UnsupportedOperation",
-                    f"The instance '{first}' does not have an 'ebs' root device type and cannot be {verb}.")
+    for row in rows:
+        if not ebs_backed(row):
+            raise EC2Error("UnsupportedOperation", f"The instance '{row.id}' does not have an 'ebs' "
+                           f"root device type and cannot be {verb}.")
+    return rows
 
 
 @action("StopInstances")
-def stop_instances(ctx: Context, InstanceIds: list[str], Force: bool = False) -> dict:
-    # Every eucasim instance boots from the instance store; EC2 cannot stop those.
-    raise _not_ebs(InstanceIds, "stopped", ctx)
+def stop_instances(ctx: Context, InstanceIds: list[str], Force: bool = False,
+                   Hibernate: bool = False) -> dict:
+    rows = _ebs_backed(ctx, InstanceIds, "stopped")
+    for row in rows:   # every one is checked before any is stopped
+        if row.state not in ("running", "stopping", "stopped"):
+            raise EC2Error("IncorrectInstanceState", f"The instance '{row.id}' is not in a state "
+                           "from which it can be stopped.")
+    changes = []
+    for row in rows:
+        before = state_of(row)
+        request_stop(row)
+        if row.node is not None and ctx.launches is not None and before["Name"] == "running":
+            # Off the request: the zone ends the domain; its report moves the instance to stopped.
+            ctx.launches.terminate_on_zone(row.zone, row.id)
+        changes.append({"InstanceId": row.id, "PreviousState": before, "CurrentState": state_of(row)})
+        ctx.trace("decided", f"stop {row.id}: {before['Name']} -> {row.state}")
+    ctx.db.commit()
+    return {"StoppingInstances": changes}
 
 
 @action("StartInstances")
 def start_instances(ctx: Context, InstanceIds: list[str]) -> dict:
-    raise _not_ebs(InstanceIds, "started", ctx)
+    rows = _ebs_backed(ctx, InstanceIds, "started")
+    for row in rows:
+        if row.state not in ("pending", "running", "stopped"):
+            raise EC2Error("IncorrectInstanceState", f"The instance '{row.id}' is not in a state "
+                           "from which it can be started.")
+    changes = []
+    for row in rows:
+        before = state_of(row)
+        launch_start.start(ctx, row)
+        changes.append({"InstanceId": row.id, "PreviousState": before, "CurrentState": state_of(row)})
+    return {"StartingInstances": changes}
 
 
 @action("GetConsoleOutput")
@@ -174,7 +206,7 @@ def describe_instance_attribute(ctx: Context, InstanceId: str, Attribute: str) -
         "disableApiTermination": ("DisableApiTermination", _value(False)),
         "disableApiStop": ("DisableApiStop", _value(False)),
         "instanceInitiatedShutdownBehavior": ("InstanceInitiatedShutdownBehavior", _value("terminate")),
-        "rootDeviceName": ("RootDeviceName", _value("/dev/sda1")),
+        "rootDeviceName": ("RootDeviceName", _value(row.root_device_name)),
         "blockDeviceMapping": ("BlockDeviceMappings", extras.block_devices(row.id)),
         "productCodes": ("ProductCodes", []),
         "sourceDestCheck": ("SourceDestCheck", _value(True)),
@@ -198,10 +230,20 @@ def modify_instance_attribute(ctx: Context, InstanceId: str, Attribute: str | No
     needs_stopped = {"instanceType": InstanceType, "userData": UserData, "kernel": Kernel,
                      "ramdisk": Ramdisk}
     if Attribute in needs_stopped or any(v is not None for v in needs_stopped.values()):
-        # EC2 changes these only while the instance is stopped, which no instance-store
-        # instance ever is.
-        raise EC2Error("IncorrectInstanceState",
-                       f"The instance '{row.id}' is not in the 'stopped' state.")
+        # EC2 changes these only while the instance is stopped (an instance-store instance
+        # never is).
+        if row.state != "stopped":
+            raise EC2Error("IncorrectInstanceState",
+                           f"The instance '{row.id}' is not in the 'stopped' state.")
+        if InstanceType is not None or Attribute == "instanceType":
+            name = InstanceType.get("Value") if InstanceType is not None else Value
+            if not name or vm_types.named(ctx.db, name) is None:
+                raise EC2Error("InvalidParameterValue", f"Invalid value '{name}' for InstanceType.")
+            ctx.trace("decided", f"{row.id}: instance type {row.instance_type} -> {name}")
+            row.instance_type = name
+            return None
+        raise EC2Error("InvalidParameterCombination",
+                       f"The attribute '{Attribute}' of instance '{row.id}' cannot be modified in eucasim.")
     if Groups is not None or Attribute == "groupSet":
         ids = Groups if Groups is not None else [v for v in (Value or "").split(",") if v]
         if not ids:

@@ -28,6 +28,10 @@ class Image(Base):
     ramdisk_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
     root_device_name: Mapped[str] = mapped_column(String(32), default="/dev/sda1")
+    # instance-store (a bundle in Walrus at `location`) or ebs (the root is a snapshot).
+    root_device_type: Mapped[str] = mapped_column(String(16), default="instance-store")
+    # EC2's BlockDeviceMappings as registered (a JSON list of {DeviceName, Ebs: {...}}).
+    block_devices_json: Mapped[str] = mapped_column(Text, default="[]")
     image_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # bytes, decrypted
     checksum: Mapped[str | None] = mapped_column(String(128), nullable=True)  # of the decrypted image
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

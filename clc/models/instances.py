@@ -28,6 +28,10 @@ class Instance(Base):
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     client_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_data_b64: Mapped[str] = mapped_column(Text, default="")
+    # instance-store, or ebs: the root is a volume (its Volume row's device is the root
+    # device), and the instance may be stopped and started again.
+    root_device_type: Mapped[str] = mapped_column(String(16), default="instance-store")
+    root_device_name: Mapped[str] = mapped_column(String(32), default="/dev/sda1")
 
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     desired_state: Mapped[str] = mapped_column(String(16), default="running")

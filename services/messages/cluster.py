@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.messages.node import (InstanceNetwork, InstanceReport, LaunchSpec, Resources,
+from services.messages.node import (BootVolume, InstanceNetwork, InstanceReport, LaunchSpec, Resources,
                                     StateReason, Subscription, VmType)
 
 CC_NODES_ROUTE = "/internal/nodes"
@@ -84,6 +84,7 @@ class InstanceLaunch(BaseModel):
     instance_id: str
     launch_index: int = 0
     network: InstanceNetwork
+    volumes: list[BootVolume] = Field(default_factory=list)   # exported already (node.py)
 
 
 class RunInstances(LaunchSpec):

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.messages.attach import DiskAttachment
+from services.messages.attach import DiskAttachment, DiskSource
 
 # Route paths, relative to a node's base URL (which may carry a prefix such as /node-3).
 NC_RESOURCES_ROUTE = "/internal/resources"
@@ -136,10 +136,22 @@ class LaunchSpec(BaseModel):
     user_data_b64: str = ""
 
 
+class BootVolume(BaseModel):
+    """An EBS volume in the instance's domain from its first start (RunInstances'
+    BlockDeviceMappings, the root of an EBS-backed image, and the volumes a stopped instance
+    keeps). The CLC has the SC export it before the CC places the instance, so the node finds
+    it wherever the scheduler puts the instance."""
+    volume_id: str
+    device: str             # as the user named it: /dev/sda1 (the root), /dev/sdb, …
+    source: DiskSource
+    root: bool = False      # the domain boots from it: no instance-store root disk is made
+
+
 class RunInstance(LaunchSpec):
     instance_id: str
     launch_index: int = 0
     network: InstanceNetwork
+    volumes: list[BootVolume] = []
 
 
 class InstanceReport(BaseModel):

@@ -95,3 +95,29 @@ def test_a_real_domain_names_whole_disks_and_boots_without_a_nic_rom(tmp_path: P
         assert [d.find("address").get("unit") for d in xml.findall("devices/disk")] == ["0", "1", "2"]
         rom_element = xml.find("devices/interface/rom")
         assert (rom_element.get("enabled") if rom_element is not None else None) == rom
+
+
+def test_an_ebs_root_takes_the_root_disks_place(tmp_path: Path, hypervisor: LibvirtHypervisor) -> None:
+    """An EBS-backed instance boots from its volume: unit 0 is the volume's export (a file, or
+    an nbd network disk), named by its serial, and no instance-store root file is read."""
+    from nc.domain_xml import VolumeDisk
+    from services.messages.attach import DiskSource
+
+    spec = _spec(tmp_path, "i-4567cdef", with_kernel=False)
+    for source, kind in ((DiskSource(driver="local", path="/srv/sc/vol-0a0b0c0d", uri="file:///srv/sc/vol-0a0b0c0d"), "file"),
+                         (DiskSource(driver="nbd", host="10.0.0.5", port=10809, export_name="vol-0a0b0c0d",
+                                     uri="nbd://10.0.0.5:10809/vol-0a0b0c0d"), "network")):
+        root = VolumeDisk("vol-0a0b0c0d", "sda1", source)
+        for domain_type, target in (("test", "sda1"), ("qemu", "sda")):
+            xml = ET.fromstring(build_domain_xml(DomainSpec(**{**spec.__dict__, "domain_type": domain_type,
+                                                               "root_volume": root})))
+            first = xml.findall("devices/disk")[0]
+            assert first.get("type") == kind and first.findtext("serial") == "vol-0a0b0c0d"
+            assert (first.find("target").get("dev"), first.find("address").get("unit")) == (target, "0")
+            assert str(spec.disks[0].path) not in build_domain_xml(
+                DomainSpec(**{**spec.__dict__, "domain_type": domain_type, "root_volume": root}))
+    # libvirt's test driver takes it as it is.
+    local = VolumeDisk("vol-0a0b0c0d", "sda1", DiskSource(driver="local", path=str(tmp_path / "vol"),
+                                                          uri=(tmp_path / "vol").as_uri()))
+    hypervisor.define(DomainSpec(**{**spec.__dict__, "root_volume": local}))
+    assert "vol-0a0b0c0d" in hypervisor.domain_xml("i-4567cdef")

@@ -126,3 +126,47 @@ def test_describing_is_a_read_and_the_watch_pass_forgets_old_terminated(tmp_path
         listing = node.call("GET", "/internal/instances", response=InstanceList)
         assert listing.instances == []
         assert not (node.home / "instances" / request.account_id / request.instance_id).exists()
+
+
+def test_an_instance_boots_from_its_ebs_root_and_starts_again_after_a_stop(node: Node, tmp_path: Path) -> None:
+    """An EBS root takes the instance store's root disk's place: no image is fetched for it and
+    the domain's unit 0 is the volume's file. Ended on this node (the CLC stops an instance
+    so), the same instance may run here again, with another instance type."""
+    from services.messages.attach import DiskSource
+    from services.messages.node import BootVolume, VmType
+
+    root_file, data_file = tmp_path / "vol-root", tmp_path / "vol-data"
+    for path in (root_file, data_file):
+        path.write_bytes(b"\0" * 4096)
+    volumes = [BootVolume(volume_id="vol-0000aaaa", device="/dev/sda1", root=True,
+                          source=DiskSource(driver="local", path=str(root_file), uri=root_file.as_uri())),
+               BootVolume(volume_id="vol-0000bbbb", device="/dev/sdb",
+                          source=DiskSource(driver="local", path=str(data_file), uri=data_file.as_uri()))]
+    # The machine image's URL answers nothing: fetching it would fail the launch.
+    request = run_request(image=ImageRef(image_id="emi-0000ebs1", url="http://127.0.0.1:9/none")
+                          ).model_copy(update={"volumes": volumes})
+    report = node.run(request)
+    assert {(v.volume_id, v.target, v.state) for v in report.volumes} == {
+        ("vol-0000aaaa", "sda1", "attached"), ("vol-0000bbbb", "sdb", "attached")}
+    node.wait_state(request.instance_id, "running")
+    directory = node.home / "instances" / request.account_id / request.instance_id
+    assert not (directory / "root.img").exists() and not (directory / "root.qcow2").exists()
+    if not node.runtime.hypervisor.uri.startswith("fake:"):
+        xml = node.runtime.hypervisor.domain_xml(request.instance_id)
+        assert str(root_file) in xml and str(data_file) in xml
+
+    node.call("POST", f"/internal/instances/{request.instance_id}/terminate", response=InstanceReport)
+    assert node.wait_state(request.instance_id, "terminated").volumes == []
+    bigger = VmType(name="m1.large", cpu=2, memory_mb=512, disk_gb=10)
+    again = node.run(request.model_copy(update={"vm": bigger}))
+    assert again.state == "pending" and again.vm.name == "m1.large"
+    node.wait_state(request.instance_id, "running")
+    node.call("POST", f"/internal/instances/{request.instance_id}/terminate", response=InstanceReport)
+    node.wait_state(request.instance_id, "terminated")
+    # A plain instance's terminated record is still answered as it is (a CC retrying a run).
+    plain = run_request()
+    node.run(plain)
+    node.wait_state(plain.instance_id, "running")
+    node.call("POST", f"/internal/instances/{plain.instance_id}/terminate", response=InstanceReport)
+    node.wait_state(plain.instance_id, "terminated")
+    assert node.run(plain).state == "terminated"

@@ -11,11 +11,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clc.accounts import key_info
-from clc.api.registry import Context, accepted_params, handler_for
+from clc.api.registry import Context, accepted_params, eucalyptus_handler_for, handler_for
 from clc.network_sync import NetworkSync
 from clc.placement import Launches
 from clc.storage_client import StorageClient
@@ -26,7 +27,7 @@ from services.auth import RequestView, verify_ec2, view_from_asgi
 from services.auth.keycache import KeyCache
 from services.db import Database
 from services.config import CloudConfig
-from services.ec2query import parse_request, render_error, render_result
+from services.ec2query import eucalyptus, parse_request, render_error, render_result
 from services.errors import AwsError, EC2Error
 from services.messages.identity import AccessKeyInfo
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id, current_request_id,
@@ -126,6 +127,9 @@ class Ec2Endpoint:
         call = parse_request(pairs)
         self._recorder.record("received", call.action, request_id=request_id,
                               account=caller.account_id, user=caller.user_name)
+        if eucalyptus.speaks_eucalyptus(call.action, call.version, view.raw_path):
+            return self._dispatch_eucalyptus(call.action, call.version, call.dry_run, pairs,
+                                             caller, request_id)
         handler = handler_for(call.action)
         if handler is None:
             raise EC2Error("UnsupportedOperation",
@@ -135,17 +139,37 @@ class Ec2Endpoint:
                            "Request would have succeeded, but DryRun flag is set.", 412)
         return self._dispatch(call.action, handler, call.params, caller, request_id)
 
+    def _dispatch_eucalyptus(self, action: str, version: str, dry_run: bool,
+                             pairs: list[tuple[str, str]], caller: AccessKeyInfo,
+                             request_id: str) -> bytes:
+        """Eucalyptus's own answer to `action`, in its namespace and release."""
+        handler = eucalyptus_handler_for(action)
+        if handler is None:
+            raise EC2Error("UnsupportedOperation",
+                           f"The Eucalyptus form of {action} is not supported by this cloud yet.")
+        if dry_run:
+            raise EC2Error("DryRunOperation",
+                           "Request would have succeeded, but DryRun flag is set.", 412)
+        params = eucalyptus.parse_params(action, pairs)
+        with self._db.session() as session:
+            ctx = self._context(session, caller, request_id)
+            return eucalyptus.render(action, handler(ctx, **params) or {}, request_id,
+                                     eucalyptus.answer_version(version))
+
+    def _context(self, session: Session, caller: AccessKeyInfo, request_id: str) -> Context:
+        return Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
+                       is_admin=caller.is_admin, request_id=request_id, config=self._config,
+                       recorder=self._recorder, zones=self._zones,
+                       launches=self._launches, walrus=self._walrus, network=self._network,
+                       storage=self._storage, volumes=self._volumes)
+
     def _dispatch(self, action: str, handler: Callable[..., Any], params: dict[str, Any],
                   caller: AccessKeyInfo, request_id: str) -> bytes:
         taken, ignored = accepted_params(handler, params)
         if ignored:
             LOG.debug("%s ignores %s", handler.__name__, ignored)
         with self._db.session() as session:
-            ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
-                          is_admin=caller.is_admin, request_id=request_id, config=self._config,
-                          recorder=self._recorder, zones=self._zones,
-                          launches=self._launches, walrus=self._walrus, network=self._network,
-                          storage=self._storage, volumes=self._volumes)
+            ctx = self._context(session, caller, request_id)
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)

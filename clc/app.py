@@ -24,6 +24,7 @@ from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
 from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
+from clc.service_status import services_router
 from clc.storage_client import ScStorageClient
 from clc.tiny_image_route import tiny_image_router
 from clc.volume_work import VolumeWork
@@ -104,6 +105,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.state.db = db
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
+    app.include_router(services_router(config, app.state.internal_auth))
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from services import cli_status, cli_trace, credentials, launcher
+from services import cli_services, cli_status, cli_trace, credentials, launcher
 from services.cli_calls import HomeOption, call_service, config_for
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
@@ -38,6 +38,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
 app.command()(cli_status.status)
+app.command("describe-services")(cli_services.describe)
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(lab_app, name="lab")

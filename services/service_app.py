@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, FastAPI, Request, Response
 
 from services.internal import InternalAuth
+from services.messages.admin import HEALTH_ROUTE, ServiceHealth
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
                               new_request_id, unbind_request_id)
 
@@ -36,9 +37,17 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
 
-    @app.get("/internal/health")
-    def health() -> dict[str, str]:
-        return {"service": service, "status": "ok"}
+    # A service may set app.state.health_check to a function that says how it is (state,
+    # reason), e.g. NOTREADY while what it needs is missing; by default answering is ENABLED.
+    app.state.health_check = None
+
+    @app.get(HEALTH_ROUTE)
+    def health() -> ServiceHealth:
+        check = app.state.health_check
+        if check is None:
+            return ServiceHealth(service=service)
+        state, reason = check()
+        return ServiceHealth(service=service, state=state, reason=reason)
 
     @app.get("/internal/trace/{request_id}", dependencies=[Depends(app.state.internal_auth)])
     def trace(request_id: str) -> Trace:

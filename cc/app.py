@@ -43,6 +43,7 @@ from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_I
                                        RunInstancesResult, ZoneReport, ZoneResources)
 from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
 from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
+from cc.gauges import cc_gauges
 from services.service_app import make_service_app
 from services.tracing import current_request_id
 
@@ -76,6 +77,7 @@ def create_app(config: CloudConfig | None = None, own_url: str | None = None) ->
     app, recorder = make_service_app("cc", config.CLOUD_SECRET, lifespan=lifespan)
     cluster = Cluster(config, db, recorder, own_url=own_url)
     app.state.cluster = cluster
+    cc_gauges(app.state.metrics, cluster.nodes)  # /metrics: booked vs max per node
     auth = [Depends(app.state.internal_auth)]
 
     @app.exception_handler(ClusterFault)

@@ -17,6 +17,7 @@ from clc.api import (addresses, images, instances, keypairs, security_groups,  #
                      snapshots, tags, volumes, zones)
 from clc.accounts import ensure_admin
 from clc.admin import admin_router
+from clc.gauges import clc_gauges
 from clc.api.registry import implemented_actions
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
@@ -24,6 +25,7 @@ from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
 from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
+from clc.service_status import services_router
 from clc.storage_client import ScStorageClient
 from clc.tiny_image_route import tiny_image_router
 from clc.volume_work import VolumeWork
@@ -103,8 +105,10 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network,
                             disks_reported=volume_work.disks_reported)
     app.state.db = db
+    clc_gauges(app.state.metrics, db)  # /metrics: instances by state
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
+    app.include_router(services_router(config, app.state.internal_auth))
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     # Compile the codec for every implemented action now, not inside a user's first request.
@@ -115,7 +119,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
                            walrus=walrus, network=network, storage=storage,
-                           volumes=volume_work)
+                           volumes=volume_work, metrics=app.state.metrics)
     # EC2 calls skip FastAPI's routing and http middleware (clc/ec2_endpoint.py, Ec2FrontDoor);
     # the routes stay, so other methods on these paths still get FastAPI's 405.
     app.add_middleware(Ec2FrontDoor, endpoint=endpoint)

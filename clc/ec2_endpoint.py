@@ -6,16 +6,18 @@ clc/api/, which never see HTTP or XML."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clc.accounts import key_info
-from clc.api.registry import Context, accepted_params, handler_for
+from clc.api.registry import Context, accepted_params, eucalyptus_handler_for, handler_for
 from clc.network_sync import NetworkSync
 from clc.placement import Launches
 from clc.storage_client import StorageClient
@@ -26,8 +28,9 @@ from services.auth import RequestView, verify_ec2, view_from_asgi
 from services.auth.keycache import KeyCache
 from services.db import Database
 from services.config import CloudConfig
-from services.ec2query import parse_request, render_error, render_result
+from services.ec2query import eucalyptus, parse_request, render_error, render_result
 from services.errors import AwsError, EC2Error
+from services.metrics import ServiceMetrics
 from services.messages.identity import AccessKeyInfo
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id, current_request_id,
                               new_request_id, unbind_request_id)
@@ -69,8 +72,9 @@ class Ec2Endpoint:
                  zones: ZoneClient | None = None, launches: Launches | None = None,
                  network: NetworkSync | None = None,
                  walrus: WalrusClient | None = None, storage: StorageClient | None = None,
-                 volumes: VolumeWork | None = None) -> None:
+                 volumes: VolumeWork | None = None, metrics: ServiceMetrics | None = None) -> None:
         self._config = config
+        self._metrics = metrics
         self._db = db
         self._recorder = recorder
         self._zones = zones
@@ -89,27 +93,39 @@ class Ec2Endpoint:
 
     async def __call__(self, request: Request) -> Response:
         request_id = current_request_id() or new_request_id()
+        started = time.perf_counter()
+        # The action, once parsed (an unparsed one is not a label: clients choose its text).
+        seen: list[str] = []
         try:
-            return await self._serve(request, request_id)
+            response = await self._serve(request, request_id, seen)
+            outcome = "ok"
         except AwsError as error:
             self._recorder.record("error", f"{error.code}: {error.message}", request_id=request_id)
-            return Response(render_error(error.code, error.message, request_id),
-                            status_code=error.status, media_type=XML)
+            response = Response(render_error(error.code, error.message, request_id),
+                                status_code=error.status, media_type=XML)
+            outcome = error.code
         except Exception:  # a bug must still answer as EC2 would, and be logged
             LOG.exception("EC2 request %s failed", request_id)
-            return Response(render_error("InternalError", "An internal error has occurred.",
-                                         request_id), status_code=500, media_type=XML)
+            response = Response(render_error("InternalError", "An internal error has occurred.",
+                                             request_id), status_code=500, media_type=XML)
+            outcome = "InternalError"
+        if self._metrics is not None:
+            self._metrics.observe(seen[0] if seen else "unparsed", outcome,
+                                  time.perf_counter() - started)
+        return response
 
-    async def _serve(self, request: Request, request_id: str) -> Response:
+    async def _serve(self, request: Request, request_id: str, seen: list[str]) -> Response:
         body = await _read_body(request)
         view = view_from_asgi(request.scope, body)
         # One hop to the threadpool for everything that may block (the key look-up on a cache
         # miss, the handler's database work) or is plain CPU work (signature, parse, render).
         answer = await run_in_threadpool(self._handle, request.method,
-                                         request.headers.get("content-type", ""), view, request_id)
+                                         request.headers.get("content-type", ""), view, request_id,
+                                         seen)
         return Response(answer, media_type=XML)
 
-    def _handle(self, method: str, content_type: str, view: RequestView, request_id: str) -> bytes:
+    def _handle(self, method: str, content_type: str, view: RequestView, request_id: str,
+                seen: list[str]) -> bytes:
         pairs = parse_qsl(view.raw_query, keep_blank_values=True)
         if method == "POST" and "x-www-form-urlencoded" in content_type:
             pairs += parse_qsl(view.body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -124,8 +140,12 @@ class Ec2Endpoint:
         caller = found[identity.access_key]
         assert caller is not None
         call = parse_request(pairs)
+        seen.append(call.action)
         self._recorder.record("received", call.action, request_id=request_id,
                               account=caller.account_id, user=caller.user_name)
+        if eucalyptus.speaks_eucalyptus(call.action, call.version, view.raw_path):
+            return self._dispatch_eucalyptus(call.action, call.version, call.dry_run, pairs,
+                                             caller, request_id)
         handler = handler_for(call.action)
         if handler is None:
             raise EC2Error("UnsupportedOperation",
@@ -135,17 +155,37 @@ class Ec2Endpoint:
                            "Request would have succeeded, but DryRun flag is set.", 412)
         return self._dispatch(call.action, handler, call.params, caller, request_id)
 
+    def _dispatch_eucalyptus(self, action: str, version: str, dry_run: bool,
+                             pairs: list[tuple[str, str]], caller: AccessKeyInfo,
+                             request_id: str) -> bytes:
+        """Eucalyptus's own answer to `action`, in its namespace and release."""
+        handler = eucalyptus_handler_for(action)
+        if handler is None:
+            raise EC2Error("UnsupportedOperation",
+                           f"The Eucalyptus form of {action} is not supported by this cloud yet.")
+        if dry_run:
+            raise EC2Error("DryRunOperation",
+                           "Request would have succeeded, but DryRun flag is set.", 412)
+        params = eucalyptus.parse_params(action, pairs)
+        with self._db.session() as session:
+            ctx = self._context(session, caller, request_id)
+            return eucalyptus.render(action, handler(ctx, **params) or {}, request_id,
+                                     eucalyptus.answer_version(version))
+
+    def _context(self, session: Session, caller: AccessKeyInfo, request_id: str) -> Context:
+        return Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
+                       is_admin=caller.is_admin, request_id=request_id, config=self._config,
+                       recorder=self._recorder, zones=self._zones,
+                       launches=self._launches, walrus=self._walrus, network=self._network,
+                       storage=self._storage, volumes=self._volumes)
+
     def _dispatch(self, action: str, handler: Callable[..., Any], params: dict[str, Any],
                   caller: AccessKeyInfo, request_id: str) -> bytes:
         taken, ignored = accepted_params(handler, params)
         if ignored:
             LOG.debug("%s ignores %s", handler.__name__, ignored)
         with self._db.session() as session:
-            ctx = Context(db=session, account_id=caller.account_id, user_name=caller.user_name,
-                          is_admin=caller.is_admin, request_id=request_id, config=self._config,
-                          recorder=self._recorder, zones=self._zones,
-                          launches=self._launches, walrus=self._walrus, network=self._network,
-                          storage=self._storage, volumes=self._volumes)
+            ctx = self._context(session, caller, request_id)
             # Rendered before the commit: a result that does not fit the output shape is a bug
             # that must not leave its change behind while the client sees an error.
             return render_result(action, handler(ctx, **taken), request_id)

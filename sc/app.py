@@ -31,6 +31,7 @@ from services.messages.storage import (SC_EXPORT_ROUTE, SC_EXPORTS_ROUTE, SC_GRO
                                        CreateVolume, ExportVolume, GrowVolume, SnapshotInfo,
                                        SnapshotList, UnexportVolume, VolumeExportInfo,
                                        VolumeExportList, VolumeInfo, VolumeList)
+from sc.gauges import sc_gauges
 from services.service_app import make_service_app
 
 
@@ -84,6 +85,7 @@ def create_app(config: CloudConfig | None = None, *, walrus_key: AccessKeyInfo |
             db.engine.dispose()
 
     app, recorder = make_service_app("sc", config.CLOUD_SECRET, lifespan=lifespan)
+    sc_gauges(app.state.metrics, db)  # /metrics: volumes and snapshots
     snapshots = Snapshots(db, folder / "staging", store, config.SC_SNAPSHOT_PART_MIB * 1024 * 1024,
                           jobs, locks, recorder)
     volumes = Volumes(db, folder, capacity, exporters, config.SC_EXPORT, snapshots, store, jobs,

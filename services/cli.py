@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from services import cli_status, cli_trace, credentials, launcher
+from services import cli_services, cli_status, cli_trace, credentials, launcher
 from services.cli_calls import HomeOption, call_service, config_for
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
@@ -38,6 +38,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
 app.command()(cli_status.status)
+app.command("describe-services")(cli_services.describe)
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(lab_app, name="lab")
@@ -100,8 +101,9 @@ def show_credentials(home: HomeOption = None) -> None:
     config_section, creds_section = credentials.aws_profile(creds)
     out.print(f"Access key: {creds.key.access_key}\nSecret key: {creds.key.secret_key}\n"
               f"Account:    {creds.key.account_name} ({creds.key.account_id})\n")
-    out.print("# eucarc", style="bold")
-    print(credentials.eucarc(creds))
+    folder = credentials.credentials_dir(config_for(home).EUCASIM_HOME)
+    out.print(f"# eucarc (source {folder / 'eucarc'})", style="bold")
+    print((folder / "eucarc").read_text())
     out.print("# ~/.aws/config", style="bold")
     print(config_section)
     out.print("# ~/.aws/credentials", style="bold")
@@ -109,6 +111,24 @@ def show_credentials(home: HomeOption = None) -> None:
     files = certificate_files(config_for(home).EUCASIM_HOME, creds.key)
     out.print("# certificates (bundling images)", style="bold")
     print(certificate_exports(files, creds.key.account_id))
+
+
+@app.command("get-credentials")
+def get_credentials(
+    file: Annotated[Path, typer.Argument(help="Where to write the zip (e.g. admin.zip).")],
+    home: HomeOption = None,
+) -> None:
+    """The admin's credentials zip, as euca-get-credentials wrote it: eucarc, iamrc, the
+    user's certificate and key and the cloud's certificate. Unzip it and `source eucarc`."""
+    config = config_for(home)
+    creds = _read_credentials(home)
+    if file.exists():
+        err.print(f"[red]{file} exists; not overwriting it[/red]")
+        raise typer.Exit(1)
+    data = credentials.credentials_zip(credentials.user_credential_files(config.EUCASIM_HOME, creds))
+    file.write_bytes(data)
+    file.chmod(0o600)
+    out.print(f"wrote {file}")
 
 
 @app.command()

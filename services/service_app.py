@@ -1,5 +1,6 @@
 """What every eucasim FastAPI service has: a request id on every call, the trace recorder,
-a health route and the internal trace route the CLC gathers traces from."""
+a health route, the internal trace route the CLC gathers traces from, and /metrics (requests
+through FastAPI counted here; the EC2 and S3 front doors count their own)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, FastAPI, Request, Response
 
 from services.internal import InternalAuth
+from services.messages.admin import HEALTH_ROUTE, ServiceHealth
+from services.metrics import ServiceMetrics, mount_metrics
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
                               new_request_id, unbind_request_id)
 
@@ -17,6 +20,8 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
     app = FastAPI(title=f"eucasim {service}", **fastapi_args)  # type: ignore[arg-type]
     recorder = TraceRecorder(service)
     app.state.recorder = recorder
+    metrics = ServiceMetrics(service)
+    app.state.metrics = metrics
     app.state.internal_auth = InternalAuth(secret)
 
     @app.middleware("http")
@@ -29,16 +34,31 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
             response = await call_next(request)
         finally:
             unbind_request_id(token)
+        elapsed = time.perf_counter() - started
+        # By the route's template (/internal/instances/{instance_id}), not the path: one series
+        # per route, not one per instance.
+        route = request.scope.get("route")
+        metrics.observe(f"{request.method} {getattr(route, 'path', 'unrouted')}",
+                        str(response.status_code), elapsed)
         if request.url.path.startswith("/internal/") and not request.url.path.startswith("/internal/trace"):
             recorder.record("replied", f"{request.method} {request.url.path} -> {response.status_code}",
-                            request_id=request_id,
-                            elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                            request_id=request_id, elapsed_ms=round(elapsed * 1000, 3))
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
 
-    @app.get("/internal/health")
-    def health() -> dict[str, str]:
-        return {"service": service, "status": "ok"}
+    # A service may set app.state.health_check to a function that says how it is (state,
+    # reason), e.g. NOTREADY while what it needs is missing; by default answering is ENABLED.
+    app.state.health_check = None
+
+    @app.get(HEALTH_ROUTE)
+    def health() -> ServiceHealth:
+        check = app.state.health_check
+        if check is None:
+            return ServiceHealth(service=service)
+        state, reason = check()
+        return ServiceHealth(service=service, state=state, reason=reason)
+
+    mount_metrics(app, metrics)
 
     @app.get("/internal/trace/{request_id}", dependencies=[Depends(app.state.internal_auth)])
     def trace(request_id: str) -> Trace:

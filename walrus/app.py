@@ -58,6 +58,7 @@ from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
 from services.internal import InternalClient
 from services.messages.identity import AccessKeyInfo
 from services.s3xml import error_xml
+from services.metrics import ServiceMetrics
 from services.service_app import make_service_app
 from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
@@ -68,6 +69,7 @@ from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
+from walrus.gauges import walrus_gauges
 from walrus.group_commit import GroupCommitter
 from walrus.lifecycle_runner import LifecycleRunner, LifecycleScheduler, lifecycle_router
 from walrus.offload import THREADS, off_loop
@@ -93,8 +95,10 @@ def base_hosts(config: CloudConfig) -> set[str]:
 class Walrus:
     """The state one Walrus process serves from."""
 
-    def __init__(self, config: CloudConfig, keys: KeyDirectory, recorder: TraceRecorder) -> None:
+    def __init__(self, config: CloudConfig, keys: KeyDirectory, recorder: TraceRecorder,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics
         self.keys = keys
         self.recorder = recorder
         self.db = Database(config.database_url("walrus"), pool_size=THREADS)
@@ -116,6 +120,7 @@ class Walrus:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         target: Target | None = None
+        operation, outcome = "unparsed", "ok"  # for the metrics: the handler's name
         try:
             scope = request.scope
             target = parse_target(scope.get("raw_path") or scope["path"].encode(),
@@ -129,6 +134,7 @@ class Walrus:
             self.recorder.record("received", f"{request.method} {target.resource}",
                                  account=principal.account_id or "anonymous")
             handler = dispatch.choose(request.method, target, request.headers)
+            operation = handler.__name__
             ctx = S3Context(request=request, target=target, principal=principal,
                             identity=identity, headers=dict(view.headers), db=self.db,
                             buckets=self.buckets, blobs=self.blobs, config=self.config,
@@ -141,17 +147,22 @@ class Walrus:
                 response = await off_loop(handler, ctx)
         except AwsError as error:
             response = self.error(request, error, target)
+            outcome = error.code
         except Exception:
             log.exception("unexpected failure serving %s %s", request.method, request.url.path)
             response = self.error(request, InternalError(), target)
+            outcome = "InternalError"
         if target is not None and target.bucket and "origin" in request.headers \
                 and request.method != "OPTIONS":
             response.headers.update(await self.cors_headers(target.bucket, request))
         request_id = current_request_id() or ""
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
+        elapsed = time.perf_counter() - started
         self.recorder.record("replied", f"{request.method} -> {response.status_code}",
-                             elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                             elapsed_ms=round(elapsed * 1000, 3))
+        if self.metrics is not None:
+            self.metrics.observe(operation, outcome, elapsed)
         return response
 
     async def cors_headers(self, bucket_name: str, request: Request) -> dict[str, str]:
@@ -213,7 +224,8 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app, recorder = make_service_app("walrus", config.CLOUD_SECRET)
     if keys is None:
         keys = default_keys(config)
-    walrus = Walrus(config, keys, recorder)
+    walrus = Walrus(config, keys, recorder, app.state.metrics)
+    walrus_gauges(app.state.metrics, walrus.db)
     app.state.walrus = walrus
     # Image bundles -> images for the nodes (walrus/bundles.py), an internal API.
     app.include_router(images_router(walrus, app.state.internal_auth))

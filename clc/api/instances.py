@@ -113,7 +113,8 @@ def terminate_instances(ctx: Context, InstanceIds: list[str]) -> dict:
         if row.state == "shutting-down" and ctx.launches is not None:
             # Off the request, on the zone's queue; the reconcile round repeats it if need be.
             ctx.launches.terminate_on_zone(row.zone, row.id)
-        changes.append({"InstanceId": row.id, "PreviousState": before, "CurrentState": state_of(row)})
+        # In EC2's order: libcloud reads the first <name> of the answer as the new state.
+        changes.append({"InstanceId": row.id, "CurrentState": state_of(row), "PreviousState": before})
         ctx.trace("decided", f"terminate {row.id}: {before['Name']} -> {row.state}")
     return {"TerminatingInstances": changes}
 

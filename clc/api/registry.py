@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the seams' types only; handlers get them from the endpoint
 Handler = Callable[..., dict[str, Any] | None]
 
 _HANDLERS: dict[str, Handler] = {}
+# Handlers of Eucalyptus's own answer to an action (services/ec2query/eucalyptus.py).
+_EUCALYPTUS_HANDLERS: dict[str, Handler] = {}
 
 
 def action(name: str) -> Callable[[Handler], Handler]:
@@ -38,8 +40,22 @@ def action(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def eucalyptus_action(name: str) -> Callable[[Handler], Handler]:
+    """Marks the handler that answers `name` as Eucalyptus did, for Eucalyptus's clients."""
+    def register(fn: Handler) -> Handler:
+        if name in _EUCALYPTUS_HANDLERS:
+            raise RuntimeError(f"two Eucalyptus handlers for {name}")
+        _EUCALYPTUS_HANDLERS[name] = fn
+        return fn
+    return register
+
+
 def handler_for(name: str) -> Handler | None:
     return _HANDLERS.get(name)
+
+
+def eucalyptus_handler_for(name: str) -> Handler | None:
+    return _EUCALYPTUS_HANDLERS.get(name)
 
 
 def implemented_actions() -> frozenset[str]:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from clc.api.query import apply_filters, paged
-from clc.api.registry import Context, action
+from clc.api.registry import Context, action, eucalyptus_action
 from clc.models.vmtypes import VmTypeRow
 from clc.vm_types import by_size
 from clc.zones_client import ZoneError
@@ -123,3 +123,41 @@ def describe_instance_types(ctx: Context, InstanceTypes: list[str] | None = None
         "current-generation": lambda r: True})
     return paged("InstanceTypes", rows, MaxResults, NextToken,
                  lambda page: [_instance_type(r) for r in page], maximum=100)
+
+
+def _eucalyptus_availability(ctx: Context, vm_types: list[VmTypeRow]) -> dict[str, list[dict[str, Any]]]:
+    """Per VM type, each zone's room for it (VmTypeZoneStatus): how many more fit, and how
+    many fit when the zone is empty."""
+    availability: dict[str, list[dict[str, Any]]] = {vm.name: [] for vm in vm_types}
+    for zone in ctx.config.zones:
+        capacity = _zone_capacity(ctx, zone, vm_types)
+        for vm in vm_types:
+            free, most = capacity.get(vm.name, (0, 0))
+            availability[vm.name].append({"name": vm.name, "zoneName": zone, "max": most,
+                                          "available": free})
+    return availability
+
+
+@eucalyptus_action("DescribeInstanceTypes")
+def describe_instance_types_eucalyptus(ctx: Context, InstanceTypes: list[str] | None = None,
+                                       Verbose: bool = False, Availability: bool = False) -> dict:
+    """Eucalyptus's DescribeInstanceTypes (its VmTypeDetails: name, cpu, memory in MiB, disk
+    in GiB), smallest first as euca-describe-instance-types listed them; with Verbose or
+    Availability, each type's room in every zone."""
+    rows = by_size(ctx.db)
+    if InstanceTypes:
+        known = {r.name for r in rows}
+        unknown = [t for t in InstanceTypes if t not in known]
+        if unknown:
+            raise EC2Error("InvalidInstanceType",
+                           f"The following supplied instance types do not exist: [{', '.join(unknown)}]")
+        rows = [r for r in rows if r.name in InstanceTypes]
+    availability = _eucalyptus_availability(ctx, rows) if Verbose or Availability else None
+    details = []
+    for vm in rows:
+        item: dict[str, Any] = {"name": vm.name, "cpu": vm.cpu, "disk": vm.disk_gb,
+                                "memory": vm.memory_mb}
+        if availability is not None:
+            item["availability"] = availability[vm.name]
+        details.append(item)
+    return {"instanceTypeDetails": details}

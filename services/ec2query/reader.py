@@ -24,7 +24,9 @@ LOG = logging.getLogger(__name__)
 # Signature parameters (SigV2 in the body, SigV4 presigned in the query) are the auth layer's.
 _AUTH_PARAMS = frozenset({"AWSAccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
                           "Timestamp", "Expires", "SecurityToken"})
-_INDEX = re.compile(r"[1-9][0-9]*")
+# Clients number list items from 1, except libcloud's EC2 drivers, which number CreateTags'
+# ResourceId.N and Tag.N from 0; EC2 (and Eucalyptus) take both and order by the number.
+_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
 @dataclass(slots=True)
@@ -199,7 +201,7 @@ def _indexed(node: Node, path: str) -> list[tuple[str, Node]]:
         if not _INDEX.fullmatch(key):
             raise EC2Error("InvalidParameterValue",
                            f"Invalid list index '{key}' in parameter {_join(path, key)}: "
-                           "list items are numbered from 1.")
+                           "list items are numbered 0, 1, 2, ….")
         found.append((int(key), _join(path, key), child))
     found.sort(key=lambda entry: entry[0])
     return [(child_path, child) for _, child_path, child in found]

@@ -8,9 +8,14 @@ Routes (internal, signed with the cloud secret):
   GET  /internal/admin/vmtypes                     -> VmTypeList
   PUT  /internal/admin/vmtypes/{name}  VmTypeSpec  -> VmTypeSpec
   GET  /internal/access-keys/{access_key}          -> AccessKeyInfo (404 when unknown)
+  GET  /internal/admin/services                    -> ServiceList (every service's state)
+
+Every service answers GET /internal/health (unsigned) with a ServiceHealth.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +24,8 @@ ADMIN_USERS_ROUTE = "/internal/admin/users"
 ADMIN_KEYS_ROUTE = "/internal/admin/keys"
 ADMIN_VMTYPES_ROUTE = "/internal/admin/vmtypes"
 ADMIN_VMTYPE_ROUTE = "/internal/admin/vmtypes/{name}"
+ADMIN_SERVICES_ROUTE = "/internal/admin/services"
+HEALTH_ROUTE = "/internal/health"
 
 from services.messages.identity import AccessKeyInfo
 
@@ -67,3 +74,31 @@ class VmTypeSpec(BaseModel):
 
 class VmTypeList(BaseModel):
     vm_types: list[VmTypeSpec]
+
+
+# Eucalyptus's service states, as euca-describe-services printed them: ENABLED serves;
+# NOTREADY runs but cannot serve yet (or lacks what it needs); BROKEN does not answer or
+# fails; DISABLED is not in service (here: not part of this cloud).
+ServiceState = Literal["ENABLED", "NOTREADY", "BROKEN", "DISABLED"]
+
+
+class ServiceHealth(BaseModel):
+    """A service's own word on itself (its /internal/health)."""
+    service: str
+    status: str = "ok"
+    state: ServiceState = "ENABLED"
+    reason: str = ""
+
+
+class ServiceStatus(BaseModel):
+    type: str          # eucalyptus (the CLC), walrus, cluster, storage, node
+    name: str
+    zone: str          # the partition: the region for the CLC and Walrus, else the zone
+    host: str
+    url: str
+    state: ServiceState
+    reason: str = ""
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceStatus]

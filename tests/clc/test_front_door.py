@@ -70,8 +70,10 @@ def test_missing_parameter(clc: RunningClc):
 def test_malformed_list_index(clc: RunningClc):
     response = _call(clc, {"Action": "DescribeRegions", "RegionName.abc": "eucalyptus"})
     assert _error(response) == (400, "InvalidParameterValue")
-    response = _call(clc, {"Action": "DescribeRegions", "RegionName.0": "eucalyptus"})
+    response = _call(clc, {"Action": "DescribeRegions", "RegionName.01": "eucalyptus"})
     assert _error(response) == (400, "InvalidParameterValue")
+    # From 0, as libcloud numbers CreateTags' lists, is a list like any other.
+    assert _call(clc, {"Action": "DescribeRegions", "RegionName.0": "eucalyptus"}).status_code == 200
 
 
 def test_wrong_type(clc: RunningClc):

@@ -41,11 +41,18 @@ def test_list_indices_sort_as_numbers_and_gaps_are_allowed() -> None:
     assert request.params == {"InstanceIds": ["i-2", "i-9", "i-10"]}
 
 
-@pytest.mark.parametrize("index", ["0", "abc", "-1", "01", ""])
+@pytest.mark.parametrize("index", ["abc", "-1", "01", ""])
 def test_malformed_list_index_is_invalid_parameter_value(index: str) -> None:
     error = error_of(f"Action=DescribeInstances&InstanceId.{index}=i-1")
     assert error.code == "InvalidParameterValue"
     assert f"InstanceId.{index}" in error.message
+
+
+def test_lists_numbered_from_zero_as_libcloud_sends_them() -> None:
+    request = parse("Action=CreateTags&ResourceId.0=vol-1&Tag.0.Key=Name&Tag.0.Value=data"
+                    "&Tag.1.Key=k&Tag.1.Value=v")
+    assert request.params == {"Resources": ["vol-1"], "Tags": [{"Key": "Name", "Value": "data"},
+                                                               {"Key": "k", "Value": "v"}]}
 
 
 def test_missing_required_parameter_is_named_as_on_the_wire() -> None:

@@ -10,11 +10,10 @@ from urllib.parse import quote
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 
 from services import cli_status, cli_trace, credentials, launcher
-from services.cli_calls import HomeOption, call_service, config_for
+from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
 from services.cli_lab import lab_app
@@ -44,8 +43,8 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(snapshot_app, name="snapshot")
 app.command()(nc)
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 
@@ -130,6 +129,8 @@ def trace(request_id: str, home: HomeOption = None) -> None:
     config = config_for(home)
     steps, unreachable = cli_trace.gather(config, request_id)
     cli_trace.show(out, request_id, steps, unreachable)
+    if not steps:  # an unknown id is a failure a script must be able to see
+        raise typer.Exit(1)
 
 
 def _read_credentials(home: Path | None) -> credentials.UserCredentials:

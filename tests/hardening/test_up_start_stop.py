@@ -19,7 +19,9 @@ pytestmark = pytest.mark.timeout(600)
 
 def test_a_launch_right_after_the_banner_succeeds_sigterm_stops_all_and_a_second_up_resumes(tmp_path: Path):
     home = tmp_path / "state"
-    first = start_up(home, nodes=2)
+    # One core a node: the launch below needs the CLC to count every node, not just the first.
+    one_core = {"MAX_CORES": "1"}
+    first = start_up(home, nodes=2, settings=one_core)
     try:
         first.banner()
         ec2 = first.ec2()
@@ -38,7 +40,7 @@ def test_a_launch_right_after_the_banner_succeeds_sigterm_stops_all_and_a_second
         raise
     stop_and_check_nothing_left(first, signal.SIGTERM)
 
-    second = start_up(home, nodes=2)
+    second = start_up(home, nodes=2, settings=one_core)
     try:
         second.banner()
         assert second.image_id == first.image_id

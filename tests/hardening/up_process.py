@@ -21,11 +21,11 @@ EUCASIM = str(Path(sys.executable).parent / "eucasim")
 SERVICES = ("CLC", "WALRUS", "SC", "CC", "NC")
 
 
-def up_env(home: Path, **ports: int) -> dict[str, str]:
+def up_env(home: Path, settings: dict[str, str] | None = None, **ports: int) -> dict[str, str]:
     """The environment of an `eucasim up` on `home`: every port 0 (any free one) unless given."""
     env = {**os.environ, "EUCASIM_HOME": str(home), "NC_POLLING_FREQUENCY": "1",
            "PUBLIC_HTTPS": "false", "PUBLIC_HOST": "127.0.0.1", "BIND_ADDRESS": "127.0.0.1",
-           "HYPERVISOR_URI": "test:///default", "COLUMNS": "200"}
+           "HYPERVISOR_URI": "test:///default", "COLUMNS": "200", **(settings or {})}
     for name in SERVICES:
         env[f"{name}_PORT"] = str(ports.get(name.lower(), 0))
     for inherited in ("SSL_CERT_FILE", "AWS_CA_BUNDLE", "CLOUD_SECRET", "NODES"):
@@ -96,8 +96,10 @@ class Up:
         return [int(urlsplit(url).port or 0) for url in self.urls.values()]
 
 
-def start_up(home: Path, nodes: int = 2, **ports: int) -> Up:
-    process = subprocess.Popen([EUCASIM, "up", "--nodes", str(nodes)], env=up_env(home, **ports),
+def start_up(home: Path, nodes: int = 2, settings: dict[str, str] | None = None, **ports: int) -> Up:
+    """`eucasim up` on `home`; `settings` are eucalyptus.conf keys for every service."""
+    process = subprocess.Popen([EUCASIM, "up", "--nodes", str(nodes)],
+                               env=up_env(home, settings, **ports),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     return Up(process)

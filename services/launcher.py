@@ -284,7 +284,7 @@ def register_tiny_image(config: CloudConfig, services: list[RunningService]) -> 
 def wait_ready(config: CloudConfig, services: list[RunningService], nodes: int,
                timeout: float = 60.0) -> None:
     """Until the CLC's own capacity view of its zone (what RunInstances is admitted against)
-    counts `nodes` usable nodes with room: before that, a launch can be refused with
+    counts `nodes` nodes up and sized: before that, a launch can be refused with
     `InsufficientInstanceCapacity: only 0 fit` although the nodes are there."""
     if not {"clc", "cc"} <= {s.spec.name for s in services} or nodes < 1:
         return
@@ -302,7 +302,8 @@ def wait_ready(config: CloudConfig, services: list[RunningService], nodes: int,
             try:
                 capacity = client.call("GET", CLC_ZONE_CAPACITY_ROUTE.format(zone=zone), None,
                                        ZoneCapacity)
-                usable = [n.name for n in capacity.nodes if n.state == "up" and n.free.cores > 0]
+                # Known to be up with a size (full ones count: a resumed cloud may be full).
+                usable = [n.name for n in capacity.nodes if n.state == "up" and n.max.cores > 0]
                 if len(usable) >= nodes:
                     return
                 seen = f"{len(usable)} of {nodes} nodes usable"

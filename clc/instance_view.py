@@ -23,12 +23,24 @@ ROOT_DEVICE = "/dev/sda1"
 UTC = timezone.utc
 
 
+def private_ip(instance: Instance) -> str | None:
+    """An instance's private address; a terminated one has none (EC2 drops it at
+    termination, and the next launch may be given it)."""
+    return None if instance.state == "terminated" else instance.private_ip
+
+
+def public_ip(instance: Instance) -> str | None:
+    return None if instance.state == "terminated" else instance.public_ip
+
+
 def private_dns(instance: Instance) -> str:
-    return f"euca-{instance.private_ip.replace('.', '-')}.{DOMAIN}.internal" if instance.private_ip else ""
+    address = private_ip(instance)
+    return f"euca-{address.replace('.', '-')}.{DOMAIN}.internal" if address else ""
 
 
 def public_dns(instance: Instance) -> str:
-    return f"euca-{instance.public_ip.replace('.', '-')}.{DOMAIN}.compute" if instance.public_ip else ""
+    address = public_ip(instance)
+    return f"euca-{address.replace('.', '-')}.{DOMAIN}.compute" if address else ""
 
 
 @dataclass
@@ -37,6 +49,9 @@ class Extras:
     groups: dict[str, list[tuple[str, str]]]  # instance id -> [(group id, group name)]
     tags: dict[str, dict[str, str]]
     volumes: dict[str, list[Volume]] = field(default_factory=dict)  # attached EBS volumes
+    # reservation id -> its ClientToken: the row holds it on the first instance only (the
+    # token is unique per account), EC2 shows it on each.
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, db: Session, account_id: str, instances: Sequence[Any]) -> Extras:
@@ -54,7 +69,18 @@ class Extras:
         # account's instance tags in one query rather than one per chunk.
         tags = tagging.tags_by_resource(db, account_id, "instance",
                                         ids if len(ids) <= _CHUNK else None)
-        return cls(groups, tags, attached_to(db, ids))
+        reservation_ids = sorted({i.reservation_id for i in instances})
+        tokens: dict[str, str] = {}
+        for start in range(0, len(reservation_ids), _CHUNK):
+            for reservation_id, token in db.execute(
+                    select(Instance.reservation_id, Instance.client_token)
+                    .where(Instance.reservation_id.in_(reservation_ids[start:start + _CHUNK]),
+                           Instance.client_token.is_not(None))):
+                tokens[reservation_id] = token
+        return cls(groups, tags, attached_to(db, ids), tokens)
+
+    def token_of(self, instance: Instance) -> str:
+        return instance.client_token or self.tokens.get(instance.reservation_id, "")
 
     def groups_of(self, instance: Instance) -> list[dict[str, str]]:
         return [{"GroupId": gid, "GroupName": name} for gid, name in self.groups.get(instance.id, [])]
@@ -78,14 +104,14 @@ def instance_dict(instance: Instance, extras: Extras) -> dict[str, Any]:
     this a thousand times per call."""
     iid = instance.id
     state = instance.state
-    private_ip = instance.private_ip
-    public_ip = instance.public_ip
+    private = None if state == "terminated" else instance.private_ip  # as private_ip()
+    public = None if state == "terminated" else instance.public_ip
     launched = instance.launched_at
     result: dict[str, Any] = {
         "InstanceId": iid, "ImageId": instance.image_id,
         "State": {"Code": STATE_CODES[state], "Name": state},
-        "PrivateDnsName": f"euca-{private_ip.replace('.', '-')}.{DOMAIN}.internal" if private_ip else "",
-        "PublicDnsName": f"euca-{public_ip.replace('.', '-')}.{DOMAIN}.compute" if public_ip else "",
+        "PrivateDnsName": f"euca-{private.replace('.', '-')}.{DOMAIN}.internal" if private else "",
+        "PublicDnsName": f"euca-{public.replace('.', '-')}.{DOMAIN}.compute" if public else "",
         "StateTransitionReason": instance.state_transition_reason or "",
         "AmiLaunchIndex": instance.launch_index, "ProductCodes": [],
         "InstanceType": instance.instance_type,
@@ -101,17 +127,17 @@ def instance_dict(instance: Instance, extras: Extras) -> dict[str, Any]:
     tags = extras.tags.get(iid)
     if tags:  # EC2 leaves tagSet out when there are none
         result["Tags"] = tagging.tag_list(tags)
-    result["ClientToken"] = instance.client_token or ""
+    result["ClientToken"] = extras.token_of(instance)
     if instance.kernel_id:
         result["KernelId"] = instance.kernel_id
     if instance.ramdisk_id:
         result["RamdiskId"] = instance.ramdisk_id
     if instance.key_name:
         result["KeyName"] = instance.key_name
-    if private_ip:
-        result["PrivateIpAddress"] = private_ip
-    if public_ip:
-        result["PublicIpAddress"] = public_ip
+    if private:
+        result["PrivateIpAddress"] = private
+    if public:
+        result["PublicIpAddress"] = public
     if instance.state_reason_code:
         result["StateReason"] = {"Code": instance.state_reason_code,
                                  "Message": instance.state_reason_message or instance.state_reason_code}
@@ -146,7 +172,7 @@ def filters(extras: Extras) -> dict[str, Callable[[Instance], Any]]:
         "key-name": lambda i: i.key_name, "kernel-id": lambda i: i.kernel_id,
         "ramdisk-id": lambda i: i.ramdisk_id, "launch-index": lambda i: i.launch_index,
         "launch-time": lambda i: aware(i.launched_at).strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # type: ignore[union-attr]
-        "private-ip-address": lambda i: i.private_ip, "ip-address": lambda i: i.public_ip,
+        "private-ip-address": private_ip, "ip-address": public_ip,
         "private-dns-name": private_dns, "dns-name": public_dns,
         "reservation-id": lambda i: i.reservation_id, "owner-id": lambda i: i.account_id,
         "group-id": group_ids, "group-name": group_names,
@@ -157,10 +183,10 @@ def filters(extras: Extras) -> dict[str, Callable[[Instance], Any]]:
         "architecture": lambda i: "x86_64", "root-device-type": lambda i: i.root_device_type,
         "root-device-name": lambda i: i.root_device_name, "virtualization-type": lambda i: "paravirtual",
         "hypervisor": lambda i: "xen", "tenancy": lambda i: "default",
-        "monitoring-state": lambda i: "disabled", "client-token": lambda i: i.client_token,
+        "monitoring-state": lambda i: "disabled", "client-token": extras.token_of,
         "placement-group-name": lambda i: None, "product-code": lambda i: None,
         "network-interface.mac-address": lambda i: i.mac,
-        "network-interface.addresses.private-ip-address": lambda i: i.private_ip,
+        "network-interface.addresses.private-ip-address": private_ip,
     }
 
 

@@ -84,6 +84,18 @@ class Launches:
             view.arrived(report.capacity, whole_report=True)
             return view.admit(reservation_id, vm, min_count, max_count)
 
+    def capacity(self, zone: str) -> ZoneCapacity:
+        """The zone's capacity as admission sees it (asking the zone once, as admit does, when
+        this CLC has no view yet)."""
+        view = self.views[zone]
+        current = view.capacity
+        if current is None:
+            report = self.zones.describe(zone, subscription(self.config, zone))
+            view.arrived(report.capacity, whole_report=True)
+            current = view.capacity
+        assert current is not None
+        return current
+
     def release(self, zone: str, reservation_id: str) -> None:
         self.views[zone].release(reservation_id)
 

@@ -41,9 +41,35 @@ class InstanceDisks:
         lines = []
         for label, path in (("root sda1", self.root), ("ephemeral0 sda2", self.ephemeral),
                             ("swap sda3", self.swap), ("kernel", self.kernel), ("ramdisk", self.ramdisk)):
-            if path is not None and path.exists():
-                lines.append(f"{label}: {path} ({path.stat().st_size // MIB} MiB)")
+            if path is None or not path.exists():
+                continue
+            on_disk = path.stat().st_size
+            virtual = qcow2_virtual_size(path) if path == self.root and self.root_format == "qcow2" else None
+            if virtual is None:
+                lines.append(f"{label}: {path} ({human_size(on_disk)})")
+            else:  # the overlay file holds only what the guest wrote: its size says nothing
+                lines.append(f"{label}: {path} ({human_size(virtual)}, qcow2 overlay of the image, "
+                             f"{human_size(on_disk)} on disk)")
         return lines
+
+
+def human_size(size: int) -> str:
+    """MiB from 1 MiB up, KiB below it (a small disk is never shown as 0 MiB)."""
+    if size >= MIB:
+        return f"{size // MIB} MiB"
+    return f"{-(-size // 1024)} KiB"
+
+
+def qcow2_virtual_size(path: Path) -> int | None:
+    """The disk size a qcow2 file presents (its header's `size` field), None when unreadable."""
+    try:
+        with path.open("rb") as stream:
+            header = stream.read(32)
+    except OSError:
+        return None
+    if len(header) < 32 or header[:4] != b"QFI\xfb":
+        return None
+    return int.from_bytes(header[24:32], "big")
 
 
 def _sparse(path: Path, size: int) -> None:

@@ -10,11 +10,10 @@ from urllib.parse import quote
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 
 from services import cli_services, cli_status, cli_trace, credentials, launcher
-from services.cli_calls import HomeOption, call_service, config_for
+from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
 from services.cli_lab import lab_app
@@ -45,8 +44,8 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(snapshot_app, name="snapshot")
 app.command()(nc)
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 
@@ -58,22 +57,29 @@ def _admin_call(config: CloudConfig, method: str, path: str, body: BaseModel | N
 @app.command()
 def up(home: HomeOption = None,
        nodes: Annotated[int, typer.Option(help="Simulated nodes served by the NC.")] = 2) -> None:
-    """Start every service on this machine (simulated mode) until Ctrl-C."""
-    config = launcher.ensure_home(config_for(home))
-    specs = launcher.plan(config, nodes)
-    out.print(f"Starting {', '.join(s.name for s in specs)} with state in {config.EUCASIM_HOME} …")
+    """Start every service on this machine (simulated mode) until Ctrl-C or SIGTERM."""
+    launcher.handle_stop_signals()
+    started: list[launcher.RunningService] = []
+    code = 0
     try:
-        services = launcher.start(config, specs,
-                                  on_started=lambda s: out.print(f"  [green]✓[/green] {s.spec.name:7} {s.url}"))
-    except RuntimeError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    try:
-        _announce(config, services)
-        code = launcher.wait_forever(services)
+        config = launcher.ensure_home(config_for(home))
+        lock = launcher.lock_home(config)  # noqa: F841 (held until this process ends)
+        specs = launcher.plan(config, nodes)
+        out.print(f"Starting {', '.join(s.name for s in specs)} with state in {config.EUCASIM_HOME} …")
+        launcher.start(config, specs, started=started,
+                       on_started=lambda s: out.print(f"  [green]✓[/green] {s.spec.name:7} {s.url}"))
+        # The banner promises a launch: wait until the CLC admits one on every node.
+        launcher.wait_ready(config, started, len(config.nodes) or nodes)
+        _announce(config, started)
+        code = launcher.wait_forever(started)
+    except KeyboardInterrupt:
+        code = 0
+    except RuntimeError as exc:  # PortsInUse, HomeInUse, a service that did not come up
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        code = 1
     finally:
-        # Whatever ends the wait (Ctrl-C, a dead service, a closed terminal), stop every child.
-        launcher.stop(services)
+        # Whatever ends it (a stop signal, a dead service, a closed terminal), stop every child.
+        launcher.stop(started)
     raise typer.Exit(code)
 
 
@@ -143,6 +149,8 @@ def trace(request_id: str, home: HomeOption = None) -> None:
     config = config_for(home)
     steps, unreachable = cli_trace.gather(config, request_id)
     cli_trace.show(out, request_id, steps, unreachable)
+    if not steps:  # an unknown id is a failure a script must be able to see
+        raise typer.Exit(1)
 
 
 def _read_credentials(home: Path | None) -> credentials.UserCredentials:

@@ -3,6 +3,7 @@ with failures turned into one readable line and an exit code instead of a traceb
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,21 @@ from rich.console import Console
 from services.config import CloudConfig, ConfigError, load_config
 from services.internal import InternalCallError, InternalClient
 
-err = Console(stderr=True)
+# Through a pipe rich would lay tables out for 80 columns and cut ids and URLs to fit; a
+# program (or a person with `| less`) reading the output wants them whole.
+UNBOUNDED = 10_000
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich Console for the `eucasim` commands: the terminal's width on a terminal (or
+    COLUMNS), no limit when the output goes to a pipe or a file."""
+    made = Console(stderr=stderr)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = UNBOUNDED
+    return made
+
+
+err = console(stderr=True)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default $EUCASIM_HOME or ./var).")]
 

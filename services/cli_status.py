@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from services import launcher
-from services.cli_calls import HomeOption, config_for
+from services.cli_calls import HomeOption, config_for, console
 from services.config import CloudConfig
 from services.internal import InternalCallError, InternalClient
 from services.messages.cluster import (CC_INSTANCES_ROUTE, CC_NODES_ROUTE, ClusterInstanceList,
@@ -75,7 +74,7 @@ def instances_table(instances: ClusterInstanceList) -> Table:
 
 def status(home: HomeOption = None) -> None:
     """Show services, nodes (booked/max cores and memory) and instances."""
-    out, err = Console(), Console(stderr=True)
+    out, err = console(), console(stderr=True)
     config = config_for(home)
     out.print(services_table(config))
     if not config.CLOUD_SECRET:

@@ -10,6 +10,8 @@ can take the port in between) and hands the socket to the child (uvicorn --fd)."
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import importlib.util
 import os
 import secrets
@@ -18,13 +20,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 import httpx
 
+from services import port_owner
 from services.config import SECRET_FILE, CloudConfig
-from services.internal import InternalClient
+from services.internal import InternalCallError, InternalClient
+from services.messages.cluster import CLC_ZONE_CAPACITY_ROUTE, ZoneCapacity
 from services.tls import ensure_tls
 from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
 
@@ -65,6 +71,32 @@ def ensure_home(config: CloudConfig) -> CloudConfig:
             secret_file.chmod(0o600)
         config.CLOUD_SECRET = secret_file.read_text().strip()
     return config
+
+
+LOCK_FILE = "up.lock"
+
+
+class HomeInUse(RuntimeError):
+    """Another `eucasim up` runs on this state directory."""
+
+
+def lock_home(config: CloudConfig) -> IO[str]:
+    """Hold the state directory for this `eucasim up` (until the process ends): two clouds on
+    one state would share its databases. The file says which process holds it."""
+    handle = open(config.EUCASIM_HOME / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise HomeInUse(f"another `eucasim up` (pid {holder}) is running on the state in "
+                        f"{config.EUCASIM_HOME}; nothing was started.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def available(factory: str) -> bool:
@@ -116,17 +148,60 @@ def plan(config: CloudConfig, nodes: int) -> list[ServiceSpec]:
         ServiceSpec("cc", "cc.app:create_app", config.CC_PORT),
     ]
     specs = [s for s in specs if available(s.factory)]
-    for spec in specs:
-        if spec.port == 0:
-            spec.listener = listen(config.BIND_ADDRESS)
-            spec.port = port_of(spec.listener)
-            setattr(config, f"{spec.name.upper()}_PORT", spec.port)
+    bind_all(config, specs)
     nc_url = f"http://{config.PUBLIC_HOST}:{config.NC_PORT}"
     node_urls = " ".join(f"{nc_url}/node-{i}" for i in range(1, nodes + 1))
     for spec in specs:
         if spec.name == "cc":
             spec.env["NODES"] = config.NODES or node_urls
     return specs
+
+
+class PortsInUse(RuntimeError):
+    """Ports the cloud needs are taken: nothing was started."""
+
+
+def _busy_message(busy: list[tuple[ServiceSpec, OSError]], host: str) -> str:
+    lines = []
+    for spec, error in busy:
+        holders = port_owner.owners(spec.port)
+        held = "; ".join(h.describe() for h in holders) if holders else \
+            f"{error.strerror or error} (its holder is not visible to this user)"
+        lines.append(f"port {spec.port} ({spec.name}) on {host} is already in use by {held}")
+    return "\n".join(lines) + "\nNothing was started. Stop that program or choose other ports " \
+        "(CLC_PORT, WALRUS_PORT, SC_PORT, NC_PORT, CC_PORT in eucalyptus.conf; 0 = any free port)."
+
+
+def bind_all(config: CloudConfig, specs: list[ServiceSpec]) -> None:
+    """Bind every service's port before any child starts, so that a port another program (or
+    another cloud) holds is found now, with nothing started, rather than after a child fails
+    to bind while the other program answers its health check. Ports configured as 0 get one
+    the kernel chooses, and `config` learns it. PortsInUse names every busy port and its holder."""
+    busy: list[tuple[ServiceSpec, OSError]] = []
+    for spec in specs:
+        if spec.prefix:  # it binds inside its own namespace
+            continue
+        try:
+            spec.listener = listen(config.BIND_ADDRESS, spec.port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                _close_listeners(specs)
+                raise
+            busy.append((spec, exc))
+            continue
+        if spec.port == 0:
+            spec.port = port_of(spec.listener)
+            setattr(config, f"{spec.name.upper()}_PORT", spec.port)
+    if busy:
+        _close_listeners(specs)
+        raise PortsInUse(_busy_message(busy, config.BIND_ADDRESS))
+
+
+def _close_listeners(specs: list[ServiceSpec]) -> None:
+    for spec in specs:
+        if spec.listener is not None:
+            spec.listener.close()
+            spec.listener = None
 
 
 def _wait_healthy(service: RunningService, timeout: float) -> None:
@@ -146,11 +221,12 @@ def _wait_healthy(service: RunningService, timeout: float) -> None:
 
 def start(config: CloudConfig, specs: list[ServiceSpec],
           on_started: Callable[[RunningService], None] | None = None,
-          timeout: float = 60.0) -> list[RunningService]:
+          timeout: float = 60.0, started: list[RunningService] | None = None) -> list[RunningService]:
     """Start `specs` in order, each once the one before answers. A spec with a listener serves
     it (the launcher's copy is closed once the child has it, so the port dies with the child);
-    every child is told every service's port, as chosen here."""
-    started: list[RunningService] = []
+    every child is told every service's port, as chosen here. Each child is appended to
+    `started` (given by a caller that must stop them whatever happens) the moment it exists."""
+    started = [] if started is None else started
     logs = config.EUCASIM_HOME / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     ports = {f"{spec.name.upper()}_PORT": str(spec.port) for spec in specs}
@@ -169,14 +245,16 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
             command = [*spec.prefix, *command]
             url = config.service_url(spec.name)  # before the child exists: nothing can orphan it
             inherited = (spec.listener.fileno(),) if spec.listener is not None else ()
-            with open(logs / f"{spec.name}.log", "ab") as log:  # the child has its own copy
+            # A stop signal between fork and append would orphan the child: it waits until the
+            # child is in `started`.
+            with stop_signals_held(), open(logs / f"{spec.name}.log", "ab") as log:
                 process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True, pass_fds=inherited)
+                service = RunningService(spec, process, url)
+                started.append(service)
             if spec.listener is not None:
                 spec.listener.close()
                 spec.listener = None
-            service = RunningService(spec, process, url)
-            started.append(service)
             _wait_healthy(service, timeout)
             if on_started:
                 on_started(service)
@@ -203,8 +281,88 @@ def register_tiny_image(config: CloudConfig, services: list[RunningService]) -> 
         client.close()
 
 
+def wait_ready(config: CloudConfig, services: list[RunningService], nodes: int,
+               timeout: float = 60.0) -> None:
+    """Until the CLC's own capacity view of its zone (what RunInstances is admitted against)
+    counts `nodes` nodes up and sized: before that, a launch can be refused with
+    `InsufficientInstanceCapacity: only 0 fit` although the nodes are there."""
+    if not {"clc", "cc"} <= {s.spec.name for s in services} or nodes < 1:
+        return
+    zone = config.zones[0]
+    client = InternalClient(config.service_url("clc"), config.CLOUD_SECRET, timeout=10)
+    deadline = time.monotonic() + timeout
+    seen = "no answer"
+    try:
+        while True:
+            for service in services:
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{service.spec.name} exited with code "
+                                       f"{service.process.returncode} while the cloud started; "
+                                       f"see logs/{service.spec.name}.log in the state directory")
+            try:
+                capacity = client.call("GET", CLC_ZONE_CAPACITY_ROUTE.format(zone=zone), None,
+                                       ZoneCapacity)
+                # Known to be up with a size (full ones count: a resumed cloud may be full).
+                usable = [n.name for n in capacity.nodes if n.state == "up" and n.max.cores > 0]
+                if len(usable) >= nodes:
+                    return
+                seen = f"{len(usable)} of {nodes} nodes usable"
+            except (InternalCallError, httpx.HTTPError) as exc:
+                seen = str(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cloud controller did not see the capacity of {zone}'s "
+                                   f"{nodes} nodes within {timeout:.0f} s ({seen})")
+            time.sleep(0.2)
+    finally:
+        client.close()
+
+
+# -- stop signals ------------------------------------------------------------------------------
+
+_held = {"depth": 0, "pending": 0}
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    if _held["depth"]:
+        _held["pending"] = signum
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def handle_stop_signals() -> None:
+    """SIGTERM and SIGHUP end `eucasim up` as Ctrl-C (SIGINT) does, by KeyboardInterrupt, so
+    whatever the launcher is doing (starting a child, waiting for one, printing the banner),
+    the code that stops its children runs."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """A stop signal that arrives inside is raised on leaving (not masked: a mask would be
+    inherited by the children started inside)."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if _held["depth"] == 0 and _held["pending"]:
+            signum, _held["pending"] = _held["pending"], 0
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def stop(services: list[RunningService], grace: float = 10.0) -> None:
-    """Stop in reverse order: SIGTERM, then SIGKILL whatever has not exited after `grace`."""
+    """Stop in reverse order: SIGTERM, then SIGKILL whatever has not exited after `grace`.
+    A second stop signal meanwhile does not cut this short."""
+    _held["depth"] += 1
+    try:
+        _stop(services, grace)
+    finally:
+        _held["depth"] -= 1
+        _held["pending"] = 0  # already stopping: a signal received meanwhile asks nothing more
+
+
+def _stop(services: list[RunningService], grace: float) -> None:
     for service in reversed(services):
         if service.process.poll() is None:
             service.process.send_signal(signal.SIGTERM)
@@ -218,19 +376,14 @@ def stop(services: list[RunningService], grace: float = 10.0) -> None:
 
 
 def wait_forever(services: list[RunningService]) -> int:
-    """Block until Ctrl-C/SIGTERM or until a service dies; returns the exit code."""
-    stopping = False
-
-    def _stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stopping:
-        for service in services:
-            if service.process.poll() is not None:
-                print(f"{service.spec.name} exited with code {service.process.returncode}", file=sys.stderr)
-                return 1
-        time.sleep(0.2)
-    return 0
+    """Block until a stop signal (0; see handle_stop_signals) or until a service dies (1)."""
+    try:
+        while True:
+            for service in services:
+                if service.process.poll() is not None:
+                    print(f"{service.spec.name} exited with code {service.process.returncode}",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0

@@ -47,7 +47,8 @@ def run_instances(ctx: Context, ImageId: str, MinCount: int, MaxCount: int,
     else:  # made by this call: what the answer shows is known without asking the database
         group_list = [(g.id, g.name) for g in launched.groups]
         extras = Extras(groups={r.id: group_list for r in rows},
-                        tags={r.id: launched.tags or {} for r in rows})
+                        tags={r.id: launched.tags or {} for r in rows},
+                        tokens={rows[0].reservation_id: ClientToken or ""})
     return {"ReservationId": rows[0].reservation_id, "OwnerId": ctx.account_id,
             "Groups": extras.groups_of(rows[0]), "Instances": [instance_dict(r, extras) for r in rows]}
 

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.config import CloudConfig
+from services.errors import EC2Error
 from services.ids import new_id
 from services.tracing import TraceRecorder
 
@@ -62,6 +63,9 @@ def implemented_actions() -> frozenset[str]:
     return frozenset(_HANDLERS)
 
 
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 def accepted_params(fn: Handler, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split params into those the handler takes and those it ignores (ClientToken, members of
     newer API versions that eucasim does not implement)."""
@@ -69,6 +73,14 @@ def accepted_params(fn: Handler, params: dict[str, Any]) -> tuple[dict[str, Any]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         return params, []
     taken = {k: v for k, v in params.items() if k in signature.parameters}
+    # Where botocore's model makes a member optional (AvailabilityZone, now that
+    # AvailabilityZoneId exists) but eucasim needs it, the codec cannot know: say so here
+    # rather than let the call fail with a TypeError (a 500).
+    required = [name for name, p in list(signature.parameters.items())[1:]  # after ctx
+                if p.default is inspect.Parameter.empty and p.kind in _NAMED]
+    for name in required:
+        if name not in taken:
+            raise EC2Error("MissingParameter", f"The request must contain the parameter {name}")
     return taken, sorted(set(params) - set(taken))
 
 

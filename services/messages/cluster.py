@@ -42,6 +42,9 @@ CC_DESCRIBE_ROUTE = "/internal/describe"
 CC_NODE_EVENTS_ROUTE = "/internal/events/nodes"
 # On the CLC: where a CC pushes ZoneEvents.
 CLC_ZONE_EVENTS_ROUTE = "/internal/events/zone"
+# On the CLC: its own capacity view of a zone (ZoneCapacity), what RunInstances is admitted
+# against; `eucasim up` waits on it before it says the cloud is up.
+CLC_ZONE_CAPACITY_ROUTE = "/internal/zones/{zone}/capacity"
 
 NodeState = Literal["up", "down", "asleep"]
 NodeSource = Literal["config", "registered"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def test_run_answers_pending_then_runs_and_terminates(node: Node) -> None:
     assert not directory.exists()
 
 
+re_zero = re.compile(r"\(0 \w+\)")
+
+
 def test_reboot_and_console_say_what_the_nc_did(node: Node) -> None:
     request = run_request()
     node.run(request)
@@ -58,6 +62,9 @@ def test_reboot_and_console_say_what_the_nc_did(node: Node) -> None:
     assert f"domain {request.instance_id} defined" in text
     assert "root sda1:" in text and "ephemeral0 sda2:" in text and "swap sda3:" in text
     assert "(512 MiB)" in text
+    # The root disk shows the size it presents, never the few bytes of a fresh overlay.
+    root = next(line for line in text.splitlines() if "root sda1:" in line)
+    assert "(0 MiB)" not in root and not re_zero.search(root), root
     assert f"domain {request.instance_id} started at" in text
     assert f"domain {request.instance_id} rebooted at" in text
     assert text.index("defined") < text.index("started at") < text.index("rebooted at")

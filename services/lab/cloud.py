@@ -123,10 +123,10 @@ class Lab:
         say(f"building the tiny guest in {self.guest_cache} (first time only)")
         self.guest_cache.mkdir(parents=True, exist_ok=True)
         files = guest.build(self.guest_cache)
-        say("starting libvirtd and virtlogd in node")
-        self.daemons.start()
         kind = domain_type(files.kernel)
         say(f"domain type: {kind}")
+        say("starting libvirtd and virtlogd in node")
+        self.daemons.start(hide_kvm=kind == "qemu")
         home = self.home
         home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o755)

@@ -58,8 +58,16 @@ class LibvirtDaemons:
         if hide_kvm and Path("/dev/kvm").exists():
             empty = self.state / "no-kvm"
             empty.touch()
+            # libvirt copies every mount under /dev into each domain's own /dev, and fails on
+            # this one ("Unable to move ... mount to /dev/kvm"): the domains go without that
+            # private /dev (qemu.conf `namespaces = []`), in this libvirtd's view only.
+            conf = self.state / "qemu.conf"
+            system = Path("/etc/libvirt/qemu.conf")
+            conf.write_text((system.read_text() if system.is_file() else "")
+                            + "\n# eucasim lab: /dev/kvm is hidden from this libvirtd\nnamespaces = []\n")
             libvirtd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                        'mount --bind "$1" /dev/kvm && shift && exec "$@"', "sh", str(empty), *libvirtd]
+                        'mount --bind "$1" /dev/kvm && mount --bind "$2" "$3" && shift 3 && exec "$@"',
+                        "sh", str(empty), str(conf), str(system), *libvirtd]
         subprocess.run([*self.enter, *libvirtd], check=True, capture_output=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,13 +180,23 @@ class LinuxDriver:
             # and the CC's state directory may be private to root.
             conf = options + (f"user=root\ndhcp-hostsfile={paths['hosts']}\ndhcp-leasefile={paths['leases']}\n"
                               f"pid-file={paths['pid']}\nlog-facility={paths['log']}\nlog-dhcp\n")
-            paths["hosts"].write_text(plan.dhcp_hosts.get(bridge, ""))
+            hosts = plan.dhcp_hosts.get(bridge, "")
+            paths["hosts"].write_text(hosts)
             running = _alive(paths["pid"])
-            if running is not None and paths["conf"].is_file() and paths["conf"].read_text() == conf:
+            stale = _stale_leases(paths["leases"], hosts)
+            if (running is not None and not stale and paths["conf"].is_file()
+                    and paths["conf"].read_text() == conf):
                 os.kill(running, signal.SIGHUP)  # re-reads the hosts file
                 continue
             if running is not None:
                 self._stop_dnsmasq(bridge)
+            if stale:
+                # dnsmasq keeps a gone instance's lease until it expires and will not give its
+                # address to the instance that has it now ("not using configured address …
+                # because it is leased to <old MAC>"), as when a terminated instance's address
+                # goes to the next launch; a SIGHUP does not drop leases, so it restarts without.
+                _drop_leases(paths["leases"], stale)
+                done.append(f"dropped the DHCP leases of {', '.join(sorted(stale))} on {bridge}")
             paths["conf"].write_text(conf)
             _run("dnsmasq", f"--conf-file={paths['conf']}")
             done.append(f"started dnsmasq on {bridge}")
@@ -196,9 +207,17 @@ class LinuxDriver:
         return {kind: base.with_suffix(f".{kind}") for kind in ("conf", "hosts", "leases", "pid", "log")}
 
     def _stop_dnsmasq(self, bridge: str) -> None:
+        """SIGTERM, and wait for it to end: a new dnsmasq on the bridge cannot bind while the
+        old one holds the port."""
         pid = _alive(self._dnsmasq_paths(bridge)["pid"])
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
 
     # -- removing everything ------------------------------------------------------------------
 
@@ -234,10 +253,34 @@ def _chains(table: str) -> list[str]:
     return [line.split()[1] for line in listing.splitlines() if line.startswith("-N ")]
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a daemon's orphan may stay one where nobody reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _stale_leases(leases: Path, hosts: str) -> set[str]:
+    """MACs with a lease in dnsmasq's lease file ("expiry mac ip name client-id") and no
+    line in the hosts file ("mac,ip,name") any more."""
+    try:
+        leased = {line.split()[1].lower() for line in leases.read_text().splitlines() if len(line.split()) > 2}
+    except FileNotFoundError:
+        return set()
+    wanted = {line.split(",")[0].strip().lower() for line in hosts.splitlines() if line.strip()}
+    return leased - wanted
+
+
+def _drop_leases(leases: Path, macs: set[str]) -> None:
+    kept = [line for line in leases.read_text().splitlines()
+            if len(line.split()) < 2 or line.split()[1].lower() not in macs]
+    leases.write_text("".join(f"{line}\n" for line in kept))
+
+
 def _alive(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return None
-    return pid
+    return pid if _running(pid) else None

@@ -14,10 +14,12 @@ The guest's side of each check is a line on its console (services/lab/guest_init
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,6 +235,20 @@ def test_the_nc_formats_ephemeral_and_swap_and_the_guest_finds_them_where_metada
     assert kind("ephemeral0.img") == "ext3"
     assert kind("swap.img") == "swap"
     assert (folder / "root.qcow2").is_file()
+
+
+def test_eucasim_lab_guest_prints_the_tiny_guests_files_its_ramdisk_with_the_current_init(lab: tuple[Lab, LabImages]) -> None:
+    """The files deploy/README.md has a real site upload (the lab registered the same)."""
+    eucasim = Path(sys.executable).parent / "eucasim"
+    done = subprocess.run([str(eucasim), "lab", "guest", "--guest-cache", str(DEFAULT_GUEST_CACHE)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    printed = [Path(line) for line in done.stdout.split()]
+    assert [p.name for p in printed] == ["vmlinuz", "initrd.gz", "root.img"]
+    assert all(p.parent == DEFAULT_GUEST_CACHE and p.stat().st_size > 0 for p in printed)
+    # The ramdisk carries the current /init (repacked on each build, the same bytes each time).
+    init = Path(__file__).parents[2].joinpath("services/lab/guest_init.sh").read_bytes()
+    with gzip.open(printed[1]) as ramdisk:
+        assert init in ramdisk.read()
 
 
 def fetch_from_internet(made: Lab, address: str) -> str | None:

@@ -86,7 +86,8 @@ def watch(manager: InstanceManager, hypervisor: Hypervisor, booter: InstanceBoot
         if state in ("running", "paused", "other"):
             continue
         request = manager.request_of(record)
-        what = "vanished from the hypervisor" if state == "absent" else f"is {state}"
+        what = {"absent": "vanished from the hypervisor",
+                "crashed": "crashed: its hypervisor process ended (killed or died)"}.get(state, f"is {state}")
         manager.lost(request, f"the instance's domain {what}")
         try:
             booter.teardown(request, keep_console=True)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from services.lab import guest as tiny_guest
 from services.lab.cloud import DEFAULT_DIR, DEFAULT_GUEST_CACHE, Lab
 
 lab_app = typer.Typer(help="Real mode on one host: namespaces, libvirtd, QEMU guests.",
@@ -36,3 +37,12 @@ def down(directory: DirOption = DEFAULT_DIR, guest_cache: CacheOption = DEFAULT_
     """Remove every namespace, device, process, domain and file the lab made."""
     Lab(directory, guest_cache).down()
     err.print("the lab is down")
+
+
+@lab_app.command("guest")
+def guest(guest_cache: CacheOption = DEFAULT_GUEST_CACHE) -> None:
+    """Build the tiny guest (kernel, ramdisk, root image) and print its three files, for
+    `eucasim image upload` on a real cloud, as the lab registers it (deploy/README.md)."""
+    files = tiny_guest.build(guest_cache)
+    for path in (files.kernel, files.ramdisk, files.root):
+        print(path)

@@ -104,7 +104,7 @@ class Lab:
         # "Permission denied" on the console file at create(). Hence 0755 here and on the cache.
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
-        self._save(tag=self.topology.tag, pids=[])
+        self._save(tag=self.topology.tag, pids=[], started=time.time())
         try:
             return self._up(say)
         except BaseException:
@@ -123,10 +123,10 @@ class Lab:
         say(f"building the tiny guest in {self.guest_cache} (first time only)")
         self.guest_cache.mkdir(parents=True, exist_ok=True)
         files = guest.build(self.guest_cache)
-        say("starting libvirtd and virtlogd in node")
-        self.daemons.start()
         kind = domain_type(files.kernel)
         say(f"domain type: {kind}")
+        say("starting libvirtd and virtlogd in node")
+        self.daemons.start(hide_kvm=kind == "qemu")
         home = self.home
         home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o755)
@@ -202,18 +202,26 @@ class Lab:
                     pass
 
     def _remove_domains(self) -> None:
-        """The guests the NC started: libvirt keeps them (and their logs outside the lab
-        directory, /var/log/libvirt/qemu/<name>.log) beyond the NC's life."""
-        if not self.daemons.running():
-            return
-        listed = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
-                                capture_output=True, text=True, timeout=30).stdout.split()
-        for name in listed:
-            if not name.startswith("i-"):
-                continue
-            for verb in ("destroy", "undefine"):
-                subprocess.run(["virsh", "-c", "qemu:///system", verb, name], capture_output=True, timeout=30)
-            Path(f"/var/log/libvirt/qemu/{name}.log").unlink(missing_ok=True)
+        """The guests the NC started: libvirt keeps them beyond the NC's life, and the logs of
+        every domain it ran outside the lab directory (/var/log/libvirt/qemu/<name>.log)."""
+        if self.daemons.running():
+            listed = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                                    capture_output=True, text=True, timeout=30).stdout.split()
+            for name in listed:
+                if not name.startswith("i-"):
+                    continue
+                for verb in ("destroy", "undefine"):
+                    subprocess.run(["virsh", "-c", "qemu:///system", verb, name], capture_output=True,
+                                   timeout=30)
+        # There is one libvirtd per machine, the lab's while it is up: every domain log written
+        # since the lab started is of a guest that ran in it (terminated ones included).
+        started = float(self._state().get("started", time.time()))  # type: ignore[arg-type]
+        for log in Path("/var/log/libvirt/qemu").glob("*.log"):
+            try:
+                if log.stat().st_mtime >= started:
+                    log.unlink()
+            except FileNotFoundError:
+                pass
 
     def down(self) -> None:
         """Every process, domain, namespace, device and file the lab made; safe to repeat."""

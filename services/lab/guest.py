@@ -73,11 +73,20 @@ def _initramfs(modules_dir: Path) -> bytes:
     files["init"] = (stat.S_IFREG | 0o755, (HERE / "guest_init.sh").read_bytes())
     files["etc/udhcpc.sh"] = (stat.S_IFREG | 0o755, (HERE / "guest_udhcpc.sh").read_bytes())
     for module in MODULES:
-        found = next(modules_dir.rglob(f"{module}.ko"), None)
+        files[f"lib/modules/{module}.ko"] = (stat.S_IFREG | 0o644, (modules_dir / f"{module}.ko").read_bytes())
+    # mtime 0: the same scripts give the same ramdisk bytes.
+    return gzip.compress(_cpio_newc(files), compresslevel=6, mtime=0)
+
+
+def _keep_modules(tree: Path, into: Path) -> None:
+    """The modules the initramfs needs, kept beside the kernel so that a changed /init
+    rebuilds the ramdisk without downloading the kernel again."""
+    into.mkdir(parents=True, exist_ok=True)
+    for module in MODULES:
+        found = next(tree.rglob(f"{module}.ko"), None)
         if found is None:
             raise FileNotFoundError(f"the kernel package has no module {module}.ko")
-        files[f"lib/modules/{module}.ko"] = (stat.S_IFREG | 0o644, found.read_bytes())
-    return gzip.compress(_cpio_newc(files), compresslevel=6)
+        shutil.copyfile(found, into / f"{module}.ko")
 
 
 def _root_image(path: Path) -> None:
@@ -91,24 +100,30 @@ def _root_image(path: Path) -> None:
 
 
 def build(into: Path) -> GuestFiles:
-    """Build the guest into `into` (kept there: later calls reuse it)."""
+    """Build the guest into `into`. The kernel, its modules and the root image are downloaded
+    or made once and kept there; the ramdisk is packed again on every call (about a second),
+    so it always carries the current guest_init.sh."""
     files = GuestFiles(into / "vmlinuz", into / "initrd.gz", into / "root.img")
-    if all(p.is_file() for p in (files.kernel, files.ramdisk, files.root)):
-        return files
+    modules = into / "modules"
     into.mkdir(parents=True, exist_ok=True)
     if not Path("/bin/busybox").is_file():
         raise FileNotFoundError("/bin/busybox is missing: apt-get install busybox-static")
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        os.chmod(work, 0o755)  # apt-get download runs as _apt where it can
-        deb = _kernel_deb(work)
-        tree = work / "tree"
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True, capture_output=True)
-        vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
-        shutil.copyfile(vmlinuz, files.kernel.with_suffix(".tmp"))
-        files.kernel.with_suffix(".tmp").rename(files.kernel)
-        files.ramdisk.with_suffix(".tmp").write_bytes(_initramfs(tree / "lib" / "modules"))
+    if not (files.kernel.is_file() and all((modules / f"{m}.ko").is_file() for m in MODULES)):
+        with tempfile.TemporaryDirectory() as scratch:
+            work = Path(scratch)
+            os.chmod(work, 0o755)  # apt-get download runs as _apt where it can
+            deb = _kernel_deb(work)
+            tree = work / "tree"
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True, capture_output=True)
+            _keep_modules(tree / "lib" / "modules", modules)
+            vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
+            shutil.copyfile(vmlinuz, files.kernel.with_suffix(".tmp"))
+            files.kernel.with_suffix(".tmp").rename(files.kernel)
+    ramdisk = _initramfs(modules)
+    if not files.ramdisk.is_file() or files.ramdisk.read_bytes() != ramdisk:
+        files.ramdisk.with_suffix(".tmp").write_bytes(ramdisk)
         files.ramdisk.with_suffix(".tmp").rename(files.ramdisk)
+    if not files.root.is_file():
         _root_image(files.root.with_suffix(".tmp"))
         files.root.with_suffix(".tmp").rename(files.root)
     return files

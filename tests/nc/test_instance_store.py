@@ -50,3 +50,21 @@ def test_an_image_larger_than_the_vm_types_disk_is_refused(tmp_path: Path) -> No
     image = _image(tmp_path / "cache" / "big.img", 2048 * MIB)
     with pytest.raises(DiskError, match="does not fit the VM type's 1 GB disk"):
         InstanceStore(tmp_path / "instances").create("123456789012", "i-00000003", image, disk_gb=1)
+
+
+def _blkid(path: Path) -> str:
+    return subprocess.run(["blkid", "-o", "value", "-s", "TYPE", str(path)],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_where_guests_really_boot_ephemeral_is_ext3_and_swap_is_swap_and_both_stay_sparse(tmp_path: Path) -> None:
+    image = _image(tmp_path / "cache" / "emi.img", 64 * MIB)
+    disks = InstanceStore(tmp_path / "instances", format_disks=True).create(
+        "123456789012", "i-00000002", image, disk_gb=10)
+    assert _blkid(disks.ephemeral) == "ext3" and _blkid(disks.swap) == "swap"
+    assert disks.ephemeral.stat().st_size == 10 * 1024 * MIB - 64 * MIB
+    # Lazy init: metadata and journal only (about 70 MB of 10 GB), not the inode tables.
+    assert disks.ephemeral.stat().st_blocks * 512 < 128 * MIB
+    # Simulated nodes (the default) leave them blank: no guest reads them.
+    plain = InstanceStore(tmp_path / "plain").create("123456789012", "i-00000003", image, disk_gb=1)
+    assert _blkid(plain.ephemeral) == "" and plain.ephemeral.stat().st_blocks == 0

@@ -173,3 +173,21 @@ def test_a_deleted_group_leaves_no_rule_device_or_dnsmasq(lab: tuple[NetLab, Cc]
     assert not any("sg-0000bbbb" in line or "172.31.0.96/27" in line for line in cc.rules())
     assert "eucabr3" not in net.run("fe", "ip", "-o", "link").stdout
     cc.apply(build(intent([])))  # the group back, for the tests that follow in any order
+
+
+def test_an_address_a_gone_instance_held_is_leased_to_the_instance_that_has_it_now(
+        lab: tuple[NetLab, Cc]) -> None:
+    """As when an instance is terminated and the next launch gets its address: dnsmasq kept
+    the gone instance's lease and refused the address to the new MAC until it expired."""
+    net, cc = lab
+    old, new = "i-0000000b", "i-0000000d"
+    assert mac_of(old) in (cc.state / "dnsmasq-eucabr2.leases").read_text()
+    moved = intent([])
+    moved.instances = [a.model_copy(update={"instance_id": new, "mac": mac_of(new)}) if a.instance_id == old
+                       else a for a in moved.instances]
+    done = cc.apply(build(moved))
+    assert any(line.startswith("dropped lease(s) of ") and line.endswith(" on eucabr2") for line in done)
+    assert net.plug_instance("id", mac_of(new), "eucabr2") == "172.31.0.67"
+    leases = (cc.state / "dnsmasq-eucabr2.leases").read_text()
+    assert mac_of(new) in leases and mac_of(old) not in leases
+    cc.apply(build(intent([])))  # i-0000000b back, for the tests that follow in any order

@@ -24,6 +24,7 @@ from services.ec2query import model
 
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 MAX_DEPTH = 3
+OPTIONAL_MEMBERS = 5
 
 # Integers EC2 would take, and those no field takes (negative, beyond 64 bits).
 INTEGERS = st.one_of(st.integers(0, 20), st.integers(-2**31, 2**31), st.integers(-2**70, 2**70),
@@ -81,9 +82,15 @@ def _python_value(shape: Shape, known: Known, depth: int) -> st.SearchStrategy[A
         members = {name: python_value(member, known, depth + 1)
                    for name, member in shape.members.items()}
         required = set(shape.required_members)
-        return st.fixed_dictionaries(
-            {n: s for n, s in members.items() if n in required},
-            optional={n: s for n, s in members.items() if n not in required})
+        optional = sorted(n for n in members if n not in required)
+        # A few optional members per request: drawing every member of a wide shape
+        # (RunInstances has dozens, nested) cost half a second a request, and a request
+        # with a handful of them reaches as far into the handler.
+        return st.tuples(
+            st.fixed_dictionaries({n: s for n, s in members.items() if n in required}),
+            st.sets(st.sampled_from(optional), max_size=OPTIONAL_MEMBERS) if optional else st.just(set()),
+        ).flatmap(lambda drawn: st.fixed_dictionaries(
+            {n: members[n] for n in sorted(drawn[1])}).map(lambda extra: {**drawn[0], **extra}))
     if isinstance(shape, ListShape):
         return st.lists(python_value(shape.member, known, depth + 1), max_size=3)
     if isinstance(shape, MapShape):

@@ -6,6 +6,7 @@ traces) only what concerns their account."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -258,10 +259,23 @@ class TraceView:
     hidden: bool = False        # another account's request
 
 
+def _text(value: Any) -> str:
+    """A step's detail as a person reads it: lines (rule changes) one a line, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    try:
+        return json.dumps(value, indent=1 if isinstance(value, (dict, list)) and len(value) > 3 else None,
+                          default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _detail(detail: dict[str, Any]) -> list[tuple[str, str, bool]]:
     rows = []
     for name, value in detail.items():
-        text = value if isinstance(value, str) else repr(value)
+        text = _text(value)
         rows.append((name, text, "\n" in text or len(text) > 120))
     return rows
 

@@ -16,7 +16,6 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.support import FAST, launch
@@ -83,24 +82,40 @@ def _open(browser: WebDriver, cloud: Cloud, path: str) -> None:
     assert "/console/login" not in browser.current_url
 
 
-def _until(browser: WebDriver, css: str, what: str) -> WebElement:
-    """The element once the page (refreshed live) shows it."""
+def texts(browser: WebDriver, css: str) -> list[str]:
+    """What a person reads in every element `css` matches, now. Read in one script call: the
+    page's live refresh replaces its elements every two seconds, so an element found in one
+    call may be gone by the next."""
+    return browser.execute_script(  # type: ignore[no-any-return]
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim());", css)
+
+
+def text(browser: WebDriver, css: str) -> str:
+    found = texts(browser, css)
+    assert found, f"nothing on the page matches {css}"
+    return found[0]
+
+
+def _until(browser: WebDriver, css: str, what: str) -> str:
+    """The text of the first element `css` matches, once the page (refreshed live) shows it."""
     return WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(  # type: ignore[no-any-return]
-        lambda b: (found := b.find_elements(By.CSS_SELECTOR, css)) and found[0], message=what)
+        lambda b: (found := texts(b, css)) and found[0], message=what)
+
+
+def _refreshes(browser: WebDriver) -> int:
+    return int(browser.execute_script("return Number(document.body.dataset.refreshes || 0);"))
 
 
 def test_topology_shows_every_service_and_node_with_its_state(
         cloud: Cloud, admin_browser: WebDriver, shot: Callable[[str], Path]) -> None:
     _open(admin_browser, cloud, "/console/topology")
     for service in ("clc", "walrus", "sc", "cc", "nc"):
-        box = admin_browser.find_element(By.CSS_SELECTOR, f'.box[data-service="{service}"]')
-        assert box.find_element(By.CSS_SELECTOR, ".state").text == "up", service
+        assert text(admin_browser, f'.box[data-service="{service}"] .state') == "up", service
     names = [n.name for n in cloud.nodes().nodes]
     assert len(names) == 2
     for name in names:
-        node = admin_browser.find_element(By.CSS_SELECTOR, f'.box[data-node="{name}"]')
-        assert node.find_element(By.CSS_SELECTOR, ".state").text == "up"
-    assert "cloud admin" in admin_browser.find_element(By.ID, "who").text
+        assert text(admin_browser, f'.box[data-node="{name}"] .state') == "up"
+    assert "cloud admin" in text(admin_browser, "#who")
     shot("topology")
 
 
@@ -109,15 +124,15 @@ def test_an_instance_launched_with_boto3_appears_on_its_node(
         shot: Callable[[str], Path]) -> None:
     instance_id, _, node = launched
     _open(admin_browser, cloud, "/console/nodes")
-    row = admin_browser.find_element(By.CSS_SELECTOR, f'tr[data-node="{node}"]')
-    assert row.find_element(By.CSS_SELECTOR, f'li[data-instance="{instance_id}"]').text.startswith(instance_id)
+    row = f'tr[data-node="{node}"]'
+    assert text(admin_browser, f'{row} li[data-instance="{instance_id}"]').startswith(instance_id)
     # m1.small books one core, 256 MB and its disk on that node: booked / max as the CC says.
     info = next(n for n in cloud.nodes().nodes if n.name == node)
     assert info.max and info.free
-    cores = row.find_element(By.CSS_SELECTOR, "td.cores").text
+    cores = text(admin_browser, f"{row} td.cores")
     assert f"{info.max.cores - info.free.cores} / {info.max.cores}" in cores
-    assert f"/ {info.max.memory_mb} MB" in row.find_element(By.CSS_SELECTOR, "td.memory").text
-    assert f"/ {info.max.disk_gb} GB" in row.find_element(By.CSS_SELECTOR, "td.disk").text
+    assert f"/ {info.max.memory_mb} MB" in text(admin_browser, f"{row} td.memory")
+    assert f"/ {info.max.disk_gb} GB" in text(admin_browser, f"{row} td.disk")
     # The test cloud offers MAX_CORES=8 per node: on a host with fewer, overcommit shows.
     host_cores = os.cpu_count() or 1
     if host_cores < info.max.cores:
@@ -128,36 +143,34 @@ def test_an_instance_launched_with_boto3_appears_on_its_node(
 
     _open(admin_browser, cloud, "/console/instances")
     described = cloud.ec2().describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-    row = admin_browser.find_element(By.CSS_SELECTOR, f'tr[data-instance="{instance_id}"]')
-    assert "running" in row.text
-    assert node in row.find_element(By.CSS_SELECTOR, ".node").text
-    assert row.find_element(By.CSS_SELECTOR, ".private-ip").text == described["PrivateIpAddress"]
-    assert row.find_element(By.CSS_SELECTOR, ".public-ip").text == described.get("PublicIpAddress", "—")
+    row = f'tr[data-instance="{instance_id}"]'
+    assert "running" in text(admin_browser, row)
+    assert node in text(admin_browser, f"{row} .node")
+    assert text(admin_browser, f"{row} .private-ip") == described["PrivateIpAddress"]
+    assert text(admin_browser, f"{row} .public-ip") == described.get("PublicIpAddress", "—")
     shot("instances")
 
 
 def test_a_volume_and_its_snapshot_appear_live_with_progress(
         cloud: Cloud, admin_browser: WebDriver, shot: Callable[[str], Path]) -> None:
     _open(admin_browser, cloud, "/console/volumes")
-    before = int(admin_browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshes") or 0)
+    before = _refreshes(admin_browser)
     ec2 = cloud.ec2()
     volume_id = ec2.create_volume(Size=1, AvailabilityZone=cloud.config.zones[0])["VolumeId"]
     # No reload: the page's own polling brings the new volume in.
-    row = _until(admin_browser, f'tr[data-volume="{volume_id}"]', f"{volume_id} on the page")
-    assert "1 GiB" in row.text
-    assert int(admin_browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshes")) > before
+    row = f'tr[data-volume="{volume_id}"]'
+    assert "1 GiB" in _until(admin_browser, row, f"{volume_id} on the page")
+    assert _refreshes(admin_browser) > before
     ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
-    _until(admin_browser, f'tr[data-volume="{volume_id}"] .state-available', f"{volume_id} available")
+    _until(admin_browser, f"{row} .state-available", f"{volume_id} available")
 
     snapshot_id = ec2.create_snapshot(VolumeId=volume_id, Description="console test")["SnapshotId"]
-    _until(admin_browser, f'tr[data-snapshot="{snapshot_id}"]', f"{snapshot_id} on the page")
+    row = f'tr[data-snapshot="{snapshot_id}"]'
+    _until(admin_browser, row, f"{snapshot_id} on the page")
     ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snapshot_id], WaiterConfig=FAST)
-    done = _until(admin_browser, f'tr[data-snapshot="{snapshot_id}"] .state-completed',
-                  f"{snapshot_id} completed")
-    row = admin_browser.find_element(By.CSS_SELECTOR, f'tr[data-snapshot="{snapshot_id}"]')
-    assert done.text == "completed"
-    assert row.find_element(By.CSS_SELECTOR, ".progress").text == "100%"
-    assert volume_id in row.text and "console test" in row.text
+    assert _until(admin_browser, f"{row} .state-completed", f"{snapshot_id} completed") == "completed"
+    assert text(admin_browser, f"{row} .progress") == "100%"
+    assert volume_id in text(admin_browser, row) and "console test" in text(admin_browser, row)
     shot("volumes")
 
 
@@ -167,12 +180,12 @@ def test_the_network_plan_shows_the_instances_addresses_and_rules(
     instance_id, _, node = launched
     described = cloud.ec2().describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     _open(admin_browser, cloud, "/console/network")
-    lease = _until(admin_browser, f'table.leases tr[data-instance="{instance_id}"]', f"{instance_id}'s lease")
-    assert lease.find_element(By.CSS_SELECTOR, ".private-ip").text == described["PrivateIpAddress"]
-    assert node in lease.text
-    network = admin_browser.find_element(By.CSS_SELECTOR, "table.networks tbody tr[data-vlan]")
-    assert "default" in network.text and instance_id in network.text
-    rules = admin_browser.find_element(By.ID, "rules").text
+    lease = f'table.leases tr[data-instance="{instance_id}"]'
+    assert node in _until(admin_browser, lease, f"{instance_id}'s lease")
+    assert text(admin_browser, f"{lease} .private-ip") == described["PrivateIpAddress"]
+    network = text(admin_browser, "table.networks tbody tr[data-vlan]")
+    assert "default" in network and instance_id in network
+    rules = text(admin_browser, "#rules")
     assert "*filter" in rules and "-A " in rules
     shot("network")
 
@@ -185,19 +198,31 @@ def test_a_trace_of_run_instances_shows_its_hops_across_clc_cc_and_nc(
     _open(admin_browser, cloud, "/console/trace")
     admin_browser.find_element(By.CSS_SELECTOR, f'tr[data-request="{request_id}"] a').click()
     WebDriverWait(admin_browser, WAIT_S).until(lambda b: request_id in b.current_url)
-    assert "RunInstances" in admin_browser.find_element(By.TAG_NAME, "h1").text
-    lanes = [h.text for h in admin_browser.find_elements(By.CSS_SELECTOR, "th.lane-head")]
-    assert lanes[:3] == ["CLC", "CC", "NC"]
+    assert "RunInstances" in text(admin_browser, "h1")
+    assert texts(admin_browser, "th.lane-head")[:3] == ["CLC", "CC", "NC"]
     _until(admin_browser, 'td.step[data-service="nc"]', "the NC's steps")
 
     def steps(service: str) -> list[str]:
-        return [s.text for s in admin_browser.find_elements(By.CSS_SELECTOR,
-                                                           f'td.step[data-service="{service}"]')]
+        return texts(admin_browser, f'td.step[data-service="{service}"]')
     assert any("RunInstances" in s for s in steps("clc"))
     # The CC's decision: which node, and why.
     placed = [s for s in steps("cc") if f"placed {instance_id} on {node}" in s]
     assert placed and "reason" in placed[0]
     assert any(instance_id in s for s in steps("nc"))
-    hops = [h.text for h in admin_browser.find_elements(By.CSS_SELECTOR, "td.step .hop")]
+    hops = texts(admin_browser, "td.step .hop")
     assert "CLC → CC" in hops and "CC → NC" in hops
+    # The CC's network plan for the new instance, with the iptables lines it added.
+    plan = [s for s in steps("cc") if "network plan v" in s]
+    assert plan and "rules" in plan[0]
+    # The NC's libvirt call carries the domain it defined; a person opens it to read the XML
+    # (and it stays open through the live refreshes).
+    summary = 'td.step[data-service="nc"] details summary'
+    _until(admin_browser, summary, "the domain XML")
+    admin_browser.execute_script(
+        "Array.from(document.querySelectorAll(arguments[0]))"
+        ".find(s => s.innerText.trim() === 'domain_xml').click();", summary)
+    seen = _refreshes(admin_browser)
+    WebDriverWait(admin_browser, WAIT_S).until(lambda b: _refreshes(b) > seen, message="a live refresh")
+    xml = texts(admin_browser, 'td.step[data-service="nc"] details[open] pre')
+    assert any(f"<name>{instance_id}</name>" in x for x in xml)
     shot("trace")

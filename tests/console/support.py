@@ -16,8 +16,9 @@ FAST = {"Delay": 0.5, "MaxAttempts": 120}
 
 
 @contextmanager
-def signed_in(cloud: Cloud, key: AccessKeyInfo) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=cloud.clc_url, timeout=30) as client:
+def signed_in(clc_url: str, key: AccessKeyInfo) -> Iterator[httpx.Client]:
+    """An HTTP client holding the console's session cookie of `key`, signed in at `clc_url`."""
+    with httpx.Client(base_url=clc_url, timeout=30) as client:
         answer = client.post("/console/login", data={"access_key": key.access_key,
                                                      "secret_key": key.secret_key})
         assert answer.status_code == 303, answer.text

@@ -59,7 +59,7 @@ def test_a_cookie_not_signed_with_the_cloud_secret_is_no_session(cloud: Cloud) -
 
 
 def test_sign_in_and_out(cloud: Cloud) -> None:
-    with signed_in(cloud, cloud.admin) as client:
+    with signed_in(cloud.clc_url, cloud.admin) as client:
         page = client.get("/console/topology")
         assert page.status_code == 200 and "cloud admin" in page.text
         out = client.post("/console/logout")
@@ -70,8 +70,8 @@ def test_sign_in_and_out(cloud: Cloud) -> None:
 def test_one_account_does_not_see_anothers_instances(cloud: Cloud, people: dict[str, AccessKeyInfo],
                                                      alices: tuple[str, str]) -> None:
     instance_id, request_id = alices
-    with signed_in(cloud, people["alice"]) as alice, signed_in(cloud, people["bob"]) as bob, \
-            signed_in(cloud, cloud.admin) as admin:
+    with signed_in(cloud.clc_url, people["alice"]) as alice, signed_in(cloud.clc_url, people["bob"]) as bob, \
+            signed_in(cloud.clc_url, cloud.admin) as admin:
         assert instance_id in alice.get("/console/instances").text
         assert instance_id in alice.get("/console/nodes").text
         assert "placed" in alice.get(f"/console/trace?request_id={request_id}").text

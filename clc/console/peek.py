@@ -7,6 +7,8 @@ such, never an error page."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -22,6 +24,9 @@ from services.messages.node import NC_RESOURCES_ROUTE, NodeResources
 from services.tracing import TraceStep
 
 HEALTH_TIMEOUT_S = 2.0
+# A node's own figures (the host's cores, memory and disk; its hypervisor) hardly change: a page
+# polled every two seconds by several people asks each node at most this often.
+NODE_FIGURES_TTL_S = 30.0
 SERVICES = ("walrus", "sc", "cc", "nc")
 
 
@@ -49,6 +54,8 @@ class Peek:
     def __init__(self, config: CloudConfig) -> None:
         self.config = config
         self.zones = ConsoleZoneClient(config)
+        self._node_figures: dict[str, tuple[float, NodeResources]] = {}
+        self._lock = threading.Lock()
 
     def health(self, service: str) -> Health:
         url = self.config.service_url(service)
@@ -75,16 +82,24 @@ class Peek:
             return exc.message
 
     def node_resources(self, url: str) -> NodeResources | None:
-        """A node's own report (with the host's real figures beside MAX_*), None if it does not
-        answer."""
+        """A node's own report (the host's real figures beside MAX_*), at most
+        NODE_FIGURES_TTL_S old; None if it does not answer. Only its host figures and hypervisor
+        are read from it: booked and free come from the CC, which is always current."""
+        now = time.monotonic()
+        with self._lock:
+            kept = self._node_figures.get(url)
+        if kept is not None and now - kept[0] < NODE_FIGURES_TTL_S:
+            return kept[1]
         client = InternalClient(url, self.config.CLOUD_SECRET, timeout=HEALTH_TIMEOUT_S)
         try:
             resources: NodeResources = client.call("GET", NC_RESOURCES_ROUTE, None, NodeResources)
-            return resources
         except (InternalCallError, httpx.HTTPError):
             return None
         finally:
             client.close()
+        with self._lock:
+            self._node_figures[url] = (now, resources)
+        return resources
 
     def trace(self, request_id: str) -> tuple[list[TraceStep], list[str]]:
         return cli_trace.gather(self.config, request_id)

@@ -174,6 +174,26 @@ def test_a_volume_and_its_snapshot_appear_live_with_progress(
     shot("volumes")
 
 
+def test_an_attached_volume_shows_on_its_instance(
+        cloud: Cloud, admin_browser: WebDriver, launched: tuple[str, str, str],
+        shot: Callable[[str], Path]) -> None:
+    instance_id = launched[0]
+    ec2 = cloud.ec2()
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone=cloud.config.zones[0])["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
+    _open(admin_browser, cloud, "/console/instances")
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
+    cell = f'tr[data-instance="{instance_id}"] .volumes'
+    WebDriverWait(admin_browser, WAIT_S, poll_frequency=0.25).until(
+        lambda b: f"/dev/sdf {volume_id} attached" in text(b, cell), message=f"{volume_id} attached")
+    shot("instances-volume")
+    _open(admin_browser, cloud, "/console/volumes")
+    assert f"{instance_id} as /dev/sdf attached" in text(admin_browser, f'tr[data-volume="{volume_id}"]')
+    ec2.detach_volume(VolumeId=volume_id)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
+
+
 def test_the_network_plan_shows_the_instances_addresses_and_rules(
         cloud: Cloud, admin_browser: WebDriver, launched: tuple[str, str, str],
         shot: Callable[[str], Path]) -> None:

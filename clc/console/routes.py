@@ -124,7 +124,8 @@ def console_router(db: Database, peek: Peek, sessions: Sessions, recorder: Trace
         zones = peek.config.zones
         chosen = zone if zone in zones else zones[0]
         return page(request, "network", lambda v: {
-            "zones": zones, "zone": chosen, "plan": views.network_plan(peek, v, chosen)})
+            "zones": zones, "zone": chosen, "plan": views.network_plan(peek, v, chosen),
+            "account_names": views.account_names(db, v)})
 
     @router.get("/trace")
     def trace(request: Request, request_id: str = "") -> Response:

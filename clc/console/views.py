@@ -24,7 +24,7 @@ from services.tracing import TraceStep
 LANES = ("clc", "cc", "nc", "sc", "walrus")
 
 
-def _accounts(db: Database, viewer: Viewer) -> dict[str, str]:
+def account_names(db: Database, viewer: Viewer) -> dict[str, str]:
     """account id -> name, of every account the viewer may see."""
     if not viewer.is_admin:
         return {viewer.account_id: viewer.account_name}
@@ -60,7 +60,7 @@ def _when(value: datetime | None) -> str:
 def instance_rows(db: Database, viewer: Viewer) -> list[InstanceRow]:
     rows: list[InstanceRow] = []
     with db.session() as session:
-        for account_id, name in _accounts(db, viewer).items():
+        for account_id, name in account_names(db, viewer).items():
             found = instances.owned(session, account_id, plain=True)
             attached = volumes.attached_to(session, [i.id for i in found])
             rows += [InstanceRow(
@@ -106,7 +106,7 @@ class SnapshotRow:
 def volume_rows(db: Database, viewer: Viewer) -> tuple[list[VolumeRow], list[SnapshotRow]]:
     vols: list[VolumeRow] = []
     snaps: dict[str, SnapshotRow] = {}
-    names = _accounts(db, viewer)
+    names = account_names(db, viewer)
     with db.session() as session:
         for account_id, name in names.items():
             vols += [VolumeRow(id=v.id, account=name, size_gib=v.size_gib, type=v.volume_type,

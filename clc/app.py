@@ -19,6 +19,7 @@ from clc.accounts import ensure_admin
 from clc.admin import admin_router
 from clc.gauges import clc_gauges
 from clc.capacity_route import capacity_router
+from clc.console import install_console
 from clc.api.registry import implemented_actions
 from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
@@ -98,6 +99,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
             zone_client.close()
             storage.close()
             walrus.close()
+            console.close()
 
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
     network = NetworkSync(config, db, zone_client)
@@ -113,6 +115,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     app.include_router(capacity_router(config, launches, app.state.internal_auth))
+    console = install_console(app, config, db, recorder)
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
     # A Describe over a thousand instances allocates some 100,000 dicts and lists; at CPython's

@@ -76,3 +76,10 @@ class TraceRecorder:
     def steps(self, request_id: str) -> list[TraceStep]:
         with self._lock:
             return list(self._traces.get(request_id, []))
+
+    def recent(self, limit: int = 50) -> list[tuple[str, TraceStep]]:
+        """The newest requests first, each with its first step (the console lists them to pick
+        one to follow)."""
+        with self._lock:
+            newest = list(self._traces.items())[-limit:]
+        return [(rid, steps[0]) for rid, steps in reversed(newest) if steps]

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from services.errors import S3Error
-from walrus import access, cors
+from walrus import cors
 from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop

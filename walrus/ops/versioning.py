@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from services.s3xml import Mixed, child_text, malformed_xml, parse_xml
-from walrus import access, versions
+from walrus import versions
 from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop

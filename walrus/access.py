@@ -182,14 +182,13 @@ def _parse_grant(grant: ET.Element) -> Grant:
 
 
 def document(owner_id: str, owner_name: str, grants: list[Grant]) -> dict[str, Any]:
-    """The AccessControlPolicy response body, for `to_xml("AccessControlPolicy", …)`."""
+    """The result of GetBucketAcl and GetObjectAcl (botocore's member names)."""
     items = []
     for grant in grants:
         if grant["type"] == "Group":
-            grantee: dict[str, Any] = {"@xmlns:xsi": XSI_NS, "@xsi:type": "Group", "URI": grant["id"]}
+            grantee: dict[str, Any] = {"Type": "Group", "URI": grant["id"]}
         else:
-            grantee = {"@xmlns:xsi": XSI_NS, "@xsi:type": "CanonicalUser", "ID": grant["id"],
+            grantee = {"Type": "CanonicalUser", "ID": grant["id"],
                        "DisplayName": grant.get("name") or None}
         items.append({"Grantee": grantee, "Permission": grant["permission"]})
-    return {"Owner": {"ID": owner_id, "DisplayName": owner_name},
-            "AccessControlList": {"Grant": items}}
+    return {"Owner": {"ID": owner_id, "DisplayName": owner_name}, "Grants": items}

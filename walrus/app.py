@@ -57,6 +57,7 @@ from services.errors import AwsError, InternalError
 from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
 from services.internal import InternalClient
 from services.messages.identity import AccessKeyInfo
+from services import s3xml
 from services.s3xml import error_xml
 from services.metrics import ServiceMetrics
 from services.service_app import make_service_app
@@ -116,6 +117,8 @@ class Walrus:
                                             LIFECYCLE_INTERVAL)
         # A static directory answers from memory; any other may call the CLC, so off the loop.
         self._keys_local = isinstance(keys, StaticKeyDirectory)
+        # Answers' writers are compiled from botocore's model now, not in a first request.
+        s3xml.preload(dispatch.operation_names())
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()

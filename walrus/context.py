@@ -16,7 +16,7 @@ from services.auth import Identity
 from services.config import CloudConfig
 from services.db import Database
 from services.errors import S3Error
-from services.s3xml import to_xml
+from services import s3xml
 from services.tracing import TraceRecorder
 from walrus import access, policy
 from walrus.access import Principal
@@ -170,9 +170,16 @@ def no_such_version(key: str, version_id: str) -> S3Error:
                    VersionId=version_id)
 
 
-def xml_response(root: str, body: dict[str, Any], status: int = 200,
-                 headers: dict[str, str] | None = None) -> Response:
-    return Response(to_xml(root, body), status_code=status, media_type=XML_TYPE, headers=headers)
+def answer(operation: str, result: dict[str, Any], status: int = 200,
+           headers: dict[str, str] | None = None) -> Response:
+    """The answer of an S3 operation from its result, keyed by botocore's member names (see
+    services/s3xml/writer.py); `headers` adds those the model does not describe."""
+    written = s3xml.render(operation, result)
+    if headers:
+        written.headers.update(headers)
+    media_type = XML_TYPE if written.body.startswith(b"<?xml") else None
+    return Response(written.body, status_code=written.status or status, media_type=media_type,
+                    headers=written.headers)
 
 
 def empty(status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -63,11 +63,12 @@ def from_document(body: bytes) -> list[Rule]:
 
 
 def document(rules: list[Rule]) -> dict[str, Any]:
-    """The CORSConfiguration response body, for `to_xml("CORSConfiguration", …)`."""
-    return {"CORSRule": [{"ID": r["ID"], "AllowedHeader": r["AllowedHeader"],
-                          "AllowedMethod": r["AllowedMethod"], "AllowedOrigin": r["AllowedOrigin"],
-                          "ExposeHeader": r["ExposeHeader"], "MaxAgeSeconds": r["MaxAgeSeconds"]}
-                         for r in rules]}
+    """GetBucketCors's result (botocore's member names)."""
+    return {"CORSRules": [{"ID": r["ID"], "AllowedHeaders": r["AllowedHeader"],
+                           "AllowedMethods": r["AllowedMethod"],
+                           "AllowedOrigins": r["AllowedOrigin"],
+                           "ExposeHeaders": r["ExposeHeader"], "MaxAgeSeconds": r["MaxAgeSeconds"]}
+                          for r in rules]}
 
 
 @lru_cache(maxsize=1024)

@@ -198,3 +198,54 @@ def action(handler: Handler, target: Target) -> str:
     if pair is None:
         return ""
     return pair[1] if "versionId" in target.query else pair[0]
+
+
+# The botocore operations each handler answers (a preflight is none). Their answers are
+# compiled from botocore's model at start (services/s3xml), and tests/walrus/test_wire.py
+# round-trips every one of them through botocore's parser.
+OPERATIONS: dict[Handler, tuple[str, ...]] = {
+    buckets.list_buckets: ("ListBuckets",),
+    buckets.create_bucket: ("CreateBucket",),
+    buckets.head_bucket: ("HeadBucket",),
+    buckets.delete_bucket: ("DeleteBucket",),
+    buckets.get_location: ("GetBucketLocation",),
+    listing.list_objects: ("ListObjects", "ListObjectsV2"),
+    versioning.list_object_versions: ("ListObjectVersions",),
+    versioning.get_versioning: ("GetBucketVersioning",),
+    versioning.put_versioning: ("PutBucketVersioning",),
+    multipart.list_uploads: ("ListMultipartUploads",),
+    acls.get_bucket_acl: ("GetBucketAcl",),
+    acls.put_bucket_acl: ("PutBucketAcl",),
+    cors.get_bucket_cors: ("GetBucketCors",),
+    cors.put_bucket_cors: ("PutBucketCors",),
+    cors.delete_bucket_cors: ("DeleteBucketCors",),
+    policy.get_bucket_policy: ("GetBucketPolicy",),
+    policy.put_bucket_policy: ("PutBucketPolicy",),
+    policy.delete_bucket_policy: ("DeleteBucketPolicy",),
+    policy.get_bucket_policy_status: ("GetBucketPolicyStatus",),
+    reads.get_object: ("GetObject",),
+    reads.head_object: ("HeadObject",),
+    objects.put_object: ("PutObject",),
+    objects.copy_object: ("CopyObject",),
+    objects.delete_object: ("DeleteObject",),
+    objects.delete_objects: ("DeleteObjects",),
+    acls.get_object_acl: ("GetObjectAcl",),
+    acls.put_object_acl: ("PutObjectAcl",),
+    tagging.get_object_tagging: ("GetObjectTagging",),
+    tagging.put_object_tagging: ("PutObjectTagging",),
+    tagging.delete_object_tagging: ("DeleteObjectTagging",),
+    multipart.create_upload: ("CreateMultipartUpload",),
+    multipart.upload_part: ("UploadPart",),
+    multipart.upload_part_copy: ("UploadPartCopy",),
+    multipart.complete_upload: ("CompleteMultipartUpload",),
+    multipart.abort_upload: ("AbortMultipartUpload",),
+    multipart.list_parts: ("ListParts",),
+    lifecycle.get_lifecycle: ("GetBucketLifecycleConfiguration",),
+    lifecycle.put_lifecycle: ("PutBucketLifecycleConfiguration",),
+    lifecycle.delete_lifecycle: ("DeleteBucketLifecycle",),
+    attributes.get_object_attributes: ("GetObjectAttributes",),
+}
+
+
+def operation_names() -> list[str]:
+    return sorted({name for names in OPERATIONS.values() for name in names})

@@ -179,7 +179,7 @@ def from_document(body: bytes) -> list[Rule]:
 def _filter_document(found: dict[str, Any]) -> dict[str, Any] | None:
     tags = [{"Key": k, "Value": v} for k, v in found["Tags"]]
     if found["kind"] == "and":
-        return {"And": {"Prefix": found["Prefix"] or None, "Tag": tags,
+        return {"And": {"Prefix": found["Prefix"] or None, "Tags": tags,
                         "ObjectSizeGreaterThan": found.get("ObjectSizeGreaterThan"),
                         "ObjectSizeLessThan": found.get("ObjectSizeLessThan")}}
     if found["kind"] == "filter":
@@ -191,7 +191,7 @@ def _filter_document(found: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def document(rules: list[Rule]) -> dict[str, Any]:
-    """The LifecycleConfiguration response body, for `to_xml("LifecycleConfiguration", …)`."""
+    """GetBucketLifecycleConfiguration's result (botocore's member names)."""
     items = []
     for rule in rules:
         found = rule["Filter"]
@@ -201,12 +201,12 @@ def document(rules: list[Rule]) -> dict[str, Any]:
         elif found["kind"] != "none":
             item["Filter"] = _filter_document(found)
         item["Status"] = rule["Status"]
-        item["Transition"] = rule.get("Transition", [])
-        item["NoncurrentVersionTransition"] = rule.get("NoncurrentVersionTransition", [])
+        item["Transitions"] = rule.get("Transition", [])
+        item["NoncurrentVersionTransitions"] = rule.get("NoncurrentVersionTransition", [])
         item["NoncurrentVersionExpiration"] = rule.get("NoncurrentVersionExpiration")
         item["AbortIncompleteMultipartUpload"] = rule.get("AbortIncompleteMultipartUpload")
         items.append(item)
-    return {"Rule": items}
+    return {"Rules": items}
 
 
 # ---- what a pass asks of the rules ---------------------------------------------------------

@@ -66,8 +66,8 @@ def from_header(headers: Mapping[str, str]) -> TagSet | None:
 
 
 def document(tags: TagSet) -> dict[str, Any]:
-    """The Tagging response body, for `to_xml("Tagging", …)`."""
-    return {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags]}}
+    """GetObjectTagging's result (botocore's member names)."""
+    return {"TagSet": [{"Key": k, "Value": v} for k, v in tags]}
 
 
 def count_header(tags: TagSet) -> dict[str, str]:

@@ -4,9 +4,12 @@ origin, as a browser would send them (httpx stands in for the browser)."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
-from tests.walrus.conftest import BOB
+from tests.walrus.clients import aws
+from tests.walrus.conftest import ALICE, BOB
 from tests.walrus.helpers import code_and_status, s3_error
 
 SITE = "https://app.example.com"
@@ -120,3 +123,22 @@ def test_presigned_put_from_a_browser(walrus, s3, bucket):  # type: ignore[no-un
                                                                         "Key": "upload"}),
                       headers={"Origin": SITE})
     assert head.status_code == 200 and head.headers["access-control-allow-origin"] == SITE
+
+
+def test_aws_cli_cors(walrus, s3, bucket, tmp_path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "cors.json"
+    config.write_text(json.dumps({"CORSRules": [
+        {"ID": "site", "AllowedOrigins": [SITE], "AllowedMethods": ["GET", "PUT"],
+         "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 300}]}))
+    aws(walrus, ALICE, "s3api", "put-bucket-cors", "--bucket", bucket,
+        "--cors-configuration", f"file://{config}")
+    got = json.loads(aws(walrus, ALICE, "s3api", "get-bucket-cors", "--bucket", bucket).stdout)
+    assert got == json.loads(config.read_text())
+    allowed = preflight(f"{walrus.url}/{bucket}/page.html", SITE, "PUT", "content-type")
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == SITE
+    assert allowed.headers["access-control-max-age"] == "300"
+    aws(walrus, ALICE, "s3api", "delete-bucket-cors", "--bucket", bucket)
+    gone = aws(walrus, ALICE, "s3api", "get-bucket-cors", "--bucket", bucket, check=False)
+    assert gone.returncode != 0 and "NoSuchCORSConfiguration" in gone.stderr
+    assert preflight(f"{walrus.url}/{bucket}/page.html", SITE, "PUT").status_code == 403

@@ -17,7 +17,7 @@ import botocore.auth
 import httpx
 import pytest
 
-from tests.walrus.conftest import ALICE
+from tests.walrus.conftest import ALICE, BOB
 from tests.walrus.helpers import code_and_status, keys_of, s3_client, s3_error
 
 MIB = 1024 * 1024
@@ -164,3 +164,19 @@ def test_part_uploaded_again_while_its_first_upload_is_in_flight(walrus, s3, buc
     s3.complete_multipart_upload(Bucket=bucket, Key="raced", UploadId=upload,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": slow_etag}]})
     assert s3.get_object(Bucket=bucket, Key="raced")["Body"].read() == slow
+
+
+def test_listing_a_prefix_the_caller_may_not_read(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    """Reading one object is not listing its prefix: a public-read object in a private bucket
+    is readable by anyone, while listing its prefix (or any) is refused, in every listing
+    form, and a missing key under it answers 403 rather than tell that it is missing."""
+    s3.put_object(Bucket=bucket, Key="public/readme", Body=b"hello", ACL="public-read")
+    bob = walrus.client(BOB)
+    assert bob.get_object(Bucket=bucket, Key="public/readme")["Body"].read() == b"hello"
+    for listing in (bob.list_objects, bob.list_objects_v2, bob.list_object_versions):
+        assert code_and_status(s3_error(listing, Bucket=bucket, Prefix="public/")) == \
+            ("AccessDenied", 403)
+    assert code_and_status(s3_error(bob.get_object, Bucket=bucket, Key="public/nothing")) == \
+        ("AccessDenied", 403)
+    assert code_and_status(s3_error(s3.get_object, Bucket=bucket, Key="public/nothing")) == \
+        ("NoSuchKey", 404)

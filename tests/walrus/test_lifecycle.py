@@ -5,12 +5,15 @@ lifecycle clock through the internal route instead of waiting days."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from services.internal import InternalClient
 from services.messages.walrus import LIFECYCLE_ROUTE, LifecycleReport, RunLifecycle
+from tests.walrus.clients import aws
+from tests.walrus.conftest import ALICE
 from tests.walrus.helpers import code_and_status, keys_of, s3_error
 from walrus import lifecycle
 from walrus.lifecycle_runner import LifecycleScheduler, Report
@@ -194,3 +197,29 @@ def test_scheduler_runs_passes_by_its_clock():
         scheduler.stop()
     assert seen == [moment]
 
+
+
+def test_aws_cli_lifecycle(walrus, s3, bucket, tmp_path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "lifecycle.json"
+    config.write_text(json.dumps({"Rules": [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+         "Expiration": {"Days": 2},
+         "Transitions": [{"Days": 1, "StorageClass": "STANDARD_IA"}]},
+        {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}))
+    aws(walrus, ALICE, "s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket,
+        "--lifecycle-configuration", f"file://{config}")
+    got = json.loads(aws(walrus, ALICE, "s3api", "get-bucket-lifecycle-configuration",
+                         "--bucket", bucket).stdout)
+    assert got["Rules"] == json.loads(config.read_text())["Rules"]
+    local = tmp_path / "line.txt"
+    local.write_text("a log line\n")
+    for key in ("logs/today.txt", "keep/today.txt"):
+        aws(walrus, ALICE, "s3", "cp", str(local), f"s3://{bucket}/{key}")
+    run_lifecycle(walrus, 3)
+    listed = aws(walrus, ALICE, "s3", "ls", "--recursive", f"s3://{bucket}").stdout
+    assert "keep/today.txt" in listed and "logs/today.txt" not in listed
+    aws(walrus, ALICE, "s3api", "delete-bucket-lifecycle", "--bucket", bucket)
+    gone = aws(walrus, ALICE, "s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket,
+               check=False)
+    assert gone.returncode != 0 and "NoSuchLifecycleConfiguration" in gone.stderr

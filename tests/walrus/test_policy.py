@@ -194,3 +194,12 @@ def test_aws_cli_policy(walrus, s3, bucket):  # type: ignore[no-untyped-def]
     aws(walrus, ALICE, "s3api", "put-bucket-policy", "--bucket", bucket, "--policy", document)
     got = json.loads(aws(walrus, ALICE, "s3api", "get-bucket-policy", "--bucket", bucket).stdout)
     assert json.loads(got["Policy"]) == json.loads(document)
+    status = json.loads(aws(walrus, ALICE, "s3api", "get-bucket-policy-status", "--bucket",
+                            bucket).stdout)
+    assert status == {"PolicyStatus": {"IsPublic": True}}
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"for everyone")
+    assert httpx.get(f"{walrus.url}/{bucket}/shared").content == b"for everyone"
+    aws(walrus, ALICE, "s3api", "delete-bucket-policy", "--bucket", bucket)
+    gone = aws(walrus, ALICE, "s3api", "get-bucket-policy", "--bucket", bucket, check=False)
+    assert gone.returncode != 0 and "NoSuchBucketPolicy" in gone.stderr
+    assert httpx.get(f"{walrus.url}/{bucket}/shared").status_code == 403

@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus import access, catalog, versions
-from walrus.context import S3Context, empty, no_such_key, no_such_version, xml_response
+from walrus.context import S3Context, answer, empty, no_such_key, no_such_version
 from walrus.models import Bucket
 from walrus.versions import Version
 from walrus.offload import off_loop
@@ -16,8 +16,7 @@ from walrus.ops.buckets import load_bucket, load_bucket_async
 def get_bucket_acl(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     ctx.require(bucket.owner_id, bucket.acl, "READ_ACP")
-    return xml_response("AccessControlPolicy",
-                        access.document(bucket.owner_id, bucket.owner_name, bucket.acl))
+    return answer("GetBucketAcl", access.document(bucket.owner_id, bucket.owner_name, bucket.acl))
 
 
 async def _new_grants(ctx: S3Context, owner_id: str, owner_name: str,
@@ -53,7 +52,7 @@ def _set_bucket_acl(ctx: S3Context, bucket: Bucket, grants: list[access.Grant]) 
 
 def get_object_acl(ctx: S3Context) -> Response:
     obj = _acl_target(ctx, "READ_ACP")
-    return xml_response("AccessControlPolicy", access.document(obj.owner_id, obj.owner_name, obj.acl))
+    return answer("GetObjectAcl", access.document(obj.owner_id, obj.owner_name, obj.acl))
 
 
 def _acl_target(ctx: S3Context, permission: str) -> Version:

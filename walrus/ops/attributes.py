@@ -8,11 +8,10 @@ from typing import Any
 from starlette.responses import Response
 
 from services.errors import S3Error
-from services.s3xml import http_date
 from walrus import checksums
-from walrus.context import S3Context, xml_response
+from walrus.context import S3Context, answer
 from walrus.ops.buckets import load_bucket
-from walrus.ops.objects import version_header
+from walrus.ops.objects import shown_version
 from walrus.ops.reads import load_object
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -48,13 +47,13 @@ def get_object_attributes(ctx: S3Context) -> Response:
         shown = list(enumerate(sizes, start=1))[marker:marker + limit]
         truncated = marker + limit < len(sizes)
         body["ObjectParts"] = {
-            "PartsCount": obj.parts_count, "PartNumberMarker": marker,
+            "TotalPartsCount": obj.parts_count, "PartNumberMarker": marker,
             "NextPartNumberMarker": shown[-1][0] if shown else marker, "MaxParts": limit,
             "IsTruncated": truncated,
-            "Part": [{"PartNumber": n, "Size": size} for n, size in shown]}
+            "Parts": [{"PartNumber": n, "Size": size} for n, size in shown]}
     if "StorageClass" in wanted:
         body["StorageClass"] = obj.storage_class
     if "ObjectSize" in wanted:
         body["ObjectSize"] = obj.size
-    return xml_response("GetObjectAttributesResponse", body, headers={
-        "Last-Modified": http_date(obj.last_modified), **version_header(bucket, obj.version_id)})
+    body.update(LastModified=obj.last_modified, VersionId=shown_version(bucket, obj.version_id))
+    return answer("GetObjectAttributes", body)

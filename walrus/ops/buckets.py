@@ -4,15 +4,13 @@ Walrus does not keep (answered as S3 answers a bucket that has none configured).
 from __future__ import annotations
 
 from collections.abc import Callable
-from xml.sax.saxutils import escape
-
 from starlette.responses import Response
 
 from services import clock
 from services.errors import S3Error
-from services.s3xml import S3_NS, child_text, parse_xml
+from services.s3xml import child_text, parse_xml
 from walrus import access, catalog
-from walrus.context import S3Context, empty, no_such_bucket, xml_response
+from walrus.context import S3Context, answer, no_such_bucket
 from walrus.models import Bucket
 from walrus.offload import off_loop
 from walrus.routing import validate_bucket_name
@@ -61,7 +59,7 @@ def _create_bucket(ctx: S3Context, owner_id: str, owner_name: str, region: str,
             if existing.owner_id == owner_id and existing.region == region == US_EAST_1:
                 # us-east-1's old rule: creating a bucket one owns there again succeeds, and
                 # changes nothing
-                return empty(200, {"Location": f"/{ctx.bucket}"})
+                return answer("CreateBucket", {"Location": f"/{ctx.bucket}"})
             if existing.owner_id == owner_id:
                 raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the "
                               "named bucket succeeded and you already own it.", 409,
@@ -73,13 +71,13 @@ def _create_bucket(ctx: S3Context, owner_id: str, owner_name: str, region: str,
                       created=clock.utcnow(), acl=grants))
     ctx.buckets.forget(ctx.bucket)
     ctx.decided(f"created bucket {ctx.bucket} for account {owner_id}", region=region)
-    return empty(200, {"Location": f"/{ctx.bucket}"})
+    return answer("CreateBucket", {"Location": f"/{ctx.bucket}"})
 
 
 def head_bucket(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     ctx.require(bucket.owner_id, bucket.acl, "READ")
-    return empty(200, {"x-amz-bucket-region": bucket.region})
+    return answer("HeadBucket", {"BucketRegion": bucket.region})
 
 
 def delete_bucket(ctx: S3Context) -> Response:
@@ -95,16 +93,16 @@ def delete_bucket(ctx: S3Context) -> Response:
     ctx.buckets.forget(ctx.bucket)
     ctx.blobs.delete(leftovers)
     ctx.decided(f"deleted bucket {ctx.bucket}")
-    return empty(204)
+    return answer("DeleteBucket", {}, 204)
 
 
 def list_buckets(ctx: S3Context) -> Response:
     owner_id, owner_name = ctx.owner_pair()
     with ctx.db.session() as db:
         buckets = catalog.buckets_of(db, owner_id)
-    return xml_response("ListAllMyBucketsResult", {
+    return answer("ListBuckets", {
         "Owner": {"ID": owner_id, "DisplayName": owner_name},
-        "Buckets": {"Bucket": [{"Name": b.name, "CreationDate": b.created} for b in buckets]},
+        "Buckets": [{"Name": b.name, "CreationDate": b.created} for b in buckets],
     })
 
 
@@ -113,9 +111,7 @@ def get_location(ctx: S3Context) -> Response:
     ctx.require_owner(bucket.owner_id)
     # us-east-1 is written as an empty constraint, as AWS does.
     region = "" if bucket.region == "us-east-1" else bucket.region
-    return Response(b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="'
-                    + S3_NS.encode() + b'">' + escape(region).encode() + b"</LocationConstraint>",
-                    media_type="application/xml")
+    return answer("GetBucketLocation", {"LocationConstraint": region})
 
 
 # Sub-resources a bucket never has here: AWS's answer for a bucket without one.

@@ -8,8 +8,8 @@ from typing import Any
 from starlette.responses import Response
 
 from services.errors import S3Error
-from walrus import access, cors
-from walrus.context import S3Context, empty, xml_response
+from walrus import cors
+from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -21,7 +21,7 @@ def get_bucket_cors(ctx: S3Context) -> Response:
     if not bucket.cors:
         raise S3Error("NoSuchCORSConfiguration", "The CORS configuration does not exist", 404,
                       BucketName=bucket.name)
-    return xml_response("CORSConfiguration", cors.document(bucket.cors))
+    return answer("GetBucketCors", cors.document(bucket.cors))
 
 
 async def put_bucket_cors(ctx: S3Context) -> Response:

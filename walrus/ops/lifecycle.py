@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus import lifecycle
-from walrus.context import S3Context, empty, xml_response
+from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -21,7 +21,7 @@ def get_lifecycle(ctx: S3Context) -> Response:
     if not bucket.lifecycle:
         raise S3Error("NoSuchLifecycleConfiguration", "The lifecycle configuration does not "
                       "exist", 404, BucketName=bucket.name)
-    return xml_response("LifecycleConfiguration", lifecycle.document(bucket.lifecycle))
+    return answer("GetBucketLifecycleConfiguration", lifecycle.document(bucket.lifecycle))
 
 
 async def put_lifecycle(ctx: S3Context) -> Response:

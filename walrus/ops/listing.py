@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus import catalog
-from walrus.context import S3Context, quote_etag, xml_response
+from walrus.context import S3Context, answer, quote_etag
 from walrus.models import Object
 from walrus.ops.buckets import load_bucket
 
@@ -148,7 +148,7 @@ def list_objects(ctx: S3Context) -> Response:
         body["NextMarker"] = enc(page.entries[-1][0])
     body["Contents"] = _contents(page, enc, True)
     body["CommonPrefixes"] = _prefixes(page, enc)
-    return xml_response("ListBucketResult", body)
+    return answer("ListObjects", body)
 
 
 def _token(resume: tuple[str, bool]) -> str:
@@ -187,5 +187,5 @@ def _list_v2(ctx: S3Context, bucket: str) -> Response:
     }
     body["Contents"] = _contents(page, enc, ctx.query.get("fetch-owner") == "true")
     body["CommonPrefixes"] = _prefixes(page, enc)
-    return xml_response("ListBucketResult", body)
+    return answer("ListObjectsV2", body)
 

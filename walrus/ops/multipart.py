@@ -15,12 +15,12 @@ from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums, storage_class, tagging
 from walrus.bodies import ReceivedBody
-from walrus.context import S3Context, empty, quote_etag, xml_response
+from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
-                                source_version_header, store_object, version_header)
+                                shown_version, source_version, store_object)
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 _COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
@@ -73,9 +73,9 @@ def create_upload(ctx: S3Context) -> Response:
     with ctx.writing() as db:
         db.add(upload)
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
-    headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else None
-    return xml_response("InitiateMultipartUploadResult", {
-        "Bucket": bucket.name, "Key": ctx.key, "UploadId": upload.upload_id}, headers=headers)
+    return answer("CreateMultipartUpload", {
+        "Bucket": bucket.name, "Key": ctx.key, "UploadId": upload.upload_id,
+        "ChecksumAlgorithm": algorithm or None})
 
 
 def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
@@ -106,7 +106,8 @@ async def upload_part(ctx: S3Context) -> Response:
 
     def save(body: ReceivedBody) -> Response:
         _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
-        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums)})
+        return answer("UploadPart", {"ETag": quote_etag(body.md5_hex),
+                                     **checksums.as_fields(body.checksums)})
 
     return await ctx.receive(save, compute)
 
@@ -123,9 +124,10 @@ def upload_part_copy(ctx: S3Context) -> Response:
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
     _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
-    return xml_response("CopyPartResult", {"LastModified": clock.utcnow(),
-                                           "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)},
-                        headers=source_version_header(source))
+    return answer("UploadPartCopy", {
+        "CopyPartResult": {"LastModified": clock.utcnow(), "ETag": quote_etag(md5_hex),
+                           **checksums.as_fields(sums)},
+        "CopySourceVersionId": source_version(source)})
 
 
 def _copy_range(value: str, size: int) -> tuple[int, int]:
@@ -210,9 +212,9 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)
     result: dict[str, Any] = {"Location": f"{ctx.request.base_url}{bucket.name}/{upload.key}",
                               "Bucket": bucket.name, "Key": upload.key, "ETag": quote_etag(etag),
-                              **checksums.as_fields(sums)}
-    return xml_response("CompleteMultipartUploadResult", result,
-                        headers=version_header(bucket, version_id))
+                              **checksums.as_fields(sums),
+                              "VersionId": shown_version(bucket, version_id)}
+    return answer("CompleteMultipartUpload", result)
 
 
 def abort_upload(ctx: S3Context) -> Response:
@@ -247,13 +249,13 @@ def list_parts(ctx: S3Context) -> Response:
               "ETag": quote_etag(p.etag), "Size": p.size, **checksums.as_fields(p.checksums)}
              for p in parts]
     person = {"ID": upload.owner_id, "DisplayName": upload.owner_name}
-    return xml_response("ListPartsResult", {
+    return answer("ListParts", {
         "Bucket": bucket.name, "Key": upload.key, "UploadId": upload.upload_id,
         "Initiator": person, "Owner": person, "StorageClass": upload.storage_class,
         "PartNumberMarker": marker,
         "NextPartNumberMarker": parts[-1].part_number if parts else None,
         "MaxParts": max_parts, "IsTruncated": truncated,
-        "ChecksumAlgorithm": upload.checksum_algorithm, "Part": items})
+        "ChecksumAlgorithm": upload.checksum_algorithm, "Parts": items})
 
 
 def list_uploads(ctx: S3Context) -> Response:
@@ -280,10 +282,10 @@ def list_uploads(ctx: S3Context) -> Response:
         uploads.append({"Key": u.key, "UploadId": u.upload_id, "Initiator": person,
                         "Owner": person, "StorageClass": u.storage_class, "Initiated": u.initiated,
                         "ChecksumAlgorithm": u.checksum_algorithm})
-    return xml_response("ListMultipartUploadsResult", {
+    return answer("ListMultipartUploads", {
         "Bucket": bucket.name, "KeyMarker": key_marker, "UploadIdMarker": id_marker,
         "NextKeyMarker": found[-1].key if truncated else None,
         "NextUploadIdMarker": found[-1].upload_id if truncated else None,
         "Prefix": prefix, "Delimiter": delimiter or None, "MaxUploads": max_uploads,
-        "IsTruncated": truncated, "Upload": uploads,
+        "IsTruncated": truncated, "Uploads": uploads,
         "CommonPrefixes": [{"Prefix": p} for p in prefixes]})

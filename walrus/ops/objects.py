@@ -14,8 +14,8 @@ from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums, policy, storage_class, tagging, versions
 from walrus.blobs import BlobStore
 from walrus.bodies import ReceivedBody
-from walrus.context import (S3Context, empty, no_such_bucket, no_such_key, no_such_version,
-                            quote_etag, xml_response)
+from walrus.context import (S3Context, no_such_bucket, no_such_key, no_such_version,
+                            answer, quote_etag)
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -117,8 +117,9 @@ async def put_object(ctx: S3Context) -> Response:
             "tags": tags, "storage_class": stored_class}, if_absent, if_match)
         ctx.decided(f"stored {ctx.bucket}/{ctx.key}", size=body.size, etag=body.md5_hex,
                     version=version_id)
-        return empty(200, {"ETag": quote_etag(body.md5_hex), **checksums.as_headers(body.checksums),
-                           **version_header(bucket, version_id)})
+        return answer("PutObject", {"ETag": quote_etag(body.md5_hex),
+                                    **checksums.as_fields(body.checksums),
+                                    "VersionId": shown_version(bucket, version_id)})
 
     return await ctx.receive(store)
 
@@ -177,10 +178,14 @@ def load_readable_source(ctx: S3Context, header: str = "x-amz-copy-source") -> v
     return obj
 
 
-def source_version_header(source: versions.Version) -> dict[str, str]:
-    if source.version_id == versions.NULL:
-        return {}
-    return {"x-amz-copy-source-version-id": source.version_id}
+def shown_version(bucket: Bucket, version_id: str) -> str | None:
+    """The VersionId an answer shows (see version_header), or None."""
+    return version_header(bucket, version_id).get("x-amz-version-id")
+
+
+def source_version(source: versions.Version) -> str | None:
+    """The CopySourceVersionId of a copy's answer: none for a null version."""
+    return None if source.version_id == versions.NULL else source.version_id
 
 
 def copy_range(blobs: BlobStore, source: versions.Version, start: int, end: int,
@@ -246,22 +251,19 @@ def copy_object(ctx: S3Context) -> Response:
     version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.decided(f"copied {source.bucket}/{source.key} to {ctx.bucket}/{ctx.key}",
                 directive=directive, version=version_id)
-    return xml_response("CopyObjectResult", {"LastModified": row.last_modified,
-                                             "ETag": quote_etag(md5_hex), **checksums.as_fields(sums)},
-                        headers={**version_header(bucket, version_id),
-                                 **source_version_header(source)})
+    return answer("CopyObject", {
+        "CopyObjectResult": {"LastModified": row.last_modified, "ETag": quote_etag(md5_hex),
+                             **checksums.as_fields(sums)},
+        "VersionId": shown_version(bucket, version_id),
+        "CopySourceVersionId": source_version(source)})
 
 
 def delete_object(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     require_write(ctx, bucket)
     done = _delete_key(ctx, bucket, ctx.key, ctx.query.get("versionId"))
-    headers: dict[str, str] = {}
-    if done.version_id is not None:
-        headers["x-amz-version-id"] = done.version_id
-    if done.delete_marker:
-        headers["x-amz-delete-marker"] = "true"
-    return empty(204, headers)
+    return answer("DeleteObject", {"VersionId": done.version_id,
+                                   "DeleteMarker": True if done.delete_marker else None}, 204)
 
 
 class Deleted:
@@ -338,4 +340,4 @@ def _delete_listed(ctx: S3Context, bucket: Bucket, keys: list[tuple[str, str | N
             elif done.delete_marker:
                 item["DeleteMarker"] = True
             deleted.append(item)
-    return xml_response("DeleteResult", {"Deleted": deleted, "Error": errors})
+    return answer("DeleteObjects", {"Deleted": deleted, "Errors": errors})

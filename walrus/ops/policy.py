@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from services.errors import S3Error
 from walrus import access, policy
-from walrus.context import S3Context, empty, xml_response
+from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -28,7 +28,8 @@ def get_bucket_policy(ctx: S3Context) -> Response:
     _owner_only(ctx, bucket)
     if not bucket.policy:
         raise _no_policy(bucket)
-    return Response(bucket.policy.encode(), media_type="application/json")
+    return answer("GetBucketPolicy", {"Policy": bucket.policy}, headers={
+        "Content-Type": "application/json"})
 
 
 async def put_bucket_policy(ctx: S3Context) -> Response:
@@ -67,4 +68,4 @@ def get_bucket_policy_status(ctx: S3Context) -> Response:
     if not bucket.policy:
         raise _no_policy(bucket)
     public = policy.is_public(policy.parsed(bucket.policy))
-    return xml_response("PolicyStatus", {"IsPublic": public})
+    return answer("GetBucketPolicyStatus", {"PolicyStatus": {"IsPublic": public}})

@@ -3,15 +3,18 @@ response-* overrides of presigned URLs. Bodies stream from disk in chunks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response, StreamingResponse
 
+from services import s3xml
 from services.errors import S3Error
 from services.s3xml import http_date
-from walrus import access, catalog, checksums, storage_class, tagging, versions
+from walrus import access, catalog, checksums, storage_class, versions
 from walrus.context import S3Context, no_such_key, no_such_version, quote_etag
 from walrus.models import Bucket
 from walrus.ops.buckets import load_bucket
-from walrus.ops.objects import version_header
+from walrus.ops.objects import shown_version
 from walrus.versions import Version
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
 
@@ -19,11 +22,17 @@ from walrus.ops.conditions import NotModified, check_conditions, parse_range
 # streaming response for small objects. Measured with 32 clients, 1 MiB objects went faster
 # streamed than read whole (the loop then writes them to the socket as they come).
 SMALL_OBJECT = 256 * 1024
-OVERRIDES = {"response-content-type": "Content-Type",
-             "response-content-language": "Content-Language",
-             "response-expires": "Expires", "response-cache-control": "Cache-Control",
-             "response-content-disposition": "Content-Disposition",
-             "response-content-encoding": "Content-Encoding"}
+# The response-* parameters of a presigned GET, and the member each replaces.
+OVERRIDES = {"response-content-type": "ContentType",
+             "response-content-language": "ContentLanguage",
+             "response-expires": "Expires", "response-cache-control": "CacheControl",
+             "response-content-disposition": "ContentDisposition",
+             "response-content-encoding": "ContentEncoding"}
+# Stored representation headers (walrus/ops/objects.py STORED_HEADERS) and their members.
+# Expires is echoed as the text it was given, which need not be a date: it stays a header.
+STORED = {"content-encoding": "ContentEncoding", "content-disposition": "ContentDisposition",
+          "content-language": "ContentLanguage", "cache-control": "CacheControl"}
+META = "x-amz-meta-"
 
 
 def load_object(ctx: S3Context, bucket: Bucket) -> Version:
@@ -57,38 +66,54 @@ def load_object(ctx: S3Context, bucket: Bucket) -> Version:
     return obj
 
 
-def _headers(ctx: S3Context, bucket: Bucket, obj: Version) -> dict[str, str]:
-    headers = {"ETag": quote_etag(obj.etag), "Last-Modified": http_date(obj.last_modified),
-               "Accept-Ranges": "bytes", "Content-Type": obj.content_type,
-               **version_header(bucket, obj.version_id), **tagging.count_header(obj.tags or []),
-               **storage_class.header(obj.storage_class)}
+def _result(ctx: S3Context, bucket: Bucket, obj: Version) -> tuple[dict[str, Any], dict[str, str]]:
+    """GetObject's (and HeadObject's) members, and the headers echoed as stored (Expires)."""
+    result: dict[str, Any] = {
+        "ETag": quote_etag(obj.etag), "LastModified": obj.last_modified, "AcceptRanges": "bytes",
+        "ContentType": obj.content_type, "VersionId": shown_version(bucket, obj.version_id),
+        "TagCount": len(obj.tags) if obj.tags else None,
+        # S3 names the class for every class but STANDARD
+        "StorageClass": None if obj.storage_class in (None, storage_class.STANDARD)
+        else obj.storage_class}
+    verbatim: dict[str, str] = {}
+    metadata: dict[str, str] = {}
     for name, value in obj.meta.items():
-        headers[name] = str(value)
+        if name.startswith(META):
+            metadata[name[len(META):]] = str(value)
+        elif name in STORED:
+            result[STORED[name]] = str(value)
+        else:
+            verbatim[name] = str(value)
+    if metadata:
+        result["Metadata"] = metadata
     if obj.parts_count and "partNumber" in ctx.query:
-        headers["x-amz-mp-parts-count"] = str(obj.parts_count)
-    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        headers.update(checksums.as_headers(obj.checksums))
-        if obj.checksums:
-            composite = any("-" in v for v in obj.checksums.values())
-            headers["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"
-    for param, header in OVERRIDES.items():
+        result["PartsCount"] = obj.parts_count
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and obj.checksums:
+        result.update(checksums.as_fields(obj.checksums))
+        composite = any("-" in v for v in obj.checksums.values())
+        result["ChecksumType"] = "COMPOSITE" if composite else "FULL_OBJECT"
+    for param, member in OVERRIDES.items():
         if param in ctx.query:
             if ctx.principal.anonymous:
                 raise S3Error("InvalidRequest", "Request specific response headers cannot be "
                               "used for anonymous GET requests.")
-            headers[header] = ctx.query[param]
-    return headers
+            if member == "Expires":
+                verbatim.pop("expires", None)
+                verbatim["Expires"] = ctx.query[param]
+            else:
+                result[member] = ctx.query[param]
+    return result, verbatim
 
 
 def _read(ctx: S3Context, head: bool) -> Response:
     bucket = load_bucket(ctx)
     obj = load_object(ctx, bucket)
-    headers = _headers(ctx, bucket, obj)
+    result, verbatim = _result(ctx, bucket, obj)
     try:
         check_conditions(ctx.headers, obj)
     except NotModified:
-        return Response(status_code=304, headers={"ETag": headers["ETag"],
-                                                  "Last-Modified": headers["Last-Modified"]})
+        return Response(status_code=304, headers={"ETag": result["ETag"],
+                                                  "Last-Modified": http_date(obj.last_modified)})
     span = _part_span(ctx, obj) if "partNumber" in ctx.query else \
         parse_range(ctx.headers.get("range"), obj.size)
     status = 200
@@ -96,12 +121,14 @@ def _read(ctx: S3Context, head: bool) -> Response:
     if span is not None:
         start, end = span
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
+        result["ContentRange"] = f"bytes {start}-{end}/{obj.size}"
         # A part of the object does not have the whole object's checksum.
-        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
-            del headers[name]
+        for name in [m for m in result if m.startswith("Checksum")]:
+            del result[name]
     length = end - start + 1 if obj.size else 0
-    headers["Content-Length"] = str(length)
+    result["ContentLength"] = length
+    headers = s3xml.render("HeadObject" if head else "GetObject", result).headers
+    headers.update(verbatim)
     # Content-Type goes in as a plain header: Starlette would add a charset to text/* types.
     if head:
         return Response(status_code=status, headers=headers)

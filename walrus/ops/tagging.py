@@ -6,11 +6,11 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from walrus import access, tagging, versions
-from walrus.context import S3Context, empty, no_such_key, xml_response
+from walrus.context import S3Context, answer, no_such_key
 from walrus.models import Bucket
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
-from walrus.ops.objects import version_header
+from walrus.ops.objects import shown_version
 from walrus.ops.reads import load_object
 from walrus.versions import Version
 
@@ -28,21 +28,21 @@ def _target(ctx: S3Context, bucket: Bucket) -> Version:
 def get_object_tagging(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     obj = _target(ctx, bucket)
-    return xml_response("Tagging", tagging.document(obj.tags or []),
-                        headers=version_header(bucket, obj.version_id))
+    return answer("GetObjectTagging", {**tagging.document(obj.tags or []),
+                                       "VersionId": shown_version(bucket, obj.version_id)})
 
 
 async def put_object_tagging(ctx: S3Context) -> Response:
     bucket = await load_bucket_async(ctx)
     tags = tagging.from_document(await ctx.small_body())
     version_id = await off_loop(_set_tags, ctx, bucket, tags)
-    return empty(200, version_header(bucket, version_id))
+    return answer("PutObjectTagging", {"VersionId": shown_version(bucket, version_id)})
 
 
 def delete_object_tagging(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     version_id = _set_tags(ctx, bucket, [])
-    return empty(204, version_header(bucket, version_id))
+    return answer("DeleteObjectTagging", {"VersionId": shown_version(bucket, version_id)}, 204)
 
 
 def _set_tags(ctx: S3Context, bucket: Bucket, tags: tagging.TagSet) -> str:

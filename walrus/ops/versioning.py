@@ -10,9 +10,9 @@ from typing import Any
 from starlette.responses import Response
 
 from services.errors import S3Error
-from services.s3xml import Interleaved, child_text, malformed_xml, parse_xml
-from walrus import access, versions
-from walrus.context import S3Context, empty, quote_etag, xml_response
+from services.s3xml import Mixed, child_text, malformed_xml, parse_xml
+from walrus import versions
+from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
 from walrus.ops.buckets import load_bucket, load_bucket_async
@@ -25,7 +25,7 @@ STATES = (versions.ENABLED, versions.SUSPENDED)
 def get_versioning(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     ctx.require_owner(bucket.owner_id)
-    return xml_response("VersioningConfiguration", {"Status": bucket.versioning})
+    return answer("GetBucketVersioning", {"Status": bucket.versioning})
 
 
 async def put_versioning(ctx: S3Context) -> Response:
@@ -126,17 +126,17 @@ def list_object_versions(ctx: S3Context) -> Response:
             break
         listed.append(item)
     # Versions and delete markers in one sequence, key by key, newest first, as S3 lists them.
-    entries = Interleaved()
+    entries = Mixed()
     for item in listed:
         row = item.row
         if row is None:
             continue
         if row.delete_marker:
-            entries.append(("DeleteMarker", {
+            entries.append(("DeleteMarkers", {
                 "Owner": _owner(row), "Key": enc(item.key), "VersionId": row.version_id,
                 "IsLatest": item.latest, "LastModified": row.last_modified}))
         else:
-            entries.append(("Version", {
+            entries.append(("Versions", {
                 "ETag": quote_etag(row.etag), "Size": row.size, "StorageClass": row.storage_class,
                 "Key": enc(item.key), "VersionId": row.version_id, "IsLatest": item.latest,
                 "LastModified": row.last_modified, "Owner": _owner(row)}))
@@ -152,4 +152,4 @@ def list_object_versions(ctx: S3Context) -> Response:
         body["NextVersionIdMarker"] = last.row.version_id if last.row is not None else None
     body["Versions"] = entries
     body["CommonPrefixes"] = [{"Prefix": enc(i.key)} for i in listed if i.row is None]
-    return xml_response("ListVersionsResult", body)
+    return answer("ListObjectVersions", body)

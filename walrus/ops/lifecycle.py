@@ -12,6 +12,7 @@ from walrus import lifecycle
 from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop
+from walrus.ops.bucket_settings import store_setting
 from walrus.ops.buckets import load_bucket, load_bucket_async
 
 
@@ -39,10 +40,5 @@ def delete_lifecycle(ctx: S3Context) -> Response:
 
 
 def _set_lifecycle(ctx: S3Context, bucket: Bucket, rules: list[dict[str, Any]] | None) -> Response:
-    with ctx.writing() as db:
-        row = db.get(Bucket, bucket.name)
-        if row is not None:
-            row.lifecycle = rules
-    ctx.buckets.forget(bucket.name)
-    ctx.decided(f"set the lifecycle rules of bucket {bucket.name}", rules=len(rules or []))
+    store_setting(ctx, bucket, "lifecycle", rules, f"set the lifecycle rules of bucket {bucket.name}")
     return empty(200)

@@ -10,6 +10,7 @@ from walrus import access, policy
 from walrus.context import S3Context, answer, empty
 from walrus.models import Bucket
 from walrus.offload import off_loop
+from walrus.ops.bucket_settings import store_setting
 from walrus.ops.buckets import load_bucket, load_bucket_async
 
 
@@ -53,12 +54,7 @@ def delete_bucket_policy(ctx: S3Context) -> Response:
 
 
 def _set_policy(ctx: S3Context, bucket: Bucket, text: str | None) -> Response:
-    with ctx.writing() as db:
-        row = db.get(Bucket, bucket.name)
-        if row is not None:
-            row.policy = text
-    ctx.buckets.forget(bucket.name)
-    ctx.decided(f"{'set' if text else 'removed'} the policy of bucket {bucket.name}")
+    store_setting(ctx, bucket, "policy", text, f"{'set' if text else 'removed'} the policy of bucket {bucket.name}")
     return empty(204)
 
 

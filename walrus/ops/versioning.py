@@ -15,6 +15,7 @@ from walrus import versions
 from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object
 from walrus.offload import off_loop
+from walrus.ops.bucket_settings import store_setting
 from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.listing import encoder, max_keys_param, walk
 from walrus.versions import Version
@@ -41,12 +42,7 @@ async def put_versioning(ctx: S3Context) -> Response:
 
 
 def _set_versioning(ctx: S3Context, bucket: Bucket, status: str) -> Response:
-    with ctx.writing() as db:
-        row = db.get(Bucket, bucket.name)
-        if row is not None:
-            row.versioning = status
-    ctx.buckets.forget(bucket.name)
-    ctx.decided(f"versioning of bucket {bucket.name} is {status}")
+    store_setting(ctx, bucket, "versioning", status, f"versioning of bucket {bucket.name} is {status}")
     return empty(200)
 
 

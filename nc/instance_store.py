@@ -97,9 +97,13 @@ def _qemu_img() -> str | None:
     return shutil.which("qemu-img")
 
 
+from nc.faults import FAULTS  # noqa: E402 (beside its one use)
+
+
 class InstanceStore:
-    def __init__(self, root: Path, *, use_qemu_img: bool | None = None) -> None:
+    def __init__(self, root: Path, *, use_qemu_img: bool | None = None, node: str = "") -> None:
         self.root = root        # made with the first instance's folder
+        self.node = node        # the node id an injected disk-full fault names (nc/faults.py)
         self.qemu_img = _qemu_img() if use_qemu_img in (None, True) else None
 
     def directory(self, account_id: str, instance_id: str) -> Path:
@@ -126,6 +130,7 @@ class InstanceStore:
         if ephemeral_bytes <= 0:
             raise DiskError(f"image of {image_bytes // MIB} MiB does not fit the VM type's {disk_gb} GB disk")
         try:
+            FAULTS.check_write(self.node)
             if image is None:
                 pass
             elif self.qemu_img:

@@ -72,7 +72,8 @@ class NodeRuntime:
         # here) would be most of a launch, so its root disks are sparse copies, which no guest
         # ever reads. libvirt nodes keep the qcow2 overlays Eucalyptus makes.
         fake = is_fake(settings.hypervisor_uri)
-        self.store = InstanceStore(settings.instance_root, use_qemu_img=None if not fake else False)
+        self.store = InstanceStore(settings.instance_root, use_qemu_img=None if not fake else False,
+                                   node=settings.node_id)
         self.cache = ImageCache(settings.instance_root / "_cache", settings.cache_mb, secret=settings.secret)
         journal = ConsoleJournal(self.hypervisor.simulated, settings.node_id)
         self.manager: InstanceManager

@@ -110,11 +110,15 @@ class CloudConfig(BaseSettings):
     NC_SIMULATED_MAX_MEM: str = ""
     NC_SIMULATED_MAX_DISK: str = ""
 
-    SCHEDPOLICY: Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"] = "ROUNDROBIN"
+    # GREEDY, ROUNDROBIN, POWERSAVE or another policy in cc/scheduler.py's POLICIES.
+    SCHEDPOLICY: str = Field("ROUNDROBIN", pattern=r"^[A-Z][A-Z0-9_]*$")
     NODES: str = ""
     NC_POLLING_FREQUENCY: float = Field(6.0, gt=0)
     POWER_IDLETHRESH: float = Field(300.0, gt=0)
     POWER_WAKE_COMMAND: str = ""
+    # A node down this long (seconds since it last answered) is lost: the CC reports its
+    # instances terminated, with a reason naming it. Back within it, they carry on running.
+    NODE_LOST_GRACE: float = Field(600.0, gt=0)
     # The CLC fails an instance that is still pending after this many seconds, with its reason.
     INSTANCE_PENDING_TIMEOUT: float = Field(600.0, gt=0)
 

@@ -21,6 +21,8 @@ from services.experiment.workload import Request, Shape, WorkloadError, generate
 experiment_app = typer.Typer(help="Replay a workload through the real API and compare scheduling policies.",
                              no_args_is_help=True)
 out = Console()
+if not out.is_terminal:
+    out = Console(width=160)     # the table's eleven columns, whole, in a file or a pipe
 err = Console(stderr=True)
 
 # The policies `compare` runs when none is named: cc/scheduler.py's POLICIES, read from the

@@ -75,6 +75,7 @@ class Replayer:
                 self._push(heap, fault.at_s + fault.for_s, _FAULT, (fault, False))
         began = time.monotonic()
         last_t = 0.0
+        self._sample(0.0)
         while heap:
             t = heap[0].t
             due = began + self.scale.real(t)
@@ -83,7 +84,8 @@ class Replayer:
                 time.sleep(due - now)
             else:
                 self.recording.lag_s = max(self.recording.lag_s, now - due)
-            self._sample(t)
+            if t > 0:
+                self._sample(t)
             while heap and heap[0].t == t:
                 event = heapq.heappop(heap)
                 if event.order == _DEPART:

@@ -130,12 +130,12 @@ def test_corrupt_image_fails_launches_with_walrus_reason_until_restored(cloud: C
     ec2 = cloud.ec2()
     fresh = cloud.register_image()          # not in any node's cache yet
     changed = corrupt_image(cloud.config, fresh)
-    assert ".part." in changed or "part" in changed
+    part = changed.rsplit("/", 1)[1]
     [failed] = launch(cloud, fresh, wait_running=False)
     gone = wait_for(lambda: (i := instance(ec2, failed))["State"]["Name"] == "terminated" and i,
                     timeout=30, what=f"{failed} failed")
     message = gone["StateReason"]["Message"]
-    assert fresh in message or "digest" in message.lower() or "walrus" in message.lower(), message
+    assert f"({part}) is corrupt: its SHA-1" in message, message
     assert restore_images(cloud.config) == [fresh]
     launch(cloud, fresh)
 
@@ -150,10 +150,8 @@ def test_attach_to_a_down_node_fails_cleanly_and_leaves_no_export(cloud: Cloud, 
              timeout=20, what=f"{volume} available")
     inject_node(nc_call(cloud), "node-down", node)
     wait_for(lambda: node in down_nodes(cloud), timeout=20, what=f"{node} down in the CC")
-    try:
-        ec2.attach_volume(VolumeId=volume, InstanceId=victim, Device="/dev/sdf")
-    except ec2.exceptions.ClientError as exc:
-        assert exc.response["Error"]["Code"] in ("IncorrectState", "IncorrectInstanceState", "InvalidInstanceID.NotFound"), exc
+    # The CLC answers before it calls any service; the node's silence comes after.
+    assert ec2.attach_volume(VolumeId=volume, InstanceId=victim, Device="/dev/sdf")["State"] == "attaching"
     wait_for(lambda: ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["State"] == "available",
              timeout=30, what=f"{volume} available again")
     assert ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["Attachments"] == []

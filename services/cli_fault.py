@@ -9,7 +9,12 @@ a running cloud, each through a real mechanism.
   image-corrupt emi-…      the image's first bundle part is overwritten in Walrus (the
                            original is kept under $EUCASIM_HOME/faults and put back on clear)
 
-link-cut, clock-skew and disk-full on the SC are not implemented yet; they are refused."""
+  link-cut A-B             calls between services A and B (clc, walrus, sc, cc, nc) fail as
+                           if the network dropped them (httpx.ConnectError in the caller)
+  clock-skew SERVICE -s S  the service's clock runs S seconds ahead: its timers, and the
+                           timestamps of its internal calls (more than 300 s off: refused)
+
+disk-full on the SC is not implemented yet; it is refused."""
 
 from __future__ import annotations
 
@@ -23,14 +28,15 @@ from rich.console import Console
 
 from services.cli_calls import HomeOption, call_service, config_for
 from services.config import CloudConfig
-from services.messages.faults import FAULTS_ROUTE, FaultList, InjectFault
+from services.messages.faults import (FAULTS_ROUTE, PROCESS_FAULTS_ROUTE, FaultList, InjectFault,
+                                      InjectProcessFault, ProcessFaultList)
 
 fault_app = typer.Typer(help="Inject faults into a running cloud and clear them.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
 NODE_KINDS = ("node-down", "node-slow", "disk-full")
-NOT_YET = ("link-cut", "clock-skew")
+SERVICES = ("clc", "walrus", "sc", "cc", "nc")
 
 
 class FaultError(Exception):
@@ -48,6 +54,31 @@ def inject_node(call: Callable[..., Any], kind: str, target: str, seconds: float
 def clear_node(call: Callable[..., Any], kind: str | None = None, target: str | None = None) -> FaultList:
     query = "&".join(f"{k}={v}" for k, v in (("kind", kind), ("target", target)) if v)
     return call("DELETE", FAULTS_ROUTE + (f"?{query}" if query else ""), None, FaultList)
+
+
+# -- link-cut and clock-skew: every service's process-fault route ---------------------------
+
+Caller = Callable[[str, str, str, Any, Any], Any]     # (service, method, path, body, response)
+
+
+def cut_link(call: Caller, url_of: Callable[[str], str], link: str) -> None:
+    a, sep, b = link.partition("-")
+    if not sep or a not in SERVICES or b not in SERVICES or a == b:
+        raise FaultError(f"link-cut needs two services as A-B ({', '.join(SERVICES)}), not {link!r}")
+    call(a, "POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="link-cut", target=url_of(b)), ProcessFaultList)
+    call(b, "POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="link-cut", target=url_of(a)), ProcessFaultList)
+
+
+def skew_clock(call: Caller, service: str, seconds: float) -> None:
+    if service not in SERVICES:
+        raise FaultError(f"clock-skew needs a service ({', '.join(SERVICES)}), not {service!r}")
+    call(service, "POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="clock-skew", seconds=seconds),
+         ProcessFaultList)
+
+
+def clear_processes(call: Caller) -> None:
+    for service in SERVICES:
+        call(service, "DELETE", PROCESS_FAULTS_ROUTE, None, ProcessFaultList)
 
 
 # -- image-corrupt: a bundle part changes in Walrus -------------------------------------------
@@ -112,10 +143,14 @@ def _nc_call(config: CloudConfig) -> Callable[..., Any]:
     return lambda method, path, body, response: call_service(config, "nc", method, path, body, response)
 
 
+def _any_call(config: CloudConfig) -> Caller:
+    return lambda service, method, path, body, response: call_service(config, service, method, path, body, response)
+
+
 @fault_app.command()
 def inject(kind: Annotated[str, typer.Argument(help="node-down, node-slow, disk-full, image-corrupt.")],
            target: Annotated[str, typer.Argument(help="node-N, or an image id for image-corrupt.")],
-           seconds: Annotated[float, typer.Option("--seconds", "-s", help="node-slow: seconds per call.")] = 2.0,
+           seconds: Annotated[float, typer.Option("--seconds", "-s", help="node-slow: seconds per call; clock-skew: offset.")] = 2.0,
            home: HomeOption = None) -> None:
     """Inject a fault into the running cloud."""
     config = config_for(home)
@@ -125,10 +160,15 @@ def inject(kind: Annotated[str, typer.Argument(help="node-down, node-slow, disk-
             out.print(f"{kind} on {target}; active: " + ", ".join(f"{f.kind} {f.target}" for f in listing.faults))
         elif kind == "image-corrupt":
             out.print(f"image-corrupt: {corrupt_image(config, target)} changed in Walrus")
-        elif kind in NOT_YET:
-            raise FaultError(f"{kind} is not implemented yet")
+        elif kind == "link-cut":
+            cut_link(_any_call(config), config.service_url, target)
+            out.print(f"link-cut: calls between {target.replace('-', ' and ')} fail")
+        elif kind == "clock-skew":
+            skew_clock(_any_call(config), target, seconds)
+            out.print(f"clock-skew: the {target.upper()}'s clock runs {seconds:+g} s off")
         else:
-            raise FaultError(f"unknown fault kind {kind!r} ({', '.join((*NODE_KINDS, 'image-corrupt'))})")
+            raise FaultError(f"unknown fault kind {kind!r} "
+                             f"({', '.join((*NODE_KINDS, 'image-corrupt', 'link-cut', 'clock-skew'))})")
     except FaultError as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
@@ -142,6 +182,8 @@ def clear(kind: Annotated[Optional[str], typer.Argument(help="Only this kind (de
     config = config_for(home)
     if kind in (None, *NODE_KINDS):
         clear_node(_nc_call(config), kind, target)
+    if kind in (None, "link-cut", "clock-skew"):
+        clear_processes(_any_call(config))
     if kind in (None, "image-corrupt"):
         for image in restore_images(config):
             out.print(f"image-corrupt: {image} restored")
@@ -173,6 +215,20 @@ def hook_for(cloud: Any) -> Callable[[Any, bool], None]:
                 client.close()
         elif fault.kind == "image-corrupt":
             corrupt_image(cloud.config, fault.target) if on else restore_images(cloud.config)
+        elif fault.kind in ("link-cut", "clock-skew"):
+            def call(service: str, method: str, path: str, body: Any, response: Any) -> Any:
+                client = cloud.internal(service)
+                try:
+                    return client.call(method, path, body, response)
+                finally:
+                    client.close()
+            target, _, seconds = fault.target.partition("=")
+            if not on:
+                clear_processes(call)
+            elif fault.kind == "link-cut":
+                cut_link(call, cloud.config.service_url, target)
+            else:
+                skew_clock(call, target, float(seconds or 0))
         else:
             raise FaultError(f"{fault.kind} cannot be scheduled (not implemented yet)")
     return hook

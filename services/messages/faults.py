@@ -28,3 +28,23 @@ class InjectFault(BaseModel):
 
 class FaultList(BaseModel):
     faults: list[InjectFault]
+
+
+# Faults of a whole service process, on every service (services/service_app.py):
+#   GET/POST/DELETE /internal/process-faults
+# link-cut: this process's internal calls to `target` (a base URL) fail as if the network
+# dropped them; clock-skew: this process's clock runs `seconds` ahead (negative: behind), for
+# its own timers, the timestamps it signs and the ones it checks.
+PROCESS_FAULTS_ROUTE = "/internal/process-faults"
+
+ProcessFaultKind = Literal["link-cut", "clock-skew"]
+
+
+class InjectProcessFault(BaseModel):
+    kind: ProcessFaultKind
+    target: str = ""                 # link-cut: the other service's base URL
+    seconds: float = Field(0.0, ge=-86400 * 366, le=86400 * 366)
+
+
+class ProcessFaultList(BaseModel):
+    faults: list[InjectProcessFault]

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from services.cli_fault import clear_node, corrupt_image, inject_node, restore_images
+from services.cli_fault import (clear_node, clear_processes, corrupt_image, cut_link, inject_node,
+                                restore_images, skew_clock)
 from services.messages.faults import FAULTS_ROUTE, FaultList
 from tests.ebs.support import exports
 from tests.support.cloud import Cloud, running_cloud
@@ -39,9 +41,20 @@ def nc_call(cloud: Cloud) -> Any:
     return call
 
 
+def any_call(cloud: Cloud) -> Any:
+    def call(service: str, method: str, path: str, body: Any, response: Any) -> Any:
+        client = cloud.internal(service)
+        try:
+            return client.call(method, path, body, response)
+        finally:
+            client.close()
+    return call
+
+
 @pytest.fixture(autouse=True)
 def no_fault_left(cloud: Cloud) -> Iterator[None]:
     yield
+    clear_processes(any_call(cloud))
     clear_node(nc_call(cloud))
     restore_images(cloud.config)
     wait_for(lambda: all(n.state == "up" for n in cloud.nodes().nodes), timeout=30, what="every node up again")
@@ -156,3 +169,29 @@ def test_attach_to_a_down_node_fails_cleanly_and_leaves_no_export(cloud: Cloud, 
              timeout=30, what=f"{volume} available again")
     assert ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["Attachments"] == []
     assert exports(cloud, volume) == []
+
+
+def test_link_cut_between_cc_and_nc_takes_the_zones_capacity_until_cleared(cloud: Cloud, image: str) -> None:
+    ec2 = cloud.ec2()
+    assert small_free(ec2) > 0
+    cut_link(any_call(cloud), cloud.config.service_url, "cc-nc")
+    wait_for(lambda: len(down_nodes(cloud)) == 3, timeout=20, what="every node down in the CC")
+    wait_for(lambda: small_free(ec2) == 0, timeout=10, what="no capacity left in the zone")
+    with pytest.raises(ClientError) as refused:
+        ec2.run_instances(ImageId=image, InstanceType="m1.small", MinCount=1, MaxCount=1)
+    assert refused.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    clear_processes(any_call(cloud))
+    wait_for(lambda: small_free(ec2) > 0, timeout=20, what="capacity back")
+
+
+def test_clock_skew_of_the_cc_fails_launches_with_the_refusal(cloud: Cloud, image: str) -> None:
+    ec2 = cloud.ec2()
+    skew_clock(any_call(cloud), "cc", 900)
+    [failed] = launch(cloud, image, wait_running=False)
+    gone = wait_for(lambda: (i := instance(ec2, failed))["State"]["Name"] == "terminated" and i,
+                    timeout=30, what=f"{failed} failed")
+    # The CC signs its answer's calls 900 s ahead and checks the CLC's 900 s behind: refused.
+    assert "could not start the instance" in gone["StateReason"]["Message"]
+    assert "internal call timestamp is 900 s away" in gone["StateReason"]["Message"]
+    clear_processes(any_call(cloud))       # reachable although the CC's clock is off
+    launch(cloud, image)

@@ -5,7 +5,8 @@ a running cloud, each through a real mechanism.
                            of its describe): the CC marks it down after 3 missed polls, and
                            after NODE_LOST_GRACE its instances are terminated
   node-slow node-N -s S    the node's hypervisor takes S seconds per call
-  disk-full node-N         the node's instance store refuses writes (ENOSPC): launches fail
+  disk-full node-N | sc    the node's instance store refuses writes (ENOSPC): launches fail;
+                           or the SC's: CreateVolume fails with InsufficientVolumeCapacity
   image-corrupt emi-…      the image's first bundle part is overwritten in Walrus (the
                            original is kept under $EUCASIM_HOME/faults and put back on clear)
 
@@ -13,8 +14,7 @@ a running cloud, each through a real mechanism.
                            if the network dropped them (httpx.ConnectError in the caller)
   clock-skew SERVICE -s S  the service's clock runs S seconds ahead: its timers, and the
                            timestamps of its internal calls (more than 300 s off: refused)
-
-disk-full on the SC is not implemented yet; it is refused."""
+"""
 
 from __future__ import annotations
 
@@ -155,7 +155,11 @@ def inject(kind: Annotated[str, typer.Argument(help="node-down, node-slow, disk-
     """Inject a fault into the running cloud."""
     config = config_for(home)
     try:
-        if kind in NODE_KINDS:
+        if kind == "disk-full" and target == "sc":
+            _any_call(config)("sc", "POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="disk-full"),
+                              ProcessFaultList)
+            out.print("disk-full on the SC: new volumes are refused")
+        elif kind in NODE_KINDS:
             listing = inject_node(_nc_call(config), kind, target, seconds if kind == "node-slow" else 0.0)
             out.print(f"{kind} on {target}; active: " + ", ".join(f"{f.kind} {f.target}" for f in listing.faults))
         elif kind == "image-corrupt":
@@ -202,7 +206,16 @@ def hook_for(cloud: Any) -> Callable[[Any, bool], None]:
     """For `eucasim experiment --fault`: inject (True) or clear (False) a ScheduledFault in
     the experiment's cloud."""
     def hook(fault: Any, on: bool) -> None:
-        if fault.kind in NODE_KINDS:
+        if fault.kind == "disk-full" and fault.target == "sc":
+            client = cloud.internal("sc")
+            try:
+                if on:
+                    client.call("POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="disk-full"), ProcessFaultList)
+                else:
+                    client.call("DELETE", PROCESS_FAULTS_ROUTE, None, ProcessFaultList)
+            finally:
+                client.close()
+        elif fault.kind in NODE_KINDS:
             target, _, seconds = fault.target.partition("=")
             client = cloud.internal("nc")
             try:

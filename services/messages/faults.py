@@ -34,10 +34,11 @@ class FaultList(BaseModel):
 #   GET/POST/DELETE /internal/process-faults
 # link-cut: this process's internal calls to `target` (a base URL) fail as if the network
 # dropped them; clock-skew: this process's clock runs `seconds` ahead (negative: behind), for
-# its own timers, the timestamps it signs and the ones it checks.
+# its own timers, the timestamps it signs and the ones it checks; disk-full: the service's
+# data writes fail with ENOSPC (the SC's new volumes).
 PROCESS_FAULTS_ROUTE = "/internal/process-faults"
 
-ProcessFaultKind = Literal["link-cut", "clock-skew"]
+ProcessFaultKind = Literal["link-cut", "clock-skew", "disk-full"]
 
 
 class InjectProcessFault(BaseModel):

@@ -14,8 +14,11 @@ from typer.testing import CliRunner
 
 from services.cli import app
 
+# Four clouds in all (one per policy, POWERSAVE twice), a minute or two each on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
+
 NODES, CORES = 4, 4
-ARGS = ["--generate", "--seed", "11", "--hours", "1", "--rate", "24", "--lifetime", "900",
+ARGS = ["--generate", "--seed", "11", "--hours", "0.75", "--rate", "30", "--lifetime", "900",
         "--mix", "m1.small=3,m1.large=1", "--nodes", str(NODES), "--node-shape", f"{CORES},8192,200",
         "--speed", "120"]
 

@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 
 from services.cli_fault import (clear_node, clear_processes, corrupt_image, cut_link, inject_node,
                                 restore_images, skew_clock)
-from services.messages.faults import FAULTS_ROUTE, FaultList
+from services.messages.faults import (FAULTS_ROUTE, PROCESS_FAULTS_ROUTE, FaultList, InjectProcessFault,
+                                      ProcessFaultList)
 from tests.ebs.support import exports
 from tests.support.cloud import Cloud, running_cloud
 from tests.support.waiting import wait_for
@@ -194,4 +195,20 @@ def test_clock_skew_of_the_cc_fails_launches_with_the_refusal(cloud: Cloud, imag
     assert "could not start the instance" in gone["StateReason"]["Message"]
     assert "internal call timestamp is 900 s away" in gone["StateReason"]["Message"]
     clear_processes(any_call(cloud))       # reachable although the CC's clock is off
+    # Its polls of the nodes were refused too, so the zone had no capacity left; it comes back.
+    wait_for(lambda: small_free(ec2) > 0, timeout=20, what="capacity back")
     launch(cloud, image)
+
+
+def test_disk_full_on_the_sc_refuses_new_volumes_until_cleared(cloud: Cloud) -> None:
+    ec2 = cloud.ec2()
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    any_call(cloud)("sc", "POST", PROCESS_FAULTS_ROUTE, InjectProcessFault(kind="disk-full"), ProcessFaultList)
+    with pytest.raises(ClientError) as refused:
+        ec2.create_volume(Size=1, AvailabilityZone=zone)
+    error = refused.value.response["Error"]
+    assert error["Code"] == "InsufficientVolumeCapacity" and "No space left on device" in error["Message"], error
+    clear_processes(any_call(cloud))
+    volume = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    wait_for(lambda: ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["State"] == "available",
+             timeout=20, what=f"{volume} available")

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from services.config import SCHED_POLICIES
 from services.experiment.azure import read_azure
 from services.experiment.cloud import NodeShape
 from services.experiment.report import plot, summarize, table
@@ -25,8 +26,7 @@ if not out.is_terminal:
     out = Console(width=160)     # the table's eleven columns, whole, in a file or a pipe
 err = Console(stderr=True)
 
-# The policies `compare` runs when none is named: cc/scheduler.py's POLICIES, read from the
-# CC's module without importing the CC into the command (the CC's dependencies stay its own).
+# The policies `compare` runs when none is named (any of SCHED_POLICIES may be asked for).
 DEFAULT_POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE")
 
 Workload = Annotated[Optional[Path], typer.Argument(help="CSV: arrival_s,duration_s,instance_type,count.")]
@@ -65,6 +65,9 @@ def _compare(workload: list[Request], policies: list[str], nodes: int, node_shap
         shape = NodeShape.parse(node_shape)
         scale = TimeScale(speed)
         scheduled: list[ScheduledFault] = [parse_fault(f) for f in faults]
+        unknown = [p for p in policies if p not in SCHED_POLICIES]
+        if unknown:
+            raise ValueError(f"--policy {', '.join(unknown)}: not a scheduling policy ({', '.join(SCHED_POLICIES)})")
     except ValueError as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None

@@ -73,3 +73,5 @@ def test_bad_options_are_refused_before_any_cloud_starts(tmp_path: Path) -> None
     assert shape.exit_code == 2 and "CORES,MEM_MB,DISK_GB" in shape.output
     fault = runner.invoke(app, ["experiment", "run", "--generate", "--fault", "node-down", "--out", str(tmp_path)])
     assert fault.exit_code == 2 and "KIND:TARGET@SECONDS" in fault.output
+    policy = runner.invoke(app, ["experiment", "run", "--generate", "--policy", "fastest", "--out", str(tmp_path)])
+    assert policy.exit_code == 2 and "FASTEST: not a scheduling policy" in policy.output

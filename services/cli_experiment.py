@@ -81,6 +81,9 @@ def _compare(workload: list[Request], policies: list[str], nodes: int, node_shap
         recording.write_csv(output / f"series-{policy}.csv")
         recordings.append(recording)
     summaries = [summarize(r) for r in recordings]
+    for recording in recordings:
+        if recording.refusals:
+            err.print(f"{recording.policy} refused: " + ", ".join(f"{n} {code}" for code, n in recording.refusals.most_common()))
     out.print(table(summaries, f"{len(workload)} requests, {nodes} nodes of {node_shape}, speed {speed:g}"))
     (output / "table.json").write_text(json.dumps([s.reproducible() for s in summaries], indent=1) + "\n")
     written = plot(recordings, output)

@@ -5,6 +5,7 @@ gives cores and memory booked per node and which nodes are awake."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Recording:
     latencies_s: list[float] = field(default_factory=list)   # real seconds, RunInstances to running
     lag_s: float = 0.0               # how far behind its schedule the replay fell, at worst (real s)
     nodes_used: set[int] = field(default_factory=set)    # positions that ever had cores booked
+    refusals: Counter[str] = field(default_factory=Counter)   # error code -> instances refused
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)

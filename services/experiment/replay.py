@@ -25,7 +25,6 @@ from services.experiment.workload import Request
 from services.messages.cluster import NodeList
 
 SETTLE_TIMEOUT_S = 30.0
-REFUSALS = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded"})
 
 # (time, order at that time, sequence, what): departures before faults before arrivals.
 _DEPART, _FAULT, _ARRIVE = 0, 1, 2
@@ -111,16 +110,18 @@ class Replayer:
             answer = self.ec2.run_instances(ImageId=self.cloud.image_id, InstanceType=request.instance_type,
                                             MinCount=request.count, MaxCount=request.count)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in REFUSALS:
-                self._refused += request.count
-                return []
-            raise
+            # Capacity, and anything else the cloud says no with: counted, by code, not fatal.
+            self._refused += request.count
+            self.recording.refusals[exc.response["Error"]["Code"]] += request.count
+            return []
         ids = [i["InstanceId"] for i in answer["Instances"]]
         states = self._settle(ids, lambda s: s != "pending")
         self.recording.latencies_s.append(time.monotonic() - started)
         live = [i for i in ids if states.get(i) == "running"]
         failed = [i for i in ids if i not in live]
         self._refused += len(failed)
+        if failed:
+            self.recording.refusals["failed after admission"] += len(failed)
         if failed:
             self._terminate(failed)
         self._running += len(live)

@@ -75,3 +75,20 @@ def test_bad_options_are_refused_before_any_cloud_starts(tmp_path: Path) -> None
     assert fault.exit_code == 2 and "KIND:TARGET@SECONDS" in fault.output
     policy = runner.invoke(app, ["experiment", "run", "--generate", "--policy", "fastest", "--out", str(tmp_path)])
     assert policy.exit_code == 2 and "FASTEST: not a scheduling policy" in policy.output
+
+
+def test_a_scheduled_node_down_shows_in_the_series_and_launches_avoid_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["experiment", "run", *ARGS, "--policy", "GREEDY",
+                                      "--fault", "node-down:node-1@600s", "--out", str(tmp_path)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    with (tmp_path / "series-GREEDY.csv").open() as handle:
+        samples = list(csv.DictReader(handle))
+    before = [s for s in samples if float(s["t_s"]) < 600]
+    after = [s for s in samples if float(s["t_s"]) >= 900]     # 3 missed polls later, at least
+    assert before and after
+    assert all(s["down"] == "0" for s in before)
+    assert all(s["down"] == "1" and int(s["awake"]) == NODES - 1 for s in after)
+    # GREEDY fills node-1 first; once it is down nothing new is booked there.
+    first_after = int(after[0]["booked_cores_per_node"].split()[0])
+    assert all(int(s["booked_cores_per_node"].split()[0]) <= first_after for s in after)
+    assert table(tmp_path)["GREEDY"]["overbooked"] == 0

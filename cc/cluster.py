@@ -59,6 +59,7 @@ class Cluster:
         self.reservations = Reservations(on_change=self.feed.capacity_changed)
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
+        self.registry.lost_after = config.NODE_LOST_GRACE
         self.policy = make_policy(config.SCHEDPOLICY, self.store.get_state(POINTER_KEY))
         # A poll gives up after two intervals (five seconds at least), so one hung process
         # cannot stall the rounds for long; longer for a zone of thousands of configured
@@ -68,7 +69,7 @@ class Cluster:
                                    timeout=max(5.0, 2 * config.NC_POLLING_FREQUENCY,
                                                DESCRIBE_SECONDS_PER_NODE * len(config.nodes)))
         self.power = PowerManager(self.registry, self.clients, self.reservations, recorder,
-                                  enabled=config.SCHEDPOLICY == "POWERSAVE",
+                                  enabled=self.policy.sleeps_idle_nodes,
                                   idle_threshold=config.POWER_IDLETHRESH,
                                   wake_command=config.POWER_WAKE_COMMAND)
         self.poller = Poller(self.registry, self.clients, self.reservations, self.power, recorder,

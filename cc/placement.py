@@ -62,7 +62,7 @@ class Placer:
                                        f"there is no node {request.target_node!r} in this zone")
                 excluded = NotExcluded(only=target.url)
                 policy = TargetNode(self.policy.name, views.index_of(target.url))
-            filters = standard_filters(wakeable=self.policy.name == "POWERSAVE", excluded=excluded)
+            filters = standard_filters(wakeable=self.policy.sleeps_idle_nodes, excluded=excluded)
             passes = filters.test(need)
             saved = policy.snapshot()
             decisions: list[Decision] = []

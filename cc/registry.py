@@ -117,12 +117,22 @@ def _answering_state(resources: NodeResources) -> NodeState:
     return "asleep" if resources.power == "asleep" else "up"
 
 
-def cluster_instance(node: TrackedNode, report: InstanceReport) -> ClusterInstance:
+def cluster_instance(node: TrackedNode, report: InstanceReport,
+                     lost_after: float | None = None) -> ClusterInstance:
     """An instance as the zone describes it: with its node's state, and when that node is down
-    the reason its report is only the last one."""
+    the reason its report is only the last one; down for `lost_after` seconds or more, the node
+    is lost and so is the instance (terminated, the reason naming the node)."""
     item = ClusterInstance(**dict(report), node_state=node.state)  # type: ignore[arg-type]
     if node.state == "down" and _is_live(report):
         seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
+        if lost_after is not None and node.last_seen is not None \
+                and (utcnow() - node.last_seen).total_seconds() >= lost_after:
+            item.state = "terminated"
+            item.reason = StateReason(
+                code="Server.InternalError",
+                message=(f"node {node.name} was lost: down since {seen} ({node.last_error}), "
+                         f"longer than NODE_LOST_GRACE ({lost_after:g} s)"))
+            return item
         item.reason = StateReason(
             code="Server.InternalError",
             message=(f"node {node.name} is down: it has not answered "
@@ -170,6 +180,7 @@ class NodeRegistry:
     def __init__(self, stored: Iterable[StoredNode], config_nodes: list[str], nc_port: int,
                  listener: Listener | None = None) -> None:
         self._nc_port = nc_port
+        self.lost_after: float | None = None      # NODE_LOST_GRACE, set by the cluster
         self.listener: Listener = listener or _Nobody()
         self._nodes: dict[str, TrackedNode] = {}
         self._ordered: list[TrackedNode] | None = None
@@ -469,7 +480,7 @@ class NodeRegistry:
             idle_since=node.idle_since)
 
     def instances(self) -> list[ClusterInstance]:
-        return [cluster_instance(node, report)
+        return [cluster_instance(node, report, self.lost_after)
                 for node in self.nodes() for report in node.instances.values()]
 
     def states(self) -> Sequence[str]:

@@ -157,6 +157,9 @@ def standard_filters(wakeable: bool, excluded: NotExcluded | None = None) -> Fil
 
 class Policy(Protocol):
     name: SchedPolicy
+    # True for a policy that lets idle nodes sleep and wakes them when none awake has room
+    # (power.py does the sleeping; the Awake filter then offers asleep nodes too).
+    sleeps_idle_nodes: bool
 
     def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
         """The node that gets the next instance, or None; offers nodes to `passes` one at a
@@ -180,6 +183,8 @@ class Policy(Protocol):
 
 class _Stateless:
     """A policy with nothing to keep across a restart."""
+
+    sleeps_idle_nodes = False
 
     def snapshot(self) -> str:
         return ""
@@ -211,6 +216,7 @@ class RoundRobin:
     """From a saved pointer, the next node that passes; the pointer moves past it."""
 
     name: SchedPolicy = "ROUNDROBIN"
+    sleeps_idle_nodes = False
 
     def __init__(self, pointer: int = 0) -> None:
         self.pointer = pointer
@@ -243,6 +249,7 @@ class PowerSave(_Stateless):
     caller wakes it). Putting idle nodes to sleep is power.py's job."""
 
     name: SchedPolicy = "POWERSAVE"
+    sleeps_idle_nodes = True
 
     def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
         awake = (n for n in _in_order(nodes) if n.state == "up")
@@ -278,12 +285,38 @@ class TargetNode(_Stateless):
         return f"an administrator asked for {node.name}"
 
 
-POLICIES: dict[str, type[Greedy] | type[RoundRobin] | type[PowerSave]] = {
-    "GREEDY": Greedy, "ROUNDROBIN": RoundRobin, "POWERSAVE": PowerSave}
+class LeastLoaded(_Stateless):
+    """Spread: the awake node with the most free cores (then memory), ties in registration
+    order. It looks at every node for every instance, so it costs O(nodes) a decision where
+    GREEDY costs a few checks; fine for a lab, slow for a zone of 20,000 nodes."""
+
+    name: SchedPolicy = "LEASTLOADED"
+
+    def candidates(self, nodes: Sequence[NodeView]) -> Iterator[NodeView]:
+        return iter(sorted(_in_order(nodes), key=lambda n: (-n.free.cores, -n.free.memory_mb, n.index)))
+
+    def choose(self, nodes: Sequence[NodeView], passes: Callable[[NodeView], bool]) -> NodeView | None:
+        return next((n for n in self.candidates(nodes) if passes(n)), None)
+
+    def why(self, node: NodeView) -> str:
+        return f"LEASTLOADED: {node.name} has the most free cores ({node.free.cores}) of the nodes with room"
+
+
+# Every SCHEDPOLICY the CC knows, by name. A new policy is one class with a `name`, the four
+# methods of Policy and `sleeps_idle_nodes`, added here (README: "Adding a policy").
+POLICIES: dict[str, Callable[[], Policy]] = {
+    cls.name: cls for cls in (Greedy, RoundRobin, PowerSave, LeastLoaded)}
+
+
+class UnknownPolicy(ValueError):
+    pass
 
 
 def make_policy(name: SchedPolicy, saved: str | None = None) -> Policy:
-    policy: Policy = POLICIES[name]()
+    factory = POLICIES.get(name)
+    if factory is None:
+        raise UnknownPolicy(f"SCHEDPOLICY={name!r}: not a policy this CC knows ({', '.join(POLICIES)})")
+    policy: Policy = factory()
     if saved:
         policy.restore(saved)
     return policy

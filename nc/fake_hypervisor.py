@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from nc.domain_xml import (DomainSpec, VolumeDisk, build_domain_xml, has_guest_agent, source_problem,
                            with_volume, without_volume)
+from nc.faults import FAULTS
 from nc.hypervisor import AgentUnavailable, DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from nc.resources import host_memory_mb
 from services.ids import INSTANCE_ID
@@ -89,6 +90,7 @@ class FakeHypervisor:
                         model=platform.machine() or "x86_64")
 
     def define(self, spec: DomainSpec) -> str:
+        FAULTS.delay(self.node_id)
         xml = build_domain_xml(spec)
         with self._host.lock:
             if spec.name in self._host.domains:
@@ -97,6 +99,7 @@ class FakeHypervisor:
         return xml
 
     def start(self, name: str) -> None:
+        FAULTS.delay(self.node_id)
         with self._host.lock:
             self._require(name).running = True
 

@@ -140,9 +140,14 @@ def _qemu_img() -> str | None:
     return shutil.which("qemu-img")
 
 
+from nc.faults import FAULTS  # noqa: E402 (beside its one use)
+
+
 class InstanceStore:
-    def __init__(self, root: Path, *, use_qemu_img: bool | None = None, format_disks: bool = False) -> None:
+    def __init__(self, root: Path, *, use_qemu_img: bool | None = None,
+                 format_disks: bool = False, node: str = "") -> None:
         self.root = root        # made with the first instance's folder
+        self.node = node        # the node id an injected disk-full fault names (nc/faults.py)
         self.qemu_img = _qemu_img() if use_qemu_img in (None, True) else None
         # Off in simulated mode: no guest reads the disks, and mkfs would be most of a launch.
         self.format_disks = format_disks
@@ -171,6 +176,7 @@ class InstanceStore:
         if ephemeral_bytes <= 0:
             raise DiskError(f"image of {image_bytes // MIB} MiB does not fit the VM type's {disk_gb} GB disk")
         try:
+            FAULTS.check_write(self.node)
             if image is None:
                 pass
             elif self.qemu_img:

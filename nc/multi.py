@@ -11,7 +11,13 @@ lookup, not a walk over N mounted apps. Real mode is one node per process (nc.ap
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from nc.faults import FAULTS
+from services.messages.faults import FAULTS_ROUTE, FaultList, InjectFault
 
 from nc.app import (add_process_routes, install_answers, instance_root, node_router, require_secret,
                     serving)
@@ -80,6 +86,29 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
 
     guard = [Depends(app.state.internal_auth)]
     add_process_routes(app, process, directory=True)
+
+    @app.middleware("http")
+    async def down_nodes(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        node = request.url.path.split("/", 2)[1] if request.url.path.count("/") >= 2 else ""
+        if node and FAULTS.is_down(node):
+            return JSONResponse({"detail": f"{node} is down (injected fault)"}, status_code=503)
+        return await call_next(request)
+
+    @app.get(FAULTS_ROUTE, dependencies=guard)
+    def list_faults() -> FaultList:
+        return FAULTS.listing()
+
+    @app.post(FAULTS_ROUTE, dependencies=guard)
+    def inject_fault(body: InjectFault) -> FaultList:
+        if f"/{body.target}" not in process.nodes:
+            raise HTTPException(404, f"this NC process has no node {body.target}")
+        FAULTS.inject(body)
+        return FAULTS.listing()
+
+    @app.delete(FAULTS_ROUTE, dependencies=guard)
+    def clear_faults(kind: str | None = None, target: str | None = None) -> FaultList:
+        FAULTS.clear(kind, target)
+        return FAULTS.listing()
 
     @app.get("/{node}/internal/health")
     def node_health(runtime: NodeRuntime = Depends(by_prefix)) -> dict[str, str]:

@@ -73,7 +73,8 @@ class NodeRuntime:
         # ever reads. libvirt nodes keep the qcow2 overlays Eucalyptus makes.
         fake = is_fake(settings.hypervisor_uri)
         self.store = InstanceStore(settings.instance_root, use_qemu_img=None if not fake else False,
-                                   format_disks=not self.hypervisor.simulated)
+                                   format_disks=not self.hypervisor.simulated,
+                                   node=settings.node_id)
         self.cache = ImageCache(settings.instance_root / "_cache", settings.cache_mb, secret=settings.secret)
         journal = ConsoleJournal(self.hypervisor.simulated, settings.node_id)
         self.manager: InstanceManager

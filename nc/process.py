@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nc.events import EventPusher
+from nc.faults import FAULTS
 from nc.instances import NotFound
 from nc.models import InstanceRecord
 from nc.node import NodeRuntime, NodeSettings
@@ -127,6 +128,8 @@ class NodeProcess:
             by_node[record.prefix].append(record)
         statuses = []
         for prefix, runtime in self.nodes.items():
+            if FAULTS.is_down(prefix.strip("/")):
+                continue        # a dead host answers nothing: the CC counts a missed poll
             mine = by_node.get(prefix, [])
             booked = booked_sizes((r.cores, r.memory_mb, r.disk_gb) for r in mine if r.state in LIVE_STATES)
             statuses.append(NodeStatus(prefix=prefix, resources=runtime.resources(booked),

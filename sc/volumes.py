@@ -4,6 +4,7 @@ pool), never the database or the files directly."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import threading
@@ -22,6 +23,7 @@ from sc.snapstore import Cancelled, CorruptPart, SnapshotStore
 from sc.states import move_volume, server_error
 from services.clock import aware, utcnow
 from services.db import Database
+from services.faults import PROCESS
 from services.ids import VOLUME_ID
 from services.messages.storage import (MAX_VOLUME_GIB, MIN_VOLUME_GIB, CreateVolume, SnapshotManifest,
                                        StateReason, VolumeExportInfo, VolumeExportList, VolumeInfo,
@@ -145,7 +147,15 @@ class Volumes:
                 raise StorageFault(400, "VolumeLimitExceeded",
                                    f"A volume of {size}GiB does not fit: {provisioned} of "
                                    f"{self.capacity_gib}GiB of this zone's storage are taken.")
-            files.create_sparse(path, size * GIB)
+            try:
+                PROCESS.check_write(str(path))
+                files.create_sparse(path, size * GIB)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                path.unlink(missing_ok=True)
+                raise StorageFault(503, "InsufficientVolumeCapacity",
+                                   f"The zone's storage cannot write a volume now: {exc.strerror}.") from None
             now = utcnow()
             try:
                 volume = Volume(id=body.volume_id, size_gib=size, state="creating", progress=0,

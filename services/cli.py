@@ -16,6 +16,8 @@ from services import cli_services, cli_status, cli_trace, credentials, launcher
 from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
+from services.cli_experiment import experiment_app
+from services.cli_fault import fault_app
 from services.cli_lab import lab_app
 from services.cli_snapshots import snapshot_app
 from services.cli_images import certificate_exports, certificate_files, image_app
@@ -42,6 +44,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(lab_app, name="lab")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(fault_app, name="fault")
 app.command()(nc)
 
 out = console()

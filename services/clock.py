@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from services.faults import PROCESS
+
 # Terminated instances stay visible this long, as in EC2; the CLC and the NC both keep them.
 KEEP_TERMINATED = timedelta(hours=1)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    skew = PROCESS.skew_s       # 0 unless an operator injected clock-skew (services/faults.py)
+    now = datetime.now(timezone.utc)
+    return now + timedelta(seconds=skew) if skew else now
 
 
 def aware(moment: datetime | None) -> datetime | None:

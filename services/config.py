@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -64,6 +64,12 @@ class _ConfFileSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._values.items() if k in names and v != ""}
 
 
+# The names cc/scheduler.py's POLICIES answers to (tests/experiment/test_policy_leastloaded.py
+# keeps the two equal): a policy added there is named here too, so every service refuses an
+# unknown SCHEDPOLICY at start without importing the CC.
+SCHED_POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE", "LEASTLOADED")
+
+
 class CloudConfig(BaseSettings):
     """Every key a eucasim service reads. Eucalyptus's names where one exists."""
 
@@ -110,11 +116,14 @@ class CloudConfig(BaseSettings):
     NC_SIMULATED_MAX_MEM: str = ""
     NC_SIMULATED_MAX_DISK: str = ""
 
-    SCHEDPOLICY: Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"] = "ROUNDROBIN"
+    SCHEDPOLICY: str = "ROUNDROBIN"
     NODES: str = ""
     NC_POLLING_FREQUENCY: float = Field(6.0, gt=0)
     POWER_IDLETHRESH: float = Field(300.0, gt=0)
     POWER_WAKE_COMMAND: str = ""
+    # A node down this long (seconds since it last answered) is lost: the CC reports its
+    # instances terminated, with a reason naming it. Back within it, they carry on running.
+    NODE_LOST_GRACE: float = Field(600.0, gt=0)
     # The CLC fails an instance that is still pending after this many seconds, with its reason.
     INSTANCE_PENDING_TIMEOUT: float = Field(600.0, gt=0)
 
@@ -158,6 +167,13 @@ class CloudConfig(BaseSettings):
     # A JSON list of access keys (AccessKeyInfo fields) for a Walrus that runs without a CLC;
     # empty means Walrus asks the CLC.
     WALRUS_ACCESS_KEYS: str = ""
+
+    @field_validator("SCHEDPOLICY")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in SCHED_POLICIES:
+            raise ValueError(f"not a scheduling policy ({', '.join(SCHED_POLICIES)})")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ import httpx
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
+from services.faults import PROCESS
 from services.tracing import REQUEST_ID_HEADER, current_request_id, new_request_id
 
 SIGNATURE_HEADER = "x-eucasim-signature"
@@ -52,7 +53,7 @@ def _signed(http: httpx.Client | httpx.AsyncClient, secret: str, method: str, pa
 def signed_headers(secret: str, method: str, wire_path: str, body: bytes = b"") -> dict[str, str]:
     """The headers that make a call to an `/internal/…` route acceptable; `wire_path` is the
     path and query exactly as sent. For callers that stream with their own HTTP client."""
-    timestamp = str(int(time.time()))
+    timestamp = str(int(time.time() + PROCESS.skew_s))
     return {TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(secret, method, wire_path, body, timestamp),
             REQUEST_ID_HEADER: current_request_id() or new_request_id()}
@@ -82,6 +83,7 @@ class InternalClient:
 
     def call(self, method: str, path: str, body: BaseModel | None = None,
              response: type[Model] | None = None) -> Any:
+        PROCESS.check_link(self.base_url)
         request = _signed(self._http, self._secret, method, path, body)
         return _decode(self._http.send(request), response)
 
@@ -100,6 +102,7 @@ class AsyncInternalClient:
 
     async def call(self, method: str, path: str, body: BaseModel | None = None,
                    response: type[Model] | None = None) -> Any:
+        PROCESS.check_link(self.base_url)
         request = _signed(self._http, self._secret, method, path, body)
         return _decode(await self._http.send(request), response)
 
@@ -110,8 +113,10 @@ class AsyncInternalClient:
 class InternalAuth:
     """FastAPI dependency guarding `/internal/…` routes: `Depends(InternalAuth(secret))`."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, skewed: bool = True) -> None:
         self._secret = secret
+        # False for the route that clears an injected clock-skew, which must stay reachable.
+        self._skewed = skewed
 
     async def __call__(self, request: Request) -> None:
         signature = request.headers.get(SIGNATURE_HEADER)
@@ -119,7 +124,7 @@ class InternalAuth:
         if not signature or not timestamp:
             raise HTTPException(403, "internal routes need a signed call from another eucasim service")
         try:
-            skew = abs(time.time() - int(timestamp))
+            skew = abs(time.time() + (PROCESS.skew_s if self._skewed else 0.0) - int(timestamp))
         except ValueError:
             raise HTTPException(403, "malformed internal timestamp") from None
         if skew > MAX_SKEW_SECONDS:

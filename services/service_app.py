@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 
+from services.faults import PROCESS
 from services.internal import InternalAuth
 from services.messages.admin import HEALTH_ROUTE, ServiceHealth
 from services.metrics import ServiceMetrics, mount_metrics
+from services.messages.faults import PROCESS_FAULTS_ROUTE, InjectProcessFault, ProcessFaultList
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
                               new_request_id, unbind_request_id)
 
@@ -45,6 +47,22 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
                             request_id=request_id, elapsed_ms=round(elapsed * 1000, 3))
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
+
+    guard = [Depends(InternalAuth(secret, skewed=False))]
+
+    @app.get(PROCESS_FAULTS_ROUTE, dependencies=guard)
+    def process_faults() -> ProcessFaultList:
+        return PROCESS.listing()
+
+    @app.post(PROCESS_FAULTS_ROUTE, dependencies=guard)
+    def inject_process_fault(body: InjectProcessFault) -> ProcessFaultList:
+        PROCESS.inject(body)
+        return PROCESS.listing()
+
+    @app.delete(PROCESS_FAULTS_ROUTE, dependencies=guard)
+    def clear_process_faults() -> ProcessFaultList:
+        PROCESS.clear()
+        return PROCESS.listing()
 
     # A service may set app.state.health_check to a function that says how it is (state,
     # reason), e.g. NOTREADY while what it needs is missing; by default answering is ENABLED.

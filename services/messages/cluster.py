@@ -24,9 +24,9 @@ Errors come back as HTTP statuses whose `detail` is a ClusterError (as a JSON ob
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.messages.node import (BootVolume, InstanceNetwork, InstanceReport, LaunchSpec, Resources,
                                     StateReason, Subscription, VmType)
@@ -48,7 +48,9 @@ CLC_ZONE_CAPACITY_ROUTE = "/internal/zones/{zone}/capacity"
 
 NodeState = Literal["up", "down", "asleep"]
 NodeSource = Literal["config", "registered"]
-SchedPolicy = Literal["GREEDY", "ROUNDROBIN", "POWERSAVE"]
+# A name in cc/scheduler.py's POLICIES (GREEDY, ROUNDROBIN, POWERSAVE, and any policy added
+# there); the CC refuses to start with a name it does not know.
+SchedPolicy = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
 
 
 class ClusterError(BaseModel):

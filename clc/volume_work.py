@@ -48,6 +48,12 @@ LOG = logging.getLogger(__name__)
 # A volume the SC does not know this long after the CLC recorded it never reached the SC.
 UNKNOWN_GRACE = timedelta(minutes=2)
 STUCK_AFTER = timedelta(seconds=30)
+# A volume or snapshot the SC holds and the CLC has no record of is a CreateVolume or
+# CreateSnapshot the CLC asked for and died before recording (so nobody was answered): it
+# is deleted once no request of this CLC can still be recording it — it was made before this
+# CLC started, or this long ago.
+STRAY_AFTER = timedelta(minutes=5)
+STRAYS_EVERY = timedelta(seconds=60)
 
 
 def attach_failed(message: str) -> StateReason:
@@ -68,6 +74,8 @@ class VolumeWork:
         self._queues = ZoneQueues("volumes")
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self.started = utcnow()
+        self._strays_swept: datetime | None = None
 
     # -- what handlers ask for, after recording the wish ---------------------------------------
 
@@ -305,6 +313,10 @@ class VolumeWork:
             pending = [(s.zone, s.id, s.data_id) for s in session.scalars(
                 select(Snapshot).where(Snapshot.state == "pending"))]
         self._purge()
+        now = utcnow()
+        if self._strays_swept is None or now - self._strays_swept >= STRAYS_EVERY:
+            self._strays_swept = now
+            self._sweep_strays(max(self.started, now - STRAY_AFTER))
         for volume_id in creating:
             self._settle_volume(volume_id)
         # On the zones' workers, in line with the handlers' jobs for the same volumes.
@@ -324,6 +336,36 @@ class VolumeWork:
                 row = session.get(Snapshot, snapshot_id)
                 if row is not None and row.state == "pending":
                     snapshot_rules.settle(row, info)
+
+    def _sweep_strays(self, made_before: datetime) -> None:
+        """Delete on each zone's SC what it made before `made_before` that the CLC never
+        recorded (see STRAY_AFTER)."""
+        for zone in self.config.zones:
+            try:
+                sc_volumes = self.storage.volumes(zone).volumes
+                sc_snapshots = self.storage.snapshots(zone).snapshots
+            except StorageError as exc:
+                LOG.info("strays of zone %s: %s", zone, exc)
+                continue
+            with self.db.session() as session:
+                known_volumes = set(session.scalars(select(Volume.id).where(
+                    Volume.id.in_([v.volume_id for v in sc_volumes]))))
+                known_data = set(session.scalars(select(Snapshot.data_id).where(
+                    Snapshot.data_id.in_([s.snapshot_id for s in sc_snapshots]))))
+            strays = [("volume", v.volume_id, self.storage.delete_volume) for v in sc_volumes
+                      if v.state != "deleted" and v.volume_id not in known_volumes
+                      and aware(v.created_at) < made_before]  # type: ignore[operator]
+            strays += [("snapshot", s.snapshot_id, self.storage.delete_snapshot) for s in sc_snapshots
+                       if s.state != "deleted" and s.snapshot_id not in known_data
+                       and aware(s.started_at) < made_before]  # type: ignore[operator]
+            for kind, item_id, remove in strays:
+                try:
+                    remove(zone, item_id)
+                except StorageError as exc:
+                    LOG.info("stray %s %s on zone %s: %s", kind, item_id, zone, exc)
+                    continue
+                LOG.warning("deleted stray %s %s on zone %s: the CLC never recorded it", kind,
+                            item_id, zone)
 
     def _purge(self) -> None:
         """Deleted volumes are forgotten after the hour EC2 keeps ended resources."""

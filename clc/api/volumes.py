@@ -79,6 +79,7 @@ def create_volume(ctx: Context, AvailabilityZone: str, Size: int | None = None,
         tagging.validated_tags(spec.get("Tags"))
     volume_id = ctx.new_id("vol")
     # Nothing is written before this call: a refusal (VolumeLimitExceeded) changes nothing.
+    _work(ctx).unrecorded(ctx.db, volume_id)
     info = _storage(ctx).create_volume(AvailabilityZone, ScCreateVolume(
         volume_id=volume_id, size_gib=size,
         snapshot_id=snapshot.data_id if snapshot is not None else None))

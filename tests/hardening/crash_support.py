@@ -296,6 +296,8 @@ def check(cloud: Cloud, ledger: Ledger) -> None:
     assert not {u["UploadId"] for u in left} & ledger.uploads_ended, left
     tmp = cloud.home / "walrus" / "objects" / "tmp"
     assert not list(tmp.iterdir()) if tmp.is_dir() else True, "half-written blobs left in Walrus"
+    stored, named = walrus_bytes(cloud)
+    assert stored == named, f"Walrus holds {stored - named} bytes no object or part names"
 
     instances = _all_instances(ec2)
     ids = [i["InstanceId"] for i in instances]
@@ -311,6 +313,24 @@ def check(cloud: Cloud, ledger: Ledger) -> None:
     assert ledger.snapshots <= set(snapshots), f"snapshots gone: {ledger.snapshots - set(snapshots)}"
 
 
+def walrus_bytes(cloud: Cloud) -> tuple[int, int]:
+    """(bytes in Walrus's blob files, bytes its objects, versions and parts name) as an
+    operator counts them: the files on disk, and what S3 lists for every bucket."""
+    root = cloud.home / "walrus" / "objects"
+    stored = sum(f.stat().st_size for folder in root.iterdir() if folder.name != "tmp"
+                 for f in folder.iterdir())
+    s3 = s3_client(cloud)
+    named = 0
+    for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+            named += sum(v["Size"] for v in page.get("Versions", []))
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            parts = s3.list_parts(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+            named += sum(p["Size"] for p in parts.get("Parts", []))
+    return stored, named
+
+
 def prepare(cloud: Cloud) -> tuple[str, dict[str, str], str]:
     """The image, elastic IP, zone and bucket every run of the workload uses."""
     ec2 = ec2_client(cloud)
@@ -322,18 +342,32 @@ def prepare(cloud: Cloud) -> tuple[str, dict[str, str], str]:
 
 
 def crash_and_restart(cloud: Cloud, service: str, image: str, address: dict[str, str], zone: str,
-                      before: float = 2.0, outage: float = 1.0) -> tuple[Ledger, float]:
-    """The workload runs; `service` is killed with SIGKILL, stays down `outage` seconds and is
-    started again on its port and state; the workload stops. Returns the ledger and the
-    seconds from the restart (the service answering again) until the cloud converged."""
+                      before: float = 2.0, outage: float = 1.0,
+                      graceful: bool = False) -> tuple[Ledger, float]:
+    """The workload runs; `service` is killed with SIGKILL (SIGTERM with `graceful`), stays
+    down `outage` seconds and is started again on its port and state; the workload stops.
+    Returns the ledger and the seconds from the restart (the service answering again) until
+    the cloud converged."""
     ledger = Ledger()
     workload = Workload(cloud, image, ledger, address, zone).start()
     try:
         time.sleep(before)
-        cloud.kill(service)
+        (cloud.stop if graceful else cloud.kill)(service)
         time.sleep(outage)
         cloud.restart(service)
         restarted = time.monotonic()
     finally:
         workload.stop()
-    return ledger, converge(cloud, restarted)
+    seconds = converge(cloud, restarted)
+    return ledger, seconds
+
+
+def end_instances(cloud: Cloud, ledger: Ledger) -> None:
+    """Terminate what the workload launched, so the next run has the zone's room again."""
+    ec2 = ec2_client(cloud)
+    live = [i["InstanceId"] for i in _all_instances(ec2)
+            if i["InstanceId"] in ledger.instances and i["State"]["Name"] not in ("terminated", "shutting-down")]
+    if live:
+        ec2.terminate_instances(InstanceIds=live)
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=live,
+                                                   WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})

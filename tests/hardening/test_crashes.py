@@ -16,11 +16,14 @@ import pytest
 from services.messages.storage import (SC_SNAPSHOTS_ROUTE, SC_VOLUME_ROUTE, SC_VOLUMES_ROUTE,
                                        CreateSnapshot, CreateVolume, SnapshotInfo, SnapshotList,
                                        VolumeInfo, VolumeList)
-from tests.hardening.crash_support import check, crash_and_restart, prepare
+from tests.hardening.crash_support import (check, crash_and_restart, end_instances, prepare,
+                                           walrus_bytes)
+from tests.ebs.support import stalled_node
 from tests.support.cloud import Cloud, running_cloud
 from tests.support.waiting import wait_for
 
 CONVERGE_WITHIN_S = 10.0
+FAST = {"Delay": 0.5, "MaxAttempts": 120}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,7 @@ def test_a_service_killed_under_load_loses_nothing_and_the_cloud_converges(
     print(f"{service}: answered {ledger.done}, failed {ledger.failures}, converged in {seconds:.2f} s")
     assert sum(ledger.done.values()) > 0, ledger.failures
     check(cloud, ledger)
+    end_instances(cloud, ledger)
     assert seconds <= CONVERGE_WITHIN_S, f"converged {seconds:.1f} s after {service} restarted"
 
 
@@ -72,3 +76,50 @@ def test_what_the_sc_made_for_a_clc_that_died_before_recording_it_is_deleted_on_
         assert time.monotonic() - restarted <= CONVERGE_WITHIN_S
     finally:
         sc.close()
+
+
+def test_a_blob_no_row_names_is_deleted_when_walrus_restarts(
+        cloud: Cloud, setup: tuple[str, dict[str, str], str]) -> None:
+    """A Walrus killed after a body's file was committed and before its row was written (or
+    after a row was deleted and before its file) leaves a file nothing names: made here by
+    hand, as that crash leaves it. The restarted Walrus deletes it and nothing else."""
+    stored, named = walrus_bytes(cloud)
+    assert stored == named
+    orphan = cloud.home / "walrus" / "objects" / "ab" / ("ab" + "0" * 30)
+    orphan.write_bytes(b"left by a crash" * 100)
+    assert walrus_bytes(cloud)[0] == stored + orphan.stat().st_size
+    cloud.kill("walrus")
+    cloud.restart("walrus")
+    assert not orphan.exists()
+    assert walrus_bytes(cloud) == (stored, named)
+
+
+def test_an_attach_under_way_when_the_clc_died_is_carried_out_soon_after_its_restart(
+        cloud: Cloud, setup: tuple[str, dict[str, str], str]) -> None:
+    """The node stalls (its NC stopped) while the CLC's attach job waits on it; the CLC is
+    killed, the node continues, the CLC comes back: the attach its job never finished is done
+    again at once (not after the 30 s a job of a living CLC is given), and both sides agree."""
+    image, _address, zone = setup
+    ec2 = cloud.ec2()
+    [instance] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]
+    instance_id = instance["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=FAST)
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
+    with stalled_node(cloud):
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdg")
+        time.sleep(1)  # the job is on its way to the stopped node
+        cloud.kill("clc")
+    cloud.restart("clc")
+    restarted = time.monotonic()
+    ec2 = cloud.ec2()
+
+    def attached() -> bool:
+        [volume] = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"]
+        held = [d.volume_id for i in cloud.zone_instances().instances if i.instance_id == instance_id
+                for d in i.volumes]
+        return bool(volume["Attachments"]) and volume["Attachments"][0]["State"] == "attached" \
+            and held == [volume_id]
+    wait_for(attached, 60, f"{volume_id} attached on both sides")
+    assert time.monotonic() - restarted <= CONVERGE_WITHIN_S
+    ec2.terminate_instances(InstanceIds=[instance_id])

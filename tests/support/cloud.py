@@ -172,6 +172,10 @@ class Cloud:
             process.kill()
         process.wait()
 
+    def stop(self, name: str) -> None:
+        """SIGTERM one service: a clean stop, as Ctrl-C on `eucasim up` gives."""
+        launcher.stop([self.service(name)])
+
     def restart(self, name: str) -> None:
         """Start a killed (or stopped) service again on its port and its state, as the
         launcher started it, and wait until it answers."""

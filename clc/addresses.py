@@ -13,6 +13,7 @@ its instance lives: a terminated instance holds nothing, without any bookkeeping
 from __future__ import annotations
 
 import ipaddress
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -26,6 +27,12 @@ from services.ids import new_id
 from services.vnet import public_pool
 
 LIVE = ("pending", "running", "stopping", "stopped")
+
+# Whoever hands out or moves public addresses (a launch, Allocate/Associate/Disassociate/
+# ReleaseAddress) reads what is taken, decides and commits under this lock: two concurrent
+# associations of one address then end with the last one everywhere, and no two instances
+# get one address. Database work only, never a call to another service.
+LOCK = threading.Lock()
 ASSOCIABLE = ("pending", "running")
 
 

@@ -4,20 +4,20 @@ MaxCount), allocate ids and addresses, record the instances `pending`, commit, a
 The zone's CC places them right after, off the request (clc/placement.py).
 
 Only the address allocation and the commit that makes the addresses taken are serialised
-(`_ADDRESS_LOCK`, around database work only): two concurrent launches never share an address,
+(`clc.addresses.LOCK`, around database work only): two concurrent launches never share an address,
 and no lock is held while another service is asked anything."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from clc import launch_volumes, tagging, vm_types
+from clc.addresses import LOCK as ADDRESS_LOCK
 from clc.addressing import AddressPlan
 from clc.api.registry import Context
 from clc.boot_images import resolve_for_launch
@@ -33,7 +33,6 @@ from services.messages.storage import CreateVolume as ScCreateVolume
 
 MAX_USER_DATA = 16 * 1024
 MAX_INSTANCES_PER_CALL = 1000
-_ADDRESS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -177,7 +176,7 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
                                min(request.max_count, MAX_INSTANCES_PER_CALL))
     instance_ids = [ctx.new_id("i") for _ in range(count)]
     try:
-        with _ADDRESS_LOCK:
+        with ADDRESS_LOCK:
             addresses = AddressPlan.of(ctx.config).allocate(ctx.db, ctx.account_id, groups[0].id,
                                                             instance_ids)
             rows = [Instance(

@@ -173,6 +173,14 @@ class Launches:
         cut = insufficient_capacity(f"zone {zone} had room for {len(result.placed)} of the "
                                     f"{len(request.instances)} instances admitted")
         unwanted: list[str] = []
+        # Nodes that refused after the CC placed them may leave fewer than MinCount started:
+        # then the launch fails as a whole, as EC2's does — the started ones are ended too.
+        short = not job.restart and sum(started.values()) < request.min_count
+        refusals = "; ".join(p.reason.message for p in result.placed if p.report is None and p.reason)
+        rolled_back = insufficient_capacity(
+            f"only {sum(started.values())} of the MinCount {request.min_count} instances of "
+            f"{request.reservation_id} started ({refusals or 'nodes refused'}); the launch is "
+            "rolled back")
         with self.db.session() as session:
             for row in self._rows(session, request):
                 placement = placements.get(row.id)
@@ -183,6 +191,11 @@ class Launches:
                 if placement.report is None:   # the node refused it
                     self._end(session, row, placement.reason or server_error(
                         f"node {placement.node} did not start the instance"), job.restart)
+                    continue
+                if short:
+                    self._end(session, row, rolled_back, restart=False)
+                    row.desired_state = "terminated"
+                    unwanted.append(row.id)
                     continue
                 self._attached(session, row.id)
                 if row.desired_state == "terminated":  # the user ended it meanwhile

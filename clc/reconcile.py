@@ -114,6 +114,7 @@ class Reconciler:
         self.interval = interval or config.NC_POLLING_FREQUENCY
         self.pending_timeout = timedelta(seconds=config.INSTANCE_PENDING_TIMEOUT)
         self._missing: dict[str, int] = {}
+        self.started = utcnow()
 
     def _note(self, what: str, **detail: object) -> None:
         LOG.info("reconcile: %s %s", what, detail or "")
@@ -229,6 +230,12 @@ class Reconciler:
                 stopped_on_zone(row, now)
             elif row.desired_state == "terminated" and row.node is not None:
                 transition(row, "terminated", now=now)
+            elif (row.state == "pending" and row.node is None
+                    and aware(row.updated_at) < self.started):  # type: ignore[operator]
+                # Admitted and answered by a CLC that died before its CC placed it: the
+                # placement job died with it, and the CC does not know the instance.
+                transition(row, "terminated", server_error(
+                    "the cloud controller restarted before the instance was placed"), now=now)
             elif row.node is not None:  # placed, yet not reported: count the rounds
                 self._missing[row.id] = self._missing.get(row.id, 0) + 1
                 if (self._missing[row.id] >= MISSING_ROUNDS

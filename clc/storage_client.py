@@ -19,8 +19,8 @@ from services.errors import EC2Error
 from services.messages.storage import (SC_EXPORT_ROUTE, SC_GROW_ROUTE, SC_SNAPSHOT_ROUTE,
                                        SC_SNAPSHOTS_ROUTE, SC_UNEXPORT_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume, ExportVolume,
-                                       GrowVolume, SnapshotInfo, UnexportVolume, VolumeExportInfo,
-                                       VolumeInfo, VolumeList)
+                                       GrowVolume, SnapshotInfo, SnapshotList, UnexportVolume,
+                                       VolumeExportInfo, VolumeInfo, VolumeList)
 
 class StorageError(ServiceError):
     """The zone's SC refused: `code` is its EC2 code, `service_status` the SC's HTTP status."""
@@ -56,6 +56,8 @@ class StorageClient(Protocol):
     def create_snapshot(self, zone: str, request: CreateSnapshot) -> SnapshotInfo: ...
 
     def snapshot(self, zone: str, snapshot_id: str) -> SnapshotInfo | None: ...
+
+    def snapshots(self, zone: str) -> SnapshotList: ...
 
     def delete_snapshot(self, zone: str, snapshot_id: str) -> SnapshotInfo | None: ...
 
@@ -111,6 +113,9 @@ class ScStorageClient(ZoneServiceClient):
     def snapshot(self, zone: str, snapshot_id: str) -> SnapshotInfo | None:
         return self._unless_unknown(zone, "GET", SC_SNAPSHOT_ROUTE.format(snapshot_id=snapshot_id),
                                     None, SnapshotInfo)
+
+    def snapshots(self, zone: str) -> SnapshotList:
+        return self._call(zone, "GET", SC_SNAPSHOTS_ROUTE, None, SnapshotList)
 
     def delete_snapshot(self, zone: str, snapshot_id: str) -> SnapshotInfo | None:
         return self._unless_unknown(zone, "DELETE",

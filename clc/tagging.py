@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from clc.models.resources import Tag
@@ -122,10 +123,21 @@ def set_tags(db: Session, account_id: str, resource_id: str, resource_type: str,
     for key, value in tags.items():
         row = existing.get(key)
         if row is None:
-            db.add(Tag(account_id=account_id, resource_id=resource_id,
-                       resource_type=resource_type, key=key, value=value))
+            # An upsert: a concurrent CreateTags may add the same key between the read above
+            # and this write; then its value is overwritten, as a later CreateTags would.
+            db.execute(_insert(db)(Tag).values(
+                account_id=account_id, resource_id=resource_id, resource_type=resource_type,
+                key=key, value=value).on_conflict_do_update(
+                index_elements=[Tag.account_id, Tag.resource_id, Tag.key], set_={"value": value}))
         else:
             row.value = value
+
+
+def _insert(db: Session) -> Any:
+    """INSERT … ON CONFLICT in the session's own dialect (SQLite and PostgreSQL spell it alike)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def delete_tags(db: Session, account_id: str, resource_ids: Sequence[str],

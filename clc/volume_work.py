@@ -26,7 +26,8 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
 
 from clc import snapshots as snapshot_rules
 from clc.models.instances import Instance
@@ -48,6 +49,10 @@ LOG = logging.getLogger(__name__)
 # A volume the SC does not know this long after the CLC recorded it never reached the SC.
 UNKNOWN_GRACE = timedelta(minutes=2)
 STUCK_AFTER = timedelta(seconds=30)
+# A volume or snapshot the SC holds that the CLC neither records nor is asking for (see
+# `unrecorded`) is a CreateVolume or CreateSnapshot whose CLC died, or whose SC died, between
+# the SC making it and the CLC committing it: nobody was answered, and it is deleted.
+STRAYS_EVERY = timedelta(seconds=3)
 
 
 def attach_failed(message: str) -> StateReason:
@@ -68,6 +73,9 @@ class VolumeWork:
         self._queues = ZoneQueues("volumes")
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self.started = utcnow()
+        self._strays_swept: datetime | None = None
+        self._making: set[str] = set()   # ids asked of an SC and not yet committed or given up
 
     # -- what handlers ask for, after recording the wish ---------------------------------------
 
@@ -298,13 +306,18 @@ class VolumeWork:
                 select(Volume).join(Instance, Instance.id == Volume.instance_id, isouter=True)
                 .where(Volume.instance_id.is_not(None),
                        (Instance.id.is_(None)) | (Instance.state == "terminated")))]
-            # An attach or detach whose job was lost (a restart) is carried out again.
-            stale = utcnow() - STUCK_AFTER
+            # An attach or detach whose job was lost (a restart) is carried out again: at once
+            # when no request of this CLC has touched it (its job died with the last one).
+            stale = max(self.started, utcnow() - STUCK_AFTER)
             stuck = [(v.zone, v.id, v.attach_state) for v in session.scalars(select(Volume).where(
                 Volume.attach_state.in_(("attaching", "detaching")), Volume.updated_at < stale))]
             pending = [(s.zone, s.id, s.data_id) for s in session.scalars(
                 select(Snapshot).where(Snapshot.state == "pending"))]
         self._purge()
+        now = utcnow()
+        if self._strays_swept is None or now - self._strays_swept >= STRAYS_EVERY:
+            self._strays_swept = now
+            self._sweep_strays()
         for volume_id in creating:
             self._settle_volume(volume_id)
         # On the zones' workers, in line with the handlers' jobs for the same volumes.
@@ -324,6 +337,50 @@ class VolumeWork:
                 row = session.get(Snapshot, snapshot_id)
                 if row is not None and row.state == "pending":
                     snapshot_rules.settle(row, info)
+
+    def unrecorded(self, session: Session, item_id: str) -> None:
+        """A request is about to ask an SC to make `item_id` (a volume or a snapshot) and
+        record it in `session`: the stray sweep leaves it alone until that session commits
+        or rolls back."""
+        with self._lock:
+            self._making.add(item_id)
+
+        def done(_session: Session) -> None:
+            with self._lock:
+                self._making.discard(item_id)
+        event.listen(session, "after_commit", done, once=True)
+        event.listen(session, "after_rollback", done, once=True)
+
+    def _sweep_strays(self) -> None:
+        """Delete on each zone's SC what the CLC neither records nor is asking for."""
+        for zone in self.config.zones:
+            try:
+                sc_volumes = [v.volume_id for v in self.storage.volumes(zone).volumes if v.state != "deleted"]
+                sc_snapshots = [s.snapshot_id for s in self.storage.snapshots(zone).snapshots
+                                if s.state != "deleted"]
+            except StorageError as exc:
+                LOG.info("strays of zone %s: %s", zone, exc)
+                continue
+            # In this order: an id leaves `_making` only once its row is committed, so one
+            # not in `_making` now is either in the database below or never will be.
+            with self._lock:
+                making = set(self._making)
+            with self.db.session() as session:
+                known = set(session.scalars(select(Volume.id).where(Volume.id.in_(sc_volumes))))
+                known |= set(session.scalars(select(Snapshot.data_id).where(
+                    Snapshot.data_id.in_(sc_snapshots))))
+            strays = [("volume", v, self.storage.delete_volume) for v in sc_volumes
+                      if v not in known and v not in making]
+            strays += [("snapshot", s, self.storage.delete_snapshot) for s in sc_snapshots
+                       if s not in known and s not in making]
+            for kind, item_id, remove in strays:
+                try:
+                    remove(zone, item_id)
+                except StorageError as exc:
+                    LOG.info("stray %s %s on zone %s: %s", kind, item_id, zone, exc)
+                    continue
+                LOG.warning("deleted stray %s %s on zone %s: the CLC never recorded it", kind,
+                            item_id, zone)
 
     def _purge(self) -> None:
         """Deleted volumes are forgotten after the hour EC2 keeps ended resources."""

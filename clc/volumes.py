@@ -12,6 +12,7 @@ towards the other."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, cast
@@ -45,6 +46,11 @@ ATTACH_MOVES = Moves[AttachState]("attachment", {
     "attached":  {"detaching", "detached"},
     "detaching": {"detached", "attached"},
 })
+
+# AttachVolume and DetachVolume decide on a volume's attachment from what they read: each reads,
+# decides and commits under this lock, so of two concurrent attaches of one volume the second
+# reads the first's attachment (VolumeInUse) instead of both winning. Database work only.
+ATTACHMENTS = threading.Lock()
 
 VOLUME_TYPES = ("standard", "gp2", "gp3")
 # EC2's size bounds per type, in GiB.

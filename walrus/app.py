@@ -64,7 +64,7 @@ from services.service_app import make_service_app
 from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
-from walrus import catalog, cors, dispatch
+from walrus import catalog, cors, dispatch, orphans
 from walrus.authn import authenticate, request_view
 from walrus.blobs import BlobStore
 from walrus.bucket_cache import BucketCache
@@ -108,6 +108,8 @@ class Walrus:
         event.listen(self.db.engine, "connect", _synchronous_full)
         self.db.upgrade(Path(__file__).parent / "migrations")
         self.blobs = BlobStore(data_dir(config))
+        with self.db.session() as db:  # before serving: no write is in flight
+            orphans.sweep(db, self.blobs)
         self.buckets = BucketCache(self.db)
         self.hosts = base_hosts(config)
         self.write_lock = threading.Lock()

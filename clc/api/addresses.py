@@ -46,9 +46,11 @@ def allocate_address(ctx: Context, Domain: str | None = None, Address: str | Non
         raise EC2Error("InvalidParameterValue", f"Invalid value '{domain}' for domain.")
     for spec in TagSpecifications or []:
         tagging.validated_tags(spec.get("Tags"))
-    address = addresses.allocate(ctx.db, ctx.config, ctx.account_id, domain, Address)
-    tagging.apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE,
-                                     address.allocation_id)
+    with addresses.LOCK:
+        address = addresses.allocate(ctx.db, ctx.config, ctx.account_id, domain, Address)
+        tagging.apply_tag_specifications(ctx.db, ctx.account_id, TagSpecifications, RESOURCE_TYPE,
+                                         address.allocation_id)
+        ctx.db.commit()
     ctx.trace("decided", f"allocated {address.public_ip} ({address.allocation_id})")
     return {"PublicIp": address.public_ip, "AllocationId": address.allocation_id,
             "Domain": address.domain, "NetworkBorderGroup": ctx.config.REGION}
@@ -63,36 +65,42 @@ def associate_address(ctx: Context, InstanceId: str | None = None, PublicIp: str
                        "This cloud has no network interfaces (EC2-Classic networking): use InstanceId.")
     if not InstanceId:
         raise EC2Error("MissingParameter", "The request must contain the parameter InstanceId")
-    address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp, allocation_id=AllocationId)
-    [instance] = owned(ctx.db, ctx.account_id, check_ids([InstanceId]))
-    if PrivateIpAddress and PrivateIpAddress != instance.private_ip:
-        raise EC2Error("InvalidParameterValue",
-                       f"The instance {instance.id} has no private address {PrivateIpAddress}.")
-    association_id = addresses.associate(ctx.db, ctx.config, address, instance, AllowReassociation)
-    _network_changed(ctx, f"{address.public_ip} -> {instance.id} ({instance.private_ip})")
+    with addresses.LOCK:
+        address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp, allocation_id=AllocationId)
+        [instance] = owned(ctx.db, ctx.account_id, check_ids([InstanceId]))
+        if PrivateIpAddress and PrivateIpAddress != instance.private_ip:
+            raise EC2Error("InvalidParameterValue",
+                           f"The instance {instance.id} has no private address {PrivateIpAddress}.")
+        association_id = addresses.associate(ctx.db, ctx.config, address, instance, AllowReassociation)
+        _network_changed(ctx, f"{address.public_ip} -> {instance.id} ({instance.private_ip})")
+        ctx.db.commit()
     return {"AssociationId": association_id}
 
 
 @action("DisassociateAddress")
 def disassociate_address(ctx: Context, PublicIp: str | None = None,
                          AssociationId: str | None = None) -> dict:
-    if AssociationId:
-        address = addresses.by_association(ctx.db, ctx.account_id, AssociationId)
-    else:
-        address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp)
-    instance = addresses.disassociate(ctx.db, ctx.config, address)
-    if instance is not None:
-        _network_changed(ctx, f"{address.public_ip} no longer -> {instance.id}; "
-                              f"it now has {instance.public_ip or 'no public address'}")
+    with addresses.LOCK:
+        if AssociationId:
+            address = addresses.by_association(ctx.db, ctx.account_id, AssociationId)
+        else:
+            address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp)
+        instance = addresses.disassociate(ctx.db, ctx.config, address)
+        if instance is not None:
+            _network_changed(ctx, f"{address.public_ip} no longer -> {instance.id}; "
+                                  f"it now has {instance.public_ip or 'no public address'}")
+        ctx.db.commit()
     return {}
 
 
 @action("ReleaseAddress")
 def release_address(ctx: Context, PublicIp: str | None = None, AllocationId: str | None = None,
                     NetworkBorderGroup: str | None = None) -> dict:
-    address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp, allocation_id=AllocationId)
-    addresses.release(ctx.db, address)
-    tagging.delete_all_tags(ctx.db, ctx.account_id, address.allocation_id)
+    with addresses.LOCK:
+        address = addresses.find(ctx.db, ctx.account_id, public_ip=PublicIp, allocation_id=AllocationId)
+        addresses.release(ctx.db, address)
+        tagging.delete_all_tags(ctx.db, ctx.account_id, address.allocation_id)
+        ctx.db.commit()
     ctx.trace("decided", f"released {address.public_ip}")
     return {}
 

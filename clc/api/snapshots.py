@@ -49,6 +49,8 @@ def _snapshot_of(ctx: Context, volume: Volume, description: str,
         raise EC2Error("IncorrectState", f"The volume '{volume.id}' is in the '{volume.state}' state.")
     snapshot_id = ctx.new_id("snap")
     storage = _storage(ctx)
+    if ctx.volumes is not None:
+        ctx.volumes.unrecorded(ctx.db, snapshot_id)
     info, point = snapshot_freeze.taken(
         ctx.zones, volume.zone, _running_guest(ctx, volume), volume.id,
         lambda: storage.create_snapshot(volume.zone, ScCreateSnapshot(snapshot_id=snapshot_id,

@@ -79,6 +79,7 @@ def create_volume(ctx: Context, AvailabilityZone: str, Size: int | None = None,
         tagging.validated_tags(spec.get("Tags"))
     volume_id = ctx.new_id("vol")
     # Nothing is written before this call: a refusal (VolumeLimitExceeded) changes nothing.
+    _work(ctx).unrecorded(ctx.db, volume_id)
     info = _storage(ctx).create_volume(AvailabilityZone, ScCreateVolume(
         volume_id=volume_id, size_gib=size,
         snapshot_id=snapshot.data_id if snapshot is not None else None))
@@ -180,22 +181,24 @@ def modify_volume(ctx: Context, VolumeId: str, Size: int | None = None,
 
 @action("AttachVolume")
 def attach_volume(ctx: Context, VolumeId: str, InstanceId: str, Device: str) -> dict:
-    volume = volumes.one(ctx.db, ctx.account_id, VolumeId)
-    instance = owned_instances(ctx.db, ctx.account_id, [InstanceId])[0]
-    if instance.state not in ("running", "stopped"):
-        raise EC2Error("IncorrectState", f"Instance '{instance.id}' is not 'running'.")
-    if volume.zone != instance.zone:
-        raise EC2Error("InvalidVolume.ZoneMismatch",
-                       f"The volume '{volume.id}' is not in the same availability zone as "
-                       f"instance '{instance.id}'")
-    volumes.check_attachable(volume)
-    device = volumes.check_device(Device, volumes.devices_of(ctx.db, instance.id))
     work = _work(ctx)
-    volumes.move_attachment(volume, "attaching", instance_id=instance.id, device=device)
-    ctx.db.flush()
-    ctx.trace("decided", f"attach {volume.id} to {instance.id} as {device}", node=instance.node)
-    # The job reads the row this request wrote, so it is committed first (as RunInstances does).
-    ctx.db.commit()
+    with volumes.ATTACHMENTS:
+        volume = volumes.one(ctx.db, ctx.account_id, VolumeId)
+        instance = owned_instances(ctx.db, ctx.account_id, [InstanceId])[0]
+        if instance.state not in ("running", "stopped"):
+            raise EC2Error("IncorrectState", f"Instance '{instance.id}' is not 'running'.")
+        if volume.zone != instance.zone:
+            raise EC2Error("InvalidVolume.ZoneMismatch",
+                           f"The volume '{volume.id}' is not in the same availability zone as "
+                           f"instance '{instance.id}'")
+        volumes.check_attachable(volume)
+        device = volumes.check_device(Device, volumes.devices_of(ctx.db, instance.id))
+        volumes.move_attachment(volume, "attaching", instance_id=instance.id, device=device)
+        ctx.db.flush()
+        ctx.trace("decided", f"attach {volume.id} to {instance.id} as {device}", node=instance.node)
+        # The job reads the row this request wrote, so it is committed first (as RunInstances
+        # does); inside the lock, so the next attach of this volume reads it.
+        ctx.db.commit()
     work.attach(volume.zone, volume.id, ctx.request_id)
     return attachment_dict(volume)
 
@@ -203,19 +206,20 @@ def attach_volume(ctx: Context, VolumeId: str, InstanceId: str, Device: str) -> 
 @action("DetachVolume")
 def detach_volume(ctx: Context, VolumeId: str, InstanceId: str | None = None,
                   Device: str | None = None, Force: bool = False) -> dict:
-    volume = volumes.one(ctx.db, ctx.account_id, VolumeId)
-    if volume.instance_id is None:
-        raise EC2Error("IncorrectState", f"Volume '{volume.id}' is in the '{volume.state}' state.")
-    if (InstanceId is not None and InstanceId != volume.instance_id) or (
-            Device is not None and volumes.short_device(Device) != volumes.short_device(volume.device or "")):
-        raise EC2Error("InvalidAttachment.NotFound",
-                       f"Attachment point {Device or ''} of {InstanceId or volume.instance_id} "
-                       f"does not hold volume '{volume.id}'")
     work = _work(ctx)
-    if volume.attach_state != "detaching":
-        volumes.move_attachment(volume, "detaching")
-    volume.force_detach = bool(Force)
-    answer = attachment_dict(volume)
-    ctx.db.commit()
+    with volumes.ATTACHMENTS:
+        volume = volumes.one(ctx.db, ctx.account_id, VolumeId)
+        if volume.instance_id is None:
+            raise EC2Error("IncorrectState", f"Volume '{volume.id}' is in the '{volume.state}' state.")
+        if (InstanceId is not None and InstanceId != volume.instance_id) or (
+                Device is not None and volumes.short_device(Device) != volumes.short_device(volume.device or "")):
+            raise EC2Error("InvalidAttachment.NotFound",
+                           f"Attachment point {Device or ''} of {InstanceId or volume.instance_id} "
+                           f"does not hold volume '{volume.id}'")
+        if volume.attach_state != "detaching":
+            volumes.move_attachment(volume, "detaching")
+        volume.force_detach = bool(Force)
+        answer = attachment_dict(volume)
+        ctx.db.commit()
     work.detach(volume.zone, volume.id, ctx.request_id)
     return answer

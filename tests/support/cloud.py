@@ -162,6 +162,32 @@ class Cloud:
                 cores[instance.node_id] = cores.get(instance.node_id, 0) + instance.vm.cpu
         return cores
 
+    def service(self, name: str) -> launcher.RunningService:
+        return next(s for s in self.services if s.spec.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service: a crash, nothing flushed or cleaned up."""
+        process = self.service(name).process
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    def stop(self, name: str) -> None:
+        """SIGTERM one service: a clean stop, as Ctrl-C on `eucasim up` gives."""
+        launcher.stop([self.service(name)])
+
+    def restart(self, name: str) -> None:
+        """Start a killed (or stopped) service again on its port and its state, as the
+        launcher started it, and wait until it answers."""
+        old = self.service(name)
+        spec = old.spec
+        spec.listener = launcher.listen(self.config.BIND_ADDRESS, spec.port)
+        # start() tells a child the ports of the specs it is given: here every service's.
+        spec.env = {**spec.env, **{f"{s.spec.name.upper()}_PORT": str(s.spec.port)
+                                   for s in self.services}}
+        [new] = launcher.start(self.config, [spec], timeout=90)
+        self.services[self.services.index(old)] = new
+
     def metadata(self, instance_id: str, path: str, method: str = "GET",
                  headers: dict[str, str] | None = None) -> httpx.Response:
         """Ask the metadata service as `instance_id` (simulated mode's instance header)."""

@@ -167,14 +167,8 @@ async def complete_upload(ctx: S3Context) -> Response:
     return await off_loop(_complete, ctx, bucket, upload, wanted)
 
 
-def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
-              wanted: list[tuple[int, str]]) -> Response:
-    numbers = [n for n, _ in wanted]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
-                      "must be ordered by part number.", UploadId=upload.upload_id)
-    with ctx.db.session() as db:
-        stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
+def _chosen_parts(upload: Upload, stored: dict[int, Part],
+                  wanted: list[tuple[int, str]]) -> list[Part]:
     chosen: list[Part] = []
     for index, (number, etag) in enumerate(wanted):
         part = stored.get(number)
@@ -189,6 +183,24 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                           MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(number),
                           ETag=etag)
         chosen.append(part)
+    return chosen
+
+
+def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
+              wanted: list[tuple[int, str]]) -> Response:
+    numbers = [n for n, _ in wanted]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
+                      "must be ordered by part number.", UploadId=upload.upload_id)
+    # The parts are read, checked and the upload ended in one write: an UploadPart that
+    # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
+    # completion sees its new ETag, or wholly after, and finds no upload.
+    with ctx.writing() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            raise _no_upload(upload.upload_id)
+        stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
+        chosen = _chosen_parts(upload, stored, wanted)
+        catalog.delete_upload(db, upload.upload_id)
     digest = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
     etag = f"{digest}-{len(chosen)}"
     sums: dict[str, str] = {}
@@ -203,10 +215,6 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                  tags=upload.tags or [], storage_class=upload.storage_class)
     used = {p.blob_id for p in chosen}
     unused = [p.blob_id for p in stored.values() if p.blob_id not in used]
-    with ctx.writing() as db:
-        if catalog.get_upload(db, upload.upload_id) is None:
-            raise _no_upload(upload.upload_id)
-        catalog.delete_upload(db, upload.upload_id)
     version_id = store_object(ctx, bucket, catalog.object_values(row))
     ctx.blobs.delete(unused)
     ctx.decided(f"completed {ctx.bucket}/{ctx.key} from {len(chosen)} parts", etag=etag)

@@ -32,8 +32,6 @@ if str(ROOT) not in sys.path:
 
 from services import credentials, launcher  # noqa: E402
 from services.config import CloudConfig, load_config  # noqa: E402
-from services.internal import InternalClient  # noqa: E402
-from services.messages.cluster import NodeList  # noqa: E402
 from tests.support.servers import listen, port_of  # noqa: E402
 
 # eucalyptus.conf keys the benchmark process may carry in its environment; the services inherit
@@ -91,7 +89,7 @@ def eucasim_cloud(nodes: int = 2, **settings: object) -> Iterator[Endpoint]:
             spec.env = {**env, **spec.env}
         services = launcher.start(config, specs, timeout=120)
         try:
-            _wait_nodes_up(config, nodes)
+            launcher.wait_nodes_up(config, nodes)
             image = launcher.register_tiny_image(config, services)
             assert image is not None
             key = credentials.read(Path(home)).key
@@ -101,19 +99,6 @@ def eucasim_cloud(nodes: int = 2, **settings: object) -> Iterator[Endpoint]:
         finally:
             launcher.stop(services)
 
-
-def _wait_nodes_up(config: CloudConfig, nodes: int, timeout: float = 60) -> None:
-    client = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=10)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            listed = client.call("GET", "/internal/nodes", None, NodeList).nodes
-            if sum(1 for n in listed if n.state == "up") >= nodes:
-                return
-            time.sleep(0.1)
-    finally:
-        client.close()
-    raise RuntimeError(f"the CC did not report {nodes} nodes up within {timeout:.0f} s")
 
 
 @contextmanager

@@ -30,7 +30,8 @@ import httpx
 from services import port_owner
 from services.config import SECRET_FILE, CloudConfig
 from services.internal import InternalCallError, InternalClient
-from services.messages.cluster import CLC_ZONE_CAPACITY_ROUTE, ZoneCapacity
+from services.messages.cluster import (CC_NODES_ROUTE, CLC_ZONE_CAPACITY_ROUTE, NodeList,
+                                       ZoneCapacity)
 from services.tls import ensure_tls
 from services.messages.images import TINY_IMAGE_ROUTE, TinyImage
 
@@ -279,6 +280,22 @@ def register_tiny_image(config: CloudConfig, services: list[RunningService]) -> 
         return client.call("POST", TINY_IMAGE_ROUTE, response=TinyImage).image_id
     finally:
         client.close()
+
+
+def wait_nodes_up(config: CloudConfig, nodes: int, timeout: float = 60.0) -> None:
+    """Until the CC reports `nodes` nodes up (a cloud of many simulated nodes, before the CLC
+    has seen them all: the benchmarks and experiments start launching from here)."""
+    client = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=60)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            listed = client.call("GET", CC_NODES_ROUTE, None, NodeList).nodes
+            if sum(1 for n in listed if n.state == "up") >= nodes:
+                return
+            time.sleep(0.1)
+    finally:
+        client.close()
+    raise RuntimeError(f"the CC did not report {nodes} nodes up within {timeout:.0f} s")
 
 
 def wait_ready(config: CloudConfig, services: list[RunningService], nodes: int,

@@ -5,7 +5,6 @@ of one NC process, the policy under test and timers at the experiment's speed.""
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from pathlib import Path
 from services import credentials, launcher
 from services.config import CloudConfig, load_config
 from services.internal import InternalClient
-from services.messages.cluster import NodeList
 from services.messages.identity import AccessKeyInfo
 
 SERVICES = ("clc", "walrus", "sc", "cc", "nc")
@@ -73,7 +71,7 @@ def experiment_cloud(nodes: int, shape: NodeShape, policy: str, settings: dict[s
             spec.env = {**env, **spec.env}
         services = launcher.start(config, specs, timeout=max(120.0, nodes / 50))
         try:
-            _wait_nodes_up(config, nodes, timeout=max(60.0, nodes / 20))
+            launcher.wait_nodes_up(config, nodes, timeout=max(60.0, nodes / 20))
             image = launcher.register_tiny_image(config, services)
             if image is None:
                 raise RuntimeError("the cloud has no CLC and Walrus to register an image with")
@@ -81,16 +79,3 @@ def experiment_cloud(nodes: int, shape: NodeShape, policy: str, settings: dict[s
         finally:
             launcher.stop(services)
 
-
-def _wait_nodes_up(config: CloudConfig, nodes: int, timeout: float) -> None:
-    client = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=60)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            listed = client.call("GET", "/internal/nodes", None, NodeList).nodes
-            if sum(1 for n in listed if n.state == "up") >= nodes:
-                return
-            time.sleep(0.2)
-    finally:
-        client.close()
-    raise RuntimeError(f"the CC did not report {nodes} nodes up within {timeout:.0f} s")

@@ -107,6 +107,9 @@ def delete_volume(ctx: Context, VolumeId: str) -> None:
     _work(ctx).delete(volume.zone, volume.id, ctx.request_id)
 
 
+VOLUMES_PAGE = 500
+
+
 @action("DescribeVolumes")
 def describe_volumes(ctx: Context, VolumeIds: list[str] | None = None,
                      Filters: list[dict[str, Any]] | None = None,
@@ -114,6 +117,10 @@ def describe_volumes(ctx: Context, VolumeIds: list[str] | None = None,
     if VolumeIds and MaxResults is not None:
         raise EC2Error("InvalidParameterCombination",
                        "The parameter volumeSet cannot be used with the parameter maxResults")
+    if MaxResults is not None and MaxResults > VOLUMES_PAGE:
+        # EC2 answers at most 500 volumes a page and takes a larger MaxResults as 500; the
+        # AWS CLI asks for 1000 on every plain `describe-volumes`.
+        MaxResults = VOLUMES_PAGE
     rows = volumes.owned(ctx.db, ctx.account_id, VolumeIds or None)
     tags = _tags(ctx, rows)
     rows = apply_filters(rows, Filters, filters(), tags_of=lambda v: tags.get(v.id, {}))

@@ -60,6 +60,8 @@ def test_volumes_and_snapshots_with_the_aws_cli(cloud: Cloud) -> None:
     found = aws(cloud, "describe-volumes", "--filters", "Name=tag:app,Values=cli",
                 "Name=volume-type,Values=gp2")["Volumes"]
     assert [v["VolumeId"] for v in found] == [volume_id] and found[0]["Iops"] == 100
+    # A plain describe-volumes: the CLI sends MaxResults=1000, which EC2 takes as 500.
+    assert volume_id in [v["VolumeId"] for v in aws(cloud, "describe-volumes")["Volumes"]]
     assert "InvalidVolume.NotFound" in aws_error(cloud, "delete-volume", "--volume-id", "vol-12345678")
     assert "InvalidParameterValue" in aws_error(cloud, "create-volume", "--availability-zone",
                                                 "zone-1", "--size", "99999")

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services import credentials, launcher  # noqa: E402
+from services import credentials, launcher, readiness  # noqa: E402
 from services.config import CloudConfig, load_config  # noqa: E402
 from tests.support.servers import listen, port_of  # noqa: E402
 
@@ -89,8 +89,8 @@ def eucasim_cloud(nodes: int = 2, **settings: object) -> Iterator[Endpoint]:
             spec.env = {**env, **spec.env}
         services = launcher.start(config, specs, timeout=120)
         try:
-            launcher.wait_nodes_up(config, nodes)
-            image = launcher.register_tiny_image(config, services)
+            readiness.wait_nodes_up(config, nodes)
+            image = readiness.register_tiny_image(config, services)
             assert image is not None
             key = credentials.read(Path(home)).key
             clc = next(s for s in services if s.spec.name == "clc")

@@ -12,7 +12,7 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from services import cli_services, cli_status, cli_trace, credentials, launcher
+from services import cli_services, cli_status, cli_trace, credentials, launcher, readiness
 from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
@@ -73,7 +73,7 @@ def up(home: HomeOption = None,
         launcher.start(config, specs, started=started,
                        on_started=lambda s: out.print(f"  [green]✓[/green] {s.spec.name:7} {s.url}"))
         # The banner promises a launch: wait until the CLC admits one on every node.
-        launcher.wait_ready(config, started, len(config.nodes) or nodes)
+        readiness.wait_ready(config, started, len(config.nodes) or nodes)
         _announce(config, started)
         code = launcher.wait_forever(started)
     except KeyboardInterrupt:
@@ -90,7 +90,7 @@ def up(home: HomeOption = None,
 def _announce(config: CloudConfig, services: list[launcher.RunningService]) -> None:
     """The banner: how to point the AWS CLI at the cloud, and a sample image to run."""
     try:
-        image_id = launcher.register_tiny_image(config, services)
+        image_id = readiness.register_tiny_image(config, services)
     except Exception as exc:  # the cloud is still usable without its sample image
         err.print(f"[yellow]could not register the tiny sample image: {exc}[/yellow]")
         image_id = None

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import credentials, launcher
+from services import credentials, launcher, readiness
 from services.config import CloudConfig, load_config
 from services.internal import InternalClient
 from services.messages.identity import AccessKeyInfo
@@ -71,8 +71,8 @@ def experiment_cloud(nodes: int, shape: NodeShape, policy: str, settings: dict[s
             spec.env = {**env, **spec.env}
         services = launcher.start(config, specs, timeout=max(120.0, nodes / 50))
         try:
-            launcher.wait_nodes_up(config, nodes, timeout=max(60.0, nodes / 20))
-            image = launcher.register_tiny_image(config, services)
+            readiness.wait_nodes_up(config, nodes, timeout=max(60.0, nodes / 20))
+            image = readiness.register_tiny_image(config, services)
             if image is None:
                 raise RuntimeError("the cloud has no CLC and Walrus to register an image with")
             yield ExperimentCloud(config, services, credentials.read(config.EUCASIM_HOME).key, image)

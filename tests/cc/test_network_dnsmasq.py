@@ -16,8 +16,13 @@ from cc.network.drivers import _alive, _stale_leases
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     conf = tmp_path / "dnsmasq-eucabr2.conf"
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--conf-file={conf}"])
+    # The child says when it runs: Popen can return before exec has laid out the new command
+    # line (the kernel wakes the parent mid-exec), when /proc/PID/cmdline still reads empty.
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)", f"--conf-file={conf}"],
+        stdout=subprocess.PIPE)
     try:
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
         yield process, conf
     finally:
         process.kill()

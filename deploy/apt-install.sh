@@ -9,5 +9,12 @@ done
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "installing Debian packages: ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Another apt (unattended-upgrades on a fresh machine, a second `make` beside this one) may hold
+# the locks: wait for it rather than fail the whole set-up.
+wait_lock=(-o DPkg::Lock::Timeout=900)
+for try in 1 2 3 4 5 6 7 8 9 10; do
+  $sudo apt-get "${wait_lock[@]}" update -qq && break
+  echo "apt-get update failed (try $try); waiting for the other apt to finish"
+  sleep 20
+done
+DEBIAN_FRONTEND=noninteractive $sudo apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

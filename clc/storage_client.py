@@ -16,11 +16,13 @@ from typing import Protocol
 
 from clc.zone_service import ServiceError, ZoneServiceClient
 from services.errors import EC2Error
-from services.messages.storage import (SC_EXPORT_ROUTE, SC_GROW_ROUTE, SC_SNAPSHOT_ROUTE,
+from services.messages.storage import (SC_EXPORT_ROUTE, SC_EXPORTS_ROUTE, SC_GROW_ROUTE,
+                                       SC_SNAPSHOT_ROUTE,
                                        SC_SNAPSHOTS_ROUTE, SC_UNEXPORT_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume, ExportVolume,
                                        GrowVolume, SnapshotInfo, SnapshotList, UnexportVolume,
-                                       VolumeExportInfo, VolumeInfo, VolumeList)
+                                       VolumeExportInfo, VolumeExportList, VolumeInfo,
+                                       VolumeList)
 
 class StorageError(ServiceError):
     """The zone's SC refused: `code` is its EC2 code, `service_status` the SC's HTTP status."""
@@ -52,6 +54,8 @@ class StorageClient(Protocol):
     def export(self, zone: str, volume_id: str, node: str) -> VolumeExportInfo: ...
 
     def unexport(self, zone: str, volume_id: str, node: str) -> VolumeInfo | None: ...
+
+    def exports(self, zone: str, volume_id: str) -> VolumeExportList | None: ...
 
     def create_snapshot(self, zone: str, request: CreateSnapshot) -> SnapshotInfo: ...
 
@@ -106,6 +110,10 @@ class ScStorageClient(ZoneServiceClient):
     def unexport(self, zone: str, volume_id: str, node: str) -> VolumeInfo | None:
         return self._unless_unknown(zone, "POST", SC_UNEXPORT_ROUTE.format(volume_id=volume_id),
                                     UnexportVolume(node=node), VolumeInfo)
+
+    def exports(self, zone: str, volume_id: str) -> VolumeExportList | None:
+        return self._unless_unknown(zone, "GET", SC_EXPORTS_ROUTE.format(volume_id=volume_id),
+                                    None, VolumeExportList)
 
     def create_snapshot(self, zone: str, request: CreateSnapshot) -> SnapshotInfo:
         return self._call(zone, "POST", SC_SNAPSHOTS_ROUTE, request, SnapshotInfo)

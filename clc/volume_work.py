@@ -355,7 +355,8 @@ class VolumeWork:
         """Delete on each zone's SC what the CLC neither records nor is asking for."""
         for zone in self.config.zones:
             try:
-                sc_volumes = [v.volume_id for v in self.storage.volumes(zone).volumes if v.state != "deleted"]
+                listed = [v for v in self.storage.volumes(zone).volumes if v.state != "deleted"]
+                sc_volumes = [v.volume_id for v in listed]
                 sc_snapshots = [s.snapshot_id for s in self.storage.snapshots(zone).snapshots
                                 if s.state != "deleted"]
             except StorageError as exc:
@@ -365,8 +366,17 @@ class VolumeWork:
             # not in `_making` now is either in the database below or never will be.
             with self._lock:
                 making = set(self._making)
+            exported = [v.volume_id for v in listed if v.exports]
             with self.db.session() as session:
                 known = set(session.scalars(select(Volume.id).where(Volume.id.in_(sc_volumes))))
+                free = list(session.scalars(select(Volume.id).where(
+                    Volume.id.in_(exported), Volume.attach_state.is_(None),
+                    Volume.state == "available")))
+            # An export the CLC does not know of: an attach that failed while the SC was
+            # down (the export was made, its answer lost) leaves one on a free volume.
+            for volume_id in free:
+                self._once(zone, volume_id, "", self._drop_leftover_exports)
+            with self.db.session() as session:
                 known |= set(session.scalars(select(Snapshot.data_id).where(
                     Snapshot.data_id.in_(sc_snapshots))))
             strays = [("volume", v, self.storage.delete_volume) for v in sc_volumes
@@ -381,6 +391,26 @@ class VolumeWork:
                     continue
                 LOG.warning("deleted stray %s %s on zone %s: the CLC never recorded it", kind,
                             item_id, zone)
+
+    def _drop_leftover_exports(self, volume_id: str) -> None:
+        """On the zone's worker, in line with its attach jobs: a volume still free (no
+        attachment under way) loses every export its SC still serves."""
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or volume.attach_state is not None or state(volume) != "available":
+                return
+            zone = volume.zone
+        try:
+            listed = self.storage.exports(zone, volume_id)
+            for export in listed.exports if listed is not None else []:
+                with self.db.session() as session:  # an attach asked meanwhile keeps its export
+                    volume = session.get(Volume, volume_id)
+                    if volume is None or volume.attach_state is not None:
+                        return
+                self.storage.unexport(zone, volume_id, export.node)
+                self._note(f"{volume_id}: leftover export to {export.node} removed")
+        except StorageError as exc:
+            LOG.info("leftover exports of %s: %s (the next sweep retries)", volume_id, exc)
 
     def _purge(self) -> None:
         """Deleted volumes are forgotten after the hour EC2 keeps ended resources."""

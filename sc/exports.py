@@ -125,6 +125,9 @@ def _listening(host: str, port: int) -> bool:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # As qemu-nbd binds: a port whose last connections linger in TIME_WAIT (the export
+        # just ended, served again after an SC restart) is free to it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

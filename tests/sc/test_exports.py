@@ -130,6 +130,9 @@ def test_an_nbd_export_that_fails_leaves_nothing_behind(nbd_sc: ScProcess) -> No
     try:
         for port in range(10850, 10870):
             sock = socket.socket()
+            # As the SC probes and qemu-nbd binds: a port an earlier test's export left in
+            # TIME_WAIT is taken here too.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((_nbd_host(nbd_sc), port))
                 sock.listen()

@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.bundles.upload import s3_client
-from services.messages.storage import SC_VOLUME_ROUTE, VolumeInfo
+from services.messages.storage import (SC_EXPORT_ROUTE, SC_VOLUME_ROUTE, ExportVolume,
+                                       VolumeExportInfo, VolumeInfo)
 from tests.sc.conftest import same_bytes
 from tests.support.cloud import running_cloud
+from tests.support.waiting import wait_for
 
 FAST = {"Delay": 0.5, "MaxAttempts": 120}
 
@@ -38,5 +40,14 @@ def test_the_clouds_sc_snapshots_into_the_clouds_walrus(tmp_path: Path) -> None:
             ec2.get_waiter("volume_available").wait(VolumeIds=[restored_id], WaiterConfig=FAST)
             restored = sc.call("GET", SC_VOLUME_ROUTE.format(volume_id=restored_id), response=VolumeInfo)
             assert same_bytes(Path(volume.path), Path(restored.path))
+            # An export the CLC never learnt of (an attach whose answer was lost while the SC
+            # restarted) is taken away by the CLC's settle pass; the volume stays available.
+            sc.call("POST", SC_EXPORT_ROUTE.format(volume_id=restored_id),
+                    ExportVolume(node="node-lost"), response=VolumeExportInfo)
+            wait_for(lambda: sc.call("GET", SC_VOLUME_ROUTE.format(volume_id=restored_id),
+                                     response=VolumeInfo).exports == 0,
+                     30, "the CLC to remove the export it never asked for")
+            described = ec2.describe_volumes(VolumeIds=[restored_id])["Volumes"][0]
+            assert (described["State"], described["Attachments"]) == ("available", [])
         finally:
             sc.close()

@@ -25,6 +25,8 @@ from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
+from clc.properties import Properties
+from clc.properties_route import properties_router
 from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
 from clc.service_status import services_router
@@ -76,6 +78,9 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     db = Database(config.database_url("clc"))
     creds = bootstrap(config, db)
     zone_client = CcZoneClient(config)
+    # Stored properties beat eucalyptus.conf: laid over the configuration before anything reads it.
+    properties = Properties(config, db, zone_client)
+    properties.load()
     # The CLC reads every account's manifests from Walrus as the cloud admin.
     walrus = HttpWalrus(config, creds.key)
     storage = ScStorageClient(config)
@@ -112,6 +117,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
     app.include_router(services_router(config, app.state.internal_auth))
+    app.include_router(properties_router(properties, app.state.internal_auth))
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     app.include_router(capacity_router(config, launches, app.state.internal_auth))

@@ -8,8 +8,8 @@ cannot be reached (connection refused, timeout) or fails (5xx) a `ZoneUnavailabl
 EC2Errors, so a handler that cannot do better lets them reach the user as they are; callers
 catch them by name, never with a broad except.
 
-eucasim runs one CC, reached at `config.service_url("cc")`; every zone of ZONES maps to it
-until several CCs can be configured."""
+A zone's CC is the one registered for it (`eucasim register-cluster`, clc/zone_directory.py),
+else the configured one (`config.service_url("cc")`), which serves every zone left."""
 
 from __future__ import annotations
 

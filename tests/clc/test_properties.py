@@ -1,12 +1,23 @@
-"""Cloud properties (`eucasim property get|set`, the CLC's admin API): a real CLC and a real CC
-(no nodes) as their own processes. Each property is applied at once: the CC's through its
-settings route, the CLC's on its own configuration; every refusal changes nothing."""
+"""The admin's view of a running cloud, against a real CLC of two zones, zone-1's CC where the
+configuration says, and a second CC and an SC (each its own process on its own port) for
+zone-2, all without nodes; one set of processes for the module.
+
+- Cloud properties (`eucasim property get|set`): each applied at once, the CC's through its
+  settings route, the CLC's on its own configuration; every refusal changes nothing.
+- A zone's services on hosts of their own (`eucasim register-cluster|register-sc`, and
+  deregister): the CLC's calls for zone-2 then go to them, and describe-services lists them."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from botocore.exceptions import ClientError
@@ -14,27 +25,83 @@ from typer.testing import CliRunner
 
 from clc.models.properties import PropertyRow
 from clc.properties import BadValue, Properties, UnknownProperty
+from clc.zone_directory import ZoneDirectory
 from services.cli import app
 from services.config import load_config
 from services.db import Database
-from services.internal import InternalCallError
-from services.messages.admin import NewValue, PropertyList, PropertyView
+from services.internal import InternalCallError, InternalClient
+from services.messages.admin import (NewValue, PropertyList, PropertyView, ServiceList,
+                                     ZoneServiceList, ZoneServiceSpec, ZoneServiceView)
 from services.messages.cluster import CC_SETTINGS_ROUTE, ClusterSettings, NodeList
+from services.messages.identity import AccessKeyInfo
+from services.messages.storage import SC_VOLUMES_ROUTE, VolumeList
 from tests.cc.cc_process import CcProcess, start_cc
+from tests.sc.process import ScProcess, Walrus, sc_process
 from tests.support.clc import SECRET, RunningClc, running_clc
 
 ROUTE = "/internal/admin/properties"
+ZONE_SERVICES = "/internal/admin/zone-services"
+runner = CliRunner()
+
+
+@dataclass
+class Zones:
+    clc: RunningClc
+    cc1: CcProcess
+    cc2: CcProcess
+    sc2: ScProcess
+
+    def eucasim(self, *args: str, ok: bool = True) -> Any:
+        env = {"CLOUD_SECRET": SECRET, "CLC_PORT": str(self.clc.config.CLC_PORT), "COLUMNS": "200",
+               "EUCASIM_HOME": str(self.clc.config.EUCASIM_HOME)}
+        result = runner.invoke(app, list(args), env=env)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    def admin(self, method: str, body: Any = None, answer: type = ZoneServiceView, path: str = ZONE_SERVICES) -> Any:
+        client = self.clc.admin_client()
+        try:
+            return client.call(method, path, body, answer)
+        finally:
+            client.close()
+
+    def refused(self, spec: ZoneServiceSpec) -> tuple[int, str]:
+        with pytest.raises(InternalCallError) as caught:
+            self.admin("POST", spec)
+        return caught.value.status, caught.value.detail["message"]
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningClc, CcProcess]]:
-    home = tmp_path_factory.mktemp("properties")
-    cc = start_cc(home / "cc", SECRET, NODES="", SCHEDPOLICY="ROUNDROBIN", NC_POLLING_FREQUENCY="6")
+def zones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zones]:
+    home = tmp_path_factory.mktemp("admin")
+    cc1 = start_cc(home / "cc1", SECRET, wait=False, NODES="", ZONES="zone-1",
+                   SCHEDPOLICY="ROUNDROBIN", NC_POLLING_FREQUENCY="6")
+    cc2 = start_cc(home / "cc2", SECRET, wait=False, NODES="", ZONES="zone-2")
+    # The SC reaches Walrus only for snapshots, which these tests do not take.
+    nowhere = Walrus(url="http://127.0.0.1:1", pid=0, admin=AccessKeyInfo(
+        access_key="AKIA" + secrets.token_hex(8).upper(), secret_key="unused", account_id="000000000001",
+        account_name="eucalyptus", user_name="admin", is_admin=True))
     try:
-        with running_clc(home / "clc", CC_URL=cc.url, VNET_PUBLICIPS="10.77.0.1-10.77.0.8") as clc:
-            yield clc, cc
+        with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+            # The SC and the CLC start side by side: each spends seconds on its imports.
+            starting = pool.submit(stack.enter_context, sc_process(
+                home / "sc2", nowhere, CLOUD_SECRET=SECRET, ZONES="zone-2", SC_MAX_STORAGE="4"))
+            # zone-1's SC is nowhere: nothing here asks it, and no stray SC on 8776 is asked instead.
+            clc = stack.enter_context(running_clc(
+                home / "clc", ZONES="zone-1 zone-2", CC_URL=cc1.url, SC_URL="http://127.0.0.1:1",
+                VNET_PUBLICIPS="10.77.0.1-10.77.0.8"))
+            sc2 = starting.result()
+            cc1.wait_healthy()
+            cc2.wait_healthy()
+            yield Zones(clc, cc1, cc2, sc2)
     finally:
-        cc.stop()
+        cc1.stop()
+        cc2.stop()
+
+
+@pytest.fixture(scope="module")
+def cloud(zones: Zones) -> tuple[RunningClc, CcProcess]:
+    return zones.clc, zones.cc1
 
 
 def call(clc: RunningClc, method: str, path: str, body: Any = None, answer: type = PropertyView) -> Any:
@@ -135,15 +202,6 @@ def test_the_command_line(cloud) -> None:
     assert bad.exit_code == 1 and "not a number of seconds" in bad.output
 
 
-def test_a_cc_that_does_not_answer_leaves_the_policy_as_it_was(cloud) -> None:
-    clc, cc = cloud
-    policy = values(clc)["cluster.scheduling_policy"]
-    cc.stop()
-    status, code, message = refused(clc, "cluster.scheduling_policy", "POWERSAVE")
-    assert (status, code) == (503, "Unavailable") and "zone-1" in message
-    assert values(clc)["cluster.scheduling_policy"] == policy
-
-
 def test_stored_values_beat_the_configuration_at_start(tmp_path: Path) -> None:
     """In process: what `property set` stored is laid over eucalyptus.conf when the CLC starts."""
     from clc.app import MIGRATIONS
@@ -165,3 +223,91 @@ def test_stored_values_beat_the_configuration_at_start(tmp_path: Path) -> None:
     with pytest.raises(BadValue):
         properties.set("cloud.vmstate.pending_timeout", "0")
     db.engine.dispose()
+
+
+# -- a zone's services on hosts of their own ----------------------------------------------
+
+def host_of(url: str) -> str:
+    return urlparse(url).netloc
+
+
+def services(zones: Zones) -> dict[str, Any]:
+    result = zones.eucasim("describe-services", "--json", ok=False)   # the CCs have no node up
+    return {s.name: s for s in ServiceList.model_validate(json.loads(result.stdout)).services}
+
+
+def test_registered_services_are_listed_and_kept(zones: Zones) -> None:
+    shown = zones.eucasim("register-cluster", "cc-2", "-z", "zone-2", "-H", host_of(zones.cc2.url))
+    assert shown.stdout.strip() == f"SERVICE\tcluster\tzone-2\tcc-2\t{host_of(zones.cc2.url)}"
+    zones.eucasim("register-sc", "sc-2", "--zone", "zone-2", "--host", host_of(zones.sc2.url))
+
+    listed = services(zones)
+    assert (listed["cc-2"].type, listed["cc-2"].zone, listed["cc-2"].url) == ("cluster", "zone-2", zones.cc2.url)
+    assert listed["cc-2"].state == "NOTREADY" and listed["cc-2"].reason == "no node controller is up"
+    assert (listed["sc-2"].type, listed["sc-2"].zone, listed["sc-2"].state) == ("storage", "zone-2", "ENABLED")
+    assert listed["cc-zone-1"].url == zones.cc1.url and "cc-zone-2" not in listed
+
+    # Kept in the CLC's database: a CLC starting on it finds them.
+    db = Database(zones.clc.config.database_url("clc"))
+    try:
+        kept = ZoneDirectory(zones.clc.config, db)
+        assert [(v.type, v.name, v.url) for v in kept.registered()] == [
+            ("cluster", "cc-2", zones.cc2.url), ("storage", "sc-2", zones.sc2.url)]
+        assert kept.url("cc", "zone-1") == zones.cc1.url
+    finally:
+        db.engine.dispose()
+
+
+def test_the_clc_calls_zone_2s_registered_services(zones: Zones) -> None:
+    zones.eucasim("property", "set", "cluster.scheduling_policy", "GREEDY")
+    for cc in (zones.cc1, zones.cc2):
+        assert cc.client.call("GET", CC_SETTINGS_ROUTE, None, ClusterSettings).scheduling_policy == "GREEDY"
+    volume = zones.clc.ec2().create_volume(AvailabilityZone="zone-2", Size=1)["VolumeId"]
+    sc2 = InternalClient(zones.sc2.url, SECRET)
+    try:
+        assert volume in [v.volume_id for v in sc2.call("GET", SC_VOLUMES_ROUTE, None, VolumeList).volumes]
+    finally:
+        sc2.close()
+
+
+def test_bad_registrations_are_refused_and_change_nothing(zones: Zones) -> None:
+    before = zones.admin("GET", answer=ZoneServiceList)
+    cc1, cc2, sc2 = host_of(zones.cc1.url), host_of(zones.cc2.url), host_of(zones.sc2.url)
+    cases = [
+        (ZoneServiceSpec(type="cluster", name="cc-9", zone="zone-9", host=cc1), 400, "no zone 'zone-9'"),
+        (ZoneServiceSpec(type="cluster", name="cc-9", zone="zone-1", host="127.0.0.1"), 400, "not host:port"),
+        (ZoneServiceSpec(type="cluster", name="cc-9", zone="zone-1", host="127.0.0.1:1"), 400, "no cluster controller answers"),
+        (ZoneServiceSpec(type="storage", name="sc-9", zone="zone-1", host=cc1), 400, "is a cc, not a storage controller"),
+        (ZoneServiceSpec(type="cluster", name="cc-9", zone="zone-1", host=sc2), 400, "is a sc, not a cluster controller"),
+        (ZoneServiceSpec(type="cluster", name="cc-9", zone="zone-1", host=cc2), 400, "serves zone zone-2, not zone-1"),
+        (ZoneServiceSpec(type="cluster", name="cc-2", zone="zone-1", host=cc1), 409, "named 'cc-2' is registered already"),
+        (ZoneServiceSpec(type="cluster", name="cc-3", zone="zone-2", host=cc2), 409, "zone zone-2 has its cluster controller already"),
+    ]
+    for spec, status, words in cases:
+        got_status, message = zones.refused(spec)
+        assert got_status == status and words in message, (spec, got_status, message)
+    with pytest.raises(ValueError):
+        ZoneServiceSpec(type="cluster", name="bad name!", zone="zone-1", host=cc1)
+    missing = zones.eucasim("deregister-sc", "sc-9", ok=False)
+    assert "no storage controller named 'sc-9'" in missing.output
+    assert zones.admin("GET", answer=ZoneServiceList) == before
+
+
+def test_deregistering_gives_the_zone_back_to_the_configured_services(zones: Zones) -> None:
+    assert "deregistered cluster cc-2 of zone zone-2" in zones.eucasim("deregister-cluster", "cc-2").output
+    zones.eucasim("deregister-sc", "sc-2")
+    listed = services(zones)
+    assert "cc-2" not in listed and "sc-2" not in listed
+    assert listed["cc-zone-2"].url == zones.cc1.url and listed["sc-zone-2"].state == "BROKEN"
+    assert zones.admin("GET", answer=ZoneServiceList).services == []
+
+
+# -- last: it stops zone-1's CC ----------------------------------------------------------------
+
+def test_a_cc_that_does_not_answer_leaves_the_policy_as_it_was(cloud) -> None:
+    clc, cc = cloud
+    policy = values(clc)["cluster.scheduling_policy"]
+    cc.stop()
+    status, code, message = refused(clc, "cluster.scheduling_policy", "POWERSAVE")
+    assert (status, code) == (503, "Unavailable") and "zone-1" in message
+    assert values(clc)["cluster.scheduling_policy"] == policy

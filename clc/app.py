@@ -85,6 +85,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     # Stored properties beat eucalyptus.conf: laid over the configuration before anything reads it.
     properties = Properties(config, db, zone_client)
     properties.load()
+    directory.on_cluster = properties.push_to_zone
     # The CLC reads every account's manifests from Walrus as the cloud admin.
     walrus = HttpWalrus(config, creds.key)
     storage = ScStorageClient(config, directory=directory)

@@ -121,6 +121,16 @@ class Properties:
                 if prop is not None:
                     self._set_config(prop, row.value)
 
+    def push_to_zone(self, zone: str) -> None:
+        """Give a zone's newly registered CC the cluster.* values set so far (it has only its
+        own configuration's). Raises ZoneError when it does not take them."""
+        with self._db.session() as session:
+            stored = {r.name: r.value for r in session.scalars(select(PropertyRow))}
+        wanted = {p.cluster_field: stored[p.name] for p in PROPERTIES.values()
+                  if p.cluster_field is not None and p.name in stored}
+        if wanted:
+            self._zones.change_settings(zone, ClusterSettings.model_validate(wanted))
+
     def describe(self, name: str | None = None) -> list[PropertyView]:
         props = [self._find(name)] if name else sorted(PROPERTIES.values(), key=lambda p: p.name)
         with self._db.session() as session:

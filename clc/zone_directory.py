@@ -9,7 +9,9 @@ Deregistering gives the zone back to the configuration's address."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from clc.models.zone_services import ZoneServiceRow
+from clc.zones_client import ZoneError
 from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError, InternalClient
@@ -29,6 +32,7 @@ from services.messages.cluster import CC_NODES_ROUTE, NodeList
 SERVICE_OF: dict[str, str] = {"cluster": "cc", "storage": "sc"}
 TITLE = {"cluster": "cluster controller", "storage": "storage controller"}
 PROBE_TIMEOUT = 5.0
+log = logging.getLogger("eucasim.clc.zone_directory")
 
 
 class BadSpec(ValueError):
@@ -64,6 +68,8 @@ def split_host(text: str) -> tuple[str, int]:
 
 class ZoneDirectory:
     def __init__(self, config: CloudConfig, db: Database, transport: httpx.BaseTransport | None = None) -> None:
+        # Told of each CC registered for a zone (the cloud's cluster.* properties go to it).
+        self.on_cluster: Callable[[str], None] | None = None
         self._config = config
         self._db = db
         self._transport = transport
@@ -110,7 +116,13 @@ class ZoneDirectory:
             except IntegrityError:
                 raise Conflict(f"'{spec.name}' or zone {spec.zone}'s {TITLE[spec.type]} is registered already") from None
             self._rows[(spec.type, spec.zone)] = view
-            return view
+        if spec.type == "cluster" and self.on_cluster is not None:
+            try:
+                self.on_cluster(spec.zone)
+            except ZoneError as exc:  # registered all the same; the log says what it lacks
+                log.warning("the cluster controller %s of zone %s did not take the cloud's "
+                            "cluster properties: %s", spec.name, spec.zone, exc)
+        return view
 
     def deregister(self, kind: ZoneServiceType, name: str) -> ZoneServiceView:
         with self._lock:

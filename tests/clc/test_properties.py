@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
@@ -151,6 +152,14 @@ def test_scheduling_policy_and_polling_period_reach_the_cc_at_once(cloud) -> Non
     assert cc_settings(cc) == ClusterSettings(scheduling_policy="GREEDY", polling_period=0.5)
     put(clc, "cluster.scheduling_policy", "ROUNDROBIN")
     assert cc_settings(cc).scheduling_policy == "ROUNDROBIN"
+    # The CC keeps them for its next start, in its own database.
+    kept = sa.create_engine(f"sqlite:///{cc.home}/cc.db")
+    try:
+        with kept.connect() as connection:
+            state = dict(connection.execute(sa.text("SELECT key, value FROM scheduler_state")).all())
+    finally:
+        kept.dispose()
+    assert state["setting:scheduling_policy"] == "ROUNDROBIN" and state["setting:polling_period"] == "0.5"
 
 
 def test_bad_names_and_values_are_refused_and_change_nothing(cloud) -> None:
@@ -240,6 +249,8 @@ def test_registered_services_are_listed_and_kept(zones: Zones) -> None:
     shown = zones.eucasim("register-cluster", "cc-2", "-z", "zone-2", "-H", host_of(zones.cc2.url))
     assert shown.stdout.strip() == f"SERVICE\tcluster\tzone-2\tcc-2\t{host_of(zones.cc2.url)}"
     zones.eucasim("register-sc", "sc-2", "--zone", "zone-2", "--host", host_of(zones.sc2.url))
+    # A newly registered CC is given the cloud's cluster.* properties set so far.
+    assert cc_settings(zones.cc2) == ClusterSettings(scheduling_policy="ROUNDROBIN", polling_period=0.5)
 
     listed = services(zones)
     assert (listed["cc-2"].type, listed["cc-2"].zone, listed["cc-2"].url) == ("cluster", "zone-2", zones.cc2.url)

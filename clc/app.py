@@ -127,7 +127,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     app.include_router(capacity_router(config, launches, app.state.internal_auth))
-    console = install_console(app, config, db, recorder)
+    console = install_console(app, config, db, recorder, directory)
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
     # A Describe over a thousand instances allocates some 100,000 dicts and lists; at CPython's

@@ -17,15 +17,16 @@ from services.messages.admin import (ADMIN_PROPERTIES_ROUTE, ADMIN_PROPERTY_ROUT
 
 @contextmanager
 def _as_http_errors() -> Iterator[None]:
-    for_status: list[tuple[type[Exception], int, str]] = [
-        (UnknownProperty, 404, "InvalidProperty.NotFound"), (BadValue, 400, "InvalidParameterValue"),
-        (InUse, 409, "InvalidAddress.InUse"), (NotApplied, 503, "Unavailable")]
     try:
         yield
-    except (UnknownProperty, BadValue, InUse, NotApplied) as exc:
-        status, code = next((s, c) for kind, s, c in for_status if isinstance(exc, kind))
-        message = exc.args[0] if exc.args else str(exc)
-        raise HTTPException(status, {"code": code, "message": message}) from None
+    except UnknownProperty as exc:
+        raise HTTPException(404, {"code": "InvalidProperty.NotFound", "message": exc.args[0]}) from None
+    except BadValue as exc:
+        raise HTTPException(400, {"code": "InvalidParameterValue", "message": str(exc)}) from None
+    except InUse as exc:
+        raise HTTPException(409, {"code": "InvalidAddress.InUse", "message": str(exc)}) from None
+    except NotApplied as exc:
+        raise HTTPException(503, {"code": "Unavailable", "message": str(exc)}) from None
 
 
 def properties_router(properties: Properties, auth: InternalAuth) -> APIRouter:

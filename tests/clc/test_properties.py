@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
@@ -174,6 +175,12 @@ def test_bad_names_and_values_are_refused_and_change_nothing(cloud) -> None:
                       ("cloud.network.public_ips", "not-an-address"), ("cloud.network.public_ips", " ")]:
         status, code, _ = refused(clc, name, bad)
         assert (status, code) == (400, "InvalidParameterValue"), (name, bad)
+    # Admin-only: an unsigned caller is refused by the CLC and by the CC alike.
+    unsigned = [httpx.put(f"{clc.url}{ROUTE}/cluster.scheduling_policy", json={"value": "GREEDY"}),
+                httpx.put(f"{cc.url}{CC_SETTINGS_ROUTE}", json={"scheduling_policy": "GREEDY"}),
+                httpx.post(f"{clc.url}{ZONE_SERVICES}", json={"type": "cluster", "name": "x",
+                                                              "zone": "zone-1", "host": "127.0.0.1:1"})]
+    assert [r.status_code for r in unsigned] == [403, 403, 403]
     assert values(clc) == before and cc_settings(cc) == cc_before
 
 

@@ -37,8 +37,8 @@ from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, Det
 from services.messages.freeze import FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE,
                                        CC_NODE_EVENTS_ROUTE, CC_NODE_ROUTE, CC_NODES_ROUTE,
-                                       CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE, CC_TERMINATE_ROUTE,
-                                       ClusterInstanceList, DescribeResources, DescribeZone,
+                                       CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE, CC_SETTINGS_ROUTE,
+                                       CC_TERMINATE_ROUTE, ClusterInstanceList, ClusterSettings, DescribeResources, DescribeZone,
                                        NodeInfo, NodeList, RegisterNode, RunInstances,
                                        RunInstancesResult, ZoneReport, ZoneResources)
 from services.messages.network import CC_NETWORK_ROUTE, NetworkIntent, NetworkPlanView
@@ -97,6 +97,14 @@ def create_app(config: CloudConfig | None = None, own_url: str | None = None) ->
     @app.get(CC_NETWORK_ROUTE, dependencies=auth)
     async def show_network() -> NetworkPlanView:
         return network.plan
+
+    @app.get(CC_SETTINGS_ROUTE, dependencies=auth)
+    async def show_settings() -> ClusterSettings:
+        return cluster.settings()
+
+    @app.put(CC_SETTINGS_ROUTE, dependencies=auth)
+    async def change_settings(body: ClusterSettings) -> ClusterSettings:
+        return await cluster.change_settings(body)
 
     @app.get(CC_NODES_ROUTE, dependencies=auth)
     async def list_nodes() -> NodeList:

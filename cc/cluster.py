@@ -26,7 +26,7 @@ from cc.poller import Poller
 from cc.power import PowerManager
 from cc.registry import NodeRegistry, TrackedNode, split_url
 from cc.reservations import Reservations
-from cc.scheduler import make_policy
+from cc.scheduler import POLICIES, make_policy
 from cc.store import ClusterStore
 from services.config import CloudConfig
 from services.db import Database
@@ -34,14 +34,18 @@ from services.internal import InternalCallError
 from services.messages.attach import AttachDisk, DetachDisk, DiskAttachment
 from services.messages.freeze import FreezeFilesystems, FreezeResult, ThawFilesystems
 from services.messages.cluster import (ClusterInstance, ClusterInstanceList, DescribeResources,
-                                       DescribeZone, NodeInfo, NodeList, RunInstances,
-                                       RunInstancesResult, ZoneReport, ZoneResources)
+                                       ClusterSettings, DescribeZone, NodeInfo, NodeList,
+                                       RunInstances, RunInstancesResult, ZoneReport, ZoneResources)
 from services.messages.node import ConsoleOutput, InstanceReport, NodeEvents
 from services.tracing import TraceRecorder
 
 T = TypeVar("T")
 WRITE_EVERY = 1.0
 DESCRIBE_SECONDS_PER_NODE = 0.003
+# The CLC's cluster.* properties, kept in the CC's own state table so they outlive a restart:
+# a value set there beats eucalyptus.conf's SCHEDPOLICY and NC_POLLING_FREQUENCY.
+POLICY_SETTING = "setting:scheduling_policy"
+POLLING_SETTING = "setting:polling_period"
 log = logging.getLogger("eucasim.cc.cluster")
 
 
@@ -60,7 +64,9 @@ class Cluster:
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
         self.registry.lost_after = config.NODE_LOST_GRACE
-        self.policy = make_policy(config.SCHEDPOLICY, self.store.get_state(POINTER_KEY))
+        policy_name = self.store.get_state(POLICY_SETTING) or config.SCHEDPOLICY
+        polling = float(self.store.get_state(POLLING_SETTING) or config.NC_POLLING_FREQUENCY)
+        self.policy = make_policy(policy_name, self.store.get_state(POINTER_KEY))
         # A poll gives up after two intervals (five seconds at least), so one hung process
         # cannot stall the rounds for long; longer for a zone of thousands of configured
         # nodes, whose simulated NC process answers for all of them in one describe (20,000
@@ -73,9 +79,10 @@ class Cluster:
                                   idle_threshold=config.POWER_IDLETHRESH,
                                   wake_command=config.POWER_WAKE_COMMAND)
         self.poller = Poller(self.registry, self.clients, self.reservations, self.power, recorder,
-                             config.NC_POLLING_FREQUENCY,
+                             polling,
                              own_url=own_url if own_url is not None else config.service_url("cc"))
         self.placer = Placer(self.registry, self.reservations, self.policy, self.store, recorder)
+        self._waking: set[asyncio.Task[None]] = set()
         self.starter = PlacementStarter(
             self.registry, self.reservations, self.clients, self.power, recorder,
             tunnel_remote=(config.VNET_LOCALIP or config.PUBLIC_HOST) if config.VNET_DRIVER == "linux" else None)
@@ -126,6 +133,39 @@ class Cluster:
         if root not in self.registry.by_process():
             await self.clients.forget(node.url)
         return self._info(node)
+
+    # -- settings (the CLC's cluster.* properties) ----------------------------------------------
+
+    def settings(self) -> ClusterSettings:
+        return ClusterSettings(scheduling_policy=self.policy.name, polling_period=self.poller.interval)
+
+    async def change_settings(self, wanted: ClusterSettings) -> ClusterSettings:
+        """Apply at once what `wanted` sets, and keep it for the next start."""
+        name = wanted.scheduling_policy
+        if name is not None and name not in POLICIES:
+            raise ClusterFault(400, "InvalidParameterValue",
+                               f"{name!r} is not a scheduling policy ({', '.join(POLICIES)})")
+        if name is not None and name != self.policy.name:
+            self._switch_policy(name)
+            await asyncio.to_thread(self.store.set_state, POLICY_SETTING, name)
+        if wanted.polling_period is not None:
+            self.poller.retime(wanted.polling_period)
+            await asyncio.to_thread(self.store.set_state, POLLING_SETTING, f"{wanted.polling_period:g}")
+        return self.settings()
+
+    def _switch_policy(self, name: str) -> None:
+        policy = make_policy(name)
+        self.policy = policy
+        with self.reservations.lock:
+            self.placer.use(policy)
+        self.power.enabled = policy.sleeps_idle_nodes
+        if not policy.sleeps_idle_nodes:
+            # Only POWERSAVE offers an asleep node: under any other policy it would sit unused.
+            for node in self.registry.nodes():
+                if node.state == "asleep":
+                    self._waking.add(asyncio.create_task(self.power.wake(node.url)))
+        self._waking = {t for t in self._waking if not t.done()}
+        self.recorder.record("decided", f"scheduling policy now {name}", request_id="cc-settings")
 
     # -- instances -----------------------------------------------------------------------------
 

@@ -46,6 +46,12 @@ class Placer:
         self._recorder = recorder
         self._saved = policy.snapshot()
 
+    def use(self, policy: Policy) -> None:
+        """Place with `policy` from the next decision on (the caller holds the reservations'
+        lock, so no decision is half made with the old one)."""
+        self.policy = policy
+        self._saved = policy.snapshot()
+
     def decide(self, request: RunInstances) -> tuple[list[Decision], list[str]]:
         """Choose and reserve a node for as many instances as fit (up to all of them); raise
         ClusterFault, having reserved nothing, when fewer than min_count fit."""

@@ -40,6 +40,8 @@ class Poller:
         self._power = power
         self._recorder = recorder
         self.interval = interval
+        # Set when the interval changes, so a long pause under the old one ends at once.
+        self._retimed = asyncio.Event()
         # Where NCs push their events (this CC's base URL); None: do not subscribe.
         self._own_url = own_url
 
@@ -131,7 +133,17 @@ class Poller:
                     await after_round()
             except Exception:  # noqa: BLE001 - the loop must outlive any one bad round; logged
                 log.exception("poll round failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await self._pause(stop)
+
+    def retime(self, interval: float) -> None:
+        self.interval = interval
+        self._retimed.set()
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait one interval, or less when stopped or retimed."""
+        self._retimed.clear()
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._retimed.wait())}
+        _, pending = await asyncio.wait(waits, timeout=self.interval,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()

@@ -51,15 +51,17 @@ def pool(config: CloudConfig) -> list[str]:
     return public_pool(config.VNET_PUBLICIPS)
 
 
-def _held_by_instances(db: Session) -> set[str]:
-    return set(db.scalars(select(Instance.public_ip).where(Instance.state.in_(LIVE),
+def taken(db: Session) -> set[str]:
+    """Every elastic address and every address a live instance holds."""
+    held = set(db.scalars(select(Instance.public_ip).where(Instance.state.in_(LIVE),
                                                            Instance.public_ip.is_not(None))))
+    return held | set(db.scalars(select(ElasticAddress.public_ip)))
 
 
 def free_addresses(db: Session, config: CloudConfig) -> list[str]:
-    """The pool minus every elastic address and every address a live instance holds."""
-    taken = _held_by_instances(db) | set(db.scalars(select(ElasticAddress.public_ip)))
-    return [ip for ip in pool(config) if ip not in taken]
+    """The pool minus what is taken."""
+    taken_now = taken(db)
+    return [ip for ip in pool(config) if ip not in taken_now]
 
 
 def dynamic_for(db: Session, config: CloudConfig, count: int) -> list[str | None]:

@@ -25,6 +25,8 @@ from clc.ec2_endpoint import EC2_PATHS, Ec2Endpoint, Ec2FrontDoor
 from clc.metadata import metadata_router
 from clc.models.vmtypes import DEFAULT_VM_TYPES, VmTypeRow
 from clc.placement import Launches
+from clc.properties import Properties
+from clc.properties_route import properties_router
 from clc.network_sync import NetworkSync
 from clc.reconcile import Reconciler
 from clc.service_status import services_router
@@ -33,6 +35,8 @@ from clc.tiny_image_route import tiny_image_router
 from clc.volume_work import VolumeWork
 from clc.walrus_client import HttpWalrus
 from clc.zone_events import zone_events_router
+from clc.zone_directory import ZoneDirectory
+from clc.zone_services_route import zone_services_router
 from clc.zones_client import CcZoneClient
 from services import credentials, pki
 from services.config import CloudConfig, load_config
@@ -75,10 +79,16 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         raise RuntimeError("CLOUD_SECRET is empty: start the cloud with `eucasim up`, which creates it")
     db = Database(config.database_url("clc"))
     creds = bootstrap(config, db)
-    zone_client = CcZoneClient(config)
+    # Each zone's CC and SC: registered on a host of their own, or the configured ones.
+    directory = ZoneDirectory(config, db)
+    zone_client = CcZoneClient(config, directory=directory)
+    # Stored properties beat eucalyptus.conf: laid over the configuration before anything reads it.
+    properties = Properties(config, db, zone_client)
+    properties.load()
+    directory.on_cluster = properties.push_to_zone
     # The CLC reads every account's manifests from Walrus as the cloud admin.
     walrus = HttpWalrus(config, creds.key)
-    storage = ScStorageClient(config)
+    storage = ScStorageClient(config, directory=directory)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -111,11 +121,13 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     clc_gauges(app.state.metrics, db)  # /metrics: instances by state
     app.state.config = config
     app.include_router(admin_router(db, app.state.internal_auth))
-    app.include_router(services_router(config, app.state.internal_auth))
+    app.include_router(services_router(config, directory, app.state.internal_auth))
+    app.include_router(zone_services_router(directory, app.state.internal_auth))
+    app.include_router(properties_router(properties, app.state.internal_auth))
     app.include_router(tiny_image_router(db, config, app.state.internal_auth))
     app.include_router(zone_events_router(config, reconciler, app.state.internal_auth))
     app.include_router(capacity_router(config, launches, app.state.internal_auth))
-    console = install_console(app, config, db, recorder)
+    console = install_console(app, config, db, recorder, directory)
     # Compile the codec for every implemented action now, not inside a user's first request.
     preload(implemented_actions())
     # A Describe over a thousand instances allocates some 100,000 dicts and lists; at CPython's

@@ -112,9 +112,13 @@ class Reconciler:
         self.launches = launches
         self.recorder = recorder
         self.interval = interval or config.NC_POLLING_FREQUENCY
-        self.pending_timeout = timedelta(seconds=config.INSTANCE_PENDING_TIMEOUT)
         self._missing: dict[str, int] = {}
         self.started = utcnow()
+
+    @property
+    def pending_timeout(self) -> timedelta:
+        # Read each round: `eucasim property set cloud.vmstate.pending_timeout` changes it.
+        return timedelta(seconds=self.config.INSTANCE_PENDING_TIMEOUT)
 
     def _note(self, what: str, **detail: object) -> None:
         LOG.info("reconcile: %s %s", what, detail or "")

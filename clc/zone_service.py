@@ -7,7 +7,7 @@ A subclass names its service and says how a refusal and an outage read (`_refuse
 from __future__ import annotations
 
 import threading
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -17,6 +17,12 @@ from services.errors import EC2Error
 from services.internal import InternalCallError, InternalClient
 
 Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class Directory(Protocol):
+    """Where a zone's service is (clc/zone_directory.py)."""
+
+    def url(self, service: str, zone: str) -> str: ...
 
 
 class ServiceError(EC2Error):
@@ -42,9 +48,11 @@ class ZoneServiceClient:
     TITLE = ""          # how a message names it: "cluster controller"
     CALL_TIMEOUT = 30.0
 
-    def __init__(self, config: CloudConfig, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, config: CloudConfig, transport: httpx.BaseTransport | None = None,
+                 directory: Directory | None = None) -> None:
         self._config = config
         self._transport = transport
+        self._directory = directory
         self._clients: dict[str, InternalClient] = {}
         self._lock = threading.Lock()
 
@@ -64,8 +72,9 @@ class ZoneServiceClient:
     def _client(self, zone: str) -> InternalClient:
         if zone not in self._config.zones:
             raise self._unknown_zone(zone)
-        # One service per cloud today: every zone maps to it until several can be configured.
-        url = self._config.service_url(self.SERVICE)
+        # A zone's own registered service (register-cluster, register-sc), else the configured one.
+        url = (self._directory.url(self.SERVICE, zone) if self._directory is not None
+               else self._config.service_url(self.SERVICE))
         with self._lock:
             client = self._clients.get(url)
             if client is None:

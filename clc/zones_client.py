@@ -8,8 +8,8 @@ cannot be reached (connection refused, timeout) or fails (5xx) a `ZoneUnavailabl
 EC2Errors, so a handler that cannot do better lets them reach the user as they are; callers
 catch them by name, never with a broad except.
 
-eucasim runs one CC, reached at `config.service_url("cc")`; every zone of ZONES maps to it
-until several CCs can be configured."""
+A zone's CC is the one registered for it (`eucasim register-cluster`, clc/zone_directory.py),
+else the configured one (`config.service_url("cc")`), which serves every zone left."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from clc.zone_service import ServiceError, ZoneServiceClient
 from services.errors import EC2Error
 from services.messages.cluster import (CC_CONSOLE_ROUTE, CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE,
                                        CC_NODES_ROUTE, CC_REBOOT_ROUTE, CC_RESOURCES_ROUTE,
-                                       CC_TERMINATE_ROUTE, ClusterInstanceList, DescribeResources,
+                                       CC_SETTINGS_ROUTE, CC_TERMINATE_ROUTE, ClusterInstanceList,
+                                       ClusterSettings, DescribeResources,
                                        DescribeZone, NodeCapacity, NodeList, RunInstances,
                                        RunInstancesResult, ZoneCapacity, ZoneReport, ZoneResources)
 from services.messages.freeze import (FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult,
@@ -79,6 +80,10 @@ class ZoneClient(Protocol):
         ...
 
     def thaw(self, zone: str, instance_id: str, request: ThawFilesystems) -> FreezeResult: ...
+
+    def change_settings(self, zone: str, settings: ClusterSettings) -> ClusterSettings:
+        """Apply the CLC's cluster.* properties on the zone's CC at once; its values in force."""
+        ...
 
     def close(self) -> None: ...
 
@@ -158,3 +163,6 @@ class CcZoneClient(ZoneServiceClient):
     def thaw(self, zone: str, instance_id: str, request: ThawFilesystems) -> FreezeResult:
         return self._call(zone, "POST", THAW_ROUTE.format(instance_id=instance_id), request,
                           FreezeResult)
+
+    def change_settings(self, zone: str, settings: ClusterSettings) -> ClusterSettings:
+        return self._call(zone, "PUT", CC_SETTINGS_ROUTE, settings, ClusterSettings)

@@ -12,10 +12,12 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from services import cli_services, cli_status, cli_trace, credentials, launcher, readiness
+from services import (cli_services, cli_status, cli_trace, cli_zone_services, credentials,
+                      launcher, readiness)
 from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
+from services.cli_properties import property_app
 from services.cli_experiment import experiment_app
 from services.cli_fault import fault_app
 from services.cli_lab import lab_app
@@ -40,7 +42,9 @@ app.add_typer(vmtype_app, name="vmtype")
 app.add_typer(image_app, name="image")
 app.command()(cli_status.status)
 app.command("describe-services")(cli_services.describe)
+cli_zone_services.install(app)
 app.add_typer(node_app, name="node")
+app.add_typer(property_app, name="property")
 app.add_typer(network_app, name="network")
 app.add_typer(lab_app, name="lab")
 app.add_typer(snapshot_app, name="snapshot")

@@ -61,9 +61,9 @@ def probe(target: Probe, get: Callable[[str], httpx.Response]) -> ServiceStatus:
                          host=_host(target.url), url=target.url, state=state, reason=reason)
 
 
-def _nodes(config: CloudConfig) -> NodeList | str:
-    """The nodes the cluster controller knows, or why they cannot be known."""
-    client = InternalClient(config.service_url("cc"), config.CLOUD_SECRET, timeout=TIMEOUT)
+def _nodes(config: CloudConfig, cc_url: str) -> NodeList | str:
+    """The nodes the cluster controller at `cc_url` knows, or why they cannot be known."""
+    client = InternalClient(cc_url, config.CLOUD_SECRET, timeout=TIMEOUT)
     try:
         return client.call("GET", CC_NODES_ROUTE, None, NodeList)
     except (InternalCallError, httpx.HTTPError, OSError, ValidationError) as exc:
@@ -72,22 +72,36 @@ def _nodes(config: CloudConfig) -> NodeList | str:
         client.close()
 
 
-def describe_services(config: CloudConfig, *, self_url: str | None = None) -> list[ServiceStatus]:
-    """Every service: the CLC and Walrus, each zone's cluster and storage controllers, and the
-    node controllers the CC knows (or, when it cannot say, those of NODES). `self_url` is the
-    caller's own URL, answered ENABLED without asking itself."""
+# (service, zone) -> (its name, its URL): where a zone's CC ("cc") or SC ("sc") is.
+Locate = Callable[[str, str], tuple[str, str]]
+
+
+def describe_services(config: CloudConfig, *, self_url: str | None = None,
+                      locate: Locate | None = None) -> list[ServiceStatus]:
+    """Every service: the CLC and Walrus, each zone's cluster and storage controllers (where
+    `locate` says: the CLC knows those registered on other hosts; else the configured ones),
+    and the node controllers each CC knows (or, when the configured CC cannot say, those of
+    NODES). `self_url` is the caller's own URL, answered ENABLED without asking itself."""
+    def configured(service: str, zone: str) -> tuple[str, str]:
+        return f"{service}-{zone}", config.service_url(service)
+    where = locate or configured
     region = config.REGION
     targets = [Probe("eucalyptus", "clc", region, config.service_url("clc")),
                Probe("walrus", "walrus", region, config.service_url("walrus"))]
+    clusters: dict[str, list[str]] = {}   # CC URL -> the names it goes by
     for zone in config.zones:
-        targets += [Probe("cluster", f"cc-{zone}", zone, config.service_url("cc")),
-                    Probe("storage", f"sc-{zone}", zone, config.service_url("sc"))]
-    nodes = _nodes(config)
-    if isinstance(nodes, NodeList):
-        node_targets = [(n.name, n.url, nodes.zone) for n in nodes.nodes]
-    else:
+        cc_name, cc_url = where("cc", zone)
+        sc_name, sc_url = where("sc", zone)
+        targets += [Probe("cluster", cc_name, zone, cc_url), Probe("storage", sc_name, zone, sc_url)]
+        clusters.setdefault(cc_url, []).append(cc_name)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        listings = dict(zip(clusters, pool.map(lambda url: _nodes(config, url), clusters), strict=True))
+    known = [n for n in listings.values() if isinstance(n, NodeList)]
+    node_targets = [(n.name, n.url, listing.zone) for listing in known for n in listing.nodes]
+    if isinstance(listings.get(config.service_url("cc")), str):
         zone = config.zones[0] if config.zones else region
-        node_targets = [(url, url, zone) for url in config.nodes]
+        node_targets += [(url, url, zone) for url in config.nodes]
     targets += [Probe("node", name, zone, url.rstrip("/")) for name, url, zone in node_targets]
 
     with httpx.Client(timeout=TIMEOUT) as http, ThreadPoolExecutor(max_workers=8) as pool:
@@ -98,18 +112,19 @@ def describe_services(config: CloudConfig, *, self_url: str | None = None) -> li
             return probe(target, http.get)
         found = list(pool.map(one, targets))
 
-    if isinstance(nodes, NodeList):
-        # An asleep node (POWERSAVE) wakes for a launch: it counts as one the zone can use.
-        up = [n for n in nodes.nodes if n.state in ("up", "asleep")]
-        for status in found:
-            if status.type == "cluster" and status.state == "ENABLED" and not up:
+    nodes = {n.name: n for listing in known for n in listing.nodes}
+    for status in found:
+        listing = listings.get(status.url) if status.type == "cluster" else None
+        if isinstance(listing, NodeList) and status.state == "ENABLED":
+            # An asleep node (POWERSAVE) wakes for a launch: it counts as one the zone can use.
+            if not [n for n in listing.nodes if n.state in ("up", "asleep")]:
                 status.state, status.reason = "NOTREADY", "no node controller is up"
-            elif status.type == "node" and status.state == "ENABLED":
-                node = next(n for n in nodes.nodes if n.name == status.name)
-                if node.state == "asleep":
-                    status.reason = "asleep (POWERSAVE): woken for the next launch that needs it"
-                elif node.state != "up":
-                    status.state = "NOTREADY"
-                    status.reason = (f"the cluster controller has it {node.state}"
-                                     + (f": {node.last_error}" if node.last_error else ""))
+        elif status.type == "node" and status.state == "ENABLED" and status.name in nodes:
+            node = nodes[status.name]
+            if node.state == "asleep":
+                status.reason = "asleep (POWERSAVE): woken for the next launch that needs it"
+            elif node.state != "up":
+                status.state = "NOTREADY"
+                status.reason = (f"the cluster controller has it {node.state}"
+                                 + (f": {node.last_error}" if node.last_error else ""))
     return found

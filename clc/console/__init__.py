@@ -12,14 +12,16 @@ from fastapi import FastAPI
 from clc.console.peek import Peek
 from clc.console.routes import console_router
 from clc.console.session import Sessions
+from clc.zone_service import Directory
 from services.config import CloudConfig
 from services.db import Database
 from services.tracing import TraceRecorder
 
 
-def install_console(app: FastAPI, config: CloudConfig, db: Database, recorder: TraceRecorder) -> Peek:
+def install_console(app: FastAPI, config: CloudConfig, db: Database, recorder: TraceRecorder,
+                    directory: Directory | None = None) -> Peek:
     """Mount the console's routes; the returned Peek holds kept clients to close at shutdown."""
-    peek = Peek(config)
+    peek = Peek(config, directory)
     app.include_router(console_router(db, peek, Sessions(db, config.CLOUD_SECRET), recorder,
                                       secure_cookie=config.PUBLIC_HTTPS))
     return peek

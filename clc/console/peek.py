@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from clc.zone_service import ServiceError
+from clc.zone_service import Directory, ServiceError
 from clc.zones_client import CcZoneClient
 from services import cli_trace
 from services.config import CloudConfig
@@ -51,9 +51,10 @@ class ConsoleZoneClient(CcZoneClient):
 
 
 class Peek:
-    def __init__(self, config: CloudConfig) -> None:
+    def __init__(self, config: CloudConfig, directory: Directory | None = None) -> None:
         self.config = config
-        self.zones = ConsoleZoneClient(config)
+        # Each zone's CC where the CLC calls it (registered on a host of its own, or configured).
+        self.zones = ConsoleZoneClient(config, directory=directory)
         self._node_figures: dict[str, tuple[float, NodeResources]] = {}
         self._lock = threading.Lock()
 

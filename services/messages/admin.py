@@ -9,6 +9,14 @@ Routes (internal, signed with the cloud secret):
   PUT  /internal/admin/vmtypes/{name}  VmTypeSpec  -> VmTypeSpec
   GET  /internal/access-keys/{access_key}          -> AccessKeyInfo (404 when unknown)
   GET  /internal/admin/services                    -> ServiceList (every service's state)
+  GET    /internal/admin/zone-services             -> ZoneServiceList (registered CCs and SCs)
+  POST   /internal/admin/zone-services  ZoneServiceSpec -> ZoneServiceView (400 a bad spec or
+         nothing of that type answering there, 409 a name taken or a zone that has one already)
+  DELETE /internal/admin/zone-services/{type}/{name} -> ZoneServiceView (404 when unknown)
+  GET  /internal/admin/properties                  -> PropertyList
+  GET  /internal/admin/properties/{name}           -> PropertyView (404 when unknown)
+  PUT  /internal/admin/properties/{name} NewValue  -> PropertyView (400 a bad value, 404 an
+       unknown name, 409 a change that would take what is in use, 503 a CC that did not take it)
 
 Every service answers GET /internal/health (unsigned) with a ServiceHealth.
 """
@@ -25,6 +33,10 @@ ADMIN_KEYS_ROUTE = "/internal/admin/keys"
 ADMIN_VMTYPES_ROUTE = "/internal/admin/vmtypes"
 ADMIN_VMTYPE_ROUTE = "/internal/admin/vmtypes/{name}"
 ADMIN_SERVICES_ROUTE = "/internal/admin/services"
+ADMIN_PROPERTIES_ROUTE = "/internal/admin/properties"
+ADMIN_PROPERTY_ROUTE = "/internal/admin/properties/{name}"
+ADMIN_ZONE_SERVICES_ROUTE = "/internal/admin/zone-services"
+ADMIN_ZONE_SERVICE_ROUTE = "/internal/admin/zone-services/{type}/{name}"
 HEALTH_ROUTE = "/internal/health"
 
 from services.messages.identity import AccessKeyInfo
@@ -102,3 +114,45 @@ class ServiceStatus(BaseModel):
 
 class ServiceList(BaseModel):
     services: list[ServiceStatus]
+
+
+class PropertyView(BaseModel):
+    """One cloud property, as euca-describe-properties listed it."""
+    name: str
+    value: str
+    description: str
+    default: str        # what eucalyptus.conf (or the built-in default) gives it
+    stored: bool        # set with `eucasim property set`, kept in the CLC's database
+
+
+class PropertyList(BaseModel):
+    properties: list[PropertyView]
+
+
+class NewValue(BaseModel):
+    value: str
+
+
+# Eucalyptus's component types for a zone's services (euca-register-cluster, -storage-controller).
+ZoneServiceType = Literal["cluster", "storage"]
+
+
+class ZoneServiceSpec(BaseModel):
+    """A zone's CC or SC on a host of its own (`eucasim register-cluster|register-sc`)."""
+    type: ZoneServiceType
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    zone: str
+    host: str           # host:port
+
+
+class ZoneServiceView(BaseModel):
+    type: ZoneServiceType
+    name: str
+    zone: str
+    host: str
+    port: int
+    url: str
+
+
+class ZoneServiceList(BaseModel):
+    services: list[ZoneServiceView]

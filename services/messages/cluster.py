@@ -16,6 +16,10 @@ Routes (all under the CC's base URL, all signed with the cloud secret):
          (404 ClusterError InvalidInstanceID.NotFound; 503 ClusterError NodeUnavailable when the
           instance's node is down)
   POST   /internal/resources          DescribeResources -> ZoneResources
+  GET    /internal/settings                            -> ClusterSettings (the values in force)
+  PUT    /internal/settings           ClusterSettings  -> ClusterSettings
+         (the CLC's properties cluster.scheduling_policy and cluster.polling_period, applied at
+          once and kept in the CC's database; 400 ClusterError InvalidParameterValue)
 
 Errors come back as HTTP statuses whose `detail` is a ClusterError (as a JSON object), so
 `InternalCallError.detail["code"]` is the EC2 error code the CLC can pass on.
@@ -40,6 +44,7 @@ CC_CONSOLE_ROUTE = "/internal/instances/{instance_id}/console"
 CC_RESOURCES_ROUTE = "/internal/resources"
 CC_DESCRIBE_ROUTE = "/internal/describe"
 CC_NODE_EVENTS_ROUTE = "/internal/events/nodes"
+CC_SETTINGS_ROUTE = "/internal/settings"
 # On the CLC: where a CC pushes ZoneEvents.
 CLC_ZONE_EVENTS_ROUTE = "/internal/events/zone"
 # On the CLC: its own capacity view of a zone (ZoneCapacity), what RunInstances is admitted
@@ -176,3 +181,10 @@ class ZoneEvents(BaseModel):
     zone: str
     instances: list[ClusterInstance] = Field(default_factory=list)  # only those that changed
     capacity: ZoneCapacity | None = None  # when it changed
+
+
+class ClusterSettings(BaseModel):
+    """The CC's settings that may change while it runs (the CLC's `cluster.*` properties). In a
+    PUT, a field left None keeps its value; the answer has every field."""
+    scheduling_policy: SchedPolicy | None = None
+    polling_period: float | None = Field(None, gt=0)

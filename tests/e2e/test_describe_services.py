@@ -1,5 +1,8 @@
 """`eucasim describe-services` and the CLC's admin route against the cloud as `make up` starts
-it: every service ENABLED with its zone and host; then, as an operator would find them, the
+it: every service ENABLED with its zone and host; properties applied without a restart
+(`cluster.scheduling_policy` decides where the very next instance lands,
+`cloud.network.public_ips` is the pool AllocateAddress takes from at once; the rest of the
+properties are tested in tests/clc/test_properties.py); then, as an operator would find them, the
 node controllers stopped (nodes BROKEN, the zone's CC NOTREADY for want of a node), the SC
 stopped (BROKEN) and finally the CLC itself (the command still answers, showing it BROKEN)."""
 
@@ -14,14 +17,16 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from services.messages.admin import ADMIN_SERVICES_ROUTE, ServiceList, ServiceStatus
+from services.messages.admin import (ADMIN_SERVICES_ROUTE, NewValue, PropertyView, ServiceList,
+                                     ServiceStatus)
 from tests.support.cloud import Cloud, running_cloud
 from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    with running_cloud(tmp_path_factory.mktemp("services"), nodes=2) as c:
+    with running_cloud(tmp_path_factory.mktemp("services"), nodes=2,
+                       VNET_PUBLICIPS="10.79.0.1-10.79.0.8") as c:
         yield c
 
 
@@ -59,6 +64,43 @@ def test_every_service_is_enabled_with_its_zone_and_host(cloud: Cloud) -> None:
     assert services[f"sc-{zone}"].url == cloud.config.service_url("sc")
     code, shown = cli(cloud)
     assert code == 0 and shown == services
+
+
+def set_property(cloud: Cloud, name: str, value: str) -> None:
+    client = cloud.internal("clc")
+    try:
+        client.call("PUT", f"/internal/admin/properties/{name}", NewValue(value=value), PropertyView)
+    finally:
+        client.close()
+
+
+def test_public_ips_is_the_pool_allocate_address_takes_from(cloud: Cloud) -> None:
+    ec2 = cloud.ec2()
+    set_property(cloud, "cloud.network.public_ips", "10.80.0.7")
+    address = ec2.allocate_address()
+    assert address["PublicIp"] == "10.80.0.7"
+    ec2.release_address(AllocationId=address["AllocationId"])
+    set_property(cloud, "cloud.network.public_ips", "10.79.0.1-10.79.0.8")
+
+
+def test_scheduling_policy_decides_where_the_next_instance_lands(cloud: Cloud) -> None:
+    ec2 = cloud.ec2()
+    image = cloud.register_image()
+
+    def launch() -> str:
+        [instance] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                       InstanceType="m1.small")["Instances"]
+        instance_id = instance["InstanceId"]
+        # The CLC answers before the CC places it: wait for the CC's word on its node.
+        return wait_for(lambda: cloud.nodes_of([instance_id]).get(instance_id), 60,
+                        f"{instance_id} placed on a node")
+
+    set_property(cloud, "cluster.scheduling_policy", "GREEDY")
+    greedy = [launch(), launch()]
+    assert greedy[0] == greedy[1], greedy          # GREEDY fills the first node with room
+    set_property(cloud, "cluster.scheduling_policy", "ROUNDROBIN")
+    round_robin = [launch(), launch()]
+    assert round_robin[0] != round_robin[1], round_robin
 
 
 def test_stopped_node_controllers_are_broken_and_their_zone_not_ready(cloud: Cloud) -> None:

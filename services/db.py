@@ -1,5 +1,6 @@
 """The database of one service: SQLAlchemy 2.x engine and sessions, SQLite in WAL mode by
-default (any SQLAlchemy URL works), schema kept by Alembic migrations."""
+default, PostgreSQL (`postgresql://…`, through psycopg 3) or any SQLAlchemy URL otherwise;
+schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 # Stable constraint names keep Alembic's autogenerate and SQLite batch migrations working.
 NAMING = {
@@ -34,10 +36,51 @@ class ServiceBase(DeclarativeBase):
     __abstract__ = True
 
 
+def driver_url(url: str) -> str:
+    """The URL with the driver SQLAlchemy should use: a plain `postgresql://` (as operators and
+    libpq write it) means psycopg 3, not SQLAlchemy's default psycopg2, which we do not ship."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def ensure_database(url: str) -> None:
+    """Create a PostgreSQL database that does not exist yet, so one DATABASE_URL with
+    "{service}" in its database name serves every service of a cloud without the operator
+    creating five databases first (the role needs CREATEDB). Other URLs are left alone."""
+    parsed = make_url(driver_url(url))
+    if not parsed.drivername.startswith("postgresql") or not parsed.database:
+        return
+    probe = create_engine(parsed, poolclass=NullPool)
+    try:
+        with probe.connect():
+            return
+    except OperationalError as exc:
+        if "does not exist" not in str(exc.orig):
+            raise
+    finally:
+        probe.dispose()
+    admin = create_engine(parsed.set(database="postgres"), poolclass=NullPool,
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            name = parsed.database.replace('"', '""')
+            try:
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            except DBAPIError as exc:
+                # Another process created it in between (PostgreSQL says so one of two ways).
+                if "already exists" not in str(exc.orig) and "duplicate key" not in str(exc.orig):
+                    raise
+    finally:
+        admin.dispose()
+
+
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     """`pool_size` connections are kept open: a service that serves that many requests at
     once in worker threads should keep as many, or each request past it opens (and closes)
     one of its own."""
+    url = driver_url(url)
     if url.startswith("sqlite"):
         if url in ("sqlite://", "sqlite:///:memory:"):
             return create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
@@ -56,7 +99,12 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        # Naive datetimes mean UTC everywhere in eucasim (services/clock.py): the session's
+        # zone must be UTC too, whatever the server's default.
+        connect_args["options"] = "-c timezone=UTC"
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, connect_args=connect_args)
 
 
 class Database:
@@ -64,6 +112,7 @@ class Database:
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
         self.url = url
+        ensure_database(url)
         self.engine = make_engine(url, pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -4,6 +4,8 @@ schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +109,62 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, connect_args=connect_args)
 
 
+class WriteGate:
+    """Every session of a process passes here; `eucasim backup` closes it (through the signed
+    POST /internal/quiesce every service serves) while it copies the databases and files, so
+    no row changes under the copy. It closes for a bounded time only: a backup that dies
+    half-way cannot leave a service frozen. A thread already inside a session passes again
+    (a nested session would otherwise wait for its own outer one)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._inside = 0
+        self._closed_until = 0.0  # time.monotonic() at which a closed gate opens by itself
+        self._depth = threading.local()
+
+    def _closed(self) -> float:
+        """Seconds until the gate opens by itself; 0 when open."""
+        return max(0.0, self._closed_until - time.monotonic())
+
+    def enter(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        with self._changed:
+            while depth == 0 and (left := self._closed()) > 0:
+                self._changed.wait(left)
+            self._inside += 1
+        self._depth.n = depth + 1
+
+    def leave(self) -> None:
+        self._depth.n -= 1
+        with self._changed:
+            self._inside -= 1
+            self._changed.notify_all()
+
+    def close(self, hold_s: float, drain_s: float) -> int:
+        """Stop new sessions for at most `hold_s` seconds and wait up to `drain_s` for those
+        under way to end. Returns how many are still under way (0: quiet); the gate stays
+        closed either way until open() or the hold runs out."""
+        deadline = time.monotonic() + drain_s
+        with self._changed:
+            self._closed_until = time.monotonic() + hold_s
+            while self._inside and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            return self._inside
+
+    def open(self) -> None:
+        with self._changed:
+            self._closed_until = 0.0
+            self._changed.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed() > 0
+
+
+# One per process: a service process's databases pause together.
+WRITES = WriteGate()
+
+
 class Database:
     """Engine plus session factory for one service's database."""
 
@@ -119,21 +177,26 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends normally, rolled back otherwise."""
-        session = self._sessions()
+        WRITES.enter()
         try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            session = self._sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
         finally:
-            session.close()
+            WRITES.leave()
 
-    def upgrade(self, migrations: Path) -> None:
-        """Bring the schema to the newest migration in `migrations` (a service's folder)."""
+    def upgrade(self, migrations: Path, revision: str = "head") -> None:
+        """Bring the schema to the newest migration in `migrations` (a service's folder), or
+        to `revision` (a restore builds the schema of the backup's revision)."""
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(migrations))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)

@@ -38,6 +38,12 @@ def eucasim(*args: str, **env: object) -> str:
     return result.output
 
 
+def eucasim_refuses(*args: str, **env: object) -> str:
+    result = runner.invoke(app, list(args), env={k: str(v) for k, v in env.items()})
+    assert result.exit_code == 1, result.output
+    return result.output
+
+
 def seen(cloud: Cloud) -> dict[str, Any]:
     """What a user of the cloud sees, to compare before and after the move."""
     ec2 = cloud.ec2()
@@ -80,12 +86,17 @@ def test_a_cloud_backed_up_while_running_comes_up_whole_elsewhere(tmp_path: Path
         ports = {f"{s.upper()}_PORT": old.service(s).spec.port for s in SERVICES}
         output = eucasim("backup", str(folder), EUCASIM_HOME=old.home, CLOUD_SECRET=SECRET, **ports)
         assert "writes paused" in output
+        assert "not empty" in eucasim_refuses("backup", str(folder), EUCASIM_HOME=old.home,
+                                              CLOUD_SECRET=SECRET, **ports)
         # Writes go on once the backup is done.
         s3.put_object(Bucket="moving-day", Key="after-backup.txt", Body=b"not in the backup")
     assert sorted(p.name for p in (folder / "db").iterdir()) == sorted(f"{s}.sqlite" for s in SERVICES)
 
     database = postgres.url("moved_{service}")
     eucasim("restore", str(folder), EUCASIM_HOME=tmp_path / "new", DATABASE_URL=database)
+    # A home that holds a cloud is never restored over.
+    assert "already holds" in eucasim_refuses("restore", str(folder), EUCASIM_HOME=tmp_path / "new",
+                                              DATABASE_URL=database)
     with running_cloud(tmp_path / "new", nodes=2, VNET_PUBLICIPS=POOL, DATABASE_URL=database) as new:
         assert new.admin == old.admin
         assert {new.service(s).spec.port for s in SERVICES}.isdisjoint(ports.values())

@@ -18,7 +18,8 @@ holds, in DIR:
 A restore copies the files to where the target configuration keeps them, loads each database
 into the target's DATABASE_URL (a SQLite file is copied; PostgreSQL gets the schema at the
 backup's revision from the service's own migrations, then the rows), and rewrites the old
-folders' paths stored in rows (volume files, instance disks) to the new ones. `eucasim up`
+folders' paths stored in rows (volume files, instance disks) to the new ones, and the old
+services' addresses to the new ones where those are configured (not 0: "any free port"). `eucasim up`
 there starts the same cloud: the services upgrade the schema if the code is newer, the NCs
 start the instances they hold again, the CC learns its nodes at their new addresses.
 
@@ -301,6 +302,7 @@ def backup(config: CloudConfig, folder: Path) -> dict[str, object]:
         paused_s = pause.elapsed
     manifest = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(),
                 "home": str(config.EUCASIM_HOME.absolute()), "parts": copied,
+                "urls": {s: config.service_url(s) for s in SERVICES},
                 "databases": {s: {"revision": revisions[s],
                                   "kind": make_url(driver_url(config.database_url(s))).get_backend_name()}
                               for s in SERVICES},
@@ -317,6 +319,22 @@ def read_manifest(folder: Path) -> dict:  # type: ignore[type-arg]
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{path}: backup format {manifest.get('format')!r}, this eucasim reads {FORMAT}")
     return manifest  # type: ignore[no-any-return]
+
+
+def _url_moves(config: CloudConfig, old_urls: dict[str, str]) -> list[tuple[str, str]]:
+    """Services' old addresses stored in rows (an image's URL in an NC's launch record) to
+    their new ones, for each service whose new address is known before it starts: a port
+    configured as 0 is chosen by `eucasim up`, and its rows keep the old address (the NC has
+    the image in its cache by then)."""
+    moves = []
+    for service, old in old_urls.items():
+        if service not in SERVICES or not getattr(config, f"{service.upper()}_PORT") \
+                and not getattr(config, f"{service.upper()}_URL"):
+            continue
+        new = config.service_url(service)
+        if new.rstrip("/") != old.rstrip("/"):
+            moves.append((old.rstrip("/") + "/", new.rstrip("/") + "/"))
+    return moves
 
 
 def restore(config: CloudConfig, folder: Path) -> dict[str, object]:
@@ -345,6 +363,7 @@ def restore(config: CloudConfig, folder: Path) -> dict[str, object]:
     old_home = manifest["home"].rstrip("/") + "/"
     if old_home != str(home) + "/":
         moves.append((old_home, str(home) + "/"))
+    moves += _url_moves(config, manifest.get("urls", {}))
     rows = 0
     for service in SERVICES:
         url = config.database_url(service)

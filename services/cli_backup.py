@@ -17,9 +17,9 @@ FolderArgument = Annotated[Path, typer.Argument(help="The backup folder.")]
 
 
 def backup(folder: FolderArgument, home: HomeOption = None) -> None:
-    """Copy the running cloud (every database, Walrus's objects, the SC's volumes and
-    snapshots' staging, the NCs' instances, the PKI and credentials) into a new FOLDER, with
-    the services' writes paused while it copies."""
+    """Copy the running cloud (every database, Walrus's objects and snapshots, the SC's
+    volumes, the NCs' instances, the PKI and credentials) into a new FOLDER, with the
+    services' writes paused while it copies."""
     config = config_for(home)
     try:
         manifest = backups.backup(config, folder)

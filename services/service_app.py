@@ -4,6 +4,7 @@ through FastAPI counted here; the EC2 and S3 front doors count their own)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -66,13 +67,15 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
         PROCESS.clear()
         return PROCESS.listing()
 
+    # Async, off FastAPI's threadpool: while writes are paused, requests that wait at the gate
+    # may fill that pool, and the resume must still get through.
     @app.post(QUIESCE_ROUTE, dependencies=guard)
-    def quiesce(body: Quiesce) -> WriteState:
-        busy = WRITES.close(body.hold_s, body.drain_s)
+    async def quiesce(body: Quiesce) -> WriteState:
+        busy = await asyncio.to_thread(WRITES.close, body.hold_s, body.drain_s)
         return WriteState(service=service, paused=True, busy=busy)
 
     @app.post(RESUME_ROUTE, dependencies=guard)
-    def resume() -> WriteState:
+    async def resume() -> WriteState:
         WRITES.open()
         return WriteState(service=service, paused=False)
 

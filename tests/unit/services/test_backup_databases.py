@@ -70,3 +70,13 @@ def test_postgresql_to_a_dump_and_back_into_postgresql_and_sqlite(tmp_path: Path
     with pytest.raises(BackupError, match="already exists"):
         load_database("clc", tmp_path / "clc.sqlite", f"sqlite:///{tmp_path}/restored/clc.db", revision)
     source.engine.dispose()
+
+
+def test_old_service_addresses_move_only_to_ports_known_before_the_start(tmp_path: Path) -> None:
+    from services.backup import _url_moves
+    from services.config import load_config
+
+    old = {"walrus": "http://10.0.0.1:8777", "sc": "http://10.0.0.1:8776", "cc": "http://10.0.0.1:8774"}
+    config = load_config(EUCASIM_HOME=tmp_path, PUBLIC_HOST="10.0.0.2", WALRUS_PORT=9777, SC_PORT=0,
+                         CC_PORT=8774, CC_URL="http://10.0.0.1:8774")
+    assert _url_moves(config, old) == [("http://10.0.0.1:8777/", "http://10.0.0.2:9777/")]

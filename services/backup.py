@@ -14,6 +14,7 @@ holds, in DIR:
     files/<part>/       the cloud secret, credentials, PKI and TLS files, Walrus's objects
                         and image cache, the SC's volume files (sparse), the NCs' instance
                         folders and node definitions
+    eucalyptus.conf     the configuration, to edit for the new host (not installed by restore)
 
 A restore copies the files to where the target configuration keeps them, loads each database
 into the target's DATABASE_URL (a SQLite file is copied; PostgreSQL gets the schema at the
@@ -44,7 +45,7 @@ import httpx
 from sqlalchemy import (Engine, Integer, MetaData, String, func, inspect, make_url, select,
                         text, update)
 
-from services.config import SECRET_FILE, CloudConfig
+from services.config import SECRET_FILE, CloudConfig, conf_path
 from services.db import Database, driver_url, make_engine
 from services.internal import InternalCallError, InternalClient
 from services.messages.backup import QUIESCE_ROUTE, RESUME_ROUTE, Quiesce, WriteState
@@ -290,16 +291,30 @@ def backup(config: CloudConfig, folder: Path) -> dict[str, object]:
     (folder / "db").mkdir(parents=True, exist_ok=True)
     parts = state_parts(config)
     revisions: dict[str, str | None] = {}
-    with writes_paused(config) as pause:
-        for service in SERVICES:
-            revisions[service] = dump_database(service, config.database_url(service),
-                                               folder / "db" / f"{service}.sqlite")
-        copied = {}
-        for name, path in parts.items():
-            if path.exists():
-                copy_tree(path, folder / "files" / name)
-                copied[name] = str(path)
-        paused_s = pause.elapsed
+    copied = {}
+    try:
+        with writes_paused(config) as pause:
+            for service in SERVICES:
+                revisions[service] = dump_database(service, config.database_url(service),
+                                                   folder / "db" / f"{service}.sqlite")
+            for name, path in parts.items():
+                if path.exists():
+                    copy_tree(path, folder / "files" / name)
+                    copied[name] = str(path)
+            paused_s = pause.elapsed
+    except BaseException:
+        # Half a backup is no backup: leave the folder empty, ready for another try.
+        for child in folder.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        raise
+    conf = conf_path()
+    if conf.is_file():
+        # For the operator to carry across and edit (addresses, ports, DATABASE_URL differ on
+        # the new host); restore does not install it.
+        shutil.copy2(conf, folder / conf.name)
     manifest = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(),
                 "home": str(config.EUCASIM_HOME.absolute()), "parts": copied,
                 "urls": {s: config.service_url(s) for s in SERVICES},

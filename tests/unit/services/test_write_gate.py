@@ -72,3 +72,16 @@ def test_a_gate_nobody_reopens_opens_by_itself_when_its_hold_runs_out(db: Databa
     add_account(db, "later", done)
     assert done == ["later"] and time.monotonic() - started >= 0.4
     assert not WRITES.closed
+
+
+def test_a_backup_of_a_cloud_that_does_not_answer_pauses_nothing_and_leaves_its_folder_empty(
+        tmp_path: Path) -> None:
+    from services.backup import BackupError, backup
+    from services.config import load_config
+    from tests.support.servers import refused_port
+
+    with refused_port() as port:
+        config = load_config(EUCASIM_HOME=tmp_path / "home", CLOUD_SECRET="s3cret", CLC_PORT=port)
+        with pytest.raises(BackupError, match="cannot pause the CLC"):
+            backup(config, tmp_path / "backup")
+    assert list((tmp_path / "backup").iterdir()) == []

@@ -6,10 +6,12 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 # Debian packages the build and the tests need: libvirt-python compiles against libvirt-dev
 # (found through pkg-config); qemu-img makes copy-on-write instance disks; s3cmd is a test client;
-# chromium and chromium-driver let tests/console open the web console in a real browser.
+# chromium and chromium-driver let tests/console open the web console in a real browser;
+# postgresql is the server tests/support/postgres.py starts (the CLC's suite runs on it too).
 DEBS    := libvirt-dev libvirt0 pkg-config gcc python3-dev python3-venv qemu-utils
 TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2 cpio \
-            libvirt-daemon-system qemu-system-x86 chromium chromium-driver
+            libvirt-daemon-system qemu-system-x86 chromium chromium-driver \
+            postgresql
 
 # Test workers. 0 runs the suite in one process. Every test server binds its port before it
 # starts, so TEST_WORKERS=2 (pytest-xdist, a file's tests on one worker) is safe, and passes;

@@ -12,8 +12,8 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from services import (cli_services, cli_status, cli_trace, cli_zone_services, credentials,
-                      launcher, readiness)
+from services import (cli_backup, cli_services, cli_status, cli_trace, cli_zone_services,
+                      credentials, launcher, readiness)
 from services.cli_calls import HomeOption, call_service, config_for, console
 from services.cli_network import network_app
 from services.cli_nodes import nc, node_app
@@ -51,6 +51,8 @@ app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(fault_app, name="fault")
 app.command()(nc)
+app.command()(cli_backup.backup)
+app.command()(cli_backup.restore)
 
 out = console()
 err = console(stderr=True)

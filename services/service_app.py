@@ -4,12 +4,15 @@ through FastAPI counted here; the EC2 and S3 front doors count their own)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 
+from services.db import WRITES
 from services.faults import PROCESS
+from services.messages.backup import QUIESCE_ROUTE, RESUME_ROUTE, Quiesce, WriteState
 from services.internal import InternalAuth
 from services.messages.admin import HEALTH_ROUTE, ServiceHealth
 from services.metrics import ServiceMetrics, mount_metrics
@@ -63,6 +66,18 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
     def clear_process_faults() -> ProcessFaultList:
         PROCESS.clear()
         return PROCESS.listing()
+
+    # Async, off FastAPI's threadpool: while writes are paused, requests that wait at the gate
+    # may fill that pool, and the resume must still get through.
+    @app.post(QUIESCE_ROUTE, dependencies=guard)
+    async def quiesce(body: Quiesce) -> WriteState:
+        busy = await asyncio.to_thread(WRITES.close, body.hold_s, body.drain_s)
+        return WriteState(service=service, paused=True, busy=busy)
+
+    @app.post(RESUME_ROUTE, dependencies=guard)
+    async def resume() -> WriteState:
+        WRITES.open()
+        return WriteState(service=service, paused=False)
 
     # A service may set app.state.health_check to a function that says how it is (state,
     # reason), e.g. NOTREADY while what it needs is missing; by default answering is ENABLED.

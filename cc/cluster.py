@@ -262,7 +262,7 @@ class Cluster:
         if request.subscribe is not None:
             self.feed.subscribe(request.subscribe)
         return ZoneReport(zone=self.zone, instances=self.registry.instances(),
-                          capacity=self.feed.capacity_view())
+                          capacity=self.feed.capacity_view(), nodes_settled=self.registry.settled())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
         views = self.registry.views(self.reservations.held)

@@ -209,6 +209,12 @@ class NodeRegistry:
             self._ordered = sorted(self._nodes.values(), key=lambda n: n.position)
         return self._ordered
 
+    def settled(self) -> bool:
+        """Every node has been polled since this CC started: it answered (its figures are
+        known) or missed. A node not polled yet starts `down`, which says nothing of what
+        it runs."""
+        return all(n.resources is not None or n.missed_polls > 0 for n in self.nodes())
+
     def find(self, name_or_url: str) -> TrackedNode | None:
         if name_or_url.rstrip("/") in self._nodes:
             return self._nodes[name_or_url.rstrip("/")]

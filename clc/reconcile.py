@@ -199,7 +199,7 @@ class Reconciler:
                                                                Instance.state != "terminated")))
             for row in rows:
                 before = row.state
-                if self._settle_polled(row, reported.get(row.id), now):
+                if self._settle_polled(row, reported.get(row.id), now, report.nodes_settled):
                     to_terminate.append(row.id)
                 if row.state != before:
                     result.changed.append(row.id)
@@ -223,8 +223,10 @@ class Reconciler:
             self.network.changed(zone)
         return result
 
-    def _settle_polled(self, row: Instance, item: ClusterInstance | None, now: datetime) -> bool:
-        """`settle`, plus what only a whole report shows: an instance it leaves out."""
+    def _settle_polled(self, row: Instance, item: ClusterInstance | None, now: datetime,
+                       whole: bool = True) -> bool:
+        """`settle`, plus what only a whole report shows: an instance it leaves out (not
+        counted while the CC has yet to hear from some node: `whole` False)."""
         if item is not None:
             self._missing.pop(row.id, None)
             terminate = settle(row, item, now)
@@ -240,7 +242,7 @@ class Reconciler:
                 # placement job died with it, and the CC does not know the instance.
                 transition(row, "terminated", server_error(
                     "the cloud controller restarted before the instance was placed"), now=now)
-            elif row.node is not None:  # placed, yet not reported: count the rounds
+            elif row.node is not None and whole:  # placed, yet not reported: count the rounds
                 self._missing[row.id] = self._missing.get(row.id, 0) + 1
                 if (self._missing[row.id] >= MISSING_ROUNDS
                         and aware(row.launched_at) < now - ORPHAN_GRACE / 4):  # type: ignore[operator]

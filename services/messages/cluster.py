@@ -174,6 +174,10 @@ class ZoneReport(BaseModel):
     zone: str
     instances: list[ClusterInstance]
     capacity: ZoneCapacity
+    # False while some node the CC serves has not answered a poll since the CC started (a CC
+    # that just came up, or whose nodes moved to new addresses): what those nodes run is not
+    # in `instances` yet, so an instance left out is not known to be lost.
+    nodes_settled: bool = True
 
 
 class ZoneEvents(BaseModel):

@@ -4,6 +4,7 @@ forget — and a zone that does not answer changes nothing."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -71,6 +72,30 @@ def test_a_running_instance_its_zone_stops_reporting_fails_after_some_rounds(zon
     lost = _get(zone, "i-00000003")
     assert lost is not None and lost.state == "terminated"
     assert "no longer reports" in (lost.state_reason_message or "")
+
+
+def test_an_instance_is_not_counted_lost_while_its_cc_has_yet_to_hear_from_a_node(
+        tmp_path: Path) -> None:
+    # A CC that just started, or whose nodes moved (a restored cloud): until each node answers
+    # a poll, what it runs is missing from the report, and that proves nothing lost.
+    # The node's NC is busy: it takes the connection and has not answered yet.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        cc_config = load_config(EUCASIM_HOME=tmp_path / "cc", CLOUD_SECRET="test-secret",
+                                NODES=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                                NC_POLLING_FREQUENCY=600)
+        with running(create_cc(cc_config)) as url:
+            state = make_state(tmp_path / "clc", CC_URL=url, INSTANCE_PENDING_TIMEOUT=60)
+            try:
+                _add(state, "i-00000009", "running", timedelta(minutes=5))
+                reconciler = _reconciler(state)
+                for _ in range(MISSING_ROUNDS + 2):
+                    reconciler.run_once()
+                assert _get(state, "i-00000009").state == "running"  # type: ignore[union-attr]
+            finally:
+                silent.close()  # resets the waiting poll, so the CC stops at once
+                state.db.engine.dispose()
 
 
 def test_what_the_user_terminated_ends_terminated_and_repeating_changes_nothing(zone: ClcState):

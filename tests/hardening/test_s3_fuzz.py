@@ -331,23 +331,27 @@ def test_signed_chunks_with_wrong_signatures_store_nothing(sentinel: Sentinel):
 
 
 def test_a_body_shorter_than_its_content_length_leaves_nothing_behind(sentinel: Sentinel):
-    """The client promises 4096 bytes, sends 1000 and hangs up: no object, no blob, no
-    temporary file (whatever answer, if any, reaches a client that is gone)."""
-    url, headers, _ = sentinel.wire.prepare("PUT", OBJECT, body=b"x" * 4096)
+    """The client promises 3 MiB, sends 2 MiB (Walrus has started writing them to a temporary
+    file) and hangs up: no object, no blob, no temporary file is left."""
+    promised, sent = 3 * 1024 * 1024, 2 * 1024 * 1024
+    url, headers, _ = sentinel.wire.prepare("PUT", OBJECT, body=b"x" * promised)
     parts = urlsplit(url)
-    head = f"PUT {parts.path} HTTP/1.1\r\n" + "".join(
+    head = f"PUT {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as conn:
-        conn.sendall(head.encode() + b"x" * 1000)
+    temporary = sentinel.home / "walrus" / "objects" / "tmp"
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as conn:
+        conn.sendall(head.encode() + b"x" * sent)
+        wait_for(lambda: any(temporary.glob("*.part")), timeout=60,
+                 what="Walrus to start writing the upload")
         conn.shutdown(socket.SHUT_WR)
         try:
             while conn.recv(65536):
                 pass
         except OSError:
             pass
-    wait_for(lambda: sentinel.state() == {k: v for k, v in sentinel.baseline.items()
-                                          if k in sentinel.state()},
-             timeout=30, what="the store to be as before the cut-off upload")
+    wait_for(lambda: not any(temporary.glob("*.part")), timeout=60,
+             what="the temporary file of the cut-off upload to go")
+    sentinel.settle("a PUT cut off after 2 of its 3 MiB", accepted=False)
 
 
 # ---- names --------------------------------------------------------------------------------------

@@ -58,7 +58,9 @@ class Sentinel:
     upload_id: str
     baseline: dict[str, Any] = field(default_factory=dict)
 
-    def state(self, full: bool = False) -> dict[str, Any]:
+    def state(self, shows: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The object, its ACL, the bucket's listing, the open upload's parts and the store's
+        files; and the settings named in `shows` (see SETTINGS)."""
         def seen(path: str, query: str = "") -> Any:
             response = self.wire.send("GET", path, query=query).response
             if response.status_code >= 300:
@@ -69,15 +71,13 @@ class Sentinel:
         state = {"object": seen(OBJECT), "object-acl": seen(OBJECT, "acl"),
                  "listing": seen(f"/{BUCKET}"), "parts": seen(OBJECT, f"uploadId={self.upload_id}"),
                  "files": stored_files(self.home)}
-        if full:
-            state.update({q: seen(f"/{BUCKET}", q) for q in
-                          ("acl", "versioning", "policy", "lifecycle", "cors", "uploads")})
-            state.update({"object-tagging": seen(OBJECT, "tagging"), "buckets": seen("/")})
+        state.update({name: seen(*SETTINGS[name]) for name in shows})
         return state
 
-    def settle(self, what: Sent | str, accepted: bool, full: bool = False) -> None:
-        """After one request: what it was refused must have left everything as it was."""
-        now = self.state(full)
+    def settle(self, what: Sent | str, accepted: bool, shows: tuple[str, ...] = ()) -> None:
+        """After one request: what it was refused must have left everything as it was (the
+        settings in `shows` too: those the request could have changed)."""
+        now = self.state(shows)
         before = {k: v for k, v in self.baseline.items() if k in now}
         if accepted:
             self.baseline.update(now)
@@ -85,6 +85,13 @@ class Sentinel:
         changed = [k for k in now if now[k] != before.get(k)]
         what = what.what if isinstance(what, Sent) else what
         assert not changed, f"a refused request changed {changed}: {what}"
+
+
+# What GET shows each setting a request may change: (path, query).
+SETTINGS = {**{q: (f"/{BUCKET}", q) for q in ("acl", "versioning", "policy", "lifecycle", "cors",
+                                              "uploads")},
+            "object-tagging": (OBJECT, "tagging"), "buckets": ("/", "")}
+ALL = tuple(SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +107,7 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentinel]:
         assert wire.send("PUT", OBJECT, query=f"partNumber=1&uploadId={upload_id}",
                          body=b"part one").status == 200
         guard = Sentinel(wire, home, upload_id)
-        guard.baseline = guard.state(full=True)
+        guard.baseline = guard.state(ALL)
         try:
             yield guard
         finally:
@@ -126,13 +133,15 @@ class Document:
     query: str
     text: str
     codes: frozenset[str]
+    shows: tuple[str, ...] = ()  # the settings (SETTINGS) it could change
     may_succeed: bool = True
 
 
 def documents(upload_id: str) -> dict[str, Document]:
     def doc(method: str, path: str, query: str, text: str, *codes: str,
-            may_succeed: bool = True) -> Document:
-        return Document(method, path, query, text, frozenset(BASE | set(codes)), may_succeed)
+            shows: tuple[str, ...] = (), may_succeed: bool = True) -> Document:
+        return Document(method, path, query, text, frozenset(BASE | set(codes)), shows,
+                        may_succeed)
 
     return {
         "complete-multipart-upload": doc(
@@ -141,7 +150,7 @@ def documents(upload_id: str) -> dict[str, Document]:
             '</Part><Part><PartNumber>2</PartNumber><ETag>"ffff"</ETag></Part>'
             '</CompleteMultipartUpload>',
             "InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload",
-            may_succeed=False),
+            shows=("uploads",), may_succeed=False),
         "delete-objects": doc(
             "POST", f"/{BUCKET}", "delete",
             "<Delete><Quiet>false</Quiet><Object><Key>{TEXT}</Key></Object><Object>"
@@ -149,35 +158,36 @@ def documents(upload_id: str) -> dict[str, Document]:
         "object-acl": doc("PUT", OBJECT, "acl", ACL, "MalformedACLError", "AccessDenied",
                           "MissingSecurityHeader"),
         "bucket-acl": doc("PUT", f"/{BUCKET}", "acl", ACL, "MalformedACLError", "AccessDenied",
-                          "MissingSecurityHeader"),
+                          "MissingSecurityHeader", shows=("acl",)),
         "versioning": doc(
             "PUT", f"/{BUCKET}", "versioning",
             f'<VersioningConfiguration xmlns="{S3_NS}"><Status>Suspended</Status>'
             "<MfaDelete>Disabled</MfaDelete><Note>{TEXT}</Note></VersioningConfiguration>",
-            "IllegalVersioningConfigurationException"),
+            "IllegalVersioningConfigurationException", shows=("versioning",)),
         "lifecycle": doc(
             "PUT", f"/{BUCKET}", "lifecycle",
             "<LifecycleConfiguration><Rule><ID>{TEXT}</ID><Filter><And><Prefix>victim/</Prefix>"
             "<ObjectSizeGreaterThan>1</ObjectSizeGreaterThan></And></Filter>"
             "<Status>Enabled</Status><Expiration><Days>3650</Days></Expiration>"
             "<NoncurrentVersionExpiration><NoncurrentDays>3650</NoncurrentDays>"
-            "</NoncurrentVersionExpiration></Rule></LifecycleConfiguration>"),
+            "</NoncurrentVersionExpiration></Rule></LifecycleConfiguration>",
+            shows=("lifecycle",)),
         "cors": doc(
             "PUT", f"/{BUCKET}", "cors",
             "<CORSConfiguration><CORSRule><ID>{TEXT}</ID>"
             "<AllowedOrigin>https://example.com</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
             "<AllowedHeader>*</AllowedHeader><MaxAgeSeconds>3000</MaxAgeSeconds></CORSRule>"
-            "</CORSConfiguration>"),
+            "</CORSConfiguration>", shows=("cors",)),
         "object-tagging": doc(
             "PUT", OBJECT, "tagging",
             "<Tagging><TagSet><Tag><Key>{TEXT}</Key><Value>v1</Value></Tag></TagSet></Tagging>",
-            "InvalidTag", "BadRequest"),
+            "InvalidTag", "BadRequest", shows=("object-tagging",)),
         "create-bucket": doc(
             "PUT", "/victim-new-bucket", "",
             "<CreateBucketConfiguration><LocationConstraint>{TEXT}</LocationConstraint>"
             "</CreateBucketConfiguration>",
             "InvalidLocationConstraint", "IllegalLocationConstraintException",
-            "BucketAlreadyOwnedByYou", "BucketAlreadyExists"),
+            "BucketAlreadyOwnedByYou", "BucketAlreadyExists", shows=("buckets",)),
     }
 
 
@@ -189,7 +199,7 @@ def _send_document(sentinel: Sentinel, document: Document, body: bytes) -> Sent:
     accepted = check_answer(sent, set(document.codes), document.may_succeed)
     if accepted and document.path == "/victim-new-bucket":
         assert sentinel.wire.send("DELETE", document.path).status == 204
-    sentinel.settle(sent, accepted, full=True)
+    sentinel.settle(sent, accepted, document.shows)
     return sent
 
 
@@ -217,7 +227,7 @@ def test_documents_declaring_entities_are_malformed_xml(sentinel: Sentinel, kind
             sent = sentinel.wire.send(document.method, document.path, query=document.query,
                                       body=body, what=f"{kind} with {entity} in {encoding}")
             assert (sent.status, error_code(sent)) == (400, "MalformedXML"), sent.what
-    sentinel.settle(sent, accepted=False, full=True)
+    sentinel.settle(sent, accepted=False, shows=ALL)
 
 
 def test_broken_policies_are_malformed_and_change_nothing(sentinel: Sentinel):
@@ -227,7 +237,7 @@ def test_broken_policies_are_malformed_and_change_nothing(sentinel: Sentinel):
         sent = sentinel.wire.send("PUT", f"/{BUCKET}", query="policy", body=body)
         accepted = check_answer(sent, {"MalformedPolicy", "InvalidArgument",
                                        "MaxMessageLengthExceeded"}, may_succeed=True)
-        sentinel.settle(sent, accepted, full=True)
+        sentinel.settle(sent, accepted, ("policy",))
 
     run()
     # The document the breakages start from is a policy Walrus takes.
@@ -235,7 +245,7 @@ def test_broken_policies_are_malformed_and_change_nothing(sentinel: Sentinel):
                               body=plain(policy_document(BUCKET)))
     assert sent.status == 204, sent.response.text
     assert sentinel.wire.send("DELETE", f"/{BUCKET}", query="policy").status == 204
-    sentinel.baseline = sentinel.state(full=True)
+    sentinel.baseline = sentinel.state(ALL)
 
 
 # ---- ranges -------------------------------------------------------------------------------------
@@ -371,9 +381,9 @@ def test_invalid_bucket_names_are_refused(sentinel: Sentinel):
             assert (sent.status, error_code(sent)) == (400, "InvalidBucketName"), \
                 (name, sent.response.text)
 
-    before = sentinel.state(full=True)["buckets"]
+    before = sentinel.state(ALL)["buckets"]
     run()
-    assert sentinel.state(full=True)["buckets"] == before
+    assert sentinel.state(ALL)["buckets"] == before
 
 
 def test_keys_over_1024_bytes_or_not_utf8_are_refused(sentinel: Sentinel):
@@ -407,7 +417,7 @@ def test_key_of_exactly_1024_bytes_is_taken(sentinel: Sentinel):
     refused = sentinel.wire.send("PUT", f"/{BUCKET}/{key}k", body=b"edge")
     assert (refused.status, error_code(refused)) == (400, "KeyTooLongError")
     assert sentinel.wire.send("DELETE", f"/{BUCKET}/{key}").status == 204
-    sentinel.baseline = sentinel.state(full=True)
+    sentinel.baseline = sentinel.state(ALL)
 
 
 # ---- metadata and headers -----------------------------------------------------------------------
@@ -435,7 +445,8 @@ def test_metadata_over_2_kb_and_headers_over_8_kb_are_refused(sentinel: Sentinel
         sent = sentinel.wire.send(method, OBJECT, query=query, body=b"new bytes",
                                   headers=headers, what=f"{operation} with {size} bytes of headers")
         check_answer(sent, {"MetadataTooLarge", "RequestHeaderSectionTooLarge"})
-        sentinel.settle(sent, accepted=False, full=operation == "uploads")
+        sentinel.settle(sent, accepted=False,
+                        shows=("uploads",) if operation == "uploads" else ())
 
     run()
 
@@ -451,7 +462,7 @@ def test_two_kb_of_metadata_is_taken_and_one_byte_more_is_not(sentinel: Sentinel
     assert (refused.status, error_code(refused)) == (400, "MetadataTooLarge")
     assert sentinel.wire.send("GET", f"/{BUCKET}/victim-meta").response.content == b"m"
     assert sentinel.wire.send("DELETE", f"/{BUCKET}/victim-meta").status == 204
-    sentinel.baseline = sentinel.state(full=True)
+    sentinel.baseline = sentinel.state(ALL)
 
 
 def test_the_sentinel_is_intact_at_the_end(sentinel: Sentinel):

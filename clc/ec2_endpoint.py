@@ -49,7 +49,7 @@ KEY_CACHE_SECONDS = 10.0
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large(int(declared))
     chunks: list[bytes] = []
     size = 0

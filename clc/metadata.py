@@ -168,7 +168,7 @@ def metadata_router(config: CloudConfig, db: Database) -> APIRouter:
         if "x-forwarded-for" in request.headers:  # EC2 refuses tokens through proxies
             return Response("", 403)
         raw = request.headers.get(TTL_HEADER, "")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TTL:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_TTL:
             return Response("", 400)
         instance = caller(request)
         if instance is None:

@@ -53,7 +53,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services import clock
 from services.config import CloudConfig, load_config
 from services.db import Database
-from services.errors import AwsError, InternalError
+from services.errors import AwsError, InternalError, S3Error
 from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
 from services.internal import InternalClient
 from services.messages.identity import AccessKeyInfo
@@ -79,6 +79,7 @@ from walrus.routing import Target, parse_target
 log = logging.getLogger("walrus")
 # How often lifecycle rules are carried out: S3 acts on them about once a day, with a delay.
 LIFECYCLE_INTERVAL = 3600.0
+MAX_HEADER_SECTION = 8192
 
 
 def data_dir(config: CloudConfig) -> Path:
@@ -128,6 +129,7 @@ class Walrus:
         operation, outcome = "unparsed", "ok"  # for the metrics: the handler's name
         try:
             scope = request.scope
+            _check_header_section(scope)
             target = parse_target(scope.get("raw_path") or scope["path"].encode(),
                                   scope.get("query_string", b""), request.headers.get("host", ""),
                                   self.hosts)
@@ -197,6 +199,15 @@ class Walrus:
             # the connection rather than read its leftovers as the next request.
             response.headers["Connection"] = "close"
         return response
+
+
+def _check_header_section(scope: Scope) -> None:
+    """S3 takes at most 8 KB of request headers (names, values and their separators); the
+    HTTP server takes far more, so the limit is kept here, before anything reads them."""
+    size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    if size > MAX_HEADER_SECTION:
+        raise S3Error("RequestHeaderSectionTooLarge", "Your request header section exceeds the "
+                      "maximum allowed size.", MaxSizeAllowed=str(MAX_HEADER_SECTION))
 
 
 def _synchronous_full(dbapi_connection: Any, _record: Any) -> None:

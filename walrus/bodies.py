@@ -86,10 +86,10 @@ class BodySpec:
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise S3Error("InvalidArgument", f"Not a number: {value[:30]!r}") from None
+    # Digits only: int() would also take '+5', '1_0' and other scripts' digits.
+    if not (value.isascii() and value.strip().isdigit()):
+        raise S3Error("InvalidArgument", f"Not a number: {value[:30]!r}")
+    return int(value)
 
 
 MAX_SMALL_BODY = 2 * 1024 * 1024

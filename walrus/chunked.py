@@ -9,11 +9,13 @@ checked only in the sense that the caller does not commit anything before `finis
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from services.errors import S3Error
 
 MAX_LINE = 4096
+_HEX = re.compile(r"[0-9a-fA-F]{1,16}")
 _HEADER, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
@@ -93,12 +95,10 @@ class ChunkedDecoder:
 
     def _start_chunk(self, line: str) -> None:
         size_text, _, extension = line.partition(";")
-        try:
-            size = int(size_text.strip(), 16)
-        except ValueError:
-            raise _malformed(f"bad chunk size {size_text[:20]!r}") from None
-        if size < 0:
-            raise _malformed("negative chunk size")
+        if not _HEX.fullmatch(size_text.strip()):
+            # int(..., 16) would also take '-5', '+a', '0x10' and '1_0'.
+            raise _malformed(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text.strip(), 16)
         self._chunk_sig = None
         if extension:
             name, _, value = extension.partition("=")

@@ -53,7 +53,7 @@ def from_document(body: bytes) -> list[Rule]:
                               "than one wildcard.")
         age = child_text(element, "MaxAgeSeconds")
         if age is not None:
-            if not age.strip().lstrip("-").isdigit():
+            if not (age.isascii() and age.strip().lstrip("-").isdigit()):
                 raise malformed_xml()
             rule["MaxAgeSeconds"] = int(age)
         rules.append(rule)

@@ -32,7 +32,7 @@ def _positive(element: ET.Element, name: str) -> int | None:
     if text is None:
         return None
     text = text.strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise _invalid(f"'{name}' for {local_name(element)} action must be a positive integer")
     return int(text)
 
@@ -62,7 +62,7 @@ def _size(element: ET.Element, name: str) -> int | None:
     text = child_text(element, name)
     if text is None:
         return None
-    if not text.strip().isdigit():
+    if not (text.isascii() and text.strip().isdigit()):
         raise malformed_xml()
     return int(text)
 

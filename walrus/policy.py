@@ -116,6 +116,9 @@ def parse(text: str, bucket: str) -> dict[str, Any]:
         document = json.loads(text)
     except ValueError:
         raise malformed("Policies must be valid JSON and the first byte must be '{'") from None
+    except RecursionError:
+        # 20 KB of '[' nest deeper than the decoder recurses; no policy is that deep.
+        raise malformed("Policies may not nest that deeply.") from None
     if not isinstance(document, dict):
         raise malformed("Policies must be valid JSON and the first byte must be '{'")
     if document.get("Version", VERSIONS[0]) not in VERSIONS:

@@ -15,6 +15,7 @@ MAX_KEY_BYTES = 1024
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Paths under /internal/ are the services' own API, so no bucket may take that name.
 RESERVED_BUCKETS = frozenset({"internal"})
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass
@@ -60,6 +61,10 @@ def parse_target(raw_path: bytes, raw_query: bytes, host: str, base_hosts: Itera
 
 
 def _decode(text: str) -> str:
+    """A %-encoded path segment as UTF-8; InvalidURI for a '%' that starts no escape (no
+    client sends one: they write '%25') or bytes that are not UTF-8."""
+    if _LONE_PERCENT.search(text):
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.")
     try:
         return unquote_to_bytes(text).decode("utf-8")
     except UnicodeDecodeError:

@@ -25,8 +25,8 @@ def verify_ec2(req: RequestView, secrets: SecretLookup, now: datetime | None = N
 
     Raises services.errors.AuthError: MissingAuthenticationToken (401) with no credentials,
     IncompleteSignature (400) when they are malformed, AuthFailure (401) for an unknown key
-    or a wrong signature, RequestTimeTooSkewed (400) outside the 15-minute window,
-    RequestExpired (400) past a presigned or SigV2 Expires time.
+    or a wrong signature, RequestExpired (400) outside the 15-minute window or past a
+    presigned or SigV2 Expires time.
     """
     moment = utc_now(now)
     if req.headers.get("authorization"):

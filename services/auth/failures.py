@@ -48,10 +48,12 @@ _EC2_AUTH_FAILURE = "AWS was not able to validate the provided access credential
 class Ec2Failures:
     """EC2 Query API codes (docs: "Error codes for the Amazon EC2 API", common errors).
 
-    Two deliberate departures from AWS, as the task that specified this module asked:
-    MissingAuthenticationToken is 401 (AWS's common-errors page says 403), and a timestamp
-    outside the 15-minute window is RequestTimeTooSkewed (AWS's EC2 says RequestExpired for
-    that too; we keep RequestExpired for requests past their own Expires time).
+    One deliberate departure from AWS, as the task that specified this module asked:
+    MissingAuthenticationToken is 401 (AWS's common-errors page says 403). A timestamp outside
+    the 15-minute window is RequestExpired, as EC2 names it ("the request reached the service
+    more than 15 minutes after the date stamp on the request ... or the date stamp on the
+    request is more than 15 minutes in the future"), the same code as for a request past its
+    own Expires time; S3 says RequestTimeTooSkewed for the former.
     """
 
     def missing(self) -> AuthError:
@@ -68,9 +70,10 @@ class Ec2Failures:
 
     def skewed(self, request_time: datetime, server_time: datetime) -> AuthError:
         return AuthError(
-            "RequestTimeTooSkewed",
+            "RequestExpired",
             f"Request timestamp {to_iso(request_time)} is more than 15 minutes away from "
-            f"the server time {to_iso(server_time)}.",
+            f"the server time {to_iso(server_time)}: check the clock of the computer that "
+            "signed it.",
             400,
         )
 

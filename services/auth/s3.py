@@ -142,14 +142,18 @@ def _verify_v2_query(
     req: RequestView, params: dict[str, str], secrets: SecretLookup, now: datetime
 ) -> Identity:
     access_key, signature, expires = (params.get(k) for k in ("AWSAccessKeyId", "Signature", "Expires"))
-    if not access_key or not signature or not expires or not expires.isdigit():
+    if not access_key or not signature or not expires or not (expires.isascii() and expires.isdigit()):
         raise AuthError(
             "AccessDenied",
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId "
             "parameters",
             403,
         )
-    expires_at = datetime.fromtimestamp(int(expires), timezone.utc)
+    try:
+        expires_at = datetime.fromtimestamp(int(expires), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        # Beyond the year 9999: SigV2 sets no limit on a lifetime, so it has not expired.
+        expires_at = datetime.max.replace(tzinfo=timezone.utc)
     if now > expires_at:
         raise _FAILURES.expired(expires_at, now)
     # botocore's HmacV1QueryAuth signs Content-Type, Content-MD5 and x-amz-* headers, then

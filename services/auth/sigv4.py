@@ -59,7 +59,7 @@ def parse_credential(text: str) -> Credential:
     access_key, date, region, service, terminator = parts
     if terminator != TERMINATOR:
         raise ValueError(f"the Credential must end with '{TERMINATOR}', not '{terminator}'")
-    if len(date) != 8 or not date.isdigit():
+    if len(date) != 8 or not (date.isascii() and date.isdigit()):
         raise ValueError(f"the Credential date '{date}' is not in YYYYMMDD form")
     return Credential(access_key, date, region, service)
 

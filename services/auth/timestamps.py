@@ -21,6 +21,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _in_utc(moment: datetime) -> datetime | None:
+    """A parsed time in UTC; None for one UTC cannot hold (0001-01-01T00:00:00+05:00)."""
+    try:
+        return _aware(moment).astimezone(timezone.utc)
+    except OverflowError:
+        return None
+
+
 def parse_amz_date(text: str) -> datetime | None:
     """20150830T123600Z, the SigV4 basic ISO 8601 form."""
     try:
@@ -32,15 +40,15 @@ def parse_amz_date(text: str) -> datetime | None:
 def parse_http_date(text: str) -> datetime | None:
     """RFC 1123 ("Tue, 27 Mar 2007 19:36:42 +0000" or "... GMT")."""
     try:
-        return _aware(parsedate_to_datetime(text.strip()))
-    except (TypeError, ValueError, IndexError):
+        return _in_utc(parsedate_to_datetime(text.strip()))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
 def parse_iso8601(text: str) -> datetime | None:
     """SigV2's Timestamp/Expires: 2024-01-02T03:04:05Z, with or without fraction or offset."""
     try:
-        return _aware(datetime.fromisoformat(text.strip()))
+        return _in_utc(datetime.fromisoformat(text.strip()))
     except ValueError:
         return None
 

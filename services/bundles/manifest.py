@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from services.bundles.errors import ManifestError
+from services.safexml import UnreadableXml, read_xml
 
 VERSION = "2007-10-10"
 KINDS = ("machine", "kernel", "ramdisk")
@@ -161,7 +162,7 @@ def _parts(root: ET.Element) -> list[ManifestPart]:
         algorithm = (node.find("digest").get("algorithm") or "SHA1")  # type: ignore[union-attr]
         parts.append(ManifestPart(index, filename, digest.lower(), algorithm))
     count = container.get("count")
-    if count is not None and count.isdigit() and int(count) != len(parts):
+    if count is not None and count.isascii() and count.isdigit() and int(count) != len(parts):
         raise ManifestError(f"manifest.xml says {count} parts but lists {len(parts)}")
     if sorted(p.index for p in parts) != list(range(len(parts))):
         raise ManifestError("manifest.xml: part indexes are not 0..N-1")
@@ -172,9 +173,9 @@ def _parts(root: ET.Element) -> list[ManifestPart]:
 
 def parse_manifest(data: bytes) -> Manifest:
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise ManifestError(f"manifest.xml is not well-formed XML: {exc}") from None
+        root = read_xml(data)
+    except UnreadableXml as exc:
+        raise ManifestError(f"manifest.xml: {exc}") from None
     if root.tag != "manifest":
         raise ManifestError(f"not a bundle manifest: the root element is <{root.tag}>")
     image_type = (_text(root, "image/type", required=False) or "machine").lower()

@@ -78,7 +78,7 @@ def parse_params(action: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any
         if member is None:
             continue
         if member.kind is list:
-            if index.isdigit():
+            if index.isascii() and index.isdigit():
                 lists.setdefault(member.name, []).append((int(index), value))
         elif not index and member.name not in scalars:
             scalars[member.name] = read_boolean(value, key) if member.kind is bool else value

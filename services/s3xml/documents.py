@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 from services.ec2query.scalars import escape, format_timestamp
 from services.errors import AwsError, S3Error
+from services.safexml import UnreadableXml, read_xml
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -48,15 +49,16 @@ def local(tag: str) -> str:
 
 
 def parse_xml(body: bytes, expected_root: str | None = None) -> ET.Element:
-    """Parse a request document; any problem is S3's MalformedXML."""
+    """Parse a request document (through defusedxml: no DTD, no entities, in any encoding);
+    any problem is S3's MalformedXML."""
     if len(body) > MAX_XML_BODY:
         raise malformed_xml("The XML you provided was too large.")
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        # No entity expansion from clients.
-        raise malformed_xml("The XML you provided may not declare entities.")
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
+        root = read_xml(body)
+    except UnreadableXml as exc:
+        if exc.unsafe:
+            raise malformed_xml("The XML you provided may not declare a DTD or entities.") \
+                from None
         raise malformed_xml() from None
     if expected_root is not None and local(root.tag) != expected_root:
         raise malformed_xml(f"Expected a {expected_root} document.")

@@ -20,7 +20,7 @@ MAX_PARTS = 1000
 
 def _number(ctx: S3Context, header: str, default: int) -> int:
     raw = ctx.headers.get(header, str(default)).strip()
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise S3Error("InvalidArgument", f"Invalid value for {header}", ArgumentName=header,
                       ArgumentValue=raw)
     return int(raw)

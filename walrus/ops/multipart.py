@@ -48,7 +48,7 @@ def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
 
 def _part_number(ctx: S3Context) -> int:
     raw = ctx.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, "
                       "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
     return int(raw)
@@ -152,7 +152,7 @@ def _requested_parts(body: bytes) -> list[tuple[int, str]]:
     wanted = []
     for part in children(root, "Part"):
         number = (child_text(part, "PartNumber") or "").strip()
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise malformed_xml()
         wanted.append((int(number), (child_text(part, "ETag") or "").strip().strip('"')))
     if not wanted:
@@ -238,7 +238,7 @@ def abort_upload(ctx: S3Context) -> Response:
 
 def _int_param(ctx: S3Context, name: str, default: int, top: int) -> int:
     raw = ctx.query.get(name, str(default))
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
                       ArgumentName=name, ArgumentValue=raw)
     return min(int(raw), top)

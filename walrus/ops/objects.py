@@ -22,16 +22,21 @@ from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.conditions import check_copy_source_conditions, etag_matches, precondition_failed
 from walrus.routing import MAX_KEY_BYTES
 
+MAX_USER_METADATA = 2048
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control",
                   "expires")
 
 
 def object_meta(headers: dict[str, str]) -> dict[str, Any]:
-    """User metadata and the representation headers S3 stores and returns with the object."""
+    """User metadata and the representation headers S3 stores and returns with the object;
+    MetadataTooLarge past S3's 2 KB of user metadata (names after x-amz-meta- and values,
+    in UTF-8 bytes)."""
     meta: dict[str, Any] = {}
+    user_size = 0
     for name, value in headers.items():
         if name.startswith("x-amz-meta-"):
             meta[name] = value
+            user_size += len(name.removeprefix("x-amz-meta-").encode()) + len(value.encode())
         elif name in STORED_HEADERS:
             if name == "content-encoding":
                 # aws-chunked describes the upload, not the object.
@@ -40,6 +45,9 @@ def object_meta(headers: dict[str, str]) -> dict[str, Any]:
                 if not value:
                     continue
             meta[name] = value
+    if user_size > MAX_USER_METADATA:
+        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed "
+                      "metadata size.", Size=str(user_size), MaxSizeAllowed=str(MAX_USER_METADATA))
     return meta
 
 

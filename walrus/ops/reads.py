@@ -147,7 +147,7 @@ def _part_span(ctx: S3Context, obj: Version) -> tuple[int, int] | None:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query "
                       "parameter")
     parts = obj.segments if obj.parts_count else [[None, obj.size]]
-    if not raw.isdigit() or not 1 <= int(raw) <= len(parts):
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= len(parts):
         raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
                       PartNumberRequested=raw, ActualPartCount=str(len(parts)))
     number = int(raw)

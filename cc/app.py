@@ -74,7 +74,7 @@ def create_app(config: CloudConfig | None = None, own_url: str | None = None) ->
             await cluster.close()
             db.engine.dispose()
 
-    app, recorder = make_service_app("cc", config.CLOUD_SECRET, lifespan=lifespan)
+    app, recorder = make_service_app("cc", config.CLOUD_SECRET, config.LOG_LEVEL, lifespan=lifespan)
     cluster = Cluster(config, db, recorder, own_url=own_url)
     app.state.cluster = cluster
     cc_gauges(app.state.metrics, cluster.nodes)  # /metrics: booked vs max per node

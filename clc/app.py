@@ -111,7 +111,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
             walrus.close()
             console.close()
 
-    app, recorder = make_service_app("clc", config.CLOUD_SECRET, lifespan=lifespan)
+    app, recorder = make_service_app("clc", config.CLOUD_SECRET, config.LOG_LEVEL, lifespan=lifespan)
     network = NetworkSync(config, db, zone_client)
     launches = Launches(config, db, zone_client, recorder, network=network, storage=storage)
     volume_work = VolumeWork(config, db, storage, zone_client, recorder)

@@ -109,9 +109,11 @@ class Ec2Endpoint:
             response = Response(render_error("InternalError", "An internal error has occurred.",
                                              request_id), status_code=500, media_type=XML)
             outcome = "InternalError"
+        elapsed = time.perf_counter() - started
         if self._metrics is not None:
-            self._metrics.observe(seen[0] if seen else "unparsed", outcome,
-                                  time.perf_counter() - started)
+            self._metrics.observe(seen[0] if seen else "unparsed", outcome, elapsed)
+        LOG.info("EC2 %s -> %s in %.1f ms", seen[0] if seen else "(unparsed)", outcome,
+                 elapsed * 1000)
         return response
 
     async def _serve(self, request: Request, request_id: str, seen: list[str]) -> Response:

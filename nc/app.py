@@ -194,7 +194,7 @@ async def serving(process: NodeProcess, every: float) -> AsyncIterator[None]:
 def create_app(config: CloudConfig | None = None) -> FastAPI:
     config = config or load_config()
     settings = single_node_settings(config)
-    app, recorder = make_service_app("nc", settings.secret)
+    app, recorder = make_service_app("nc", settings.secret, config.LOG_LEVEL)
     process = NodeProcess([settings], config.database_url("nc"), settings.secret, recorder,
                           instance_root(config))
     runtime = process.node("")

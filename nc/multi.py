@@ -75,7 +75,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         raise ConfigError(f"HYPERVISOR_URI={config.HYPERVISOR_URI}: several nodes in one process are "
                           "simulated only (test:// or fake:// hypervisor); run one NC per host in real mode")
     secret = require_secret(config)
-    app, recorder = make_service_app("nc", secret)
+    app, recorder = make_service_app("nc", secret, config.LOG_LEVEL)
     process = NodeProcess(node_settings(config), config.database_url("nc"), secret, recorder,
                           instance_root(config))
     app.state.process = process

@@ -84,7 +84,7 @@ def create_app(config: CloudConfig | None = None, *, walrus_key: AccessKeyInfo |
             volumes.stop()
             db.engine.dispose()
 
-    app, recorder = make_service_app("sc", config.CLOUD_SECRET, lifespan=lifespan)
+    app, recorder = make_service_app("sc", config.CLOUD_SECRET, config.LOG_LEVEL, lifespan=lifespan)
     sc_gauges(app.state.metrics, db)  # /metrics: volumes and snapshots
     snapshots = Snapshots(db, folder / "staging", store, config.SC_SNAPSHOT_PART_MIB * 1024 * 1024,
                           jobs, locks, recorder)

@@ -68,6 +68,7 @@ class _ConfFileSource(PydanticBaseSettingsSource):
 # keeps the two equal): a policy added there is named here too, so every service refuses an
 # unknown SCHEDPOLICY at start without importing the CC.
 SCHED_POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE", "LEASTLOADED")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class CloudConfig(BaseSettings):
@@ -167,6 +168,8 @@ class CloudConfig(BaseSettings):
     # A JSON list of access keys (AccessKeyInfo fields) for a Walrus that runs without a CLC;
     # empty means Walrus asks the CLC.
     WALRUS_ACCESS_KEYS: str = ""
+    # How much each service writes to its log (services/logs.py): DEBUG, INFO, WARNING, ERROR.
+    LOG_LEVEL: str = "INFO"
 
     @field_validator("SCHEDPOLICY")
     @classmethod
@@ -174,6 +177,13 @@ class CloudConfig(BaseSettings):
         if value not in SCHED_POLICIES:
             raise ValueError(f"not a scheduling policy ({', '.join(SCHED_POLICIES)})")
         return value
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"not a log level ({', '.join(LOG_LEVELS)})")
+        return value.upper()
 
     @classmethod
     def settings_customise_sources(

@@ -5,11 +5,13 @@ through FastAPI counted here; the EC2 and S3 front doors count their own)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 
+from services import logs
 from services.db import WRITES
 from services.faults import PROCESS
 from services.messages.backup import QUIESCE_ROUTE, RESUME_ROUTE, Quiesce, WriteState
@@ -20,8 +22,17 @@ from services.messages.faults import PROCESS_FAULTS_ROUTE, InjectProcessFault, P
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
                               new_request_id, unbind_request_id)
 
+CALLS = logging.getLogger("eucasim.calls")
 
-def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
+# Calls that come every round whether or not anything changed (the polls CC → NC and CLC → CC,
+# and the CLC's level-triggered network intent, whose changes the CC logs itself) are logged
+# as GETs are, at DEBUG; every other call changes something and is logged at INFO.
+ROUTINE = ("/internal/describe", "/internal/resources", "/internal/network")
+
+
+def make_service_app(service: str, secret: str, log_level: str = "INFO",
+                     **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
+    logs.configure(service, log_level)
     app = FastAPI(title=f"eucasim {service}", **fastapi_args)  # type: ignore[arg-type]
     recorder = TraceRecorder(service)
     app.state.recorder = recorder
@@ -37,9 +48,14 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
         started = time.perf_counter()
         try:
             response = await call_next(request)
+            elapsed = time.perf_counter() - started
+            path = request.url.path
+            quiet = request.method == "GET" or path.endswith(ROUTINE)
+            CALLS.log(logging.DEBUG if quiet and response.status_code < 500 else logging.INFO,
+                      "%s %s -> %d in %.1f ms", request.method, path, response.status_code,
+                      elapsed * 1000)
         finally:
             unbind_request_id(token)
-        elapsed = time.perf_counter() - started
         # By the route's template (/internal/instances/{instance_id}), not the path: one series
         # per route, not one per instance.
         route = request.scope.get("route")

@@ -170,6 +170,7 @@ class Walrus:
                              elapsed_ms=round(elapsed * 1000, 3))
         if self.metrics is not None:
             self.metrics.observe(operation, outcome, elapsed)
+        log.info("S3 %s -> %s in %.1f ms", operation, outcome, elapsed * 1000)
         return response
 
     async def cors_headers(self, bucket_name: str, request: Request) -> dict[str, str]:
@@ -237,7 +238,7 @@ def server_options(config: CloudConfig) -> dict[str, object]:
 
 def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = None) -> FastAPI:
     config = config or load_config()
-    app, recorder = make_service_app("walrus", config.CLOUD_SECRET)
+    app, recorder = make_service_app("walrus", config.CLOUD_SECRET, config.LOG_LEVEL)
     if keys is None:
         keys = default_keys(config)
     walrus = Walrus(config, keys, recorder, app.state.metrics)

@@ -31,7 +31,8 @@ def test_file_values_quotes_comments_and_env_override(tmp_path: Path, monkeypatc
 
 @pytest.mark.parametrize("line, key", [('MAX_CORES="many"', "MAX_CORES"),
                                        ('SCHEDPOLICY="FASTEST"', "SCHEDPOLICY"),
-                                       ('CLC_PORT="70000"', "CLC_PORT")])
+                                       ('CLC_PORT="70000"', "CLC_PORT"),
+                                       ('LOG_LEVEL="LOUD"', "LOG_LEVEL")])
 def test_a_bad_value_names_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, key: str):
     conf = tmp_path / "eucalyptus.conf"
     conf.write_text(line + "\n")

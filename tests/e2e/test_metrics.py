@@ -2,11 +2,14 @@
 session (boto3: an instance, a volume and its snapshot, objects in a bucket, a mistake) and
 read with prometheus_client's own parser: requests by action and outcome with latencies,
 instances by state, booked vs max per node, Walrus's bytes and objects, the SC's volumes and
-snapshots."""
+snapshots. Then each service's log: JSON lines where the RequestId of an EC2 answer is found on
+the lines of the CLC, CC, NC and SC for that request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import httpx
@@ -37,12 +40,13 @@ def session(cloud: Cloud) -> dict[str, str]:
     with pytest.raises(ClientError):
         ec2.describe_instances(InstanceIds=["i-00000000"])
     image = cloud.register_image()
-    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
-                                 InstanceType="m1.small")["Instances"][0]["InstanceId"]
+    launched = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m1.small")
+    instance = launched["Instances"][0]["InstanceId"]
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance],
                                             WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     zone = cloud.config.zones[0]
-    volume = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    created = ec2.create_volume(Size=1, AvailabilityZone=zone)
+    volume = created["VolumeId"]
     wait_for(lambda: ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["State"] == "available",
              60, f"{volume} available")
     snapshot = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
@@ -58,7 +62,9 @@ def session(cloud: Cloud) -> dict[str, str]:
     s3.get_object(Bucket="counted", Key="a")["Body"].read()
     with pytest.raises(ClientError):
         s3.get_object(Bucket="counted", Key="missing")
-    return {"instance": instance, "volume": volume, "snapshot": snapshot, "image": image}
+    return {"instance": instance, "volume": volume, "snapshot": snapshot, "image": image,
+            "run_request": launched["ResponseMetadata"]["RequestId"],
+            "volume_request": created["ResponseMetadata"]["RequestId"]}
 
 
 def scrape(cloud: Cloud, service: str, path: str = "/metrics") -> Samples:
@@ -138,3 +144,23 @@ def test_nc_counts_its_routes(cloud: Cloud, session: dict[str, str]) -> None:
     routes = {s.labels["action"] for s in samples if s.name == "eucasim_requests_total"
               and s.labels["service"] == "nc" and s.labels["outcome"] == "200"}
     assert any("{node}" in route for route in routes), routes
+
+
+def log_lines(cloud: Cloud, service: str) -> list[dict[str, Any]]:
+    text = (cloud.config.EUCASIM_HOME / "logs" / f"{service}.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line]  # every line is JSON
+
+
+def test_logs_are_json_lines_carrying_the_ec2_request_id(cloud: Cloud, session: dict[str, str]) -> None:
+    """The RequestId of an EC2 answer is on the lines of every service that worked on it."""
+    run, volume = session["run_request"], session["volume_request"]
+    for service, request_id, what in [("clc", run, "EC2 RunInstances -> ok"),
+                                      ("cc", run, "POST /internal/instances -> 200"),
+                                      ("nc", run, "/internal/instances -> 200"),
+                                      ("clc", volume, "EC2 CreateVolume -> ok"),
+                                      ("sc", volume, "POST /internal/volumes -> 200")]:
+        lines = log_lines(cloud, service)
+        assert {"time", "level", "service", "logger", "message"} <= set(lines[0])
+        assert {line["service"] for line in lines} == {service}
+        messages = [line["message"] for line in lines if line.get("request_id") == request_id]
+        assert any(what in m for m in messages), (service, request_id, messages)

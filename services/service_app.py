@@ -1,6 +1,8 @@
 """What every eucasim FastAPI service has: a request id on every call, the trace recorder,
-a health route, the internal trace route the CLC gathers traces from, and /metrics (requests
-through FastAPI counted here; the EC2 and S3 front doors count their own)."""
+a health route, the internal trace route the CLC gathers traces from, the list of its routes
+(so a test can try every internal one unsigned), and /metrics (requests through FastAPI counted
+here; the EC2 and S3 front doors count their own). No /docs, /redoc or /openapi.json: they
+would describe the internal API to anyone who asks, and nothing reads them."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 
 from services.faults import PROCESS
 from services.internal import InternalAuth
-from services.messages.admin import HEALTH_ROUTE, ServiceHealth
+from services.messages.admin import HEALTH_ROUTE, ROUTES_ROUTE, RouteInfo, RouteList, ServiceHealth
 from services.metrics import ServiceMetrics, mount_metrics
 from services.messages.faults import PROCESS_FAULTS_ROUTE, InjectProcessFault, ProcessFaultList
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
@@ -19,7 +22,8 @@ from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_requ
 
 
 def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
-    app = FastAPI(title=f"eucasim {service}", **fastapi_args)  # type: ignore[arg-type]
+    app = FastAPI(title=f"eucasim {service}", docs_url=None, redoc_url=None, openapi_url=None,
+                  **fastapi_args)  # type: ignore[arg-type]
     recorder = TraceRecorder(service)
     app.state.recorder = recorder
     metrics = ServiceMetrics(service)
@@ -81,5 +85,14 @@ def make_service_app(service: str, secret: str, **fastapi_args: object) -> tuple
     @app.get("/internal/trace/{request_id}", dependencies=[Depends(app.state.internal_auth)])
     def trace(request_id: str) -> Trace:
         return Trace(request_id=request_id, steps=recorder.steps(request_id))
+
+    @app.get(ROUTES_ROUTE, dependencies=[Depends(app.state.internal_auth)])
+    def routes() -> RouteList:
+        # Read when asked, not now: the service adds its own routes after this returns. Through
+        # FastAPI's contexts, which see into included routers (app.routes holds them unopened).
+        return RouteList(service=service, routes=[
+            RouteInfo(method=method, path=route.path, internal="/internal/" in route.path)
+            for route in iter_route_contexts(app.routes) if route.path
+            for method in sorted(route.methods or {"*"})])
 
     return app, recorder

@@ -10,7 +10,9 @@ Routes (internal, signed with the cloud secret):
   GET  /internal/access-keys/{access_key}          -> AccessKeyInfo (404 when unknown)
   GET  /internal/admin/services                    -> ServiceList (every service's state)
 
-Every service answers GET /internal/health (unsigned) with a ServiceHealth.
+Every service answers GET /internal/health (unsigned) with a ServiceHealth, and GET
+/internal/routes (signed) with a RouteList: every route it serves, so a test can try each
+internal one without a hand-kept list.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ADMIN_VMTYPES_ROUTE = "/internal/admin/vmtypes"
 ADMIN_VMTYPE_ROUTE = "/internal/admin/vmtypes/{name}"
 ADMIN_SERVICES_ROUTE = "/internal/admin/services"
 HEALTH_ROUTE = "/internal/health"
+ROUTES_ROUTE = "/internal/routes"
 
 from services.messages.identity import AccessKeyInfo
 
@@ -102,3 +105,14 @@ class ServiceStatus(BaseModel):
 
 class ServiceList(BaseModel):
     services: list[ServiceStatus]
+
+
+class RouteInfo(BaseModel):
+    method: str
+    path: str          # the template, as declared: /internal/volumes/{volume_id}
+    internal: bool     # a path under /internal/ (or a node's /{node}/internal/): signed callers only
+
+
+class RouteList(BaseModel):
+    service: str
+    routes: list[RouteInfo]

@@ -131,7 +131,10 @@ FORGERIES: dict[str, tuple[Forge, str]] = {
 
 # -- what must not change ------------------------------------------------------------------------
 
-VOLATILE = {"last_seen", "idle_since", "missed_polls"}     # the CC's view of a node's last poll
+# What moves by itself on a loaded machine: the CC's view of its last poll of a node, and the
+# CLC's live health view of every service.
+VOLATILE = {"last_seen", "idle_since", "missed_polls", "last_error"}
+UNSTEADY_ROUTES = ("/trace", "/console", "/metrics", "/internal/admin/services")
 
 
 def _steady(value: Any) -> Any:
@@ -143,14 +146,14 @@ def _steady(value: Any) -> Any:
 
 
 def _state(cloud: Cloud, routes: dict[str, list[tuple[str, str]]], values: dict[str, str]) -> dict:
-    """What every service answers, signed, to each of its internal GET routes (but traces,
-    consoles and metrics, which grow by themselves), and the admin's EC2 view."""
+    """What every service answers, signed, to each of its internal GET routes (but those
+    that move by themselves), and the admin's EC2 view."""
     state: dict[str, Any] = {}
     for service, listed in routes.items():
         client = cloud.internal(service)
         try:
             for method, path in _guarded(listed):
-                if method != "GET" or any(word in path for word in ("/trace", "/console", "/metrics")):
+                if method != "GET" or any(word in path for word in UNSTEADY_ROUTES):
                     continue
                 try:
                     answer = client.call("GET", _fill(path, values, service))
@@ -191,7 +194,8 @@ def test_internal_routes_refuse_callers_without_the_secret(cloud: Cloud, routes,
             if answer.status_code != 403 or message not in str(detail):
                 wrong.append(f"{forgery}: {method} {path}: {answer.status_code} {answer.text[:200]}")
     assert wrong == [], f"{service} let a call without the secret through, or answered it unclearly"
-    assert _state(cloud, routes, values) == before
+    after = _state(cloud, routes, values)
+    assert {k: v for k, v in after.items() if before.get(k) != v} == {}
 
 
 def test_a_signed_call_still_passes(cloud: Cloud, routes, values) -> None:

@@ -82,7 +82,7 @@ class Client:
         region = exports.get("AWS_DEFAULT_REGION", "eucalyptus")
         keys = {"aws_access_key_id": exports["AWS_ACCESS_KEY_ID"],
                 "aws_secret_access_key": exports["AWS_SECRET_ACCESS_KEY"], "region_name": region}
-        config = Config(retries={"max_attempts": 1}, connect_timeout=60, read_timeout=120,
+        config = Config(retries={"total_max_attempts": 1}, connect_timeout=60, read_timeout=120,
                         s3={"addressing_style": "path"})
         self.ec2 = boto3.client("ec2", endpoint_url=exports["AWS_ENDPOINT_URL_EC2"], config=config, **keys)
         self.s3 = boto3.client("s3", endpoint_url=exports["AWS_ENDPOINT_URL_S3"], config=config, **keys)

@@ -83,6 +83,13 @@ def view(db: Session, address: ElasticAddress) -> AddressView:
     return AddressView(address, _instance_of(db, address))
 
 
+def not_found(public_ip: str) -> EC2Error:
+    """What a look-up by address answers for one that is not the caller's: the same whether
+    it is free or another account's, so a Describe does not tell which addresses are taken."""
+    _check_ip(public_ip)
+    return EC2Error("InvalidAddress.NotFound", f"The address '{public_ip}' is not found.")
+
+
 def _check_ip(public_ip: str) -> None:
     try:
         ipaddress.IPv4Address(public_ip)
@@ -105,9 +112,10 @@ def find(db: Session, account_id: str, *, public_ip: str | None = None,
     _check_ip(public_ip)
     address = db.get(ElasticAddress, public_ip)
     if address is None:
-        raise EC2Error("InvalidAddress.NotFound", f"The address '{public_ip}' is not found.")
+        raise not_found(public_ip)
     if address.account_id != account_id:
-        raise EC2Error("AuthFailure", f"The address '{public_ip}' does not belong to you.")
+        # EC2's answer to changing (releasing, moving) an address someone else holds.
+        raise EC2Error("AuthFailure", f"The address '{public_ip}' does not belong to you.", 401)
     return address
 
 

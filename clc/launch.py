@@ -177,6 +177,14 @@ def launch(ctx: Context, request: LaunchRequest) -> Launched:
     instance_ids = [ctx.new_id("i") for _ in range(count)]
     try:
         with ADDRESS_LOCK:
+            # Every launch commits under this lock, so only here is the ClientToken check final:
+            # a retry sent while the first call was still on its way (boto3 retries a timed-out
+            # RunInstances with the same token) passed the check above too, and inserting its
+            # rows broke the token's uniqueness with a 500.
+            again = _earlier(ctx, request)
+            if again is not None:
+                ctx.launches.release(zone, reservation_id)
+                return Launched(again)
             addresses = AddressPlan.of(ctx.config).allocate(ctx.db, ctx.account_id, groups[0].id,
                                                             instance_ids)
             rows = [Instance(

@@ -68,6 +68,11 @@ class NetworkSync:
                 self.send_now(zone)
             except ZoneError as exc:  # the CC is down or refused: the next round sends again
                 LOG.warning("network of zone %s not sent: %s", zone, exc)
+            except Exception:  # noqa: BLE001 - the worker must outlive one bad pass
+                # e.g. no database connection within the pool's timeout under load: the thread
+                # used to die here, and with `state.thread` still set no change of the zone's
+                # network was sent again until the next reconcile round.
+                LOG.exception("network of zone %s not sent", zone)
             finally:
                 if token is not None:
                     unbind_request_id(token)

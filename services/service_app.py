@@ -1,6 +1,8 @@
 """What every eucasim FastAPI service has: a request id on every call, the trace recorder,
-a health route, the internal trace route the CLC gathers traces from, and /metrics (requests
-through FastAPI counted here; the EC2 and S3 front doors count their own)."""
+a health route, the internal trace route the CLC gathers traces from, the list of its routes
+(so a test can try every internal one unsigned), and /metrics (requests through FastAPI counted
+here; the EC2 and S3 front doors count their own). No /docs, /redoc or /openapi.json: they
+would describe the internal API to anyone who asks, and nothing reads them."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 
 from services import logs
 from services.db import WRITES
 from services.faults import PROCESS
 from services.messages.backup import QUIESCE_ROUTE, RESUME_ROUTE, Quiesce, WriteState
 from services.internal import InternalAuth
-from services.messages.admin import HEALTH_ROUTE, ServiceHealth
+from services.messages.admin import HEALTH_ROUTE, ROUTES_ROUTE, RouteInfo, RouteList, ServiceHealth
 from services.metrics import ServiceMetrics, mount_metrics
 from services.messages.faults import PROCESS_FAULTS_ROUTE, InjectProcessFault, ProcessFaultList
 from services.tracing import (REQUEST_ID_HEADER, Trace, TraceRecorder, bind_request_id,
@@ -33,7 +36,8 @@ ROUTINE = ("/internal/describe", "/internal/resources", "/internal/network")
 def make_service_app(service: str, secret: str, log_level: str = "INFO",
                      **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
     logs.configure(service, log_level)
-    app = FastAPI(title=f"eucasim {service}", **fastapi_args)  # type: ignore[arg-type]
+    app = FastAPI(title=f"eucasim {service}", docs_url=None, redoc_url=None, openapi_url=None,
+                  **fastapi_args)  # type: ignore[arg-type]
     recorder = TraceRecorder(service)
     app.state.recorder = recorder
     metrics = ServiceMetrics(service)
@@ -112,5 +116,14 @@ def make_service_app(service: str, secret: str, log_level: str = "INFO",
     @app.get("/internal/trace/{request_id}", dependencies=[Depends(app.state.internal_auth)])
     def trace(request_id: str) -> Trace:
         return Trace(request_id=request_id, steps=recorder.steps(request_id))
+
+    @app.get(ROUTES_ROUTE, dependencies=[Depends(app.state.internal_auth)])
+    def routes() -> RouteList:
+        # Read when asked, not now: the service adds its own routes after this returns. Through
+        # FastAPI's contexts, which see into included routers (app.routes holds them unopened).
+        return RouteList(service=service, routes=[
+            RouteInfo(method=method, path=route.path, internal="/internal/" in route.path)
+            for route in iter_route_contexts(app.routes) if route.path
+            for method in sorted(route.methods or {"*"})])
 
     return app, recorder

@@ -142,7 +142,7 @@ def describe_addresses(ctx: Context, PublicIps: list[str] | None = None,
         known = {a.public_ip for a in rows}
         for ip in PublicIps:
             if ip not in known:
-                addresses.find(ctx.db, ctx.account_id, public_ip=ip)  # the right error for it
+                raise addresses.not_found(ip)
         rows = [a for a in rows if a.public_ip in PublicIps]
     if AllocationIds:
         known = {a.allocation_id for a in rows}

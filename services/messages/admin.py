@@ -18,7 +18,9 @@ Routes (internal, signed with the cloud secret):
   PUT  /internal/admin/properties/{name} NewValue  -> PropertyView (400 a bad value, 404 an
        unknown name, 409 a change that would take what is in use, 503 a CC that did not take it)
 
-Every service answers GET /internal/health (unsigned) with a ServiceHealth.
+Every service answers GET /internal/health (unsigned) with a ServiceHealth, and GET
+/internal/routes (signed) with a RouteList: every route it serves, so a test can try each
+internal one without a hand-kept list.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ ADMIN_PROPERTY_ROUTE = "/internal/admin/properties/{name}"
 ADMIN_ZONE_SERVICES_ROUTE = "/internal/admin/zone-services"
 ADMIN_ZONE_SERVICE_ROUTE = "/internal/admin/zone-services/{type}/{name}"
 HEALTH_ROUTE = "/internal/health"
+ROUTES_ROUTE = "/internal/routes"
 
 from services.messages.identity import AccessKeyInfo
 
@@ -156,3 +159,14 @@ class ZoneServiceView(BaseModel):
 
 class ZoneServiceList(BaseModel):
     services: list[ZoneServiceView]
+
+
+class RouteInfo(BaseModel):
+    method: str
+    path: str          # the template, as declared: /internal/volumes/{volume_id}
+    internal: bool     # a path under /internal/ (or a node's /{node}/internal/): signed callers only
+
+
+class RouteList(BaseModel):
+    service: str
+    routes: list[RouteInfo]

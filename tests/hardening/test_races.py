@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,10 +38,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 
 @pytest.fixture(scope="module")
-def instances(cloud: Cloud) -> list[str]:
+def image(cloud: Cloud) -> str:
+    return cloud.register_image()
+
+
+@pytest.fixture(scope="module")
+def instances(cloud: Cloud, image: str) -> list[str]:
     """Four running instances the tests share."""
     ec2 = cloud.ec2()
-    image = cloud.register_image()
     found = ec2.run_instances(ImageId=image, MinCount=4, MaxCount=4, InstanceType="m1.small")["Instances"]
     ids = [i["InstanceId"] for i in found]
     ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=FAST)
@@ -104,6 +109,29 @@ def test_concurrent_create_tags_on_one_key_never_answer_500(cloud: Cloud) -> Non
                                                  {"Name": "key", "Values": keys}])["Tags"]
         assert sorted(t["Key"] for t in tags) == sorted(keys)
         assert {t["Value"] for t in tags} <= {f"v{n}" for n in range(CLIENTS)}
+
+
+# ------------------------------------------------------------- RunInstances' ClientToken
+
+def test_concurrent_launches_with_one_client_token_make_one_reservation(cloud: Cloud, image: str) -> None:
+    """What boto3 does when a RunInstances times out: it sends it again with the same token,
+    while the first may still be on its way (benchmarks/load_mixed.py saw a 500 from that)."""
+    # Each call sent once: boto3's own retry would repair a 500 and hide it.
+    clients = [boto3.client("ec2", endpoint_url=cloud.clc_url, region_name=cloud.config.REGION,
+                            aws_access_key_id=cloud.admin.access_key,
+                            aws_secret_access_key=cloud.admin.secret_key,
+                            config=Config(retries={"total_max_attempts": 1})) for _ in range(4)]
+    for _ in range(3):
+        token = f"race-{uuid.uuid4()}"
+        answers = at_once([(lambda c=c: c.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                                         ClientToken=token)) for c in clients])
+        assert [a for a in answers if a[0] != "ok"] == [], answers
+        launched = {(a[1]["ReservationId"], a[1]["Instances"][0]["InstanceId"]) for a in answers}
+        assert len(launched) == 1, launched
+        [(reservation, instance)] = launched
+        found = clients[0].describe_instances(Filters=[{"Name": "reservation-id", "Values": [reservation]}])
+        assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [instance]
+        clients[0].terminate_instances(InstanceIds=[instance])
 
 
 # --------------------------------------------------------------------- multipart uploads

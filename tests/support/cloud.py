@@ -83,18 +83,20 @@ class Cloud:
     # -- state -----------------------------------------------------------------------------------
 
     def register_image(self, owner: AccessKeyInfo | None = None, public: bool = True,
-                       shared_with: list[str] | None = None) -> str:
+                       shared_with: list[str] | None = None, bucket: str = "test-images") -> str:
         """A machine image of `owner` (default: the admin), bundled, uploaded and registered
         (upload_image), then made public and shared with `shared_with` as asked."""
         owner = owner or self.admin
-        image_id = self.upload_image("machine", owner)
+        image_id = self.upload_image("machine", owner, bucket=bucket)
         self.set_launch_permission(image_id, owner, public=public, shared_with=shared_with or [])
         return image_id
 
     def upload_image(self, kind: str = "machine", owner: AccessKeyInfo | None = None,
-                     kernel_id: str | None = None, ramdisk_id: str | None = None) -> str:
-        """What a user does: bundle a small image file, upload the parts to Walrus and call
-        RegisterImage; the image comes back as an emi-/eki-/eri- id."""
+                     kernel_id: str | None = None, ramdisk_id: str | None = None,
+                     bucket: str = "test-images") -> str:
+        """What a user does: bundle a small image file, upload the parts to Walrus (into
+        `bucket`, which must be the owner's or free) and call RegisterImage; the image comes
+        back as an emi-/eki-/eri- id."""
         import tempfile
 
         from services import pki
@@ -113,7 +115,7 @@ class Cloud:
                                   user_key=user.private_key(), kind=kind, name=name,
                                   kernel_id=kernel_id, ramdisk_id=ramdisk_id)
             location = upload_bundle(s3_client(self.config.service_url("walrus"), owner,
-                                               self.config.REGION), bundle, "test-images")
+                                               self.config.REGION), bundle, bucket)
         return str(self.ec2(owner).register_image(ImageLocation=location, Name=name)["ImageId"])
 
     def set_launch_permission(self, image_id: str, owner: AccessKeyInfo | None = None, *,

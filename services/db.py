@@ -88,8 +88,13 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             return create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
         path = url.split("///", 1)[-1]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # No ceiling past `pool_size`: a request thread may open a session inside another
+        # (and hold it across a call to another service), so a bounded pool lets every
+        # connection be held by threads that each wait for one more, until the pool's
+        # timeout answers them all 500 (seen at 50 clients). A SQLite connection is a file
+        # handle; what bounds them is the threads, and SQLite's own lock orders the writers.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_size=pool_size)
+                               pool_size=pool_size, max_overflow=-1)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -106,7 +111,10 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         # Naive datetimes mean UTC everywhere in eucasim (services/clock.py): the session's
         # zone must be UTC too, whatever the server's default.
         connect_args["options"] = "-c timezone=UTC"
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, connect_args=connect_args)
+    # A server counts connections against max_connections (100 by default, shared by every
+    # service): room for a burst of nested sessions, within that.
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=15,
+                         connect_args=connect_args)
 
 
 class WriteGate:

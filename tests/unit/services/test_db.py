@@ -1,6 +1,7 @@
 """Each service's schema comes from its Alembic migrations, SQLite runs in WAL mode, and a
 failed unit of work leaves nothing behind."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,33 @@ def test_a_failed_unit_of_work_is_rolled_back(tmp_path: Path):
             raise RuntimeError("boom")
     with db.session() as session:
         assert session.scalar(select(Account).where(Account.name == "half-made")) is None
+
+
+def test_many_threads_each_holding_a_session_inside_another_never_run_out_of_connections(
+        tmp_path: Path):
+    # Request threads open a session inside another; a bounded pool (5 + 10) held by 20 such
+    # threads, each waiting for its second connection, timed out every one of them.
+    db = Database(f"sqlite:///{tmp_path}/clc.db")
+    db.upgrade(MIGRATIONS)
+    db.engine.pool._timeout = 2  # a stall fails in seconds, not the default 30
+    all_inside = threading.Barrier(20, timeout=20)
+    failures: list[BaseException] = []
+
+    def request(n: int) -> None:
+        try:
+            with db.session() as outer:
+                outer.execute(text("SELECT 1"))
+                all_inside.wait()  # every thread holds a connection now
+                with db.session() as inner:
+                    inner.add(Account(id=f"{n:012d}", name=f"account-{n}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with db.session() as session:
+        assert len(session.scalars(select(Account).where(Account.name.like("account-%"))).all()) == 20

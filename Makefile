@@ -13,11 +13,12 @@ TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2 cpio \
             libvirt-daemon-system qemu-system-x86 chromium chromium-driver \
             postgresql
 
-# Test workers. 0 runs the suite in one process. Every test server binds its port before it
-# starts, so TEST_WORKERS=2 (pytest-xdist, a file's tests on one worker) is safe, and passes;
-# on the shared 2-core machine it was no faster (serial 719 s, 2 workers 776 s, both under load
-# ~15), so one process stays the default.
-TEST_WORKERS ?= 0
+# Test workers (pytest-xdist; a file's tests stay on one worker, so a module's shared cloud,
+# lab or guest is started once). Every test server binds its port before it starts and every
+# lab name carries its process id, so two workers never meet. Most of the suite waits on
+# subprocesses rather than computes, so two workers on the 2-core machine cut the suite's time
+# (see benchmarks/README.md, "The test suite"); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: up lab lab-down test debs test-debs install install-test clean
 

@@ -75,13 +75,15 @@ def values(cloud: Cloud, isolation_image: str) -> dict[str, str]:
     return {"instance_id": instance["InstanceId"], "volume_id": volume, "snapshot_id": "snap-0badc0de",
             "access_key": cloud.admin.access_key, "name": "node-1", "node": "node-1",
             "zone": zone, "bucket": "test-images", "key": "probe.manifest.xml",
-            "request_id": "probe"}
+            "request_id": "probe", "type": "cluster"}
 
 
 def _fill(path: str, values: dict[str, str], service: str) -> str:
     for name, value in values.items():
         if service == "clc" and name == "name":
-            value = "m1.small"      # the CLC's {name} is a VM type's, the CC's a node's
+            # The CLC's {name} is a property's, a zone service's or a VM type's; the CC's a node's.
+            value = ("cluster.scheduling_policy" if "/properties/" in path
+                     else "cc-zone-1" if "/zone-services/" in path else "m1.small")
         path = path.replace(f"{{{name}}}", value).replace(f"{{{name}:path}}", value)
     assert "{" not in path, f"no value for a parameter of {path}"
     return path

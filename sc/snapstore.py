@@ -155,7 +155,9 @@ class SnapshotStore:
             os.close(fd)
         manifest = SnapshotManifest(snapshot_id=snapshot_id, volume_id=volume_id, size_bytes=size,
                                     part_size=part_size, parts=parts, created_at=utcnow())
-        s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=manifest.model_dump_json().encode())
+        document = manifest.model_dump_json().encode()
+        s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=document,
+                      ChecksumSHA256=base64.b64encode(hashlib.sha256(document).digest()).decode())
         return manifest
 
     def manifest(self, snapshot_id: str) -> SnapshotManifest | None:

@@ -152,8 +152,9 @@ which `cp` + `sync` matches.
 
 Before this ({before}): 2.104 s against cp 0.250 s (8.41×), SC CPU 0.68 s, Walrus CPU
 0.64 s; the SC hashed every part twice (its SHA-256, then botocore's to sign the payload over
-http), copied each piece three times and sent the body 8 KiB at a time. The SC's CPU per
-snapshot halved (0.5-0.7 s → about 0.3 s).
+http), copied each piece three times and sent the body 8 KiB at a time. What that saved is CPU
+in the SC (0.5-0.7 s → 0.3-0.5 s a snapshot, the freeze's in-kernel copy included); the ratio
+to `cp` moved little, because the rest is the floor below.
 
 Why 3× of `cp` + `sync` is not met: the floor is CPU, not fsync. Walrus's fsyncs of 13 parts
 take a few ms each (strace), but every byte is hashed three times (SHA-256 in the SC, the same

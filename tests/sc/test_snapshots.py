@@ -4,6 +4,7 @@ refused by name."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import signal
@@ -117,6 +118,9 @@ def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
     for part in manifest.parts:
         body = walrus.s3().get_object(Bucket=info.bucket, Key=part.key)["Body"].read()
         assert hashlib.sha256(body).hexdigest() == part.sha256
+        # The SC sent that SHA-256 with the part and Walrus checked it on receipt.
+        head = walrus.s3().head_object(Bucket=info.bucket, Key=part.key, ChecksumMode="ENABLED")
+        assert base64.b64decode(head["ChecksumSHA256"]).hex() == part.sha256
     assert info.parts == 3 and info.uploaded_bytes == info.data_bytes
     # The frozen copy is gone once uploaded.
     assert list((sc.volumes / "staging").glob("*")) == []

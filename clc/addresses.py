@@ -12,6 +12,7 @@ its instance lives: a terminated instance holds nothing, without any bookkeeping
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 from dataclasses import dataclass
@@ -47,8 +48,14 @@ class AddressView:
         return self.instance is not None
 
 
+@functools.lru_cache(maxsize=8)
+def _pool_of(spec: str) -> tuple[str, ...]:
+    return tuple(public_pool(spec))
+
+
 def pool(config: CloudConfig) -> list[str]:
-    return public_pool(config.VNET_PUBLICIPS)
+    # Parsed once per setting: every launch asks, and the parse makes a string per address.
+    return list(_pool_of(config.VNET_PUBLICIPS))
 
 
 def taken(db: Session) -> set[str]:
@@ -66,8 +73,14 @@ def free_addresses(db: Session, config: CloudConfig) -> list[str]:
 
 def dynamic_for(db: Session, config: CloudConfig, count: int) -> list[str | None]:
     """Dynamic public addresses for `count` new instances: as many as are free, then None."""
-    free = free_addresses(db, config)
-    return [free[n] if n < len(free) else None for n in range(count)]
+    taken_now = taken(db)
+    free: list[str | None] = []
+    for ip in _pool_of(config.VNET_PUBLICIPS):  # lowest first, stop when enough
+        if len(free) == count:
+            break
+        if ip not in taken_now:
+            free.append(ip)
+    return free + [None] * (count - len(free))
 
 
 def _instance_of(db: Session, address: ElasticAddress) -> Instance | None:

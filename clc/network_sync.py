@@ -1,9 +1,12 @@
 """Keeps each zone's CC told what its network must be (clc/network_intent.py), off the
 request: whatever changes addresses, groups' rules or which instances live marks its zone, and
 one worker per zone sends the latest whole intent, so a burst of changes is one call and a
-slow CC never holds up a user. The reconcile round marks every zone too (level-triggered: a
-lost call costs one round). The request id of the latest change goes along, so the CC's rule
-diff lands in that request's trace."""
+slow CC never holds up a user. An intent equal to the last one the CC accepted is not sent
+again on a mere change (an instance going pending -> running changes nothing the network
+holds, yet used to cost a whole intent's call and the CC's planning); the reconcile round
+marks every zone with `repair`, which always sends (level-triggered: a lost call or a CC that
+forgot its plan costs one round). The request id of the latest change goes along, so the CC's
+rule diff lands in that request's trace."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from clc.network_intent import intent_for
 from clc.zones_client import ZoneClient, ZoneError
 from services.config import CloudConfig
 from services.db import Database
+from services.messages.network import NetworkIntent
 from services.tracing import bind_request_id, unbind_request_id
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +27,9 @@ class _Zone:
     def __init__(self) -> None:
         self.wake = threading.Event()
         self.request_id: str | None = None
+        self.repair = False
         self.thread: threading.Thread | None = None
+        self.accepted: NetworkIntent | None = None  # the last intent the CC took, by the worker
 
 
 class NetworkSync:
@@ -35,14 +41,18 @@ class NetworkSync:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
-    def changed(self, zone: str | None = None, request_id: str | None = None) -> None:
-        """Mark `zone` (every zone when None) for a new intent; returns at once."""
+    def changed(self, zone: str | None = None, request_id: str | None = None, *,
+                repair: bool = False) -> None:
+        """Mark `zone` (every zone when None) for a new intent; returns at once. `repair`: send
+        it even when it equals the last one the CC accepted."""
         for name in [zone] if zone else list(self._state):
             state = self._state.get(name)
             if state is None:
                 continue
             if request_id is not None:
                 state.request_id = request_id
+            if repair:
+                state.repair = True
             with self._lock:
                 if state.thread is None and not self._stopping.is_set():
                     state.thread = threading.Thread(target=self._work, args=(name, state),
@@ -63,9 +73,15 @@ class NetworkSync:
             if self._stopping.is_set():
                 return
             request_id, state.request_id = state.request_id, None
+            repair, state.repair = state.repair, False
             token = bind_request_id(request_id) if request_id else None
             try:
-                self.send_now(zone)
+                with self._db.session() as session:
+                    intent = intent_for(session, self._config, zone)
+                if repair or intent != state.accepted:
+                    state.accepted = None  # unknown until the CC answers
+                    self._zones.update_network(zone, intent)
+                    state.accepted = intent
             except ZoneError as exc:  # the CC is down or refused: the next round sends again
                 LOG.warning("network of zone %s not sent: %s", zone, exc)
             except Exception:  # noqa: BLE001 - the worker must outlive one bad pass

@@ -220,7 +220,7 @@ class Reconciler:
         if self.disks_reported is not None:
             self.disks_reported(zone, report.instances)
         if self.network is not None:  # level-triggered: the CC no-ops an unchanged plan
-            self.network.changed(zone)
+            self.network.changed(zone, repair=True)
         return result
 
     def _settle_polled(self, row: Instance, item: ClusterInstance | None, now: datetime,

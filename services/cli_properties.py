@@ -18,7 +18,6 @@ from services.messages.admin import (ADMIN_PROPERTIES_ROUTE, ADMIN_PROPERTY_ROUT
 
 property_app = typer.Typer(help="Cloud properties (euca-describe-properties / euca-modify-property).",
                            no_args_is_help=True)
-out = console()
 
 
 def _call(home: Path | None, method: str, path: str, body: BaseModel | None, response: type) -> Any:
@@ -39,7 +38,8 @@ def get(name: Annotated[str | None, typer.Argument(help="One property (default: 
     """Every property (or NAME) with its value, its eucalyptus.conf default and what it does."""
     if name is None:
         listing: PropertyList = _call(home, "GET", ADMIN_PROPERTIES_ROUTE, None, PropertyList)
-        out.print(_table(listing.properties))
+        # Made here, not at import: the width follows this run's terminal (or COLUMNS).
+        console().print(_table(listing.properties))
     else:
         view: PropertyView = _call(home, "GET", ADMIN_PROPERTY_ROUTE.format(name=quote(name, safe="")),
                                    None, PropertyView)

@@ -29,7 +29,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from services import credentials, launcher
+from services import credentials, launcher, readiness
 from services.config import CloudConfig, load_config
 from services.internal import InternalClient
 from services.messages.admin import AccountCreated, NewAccount
@@ -228,6 +228,9 @@ def running_cloud(home: Path, nodes: int = 2, **overrides: object) -> Iterator[C
         # The CC answers before its first poll of the nodes; wait until every node is up.
         wait_until(lambda: [n for n in cloud.nodes().nodes if n.state == "up"].__len__() >= nodes,
                    timeout=30, what="every node up in the CC")
+        # ... and in the CLC's capacity view, which RunInstances is admitted against: a launch
+        # before the CC's push reached it was refused "only 0 fit" (seen under two workers).
+        readiness.wait_ready(config, services, nodes, timeout=60)
         yield cloud
     finally:
         launcher.stop(services)

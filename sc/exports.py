@@ -215,11 +215,20 @@ class NbdExport:
         elif self.ours(target):
             self._kill(target.pid, None)
 
-    def restart(self, target: ExportTarget) -> ExportTarget:
-        """Serve the export again on its port (after the file grew, or after an SC restart)."""
+    def restart(self, target: ExportTarget, settle_s: float = 15.0) -> ExportTarget:
+        """Serve the export again on its port (after the file grew, or after an SC restart).
+        The old qemu-nbd's port can stay taken a moment after it is ended (its sockets
+        going away, on a busy host): that is waited out, not taken as the port being lost."""
         self.unexport(target)
-        fresh = self.export(target.volume_id, Path(target.path), port=target.port)
-        return replace(target, pid=fresh.pid, host=fresh.host)
+        deadline = time.monotonic() + settle_s
+        while True:
+            try:
+                fresh = self.export(target.volume_id, Path(target.path), port=target.port)
+                return replace(target, pid=fresh.pid, host=fresh.host)
+            except ExportFailed as exc:
+                if "in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
     def stop_all(self) -> None:
         for pid, child in list(self._children.items()):
@@ -250,6 +259,11 @@ class NbdExport:
             return
         if child is not None:
             child.wait()
+            return
+        # Not our child (an SC before this one started it): gone once it is a zombie.
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _zombie(pid):
+            time.sleep(0.01)
 
 
 class _PortTaken(Exception):

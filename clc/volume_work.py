@@ -369,6 +369,8 @@ class VolumeWork:
             exported = [v.volume_id for v in listed if v.exports]
             with self.db.session() as session:
                 known = set(session.scalars(select(Volume.id).where(Volume.id.in_(sc_volumes))))
+                known |= set(session.scalars(select(Snapshot.data_id).where(
+                    Snapshot.data_id.in_(sc_snapshots))))
                 free = list(session.scalars(select(Volume.id).where(
                     Volume.id.in_(exported), Volume.attach_state.is_(None),
                     Volume.state == "available")))
@@ -376,9 +378,6 @@ class VolumeWork:
             # down (the export was made, its answer lost) leaves one on a free volume.
             for volume_id in free:
                 self._once(zone, volume_id, "", self._drop_leftover_exports)
-            with self.db.session() as session:
-                known |= set(session.scalars(select(Snapshot.data_id).where(
-                    Snapshot.data_id.in_(sc_snapshots))))
             strays = [("volume", v, self.storage.delete_volume) for v in sc_volumes
                       if v not in known and v not in making]
             strays += [("snapshot", s, self.storage.delete_snapshot) for s in sc_snapshots

@@ -7,11 +7,14 @@ BIN     := $(VENV)/bin
 # Debian packages the build and the tests need: libvirt-python compiles against libvirt-dev
 # (found through pkg-config); qemu-img makes copy-on-write instance disks; s3cmd is a test client;
 # chromium and chromium-driver let tests/console open the web console in a real browser;
-# postgresql is the server tests/support/postgres.py starts (the CLC's suite runs on it too).
+# postgresql is the server tests/support/postgres.py starts (the CLC's suite runs on it too);
+# the Ceph packages are the cluster tests/support/ceph.py starts (SC on RBD, Walrus on RGW), and
+# qemu-block-extra gives QEMU and qemu-img the rbd: protocol.
 DEBS    := libvirt-dev libvirt0 pkg-config gcc python3-dev python3-venv qemu-utils
 TESTDEBS := s3cmd openssl iptables dnsmasq-base busybox-static iproute2 cpio \
             libvirt-daemon-system qemu-system-x86 chromium chromium-driver \
-            postgresql
+            postgresql ceph-mon ceph-osd radosgw ceph-common python3-rbd python3-rados \
+            qemu-block-extra
 
 # Test workers (pytest-xdist; a file's tests stay on one worker, so a module's shared cloud,
 # lab or guest is started once). Every test server binds its port before it starts and every

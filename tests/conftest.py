@@ -17,3 +17,16 @@ def postgres():
         pytest.fail("PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin); `make test-debs`")
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ceph():
+    """One throwaway Ceph cluster (mon, memstore OSD, radosgw) for the whole run of a test worker
+    (tests/support/ceph.py), on a loopback address of its own; torn down by pid."""
+    from tests.support.ceph import available, ceph_cluster
+
+    if not available():
+        # `make test` installs Debian's Ceph packages (TESTDEBS): their absence is a broken set-up.
+        pytest.fail("Ceph 16 is not installed (ceph-mon, ceph-osd, radosgw, rbd); `make test-debs`")
+    with ceph_cluster() as cluster:
+        yield cluster

@@ -21,13 +21,16 @@ from cc import capacity
 from cc.faults import ClusterFault
 from cc.feed import Coalescer, ZoneFeed
 from cc.ncclient import NodeClients
+from cc.node_capacity import CapacityView, NodeViews, node_info
+from cc.node_urls import split_url
 from cc.placement import POINTER_KEY, Placer, PlacementStarter
 from cc.poller import Poller
 from cc.power import PowerManager
-from cc.registry import NodeRegistry, TrackedNode, split_url
+from cc.registry import NodeRegistry
 from cc.reservations import Reservations
 from cc.scheduler import POLICIES, make_policy
 from cc.store import ClusterStore
+from cc.tracked_node import TrackedNode
 from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError
@@ -55,7 +58,9 @@ class Cluster:
         self.zone = config.zones[0] if config.zones else "zone-1"
         self.recorder = recorder
         self.store = ClusterStore(db)
-        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET, lambda: self.registry.capacity(self.reservations.held))
+        self.capacity_view = CapacityView()
+        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET,
+                             lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held))
         # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
         # from them, so a crash costs at most that second of bookkeeping, and a busy second
         # of pushes becomes one transaction.
@@ -105,7 +110,7 @@ class Cluster:
     # -- nodes ---------------------------------------------------------------------------------
 
     def _info(self, node: TrackedNode) -> NodeInfo:
-        return self.registry.info(node, self.reservations.held(node.url))
+        return node_info(node, self.reservations.held(node.url))
 
     def underlay_addresses(self) -> dict[str, str]:
         """node id -> the address the CC reaches it at, where its VXLAN tunnels end."""
@@ -265,7 +270,7 @@ class Cluster:
                           capacity=self.feed.capacity_view(), nodes_settled=self.registry.settled())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
-        views = self.registry.views(self.reservations.held)
+        views = NodeViews(self.registry.nodes(), self.reservations.held)
         usable = [v for v in views if v.state != "down" and v.max.cores > 0]
         return capacity.describe(self.zone, usable, self.registry.states(), request.vm_types)
 

@@ -31,6 +31,7 @@ from services.config import CloudConfig
 from services.db import Database
 from services.messages.node import StateReason
 from services.messages.storage import VolumeInfo
+from services.rounds import in_rounds
 
 LOG = logging.getLogger(__name__)
 
@@ -76,31 +77,7 @@ class VolumeSettler:
         event.listen(session, "after_rollback", done, once=True)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.settle_once)
-            except Exception:  # noqa: BLE001 - one bad round must not end the loop; it is logged
-                LOG.exception("volume settle round failed")
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
-
-    def _settle_volume(self, volume_id: str) -> None:
-        with self.db.session() as session:
-            volume = session.get(Volume, volume_id)
-            if volume is None or state(volume) != "creating":
-                return
-            zone, created = volume.zone, aware(volume.created_at) or utcnow()
-        try:
-            info = self.storage.volume(zone, volume_id)
-        except StorageError as exc:
-            LOG.info("settle %s: %s", volume_id, exc)
-            return
-        with self.db.session() as session:
-            volume = session.get(Volume, volume_id)
-            if volume is not None and state(volume) == "creating":
-                settle_created(volume, info, created)
+        await in_rounds(stop, self.settle_once, self.interval, "volume settle round", LOG)
 
     def settle_once(self) -> None:
         with self.db.session() as session:
@@ -142,6 +119,22 @@ class VolumeSettler:
                 row = session.get(Snapshot, snapshot_id)
                 if row is not None and row.state == "pending":
                     snapshot_rules.settle(row, info)
+
+    def _settle_volume(self, volume_id: str) -> None:
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is None or state(volume) != "creating":
+                return
+            zone, created = volume.zone, aware(volume.created_at) or utcnow()
+        try:
+            info = self.storage.volume(zone, volume_id)
+        except StorageError as exc:
+            LOG.info("settle %s: %s", volume_id, exc)
+            return
+        with self.db.session() as session:
+            volume = session.get(Volume, volume_id)
+            if volume is not None and state(volume) == "creating":
+                settle_created(volume, info, created)
 
     def _sweep_strays(self) -> None:
         """Delete on each zone's SC what the CLC neither records nor is asking for."""

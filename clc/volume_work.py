@@ -253,10 +253,10 @@ class VolumeWork:
                 transition(volume, "deleted")
         self.note(f"{volume_id} deleted")
 
-    # -- plumbing ------------------------------------------------------------------------------
+    # -- plumbing (clc/volume_settler.py queues its work through it too) ----------------------
 
     def once(self, zone: str, volume_id: str, request_id: str,
-              step: Callable[[str], None]) -> None:
+             step: Callable[[str], None]) -> None:
         """Queue `step` for the volume unless the same step is queued already (the settle pass
         asks again every round while an attach or detach is still under way)."""
         key = (step.__name__, volume_id)

@@ -80,26 +80,16 @@ class HostLab(NetLab):
 
 
 @dataclass
-class Zone:
+class NodeHosts:
+    """The NC processes, one per host: each `eucasim nc` as an operator starts it on a node,
+    configured as deploy/node.conf.example configures one (its own PUBLIC_HOST and
+    BIND_ADDRESS, the front end's URLs, the cloud's secret) in its host's namespace."""
     net: HostLab
-    cloud: Cloud
-    env: dict[str, str]
     root: Path
     pg: PostgresServer
-    image: str = ""
-    ncs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    @property
-    def ec2(self) -> Any:
-        return self.cloud.ec2()
-
-    def database_url(self, prefix: str) -> str:
-        """DATABASE_URL for one host's services, over PostgreSQL's socket directory."""
-        return (f"postgresql://eucasim@/{prefix}_{{service}}"
-                f"?host={self.pg.socket_dir}&port={self.pg.port}")
-
-    def start_nc(self, n: int) -> None:
-        """`eucasim nc` on host n, configured as deploy/node.conf.example configures a node."""
+    def spawn(self, n: int) -> None:
         home = self.root / f"host{n}"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NC_", "MAX_", "EUCASIM_"))}
@@ -110,15 +100,52 @@ class Zone:
             "SC_URL": f"http://{FRONT}:8776", "CC_URL": f"http://{FRONT}:8774",
             "HYPERVISOR_URI": "test:///default", "NC_POLLING_FREQUENCY": str(POLLING),
             "MAX_CORES": str(HOST_CORES), "MAX_MEM": "4096", "MAX_DISK": "100",
-            "DATABASE_URL": self.database_url(f"{self.net.tag}_host{n}")})
+            "DATABASE_URL": database_url(self.pg, f"{self.net.tag}_host{n}")})
         with open(home / "nc.log", "ab") as log:
-            self.ncs[n] = subprocess.Popen([*self.net.enter(f"host{n}"), sys.executable, "-m",
-                                            "services.cli", "nc"], env=env, cwd=REPO,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        # Asked from the front end, across the bridge: the NC answers on its host's address.
-        wait_for(lambda: self.ncs[n].poll() is None and _answers(f"{host_url(n)}/internal/health")
-                 or self.ncs[n].poll() is not None, timeout=60, what=f"the NC on host {n}")
-        assert self.ncs[n].poll() is None, (home / "nc.log").read_text(errors="replace")
+            self.processes[n] = subprocess.Popen(
+                [*self.net.enter(f"host{n}"), sys.executable, "-m", "services.cli", "nc"],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, n: int) -> None:
+        """Until host n's NC answers, asked from the front end across the bridge: on its
+        host's address, not the machine's loopback."""
+        process = self.processes[n]
+        wait_for(lambda: process.poll() is not None or _answers(f"{host_url(n)}/internal/health"),
+                 timeout=60, what=f"the NC on host {n}")
+        assert process.poll() is None, (self.root / f"host{n}" / "nc.log").read_text(errors="replace")
+
+    def terminate(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+
+    def stop(self) -> None:
+        self.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass
+class Zone:
+    hosts: NodeHosts
+    cloud: Cloud
+    env: dict[str, str]
+    image: str = ""
+
+    @property
+    def ec2(self) -> Any:
+        return self.cloud.ec2()
+
+    def join(self, n: int) -> None:
+        """Host n on the bridge with its NC answering, and registered with the CC."""
+        self.hosts.net.add_host(n)
+        self.hosts.spawn(n)
+        self.hosts.wait(n)
+        self.register(n)
 
     def eucasim(self, *args: str) -> Any:
         """The `eucasim` command as the operator on the front end runs it."""
@@ -141,16 +168,10 @@ class Zone:
         placed = self.cloud.nodes_of(ids)
         return {i: httpx.URL(nodes[placed[i]]).host for i in ids}
 
-    def stop_ncs(self) -> None:
-        for process in self.ncs.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.ncs.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def database_url(pg: PostgresServer, prefix: str) -> str:
+    """DATABASE_URL for one host's services, through PostgreSQL's socket directory (a file,
+    which every network namespace sees; its TCP port is on the machine's own 127.0.0.1)."""
+    return f"postgresql://eucasim@/{prefix}_{{service}}?host={pg.socket_dir}&port={pg.port}"
 
 
 def _answers(url: str) -> bool:
@@ -174,15 +195,16 @@ def _settings(home: Path, database_url: str) -> dict[str, str]:
 def zone(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Iterator[Zone]:
     root = tmp_path_factory.mktemp("multihost")
     net = HostLab.for_this_process("mh", root)
+    hosts = NodeHosts(net, root, postgres)
     services: list[launcher.RunningService] = []
-    made: Zone | None = None
     try:
         net.build_front()
+        for n in (1, 2):
+            net.add_host(n)
+            hosts.spawn(n)  # they start while the front end does
         net.step_into("fe")
         home = root / "fe"
-        database = (f"postgresql://eucasim@/{net.tag}_{{service}}"
-                    f"?host={postgres.socket_dir}&port={postgres.port}")
-        env = _settings(home, database)
+        env = _settings(home, database_url(postgres, net.tag))
         config = launcher.ensure_home(load_config(**env))
         specs = [launcher.ServiceSpec("clc", "clc.app:create_app", 8773, env=dict(env), public=True),
                  launcher.ServiceSpec("walrus", "walrus.app:create_app", 8777, env=dict(env), public=True),
@@ -190,28 +212,36 @@ def zone(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> 
                  launcher.ServiceSpec("cc", "cc.app:create_app", 8774, env=dict(env))]
         launcher.start(config, specs, timeout=90, started=services)
         cloud = Cloud(home=home, config=config, services=services, admin=credentials.read(home).key)
-        made = Zone(net, cloud, env, root, postgres)
+        made = Zone(hosts, cloud, env)
         for n in (1, 2):
-            net.add_host(n)
-            made.start_nc(n)
+            hosts.wait(n)
             made.register(n)
         made.image = cloud.register_image()
         yield made
+    except Exception:  # only the setup's: pytest throws nothing into the generator
+        _show_logs(root)  # printed with the error
+        raise
     finally:
         try:
             net.step_out()
-            if made is not None:
-                made.stop_ncs()
+            hosts.terminate()  # they stop while the front end does
             launcher.stop(services)
+            hosts.stop()
         finally:
             net.close()  # every namespace, and with them the veths and anything left inside
 
 
+def _show_logs(root: Path) -> None:
+    for log in sorted([*root.glob("fe/logs/*.log"), *root.glob("host*/nc.log")]):
+        lines = log.read_text(errors="replace").splitlines()
+        print(f"--- {log.relative_to(root)} (last 40 lines)", *lines[-40:], sep="\n")
+
+
 def test_every_service_keeps_its_state_in_postgresql(zone: Zone) -> None:
-    tag = zone.net.tag
+    tag, pg = zone.hosts.net.tag, zone.hosts.pg
     # Through the socket directory: the test's thread is in the front end, where PostgreSQL's
     # TCP port (the machine's 127.0.0.1) is not.
-    with psycopg.connect(host=str(zone.pg.socket_dir), port=zone.pg.port, user="eucasim",
+    with psycopg.connect(host=str(pg.socket_dir), port=pg.port, user="eucasim",
                          dbname="postgres") as connection:
         databases = {str(row[0]) for row in connection.execute("SELECT datname FROM pg_database")}
     assert {f"{tag}_{s}" for s in ("clc", "walrus", "sc", "cc")} <= databases
@@ -237,10 +267,8 @@ def test_instances_run_on_both_hosts(zone: Zone) -> None:
 
 
 def test_a_host_that_joins_later_is_used_at_once(zone: Zone) -> None:
-    zone.net.add_host(3)
-    zone.start_nc(3)
-    zone.register(3)
-    # At once: no poll round (POLLING) has run since the registration, and the others are full.
+    zone.join(3)
+    # At once, with no wait for a poll round (POLLING); the other hosts are full.
     [instance] = zone.launch(1)
     assert zone.running_on([instance]) == {instance: host_address(3)}
 

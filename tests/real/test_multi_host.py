@@ -16,7 +16,9 @@ the same in every worker and the namespace names carry this process's id.
 
 Each NC host has room for two m1.small instances: four fill the first two hosts, so the one
 launched right after the third host registers can only go there; the CC's polling period is
-long enough (POLLING) that only the registration and the pushes can have told the CLC of it."""
+long enough (POLLING) that only the registration and the pushes can have told the CLC of it.
+The zone is made once for the module and the tests run in order over it, as a session would:
+the third host joins in the third test."""
 
 from __future__ import annotations
 

@@ -132,6 +132,14 @@ class Cluster:
         # CLC has its capacity: RunInstances is admitted against the CLC's view, so a launch
         # right after the registration would otherwise race the push and be refused.
         await self.poller.poll_now(node.url)
+        namesake = self.registry.namesake(node.url)
+        if namesake is not None:
+            # Two nodes of one name would be counted as one: refuse the second, saying why.
+            await self.deregister(node.url)
+            raise ClusterFault(409, "InvalidNode.Duplicate",
+                               f"the node controller at {node.url} calls itself {namesake.name!r}, as "
+                               f"the one at {namesake.url} does: give each host its own PUBLIC_HOST "
+                               f"(the address the CC reaches it at) or NC_NODE_ID")
         if not await self.feed.pusher.flush(REGISTER_PUSH_WAIT):
             log.warning("registered %s; the CLC has not taken its capacity within %g s (its next "
                         "round will)", node.url, REGISTER_PUSH_WAIT)

@@ -44,6 +44,9 @@ from services.tracing import TraceRecorder
 
 T = TypeVar("T")
 WRITE_EVERY = 1.0
+# How long a registration waits for the CLC to take the new node's capacity (the push's own
+# timeout is longer; the CLI gives the whole call 15 s, the first poll of the node up to 5 of them).
+REGISTER_PUSH_WAIT = 5.0
 DESCRIBE_SECONDS_PER_NODE = 0.003
 # The CLC's cluster.* properties, kept in the CC's own state table so they outlive a restart:
 # a value set there beats eucalyptus.conf's SCHEDPOLICY and NC_POLLING_FREQUENCY.
@@ -125,8 +128,21 @@ class Cluster:
             node = self.registry.register(url)
         except KeyError:
             raise ClusterFault(409, "InvalidNode.Duplicate", f"{url} is already registered") from None
-        # Poll at once so a node that answers is usable straight away.
+        # Poll at once so a node that answers is usable straight away, and answer once the
+        # CLC has its capacity: RunInstances is admitted against the CLC's view, so a launch
+        # right after the registration would otherwise race the push and be refused.
         await self.poller.poll_now(node.url)
+        namesake = self.registry.namesake(node.url)
+        if namesake is not None:
+            # Two nodes of one name would be counted as one: refuse the second, saying why.
+            await self.deregister(node.url)
+            raise ClusterFault(409, "InvalidNode.Duplicate",
+                               f"the node controller at {node.url} calls itself {namesake.name!r}, as "
+                               f"the one at {namesake.url} does: give each host its own PUBLIC_HOST "
+                               f"(the address the CC reaches it at) or NC_NODE_ID")
+        if not await self.feed.pusher.flush(REGISTER_PUSH_WAIT):
+            log.warning("registered %s; the CLC has not taken its capacity within %g s (its next "
+                        "round will)", node.url, REGISTER_PUSH_WAIT)
         return self._info(self.registry.find(node.url) or node)
 
     async def deregister(self, name: str) -> NodeInfo:

@@ -95,6 +95,15 @@ class NodeRegistry:
             return self._nodes[name_or_url.rstrip("/")]
         return next((n for n in self._nodes.values() if n.node_id == name_or_url), None)
 
+    def namesake(self, url: str) -> TrackedNode | None:
+        """Another node that goes by the same name as the node at `url` (two NCs reporting one
+        node id: hosts left with the default PUBLIC_HOST, 127.0.0.1, or one NC registered
+        under two addresses). The zone's capacity and placements are counted by name."""
+        node = self._nodes.get(url.rstrip("/"))
+        if node is None or not node.node_id:
+            return None
+        return next((n for n in self._nodes.values() if n.url != node.url and n.name == node.name), None)
+
     def by_process(self) -> dict[str, list[TrackedNode]]:
         """The nodes grouped by the NC process that serves them (its root URL)."""
         groups: dict[str, list[TrackedNode]] = {}

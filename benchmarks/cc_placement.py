@@ -49,7 +49,8 @@ from tests.cc.cc_process import start_cc, wait_for  # noqa: E402
 from tests.cc.fake_nc import ClcStandIn  # noqa: E402
 from tests.cc.zone import SMALL, run_request  # noqa: E402
 from tests.support.nc_process import NcProcess  # noqa: E402
-from tests.support.servers import free_port, running  # noqa: E402
+from benchmarks.support import free_port  # noqa: E402
+from tests.support.servers import running  # noqa: E402
 
 SECRET = "bench-secret"
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from services.internal import InternalCallError, InternalClient  # noqa: E402
 from services.messages.node import NC_DESCRIBE_ROUTE, DescribeNodes, NodeProcessReport  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from benchmarks.support import free_port  # noqa: E402
 
 SECRET = "bench-secret"
 

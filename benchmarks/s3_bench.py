@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,13 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from benchmarks.support import free_port  # noqa: F401 - the walrus scripts take it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEY = {"access_key": "AKIABENCH0000000001", "secret_key": "bench-secret-key-000000000",
        "account_id": "123456789012", "account_name": "bench", "user_name": "admin"}
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -34,6 +34,14 @@ from services import credentials, launcher, readiness  # noqa: E402
 from services.config import CloudConfig, load_config  # noqa: E402
 from tests.support.servers import listen, port_of  # noqa: E402
 
+
+def free_port() -> int:
+    """A port free now, for a server process started next (a benchmark may lose the race to
+    another program and fail; a test never uses this: tests/support/servers.py)."""
+    with listen() as sock:
+        return port_of(sock)
+
+
 # eucalyptus.conf keys the benchmark process may carry in its environment; the services inherit
 # the environment, so these are removed to get `eucasim up`'s defaults.
 _CONFIG_KEYS = frozenset(CloudConfig.model_fields)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nc.node_network import NodeNetwork
 from nc.booter import InstanceBooter
-from nc.hypervisor import is_fake, open_hypervisor
+from nc.hypervisor import open_hypervisor
 from nc.image_cache import ImageCache
 from nc.instance_store import InstanceStore
 from nc.instances import InstanceManager, Refused
@@ -68,11 +68,12 @@ class NodeRuntime:
         self.machine = machine
         self._top: tuple[Resources, Resources] | None = None   # (host figures, maximum from them)
         self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
-        # The fake stands in for thousands of nodes: a qemu-img process per launch (20-60 ms
-        # here) would be most of a launch, so its root disks are sparse copies, which no guest
-        # ever reads. libvirt nodes keep the qcow2 overlays Eucalyptus makes.
-        fake = is_fake(settings.hypervisor_uri)
-        self.store = InstanceStore(settings.instance_root, use_qemu_img=None if not fake else False,
+        # A simulated node (libvirt's test driver, the fake) has no guest that reads its disks,
+        # and a qemu-img process per launch (20-60 ms here) was most of a launch's time on the
+        # node and a fifth of RunInstances -> running, so its root disks are sparse copies of
+        # the cached image. Nodes with real guests make the qcow2 overlays Eucalyptus makes.
+        self.store = InstanceStore(settings.instance_root,
+                                   use_qemu_img=None if not self.hypervisor.simulated else False,
                                    format_disks=not self.hypervisor.simulated,
                                    node=settings.node_id)
         self.cache = ImageCache(settings.instance_root / "_cache", settings.cache_mb, secret=settings.secret)

@@ -28,8 +28,9 @@ def test_run_answers_pending_then_runs_and_terminates(node: Node) -> None:
     assert running.reason is None and running.network.mac == request.network.mac
     assert node.runtime.hypervisor.state(request.instance_id) == "running"
     directory = node.home / "instances" / request.account_id / request.instance_id
-    # libvirt nodes get Eucalyptus's qcow2 overlay; fake nodes a sparse copy (no qemu-img per launch).
-    root = "root.img" if node.runtime.hypervisor.uri.startswith("fake:") else "root.qcow2"
+    # Nodes with real guests get Eucalyptus's qcow2 overlay; simulated ones (the test driver, the
+    # fake) a sparse copy of the cached image (no qemu-img per launch).
+    root = "root.img" if node.runtime.hypervisor.simulated else "root.qcow2"
     assert {p.name for p in directory.iterdir()} >= {root, "ephemeral0.img", "swap.img",
                                                       "kernel", "ramdisk", "console.log"}
     assert (directory / root).stat().st_blocks * 512 < 1024 * 1024        # the image's holes stay holes

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli_calls import HomeOption, call_service, config_for
+from services.launcher import UVICORN_OPTIONS
 from services.config import load_config
 from services.messages.cluster import CC_NODE_ROUTE, CC_NODES_ROUTE, NodeInfo, NodeList, RegisterNode
 
@@ -66,4 +67,5 @@ def nc(nodes: Annotated[int, typer.Option(help="Simulated nodes in this process 
         os.environ["NC_SIMULATED_NODES"] = str(nodes)
         factory = "nc.multi:create_app"
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "--factory", factory,
-                              "--host", config.BIND_ADDRESS, "--port", str(port or config.NC_PORT)])
+                              "--host", config.BIND_ADDRESS, "--port", str(port or config.NC_PORT),
+                              *UVICORN_OPTIONS])

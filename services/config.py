@@ -19,6 +19,14 @@ class ConfigError(Exception):
     """A configuration value that cannot be used; the message names the key."""
 
 
+# How long a service keeps an idle keep-alive connection open (uvicorn's --timeout-keep-alive,
+# set by the launcher). uvicorn's own 5 s is shorter than a pooled connection in boto3 or the
+# AWS CLI sits idle between two calls, so the server closed connections just as clients reused
+# them (ConnectionClosedError under load, benchmarks/README.md); AWS's load balancers keep idle
+# connections 60 s.
+KEEP_ALIVE_SECONDS = 75
+
+
 def read_conf_file(path: Path) -> dict[str, str]:
     """Parse `KEY="value"` lines the way a shell would, ignoring comments and blank lines."""
     values: dict[str, str] = {}

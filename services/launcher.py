@@ -28,7 +28,7 @@ from typing import IO
 import httpx
 
 from services import port_owner
-from services.config import SECRET_FILE, CloudConfig
+from services.config import KEEP_ALIVE_SECONDS, SECRET_FILE, CloudConfig
 from services.tls import ensure_tls
 
 
@@ -126,11 +126,14 @@ def port_of(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])
 
 
+UVICORN_OPTIONS = ["--log-level", "warning", "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]
+
+
 def uvicorn_command(factory: str, listener: socket.socket) -> list[str]:
     """Serve the app `factory` on an inherited listening socket: Popen it with
     pass_fds=(listener.fileno(),)."""
     return [sys.executable, "-m", "uvicorn", "--factory", factory, "--fd", str(listener.fileno()),
-            "--log-level", "warning"]
+            *UVICORN_OPTIONS]
 
 
 def plan(config: CloudConfig, nodes: int) -> list[ServiceSpec]:
@@ -239,7 +242,7 @@ def start(config: CloudConfig, specs: list[ServiceSpec],
                 command = uvicorn_command(spec.factory, spec.listener)
             else:
                 command = [sys.executable, "-m", "uvicorn", "--factory", spec.factory, "--host",
-                           config.BIND_ADDRESS, "--port", str(spec.port), "--log-level", "warning"]
+                           config.BIND_ADDRESS, "--port", str(spec.port), *UVICORN_OPTIONS]
             if spec.public and config.PUBLIC_HTTPS:
                 files = ensure_tls(config)
                 command += ["--ssl-certfile", str(files.certfile), "--ssl-keyfile", str(files.keyfile)]

@@ -51,7 +51,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services import clock
-from services.config import CloudConfig, load_config
+from services.config import KEEP_ALIVE_SECONDS, CloudConfig, load_config
 from services.db import Database
 from services.errors import AwsError, InternalError, S3Error
 from services.identity import ClcKeyDirectory, KeyDirectory, StaticKeyDirectory
@@ -229,7 +229,7 @@ def default_keys(config: CloudConfig) -> KeyDirectory:
 def server_options(config: CloudConfig) -> dict[str, object]:
     """uvicorn settings for Walrus (the launcher and `python -m walrus` use them)."""
     options: dict[str, object] = {"host": config.BIND_ADDRESS, "port": config.WALRUS_PORT,
-                                  "log_level": "warning"}
+                                  "log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_SECONDS}
     if config.PUBLIC_HTTPS:
         files = ensure_tls(config)
         options.update(ssl_certfile=str(files.certfile), ssl_keyfile=str(files.keyfile))

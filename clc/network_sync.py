@@ -6,7 +6,8 @@ again on a mere change (an instance going pending -> running changes nothing the
 holds, yet used to cost a whole intent's call and the CC's planning); the reconcile round
 marks every zone with `repair`, which always sends (level-triggered: a lost call or a CC that
 forgot its plan costs one round). The request id of the latest change goes along, so the CC's
-rule diff lands in that request's trace."""
+rule diff lands in that request's trace, and so do the ids of every change the intent carries
+(a burst waited for together is one intent answering several requests)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ LOG = logging.getLogger(__name__)
 # quarter of the CLC's CPU under one sequential client (py-spy, benchmarks/README.md). Guests
 # ask for their address seconds later, so 50 ms is never what they wait for.
 COALESCE_SECONDS = 0.05
+# Request ids one intent names at most (a burst of thousands traces the first ones).
+MAX_TRACED = 50
 
 
 class _Zone:
     def __init__(self) -> None:
         self.wake = threading.Event()
-        self.request_id: str | None = None
+        self.request_ids: list[str] = []   # the changes' requests since the last read
         self.repair = False
         self.thread: threading.Thread | None = None
         self.accepted: NetworkIntent | None = None  # the last intent the CC took, by the worker
@@ -56,7 +59,9 @@ class NetworkSync:
             if state is None:
                 continue
             if request_id is not None:
-                state.request_id = request_id
+                with self._lock:
+                    if request_id not in state.request_ids and len(state.request_ids) < MAX_TRACED:
+                        state.request_ids.append(request_id)
             if repair:
                 state.repair = True
             with self._lock:
@@ -80,7 +85,9 @@ class NetworkSync:
             state.wake.clear()
             if self._stopping.is_set():
                 return
-            request_id, state.request_id = state.request_id, None
+            with self._lock:
+                request_ids, state.request_ids = state.request_ids, []
+            request_id = request_ids[-1] if request_ids else None
             repair, state.repair = state.repair, False
             token = bind_request_id(request_id) if request_id else None
             try:
@@ -88,7 +95,8 @@ class NetworkSync:
                     intent = intent_for(session, self._config, zone)
                 if repair or intent != state.accepted:
                     state.accepted = None  # unknown until the CC answers
-                    self._zones.update_network(zone, intent)
+                    traced = intent.model_copy(update={"for_requests": request_ids})
+                    self._zones.update_network(zone, traced)
                     state.accepted = intent
             except ZoneError as exc:  # the CC is down or refused: the next round sends again
                 LOG.warning("network of zone %s not sent: %s", zone, exc)

@@ -52,7 +52,8 @@ class ZoneNetwork:
             self._applied_peers = peers
         what = (f"network plan v{self.plan.version}: {len(new.networks)} network(s), "
                 f"{len(new.leases)} address(es), {len(changes)} rule change(s)")
-        self._recorder.record("decided", what, request_id=request_id or "cc-network",
-                              rules=changes, applied=done, driver=self.driver.name)
+        for traced in dict.fromkeys([request_id or "cc-network", *intent.for_requests]):
+            self._recorder.record("decided", what, request_id=traced,
+                                  rules=changes, applied=done, driver=self.driver.name)
         log.info("%s", what)
         return self.plan

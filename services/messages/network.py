@@ -74,6 +74,9 @@ class NetworkIntent(BaseModel):
     settings: NetworkSettings
     groups: list[SecurityGroupIntent]
     instances: list[InstanceAddresses]  # live ones only (not terminated)
+    # The user requests whose changes this intent carries (the CLC sends one intent for a burst
+    # of them): the CC records its rule diff in each one's trace. Not part of what is planned.
+    for_requests: list[str] = Field(default_factory=list)
 
 
 class NetworkView(BaseModel):

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from cc.network.drivers import RecordingDriver
 from cc.network.plan import build, diff
+from cc.network.service import ZoneNetwork
 from services.messages.network import (GroupRef, IngressRule, InstanceAddresses, NetworkIntent,
                                        NetworkSettings, SecurityGroupIntent)
+from services.tracing import TraceRecorder
 from services.vnet import public_pool
 
 A = "000000000001"
@@ -112,3 +115,18 @@ def test_public_pool_reads_ranges_single_addresses_and_cidrs(spec: str, expected
 def test_public_pool_refuses_a_backwards_range() -> None:
     with pytest.raises(ValueError, match="ends before it starts"):
         public_pool("10.0.0.5-10.0.0.1")
+
+
+def test_an_intent_for_several_requests_shows_its_rule_diff_in_each_ones_trace() -> None:
+    """The CLC sends one intent for a burst of changes: every request in it can follow what
+    the CC changed for it (`eucasim trace`)."""
+    recorder = TraceRecorder("cc")
+    network = ZoneNetwork(RecordingDriver(), recorder)
+    rule = IngressRule(protocol="tcp", from_port=22, to_port=22, cidr="0.0.0.0/0")
+    intent = NetworkIntent(settings=NetworkSettings(), groups=[group("sg-1", rule)],
+                           instances=[inst("i-1", "sg-1", 2, "172.31.0.66")],
+                           for_requests=["req-authorize", "req-launch"])
+    network.update(intent, {}, request_id="req-launch")
+    for request_id in ("req-authorize", "req-launch"):
+        [step] = recorder.steps(request_id)
+        assert "+ -A EU-sg-1 -s 0.0.0.0/0 -p tcp -m tcp --dport 22 -j ACCEPT" in step.detail["rules"]

@@ -18,6 +18,13 @@ from services.config import load_config
 from tests.support.waiting import wait_for
 
 
+class Intent(dict):  # type: ignore[type-arg]
+    """Stands in for a NetworkIntent: compared by value, copied with the requests it carries."""
+
+    def model_copy(self, update: dict[str, Any]) -> "Intent":
+        return Intent({**self, **update})
+
+
 class FlakyDatabase:
     """Its first session cannot be had (the pool is exhausted); later ones can."""
 
@@ -35,15 +42,17 @@ class FlakyDatabase:
 class Zones:
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.intents: list[Any] = []
         self.lock = threading.Lock()
 
     def update_network(self, zone: str, intent: Any) -> None:
         with self.lock:
             self.sent.append(zone)
+            self.intents.append(intent)
 
 
 def test_a_failed_pass_does_not_end_the_worker(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(network_sync, "intent_for", lambda session, config, zone: {"zone": zone})
+    monkeypatch.setattr(network_sync, "intent_for", lambda session, config, zone: Intent(zone=zone))
     config = load_config(EUCASIM_HOME=tmp_path, CLOUD_SECRET="s")
     zone = config.zones[0]
     zones = Zones()
@@ -69,18 +78,21 @@ def test_a_burst_of_changes_is_read_and_sent_once_not_once_each(tmp_path, monkey
     """A client launching one instance a call marks the zone every few ms; each mark used to
     cost a whole intent read and a CC call (a quarter of the CLC's CPU under one client)."""
     reads = iter(range(1000))
-    monkeypatch.setattr(network_sync, "intent_for", lambda session, config, zone: {"version": next(reads)})
+    monkeypatch.setattr(network_sync, "intent_for", lambda session, config, zone: Intent(version=next(reads)))
     config = load_config(EUCASIM_HOME=tmp_path, CLOUD_SECRET="s")
     zone = config.zones[0]
     zones = Zones()
     sync = NetworkSync(config, Database(), zones)  # type: ignore[arg-type]
     try:
-        for _ in range(10):
-            sync.changed(zone)
+        for n in range(10):
+            sync.changed(zone, request_id=f"req-{n}")
             threading.Event().wait(0.002)
         wait_for(lambda: len(zones.sent) >= 1, 10, "the burst's intent sent")
         threading.Event().wait(network_sync.COALESCE_SECONDS * 4)
         assert 1 <= len(zones.sent) <= 4, zones.sent
+        # Every request of the burst is named by the intent that carried its change (the CC
+        # records its rule diff in each one's trace).
+        assert [r for intent in zones.intents for r in intent["for_requests"]] == [f"req-{n}" for n in range(10)]
         before = len(zones.sent)
         sync.changed(zone)
         wait_for(lambda: len(zones.sent) == before + 1, 10, "a later change sent too")

@@ -470,7 +470,7 @@ class VolumeWork:
 
 def source_of(export: VolumeExportInfo) -> DiskSource:
     return DiskSource(driver=export.driver, path=export.path, host=export.host, port=export.port,
-                      export_name=export.export_name, uri=export.uri)
+                      export_name=export.export_name, user=export.user, uri=export.uri)
 
 
 def settle_created(volume: Volume, info: VolumeInfo | None, created: datetime) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nc.node_network import NodeNetwork
 from nc.booter import InstanceBooter
+from nc.ceph_secret import key_source
 from nc.hypervisor import is_fake, open_hypervisor
 from nc.image_cache import ImageCache
 from nc.instance_store import InstanceStore
@@ -42,6 +43,9 @@ class NodeSettings:
     limits: Limits
     secret: str
     network: NodeNetwork | None = None   # builds bridges and VXLAN (VNET_DRIVER=linux)
+    # Where this node finds the Ceph key of an RBD volume's user (nc/ceph_secret.py).
+    ceph_keyring: Path | None = None
+    ceph_conf: Path | None = None
 
 
 def write_node_xml(path: Path) -> Path:
@@ -67,7 +71,8 @@ class NodeRuntime:
         self.recorder = recorder
         self.machine = machine
         self._top: tuple[Resources, Resources] | None = None   # (host figures, maximum from them)
-        self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
+        self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id,
+                                          key_source(settings.ceph_keyring, settings.ceph_conf))
         # The fake stands in for thousands of nodes: a qemu-img process per launch (20-60 ms
         # here) would be most of a launch, so its root disks are sparse copies, which no guest
         # ever reads. libvirt nodes keep the qcow2 overlays Eucalyptus makes.

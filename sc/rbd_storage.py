@@ -164,8 +164,7 @@ class RbdStorage:
         return [tool, "--conf", str(self.conf), "--id", self.user, *args]
 
     def _run(self, *args: str, tool: str | None = None) -> str:
-        done = subprocess.run(self._argv(tool or self.rbd, "--no-progress", *args) if tool is None
-                              else self._argv(tool, *args), capture_output=True, text=True,
+        done = subprocess.run(self._argv(tool or self.rbd, *args), capture_output=True, text=True,
                               timeout=self.timeout, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             message = done.stderr.strip()[-1500:]
@@ -278,7 +277,7 @@ class RbdStorage:
         size = int(self._json("info", spec)["size"])
         # `rbd diff` lists the same extents export-diff will send, from the object map.
         data_bytes = sum(int(e["length"]) for e in self._json("diff", spec) or [])
-        process = subprocess.Popen(self._argv(self.rbd, "--no-progress", "export-diff", spec, "-"),
+        process = subprocess.Popen(self._argv(self.rbd, "export-diff", "--no-progress", spec, "-"),
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         assert process.stdout is not None and process.stderr is not None
@@ -338,7 +337,7 @@ class RbdStorage:
     @contextmanager
     def open_writer(self, locator: str) -> Iterator[DataWriter]:
         spec = image_spec(locator)
-        process = subprocess.Popen(self._argv(self.rbd, "--no-progress", "import-diff", "-", spec),
+        process = subprocess.Popen(self._argv(self.rbd, "import-diff", "--no-progress", "-", spec),
                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         assert process.stdin is not None and process.stderr is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -76,9 +75,8 @@ def rbd_snapshots(sc: ScProcess, volume_id: str) -> list[str]:
     """`image@snapshot` of every RBD snapshot of the volume ([] on the file backend)."""
     if sc.backend != "rbd":
         return []
-    ceph = sc.data.ceph  # type: ignore[attr-defined]
-    return [f"{volume_id}@{s['name']}" for s in
-            json.loads(ceph.run("rbd", "snap", "ls", "--format", "json", f"{ceph.pool}/{volume_id}"))]
+    names = sc.data.snapshots(sc.locator(volume_id))  # type: ignore[attr-defined]
+    return [f"{volume_id}@{name}" for name in names]
 
 
 def keys_in(walrus: Walrus, bucket: str) -> dict[str, int]:

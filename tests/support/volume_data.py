@@ -74,8 +74,8 @@ class FileData:
 class RbdData:
     backend = "rbd"
 
-    def __init__(self, ceph: CephCluster) -> None:
-        self.ceph = ceph
+    def __init__(self, conf: Path) -> None:
+        self.conf = conf
 
     @staticmethod
     def spec(locator: str) -> str:
@@ -83,7 +83,7 @@ class RbdData:
         return locator[len(RBD):]
 
     def _rbd(self, *argv: str, data: bytes | None = None) -> bytes:
-        done = subprocess.run(["rbd", "--conf", str(self.ceph.conf), *argv],
+        done = subprocess.run(["rbd", "--conf", str(self.conf), *argv],
                               input=data, capture_output=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"rbd {' '.join(argv)}: {done.stderr.decode(errors='replace')[-1500:]}")
@@ -129,6 +129,9 @@ class RbdData:
     def size(self, locator: str) -> int:
         return int(json.loads(self._rbd("info", "--format", "json", self.spec(locator)))["size"])
 
+    def snapshots(self, locator: str) -> list[str]:
+        return [s["name"] for s in json.loads(self._rbd("snap", "ls", "--format", "json", self.spec(locator)))]
+
     def exists(self, locator: str) -> bool:
         try:
             self._rbd("info", self.spec(locator))
@@ -161,7 +164,14 @@ class RbdData:
 def volume_data(backend: str, ceph: CephCluster | None = None) -> VolumeData:
     if backend == "rbd":
         assert ceph is not None
-        return RbdData(ceph)
+        return RbdData(ceph.conf)
+    return FileData()
+
+
+def data_of(config: object) -> VolumeData:
+    """The helper for a cloud's SC, from its configuration (SC_BACKEND, SC_CEPH_CONF)."""
+    if getattr(config, "SC_BACKEND", "file") == "rbd":
+        return RbdData(Path(getattr(config, "SC_CEPH_CONF")))
     return FileData()
 
 

@@ -235,11 +235,13 @@ class RbdStorage:
         # One `rbd du` of the pool answers for every image (fast with the object map, which
         # new images have by default), rather than one command per volume.
         try:
-            usage = self._json("du", "--pool", self.pool)
+            usage = self._json("du", *([image_spec(locators[0])] if len(locators) == 1
+                                       else ["--pool", self.pool]))
         except RbdError:
             log.exception("rbd du of %s", self.pool)
             return {locator: 0 for locator in locators}
-        heads = {f"{PREFIX}{self.pool}/{item['name']}": int(item.get("used_size", 0))
+        pool = image_spec(locators[0]).split("/")[0] if len(locators) == 1 else self.pool
+        heads = {f"{PREFIX}{pool}/{item['name']}": int(item.get("used_size", 0))
                  for item in usage.get("images", []) if not item.get("snapshot")}
         return {locator: heads.get(locator, 0) for locator in locators}
 

@@ -13,16 +13,14 @@ that neither gets the quieter moment; the best round of each is reported."""
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.walrus_s3 import BIN, KEY, client, cpu_seconds, free_port, server
+from benchmarks.s3_bench import client, cpu_seconds, walrus_and_moto
 
 
 def fill(s3: Any, bucket: str, keys: int) -> None:
@@ -47,18 +45,11 @@ def timed(s3: Any, bucket: str, listings: int, pid: int, v2: bool) -> tuple[floa
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, float]]]:
     work = Path(tempfile.mkdtemp(prefix="walrus-list-bench-"))
-    keys_file = work / "keys.json"
-    keys_file.write_text(json.dumps([KEY]))
     best: dict[str, dict[str, tuple[float, float]]] = {"walrus": {}, "moto": {}}
     try:
-        walrus_port, moto_port = free_port(), free_port()
-        walrus_url, moto_url = f"http://127.0.0.1:{walrus_port}", f"http://127.0.0.1:{moto_port}"
-        walrus_env = {"EUCASIM_HOME": str(work / "home"), "CLOUD_SECRET": "bench",
-                      "WALRUS_PORT": str(walrus_port), "WALRUS_ACCESS_KEYS": str(keys_file)}
-        with server([sys.executable, "-m", "walrus"], walrus_env, walrus_url,
-                    "/internal/health") as walrus, \
-                server([str(BIN / "moto_server"), "-p", str(moto_port)], {}, moto_url, "/") as moto:
-            sides = {"walrus": (client(walrus_url), walrus.pid), "moto": (client(moto_url), moto.pid)}
+        with walrus_and_moto(work) as servers:
+            sides = {"walrus": (client(servers.walrus_url), servers.walrus_pid),
+                     "moto": (client(servers.moto_url), servers.moto_pid)}
             for s3, _ in sides.values():
                 fill(s3, "bench", args.keys)
             for _ in range(args.rounds):

@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,20 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
-import httpx
-from botocore.config import Config
-
 ROOT = Path(__file__).resolve().parent.parent
-KEY = {"access_key": "AKIABENCH0000000001", "secret_key": "bench-secret-key-000000000",
-       "account_id": "123456789012", "account_name": "bench", "user_name": "admin"}
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.s3_bench import KEY, client, free_port, server  # noqa: E402
+
 BODY = os.urandom(1024)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -48,41 +39,11 @@ def walrus() -> Iterator[str]:
         keys = Path(home) / "keys.json"
         keys.write_text(json.dumps([KEY]))
         port = free_port()
-        env = {**os.environ, "EUCASIM_HOME": home, "CLOUD_SECRET": "bench-secret",
-               "WALRUS_PORT": str(port), "WALRUS_ACCESS_KEYS": str(keys),
-               "PUBLIC_HTTPS": "false"}
-        process = subprocess.Popen([sys.executable, "-m", "walrus"], env=env, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"walrus exited with {process.returncode}")
-                try:
-                    if httpx.get(f"{url}/internal/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("walrus did not start")
-                time.sleep(0.05)
+        env = {"EUCASIM_HOME": home, "CLOUD_SECRET": "bench-secret", "WALRUS_PORT": str(port),
+               "WALRUS_ACCESS_KEYS": str(keys), "PUBLIC_HTTPS": "false"}
+        with server([sys.executable, "-m", "walrus"], env, url, "/internal/health"):
             yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def client(url: str, threads: int):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id=KEY["access_key"],
-                        aws_secret_access_key=KEY["secret_key"],
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1},
-                                      max_pool_connections=max(10, threads)))
 
 
 def rate(count: int, threads: int, one: Callable[[int], None]) -> float:
@@ -103,7 +64,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     with walrus() as url:
-        s3 = client(url, args.threads)
+        s3 = client(url, max(10, args.threads), signature_version="s3v4")
         s3.create_bucket(Bucket="plain")
         s3.create_bucket(Bucket="versioned")
         s3.put_bucket_versioning(Bucket="versioned",

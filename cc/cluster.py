@@ -21,13 +21,16 @@ from cc import capacity
 from cc.faults import ClusterFault
 from cc.feed import Coalescer, ZoneFeed
 from cc.ncclient import NodeClients
+from cc.node_capacity import CapacityView, NodeViews, node_info
+from cc.node_urls import split_url
 from cc.placement import POINTER_KEY, Placer, PlacementStarter
 from cc.poller import Poller
 from cc.power import PowerManager
-from cc.registry import NodeRegistry, TrackedNode, split_url
+from cc.registry import NodeRegistry
 from cc.reservations import Reservations
 from cc.scheduler import POLICIES, make_policy
 from cc.store import ClusterStore
+from cc.tracked_node import TrackedNode
 from services.config import CloudConfig
 from services.db import Database
 from services.internal import InternalCallError
@@ -41,6 +44,9 @@ from services.tracing import TraceRecorder
 
 T = TypeVar("T")
 WRITE_EVERY = 1.0
+# How long a registration waits for the CLC to take the new node's capacity (the push's own
+# timeout is longer; the CLI gives the whole call 15 s, the first poll of the node up to 5 of them).
+REGISTER_PUSH_WAIT = 5.0
 DESCRIBE_SECONDS_PER_NODE = 0.003
 # The CLC's cluster.* properties, kept in the CC's own state table so they outlive a restart:
 # a value set there beats eucalyptus.conf's SCHEDPOLICY and NC_POLLING_FREQUENCY.
@@ -55,7 +61,9 @@ class Cluster:
         self.zone = config.zones[0] if config.zones else "zone-1"
         self.recorder = recorder
         self.store = ClusterStore(db)
-        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET, lambda: self.registry.capacity(self.reservations.held))
+        self.capacity_view = CapacityView()
+        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET,
+                             lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held))
         # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
         # from them, so a crash costs at most that second of bookkeeping, and a busy second
         # of pushes becomes one transaction.
@@ -105,7 +113,7 @@ class Cluster:
     # -- nodes ---------------------------------------------------------------------------------
 
     def _info(self, node: TrackedNode) -> NodeInfo:
-        return self.registry.info(node, self.reservations.held(node.url))
+        return node_info(node, self.reservations.held(node.url))
 
     def underlay_addresses(self) -> dict[str, str]:
         """node id -> the address the CC reaches it at, where its VXLAN tunnels end."""
@@ -120,8 +128,21 @@ class Cluster:
             node = self.registry.register(url)
         except KeyError:
             raise ClusterFault(409, "InvalidNode.Duplicate", f"{url} is already registered") from None
-        # Poll at once so a node that answers is usable straight away.
+        # Poll at once so a node that answers is usable straight away, and answer once the
+        # CLC has its capacity: RunInstances is admitted against the CLC's view, so a launch
+        # right after the registration would otherwise race the push and be refused.
         await self.poller.poll_now(node.url)
+        namesake = self.registry.namesake(node.url)
+        if namesake is not None:
+            # Two nodes of one name would be counted as one: refuse the second, saying why.
+            await self.deregister(node.url)
+            raise ClusterFault(409, "InvalidNode.Duplicate",
+                               f"the node controller at {node.url} calls itself {namesake.name!r}, as "
+                               f"the one at {namesake.url} does: give each host its own PUBLIC_HOST "
+                               f"(the address the CC reaches it at) or NC_NODE_ID")
+        if not await self.feed.pusher.flush(REGISTER_PUSH_WAIT):
+            log.warning("registered %s; the CLC has not taken its capacity within %g s (its next "
+                        "round will)", node.url, REGISTER_PUSH_WAIT)
         return self._info(self.registry.find(node.url) or node)
 
     async def deregister(self, name: str) -> NodeInfo:
@@ -265,7 +286,7 @@ class Cluster:
                           capacity=self.feed.capacity_view(), nodes_settled=self.registry.settled())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
-        views = self.registry.views(self.reservations.held)
+        views = NodeViews(self.registry.nodes(), self.reservations.held)
         usable = [v for v in views if v.state != "down" and v.max.cores > 0]
         return capacity.describe(self.zone, usable, self.registry.states(), request.vm_types)
 

@@ -32,9 +32,27 @@ class Coalescer:
         # Seconds to wait after a run before the next: more coalescing, fewer runs.
         self._pause = pause
         self._kicked = asyncio.Event()
+        # Runs begun and ended, so a caller can wait for the run that takes its change.
+        self._begun = 0
+        self._ended = 0
+        self._run_ended = asyncio.Condition()
 
     def kick(self) -> None:
         self._kicked.set()
+
+    async def flush(self, timeout: float) -> bool:
+        """Kick, and wait (at most `timeout` seconds) until a run begun after this call has
+        ended: whatever was changed before the call has then been acted on. A run under way
+        now may have begun before the change, so it is the next one that counts. False when
+        the wait timed out (the change still goes with a later run)."""
+        wanted = self._begun + 1
+        self.kick()
+        async with self._run_ended:
+            try:
+                await asyncio.wait_for(self._run_ended.wait_for(lambda: self._ended >= wanted), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
@@ -52,10 +70,15 @@ class Coalescer:
 
     async def run_once(self) -> None:
         self._kicked.clear()
+        self._begun += 1
         try:
             await self._action()
         except Exception:  # noqa: BLE001 - a bug in one run must not end the loop; it is logged
             log.exception("%s failed", self._name)
+        finally:
+            self._ended += 1
+            async with self._run_ended:
+                self._run_ended.notify_all()
 
 
 class ZoneFeed:

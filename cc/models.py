@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 
 class NodeRow(Base):
-    """One node as stored; the runtime side is registry.TrackedNode."""
+    """One node as stored; the runtime side is tracked_node.TrackedNode."""
 
     __tablename__ = "nodes"
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel
 
-from cc.registry import split_url
+from cc.node_urls import split_url
 from services.internal import AsyncInternalClient
 from services.messages.attach import ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment
 from services.messages.freeze import FREEZE_ROUTE, THAW_ROUTE, FreezeFilesystems, FreezeResult, ThawFilesystems

@@ -12,6 +12,7 @@ import httpx
 
 from cc.faults import ClusterFault
 from cc.ncclient import NodeClients
+from cc.node_capacity import NodeViews
 from cc.power import PowerManager
 from cc.registry import NodeRegistry
 from cc.reservations import Reservations
@@ -58,7 +59,7 @@ class Placer:
         need = request.vm.needs()
         started = time.perf_counter()
         with self._reservations.lock:
-            views = self._registry.views(self._reservations.held)
+            views = NodeViews(self._registry.nodes(), self._reservations.held)
             policy: Policy = self.policy
             excluded: NotExcluded | None = None
             if request.target_node is not None:

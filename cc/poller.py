@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from cc.ncclient import NodeClients
+from cc.node_urls import split_url
 from cc.power import PowerManager
-from cc.registry import NodeRegistry, TrackedNode, split_url
+from cc.registry import NodeRegistry
 from cc.reservations import Reservations
+from cc.tracked_node import TrackedNode
 from services.internal import InternalCallError
 from services.messages.node import InstanceReport, NodeResources, Subscription
 from services.tracing import TraceRecorder

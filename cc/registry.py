@@ -8,54 +8,19 @@ batches, off the loop); the registry itself never blocks."""
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, overload
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from cc.reservations import ZERO
-from cc.scheduler import NodeView
+from cc.node_capacity import booked_by, recounted
+from cc.node_urls import node_url, split_url
 from cc.store import StoredNode
+from cc.tracked_node import TrackedNode, answering_state, cluster_instance, is_live, same_report
 from services.clock import utcnow
-from services.messages.cluster import ClusterInstance, NodeCapacity, NodeInfo, NodeState
-from services.messages.node import InstanceReport, NodeResources, Resources, StateReason
+from services.messages.cluster import ClusterInstance, NodeState
+from services.messages.node import InstanceReport, NodeResources
 
 MISSED_POLLS_FOR_DOWN = 3
-
-
-def node_url(entry: str, nc_port: int) -> str:
-    """NODES lists hosts as Eucalyptus does (`10.0.0.5`), or `host:port`, or full URLs."""
-    entry = entry.strip().rstrip("/")
-    if "://" not in entry:
-        entry = f"http://{entry}"
-    parts = urlsplit(entry)
-    if parts.port is None:
-        entry = entry.replace(parts.netloc, f"{parts.netloc}:{nc_port}", 1)
-    return entry
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def split_url(url: str) -> tuple[str, str]:
-    """A node URL as (the NC process's root, the node's prefix under it):
-    `http://h:8775/node-3` -> (`http://h:8775`, `/node-3`); a single-node process has prefix ""."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
-
-
-class TrackedNode(StoredNode):
-    """One node at run time: its stored fields, and when a call last told us something newer
-    than a poll in flight may know (monotonic seconds); such a poll's answer must not undo it."""
-    changed_at: float = 0.0
-    # What the live instances in `instances` book (cores, MB, GB), kept with the list.
-    booked: tuple[int, int, int] = (0, 0, 0)
-
-    @property
-    def name(self) -> str:
-        return self.node_id or self.url
-
-    def live_instances(self) -> list[InstanceReport]:
-        return [r for r in self.instances.values() if _is_live(r)]
 
 
 class Listener(Protocol):
@@ -87,95 +52,6 @@ def _capacity(node: StoredNode) -> tuple[object, ...]:
             node.resources.max if node.resources else None)
 
 
-def _triple(r: Resources) -> tuple[int, int, int]:
-    return (r.cores, r.memory_mb, r.disk_gb)
-
-
-def _figures(r: NodeResources) -> tuple[object, ...]:
-    """What a node reports apart from its free figures (which the CC recomputes), as plain
-    values: comparing pydantic models field by field cost more than a poll's parsing."""
-    return (r.node_id, r.power, r.hypervisor, _triple(r.max), _triple(r.host))
-
-
-def _same(old: InstanceReport | None, new: InstanceReport) -> bool:
-    """Whether a report says nothing new. What an instance was launched with (type, image,
-    owner, time) never changes; its state, reason, node, addresses and volumes do."""
-    if old is None:
-        return False
-    if old is new:
-        return True
-    return (old.state == new.state and old.reason == new.reason and old.node_id == new.node_id
-            and old.network == new.network and old.volumes == new.volumes)
-
-
-def _is_live(report: InstanceReport) -> bool:
-    return report.state != "terminated"
-
-
-def _answering_state(resources: NodeResources) -> NodeState:
-    """The state of a node that just answered: its own power state says awake or asleep."""
-    return "asleep" if resources.power == "asleep" else "up"
-
-
-def cluster_instance(node: TrackedNode, report: InstanceReport,
-                     lost_after: float | None = None) -> ClusterInstance:
-    """An instance as the zone describes it: with its node's state, and when that node is down
-    the reason its report is only the last one; down for `lost_after` seconds or more, the node
-    is lost and so is the instance (terminated, the reason naming the node)."""
-    item = ClusterInstance(**dict(report), node_state=node.state)  # type: ignore[arg-type]
-    if node.state == "down" and _is_live(report):
-        seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
-        if lost_after is not None and node.last_seen is not None \
-                and (utcnow() - node.last_seen).total_seconds() >= lost_after:
-            item.state = "terminated"
-            item.reason = StateReason(
-                code="Server.InternalError",
-                message=(f"node {node.name} was lost: down since {seen} ({node.last_error}), "
-                         f"longer than NODE_LOST_GRACE ({lost_after:g} s)"))
-            return item
-        item.reason = StateReason(
-            code="Server.InternalError",
-            message=(f"node {node.name} is down: it has not answered "
-                     f"{node.missed_polls} polls (last seen {seen}; {node.last_error}); "
-                     "this is its last report"))
-    return item
-
-
-class NodeViews(Sequence[NodeView]):
-    """The nodes in registration order as policies see them, each view made only when a
-    policy asks for it: a decision on a zone of 20,000 nodes looks at a handful."""
-
-    def __init__(self, nodes: list[TrackedNode], held: Callable[[str], Resources]) -> None:
-        self._nodes = nodes
-        self._held = held
-
-    def __len__(self) -> int:
-        return len(self._nodes)
-
-    @overload
-    def __getitem__(self, index: int) -> NodeView: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[NodeView]: ...
-
-    def __getitem__(self, index: int | slice) -> NodeView | Sequence[NodeView]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        node = self._nodes[index]
-        resources = node.resources
-        if resources is None:
-            # Never answered, so down: the Awake filter turns it away.
-            return NodeView(index=index, name=node.name, url=node.url, state=node.state,  # type: ignore[arg-type]
-                            free=ZERO, max=ZERO)
-        held = self._held(node.url)
-        free = resources.free if held is ZERO else resources.free.minus(held)
-        return NodeView(index=index, name=node.name, url=node.url, state=node.state,  # type: ignore[arg-type]
-                        free=free, max=resources.max)
-
-    def index_of(self, url: str) -> int:
-        return next(i for i, n in enumerate(self._nodes) if n.url == url)
-
-
 class NodeRegistry:
     def __init__(self, stored: Iterable[StoredNode], config_nodes: list[str], nc_port: int,
                  listener: Listener | None = None) -> None:
@@ -186,7 +62,6 @@ class NodeRegistry:
         self._ordered: list[TrackedNode] | None = None
         self._where: dict[str, str] = {}           # instance id -> node URL
         self._dirty: set[str] = set()              # node URLs to write (or delete)
-        self._capacity_cache: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
         for node in stored:
             tracked = TrackedNode(**{**vars(node), "instances": {}})
             self._nodes[node.url] = tracked
@@ -220,6 +95,15 @@ class NodeRegistry:
             return self._nodes[name_or_url.rstrip("/")]
         return next((n for n in self._nodes.values() if n.node_id == name_or_url), None)
 
+    def namesake(self, url: str) -> TrackedNode | None:
+        """Another node that goes by the same name as the node at `url` (two NCs reporting one
+        node id: hosts left with the default PUBLIC_HOST, 127.0.0.1, or one NC registered
+        under two addresses). The zone's capacity and placements are counted by name."""
+        node = self._nodes.get(url.rstrip("/"))
+        if node is None or not node.node_id:
+            return None
+        return next((n for n in self._nodes.values() if n.url != node.url and n.name == node.name), None)
+
     def by_process(self) -> dict[str, list[TrackedNode]]:
         """The nodes grouped by the NC process that serves them (its root URL)."""
         groups: dict[str, list[TrackedNode]] = {}
@@ -252,7 +136,6 @@ class NodeRegistry:
 
     def _forget(self, url: str) -> None:
         node = self._nodes.pop(url, None)
-        self._capacity_cache.pop(url, None)
         if node is not None:
             self._index(url, node.instances, {})
         self._ordered = None
@@ -276,13 +159,13 @@ class NodeRegistry:
         if poll_started >= node.changed_at:
             # Power state and instance list only from an answer newer than our own last call
             # or push, or a wake/run we just made would be undone until the next poll.
-            node.state = _answering_state(resources)
+            node.state = answering_state(resources)
             fresh = {r.instance_id: r for r in reports}
-            changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
+            changed = [r for r in reports if not same_report(node.instances.get(r.instance_id), r)]
             if changed or fresh.keys() != node.instances.keys():
                 self._set_instances(node, fresh)
         elif node.state == "down":
-            node.state = _answering_state(resources)
+            node.state = answering_state(resources)
         self._set_resources(node, resources)
         self._after(node, before, persisted, capacity, changed)
         return before if before != node.state else None
@@ -300,8 +183,8 @@ class NodeRegistry:
         node.missed_polls = 0
         node.last_seen = utcnow()
         node.last_error = None
-        node.state = _answering_state(resources)
-        changed = [r for r in reports if not _same(node.instances.get(r.instance_id), r)]
+        node.state = answering_state(resources)
+        changed = [r for r in reports if not same_report(node.instances.get(r.instance_id), r)]
         if changed:
             self._set_instances(node, {**node.instances, **{r.instance_id: r for r in changed}})
         self._set_resources(node, resources)
@@ -314,7 +197,7 @@ class NodeRegistry:
         if node is None:
             return
         node.changed_at = time.monotonic()
-        if _same(node.instances.get(report.instance_id), report):
+        if same_report(node.instances.get(report.instance_id), report):
             return
         persisted, capacity = _persisted(node), _capacity(node)
         self._set_instances(node, {**node.instances, report.instance_id: report})
@@ -330,7 +213,7 @@ class NodeRegistry:
         before, persisted, capacity = node.state, _persisted(node), _capacity(node)
         node.changed_at = time.monotonic()
         node.node_id = resources.node_id
-        node.state = _answering_state(resources)
+        node.state = answering_state(resources)
         node.missed_polls = 0
         node.last_seen = utcnow()
         self._set_resources(node, resources)
@@ -369,31 +252,10 @@ class NodeRegistry:
     def _set_instances(self, node: TrackedNode, instances: dict[str, InstanceReport]) -> None:
         self._index(node.url, node.instances, instances)
         node.instances = instances
-        cores = memory = disk = 0
-        for report in instances.values():
-            if _is_live(report):
-                need = report.vm.needs()
-                cores += need.cores
-                memory += need.memory_mb
-                disk += need.disk_gb
-        node.booked = (cores, memory, disk)
+        node.booked = booked_by(instances.values())
 
     def _set_resources(self, node: TrackedNode, resources: NodeResources) -> None:
-        # Free is recomputed from the instance list the CC keeps (what the NC books for an
-        # instance is VmType.needs()): the NC's own free figure may be read a moment before or
-        # after its list, and the CC's reservations end when an instance enters that list, so
-        # list plus held reservations counts each instance exactly once.
-        top, (cores, memory, disk) = resources.max, node.booked
-        free = (top.cores - cores, top.memory_mb - memory, top.disk_gb - disk)
-        old = node.resources
-        if old is not None and _figures(old) == _figures(resources) and _triple(old.free) == free:
-            # The same figures as before: keep the object, so that whoever compares or caches
-            # by it (the capacity view, the rows to write) sees no change.
-            return
-        if _triple(resources.free) != free:
-            resources = resources.model_copy(update={"free": Resources(
-                cores=free[0], memory_mb=free[1], disk_gb=free[2])})
-        node.resources = resources
+        node.resources = recounted(node.resources, resources, node.booked)
 
     def _index(self, url: str, old: dict[str, InstanceReport], new: dict[str, InstanceReport]) -> None:
         for iid in old.keys() - new.keys():
@@ -403,7 +265,7 @@ class NodeRegistry:
             # An EBS-backed instance started again after a stop may run on another node while
             # its old node still reports it terminated: the live report says where it is.
             where = self._where.get(iid)
-            if where is None or where == url or _is_live(report):
+            if where is None or where == url or is_live(report):
                 self._where[iid] = url
 
     def _after(self, node: TrackedNode, before: str, persisted: tuple[object, ...],
@@ -446,44 +308,6 @@ class NodeRegistry:
     def locate(self, instance_id: str) -> TrackedNode | None:
         url = self._where.get(instance_id)
         return self._nodes.get(url) if url is not None else None
-
-    def views(self, held: Callable[[str], Resources]) -> NodeViews:
-        """Every node in registration order, as policies see it, each with the CC's
-        reservations (`held(url)`) taken off its free figures."""
-        return NodeViews(self.nodes(), held)
-
-    def capacity(self, held: Callable[[str], Resources]) -> list[NodeCapacity]:
-        """The nodes with known figures, as the CLC admits work against them. Pushed whole on
-        every change, so each node's entry is remade only when its figures or its
-        reservations were replaced (both are replaced on change, never changed in place)."""
-        out: list[NodeCapacity] = []
-        for node in self.nodes():
-            resources = node.resources
-            if resources is None:
-                continue
-            taken = held(node.url)
-            key = (node.name, node.state, id(resources), id(taken))
-            cached = self._capacity_cache.get(node.url)
-            if cached is None or cached[0] != key:
-                entry = NodeCapacity(
-                    name=node.name, state=node.state,  # type: ignore[arg-type]
-                    free=resources.free if taken is ZERO else resources.free.minus(taken),
-                    max=resources.max)
-                # The objects are kept with the entry so their ids cannot be reused meanwhile.
-                cached = (key, entry, resources, taken)
-                self._capacity_cache[node.url] = cached
-            out.append(cached[1])
-        return out
-
-    def info(self, node: TrackedNode, held: Resources) -> NodeInfo:
-        return NodeInfo(
-            name=node.name, url=node.url, source=node.source,  # type: ignore[arg-type]
-            position=node.position, state=node.state,  # type: ignore[arg-type]
-            missed_polls=node.missed_polls, last_seen=node.last_seen, last_error=node.last_error,
-            max=node.resources.max if node.resources else None,
-            free=node.resources.free.minus(held) if node.resources else None,
-            reserved=held, instances=len(node.live_instances()),
-            idle_since=node.idle_since)
 
     def instances(self) -> list[ClusterInstance]:
         return [cluster_instance(node, report, self.lost_after)

@@ -32,6 +32,7 @@ from clc.reconcile import Reconciler
 from clc.service_status import services_router
 from clc.storage_client import ScStorageClient
 from clc.tiny_image_route import tiny_image_router
+from clc.volume_settler import VolumeSettler
 from clc.volume_work import VolumeWork
 from clc.walrus_client import HttpWalrus
 from clc.zone_events import zone_events_router
@@ -95,8 +96,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         # The instance reconciliation loop runs as long as the app serves.
         stop = asyncio.Event()
         task = asyncio.create_task(reconciler.run(stop))
-        # Volumes and snapshots settle from what the SC reports (clc/volume_work.py).
-        volume_task = asyncio.create_task(volume_work.run(stop))
+        # Volumes and snapshots settle from what the SC reports (clc/volume_settler.py).
+        volume_task = asyncio.create_task(volume_settler.run(stop))
         try:
             yield
         finally:
@@ -114,7 +115,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app, recorder = make_service_app("clc", config.CLOUD_SECRET, config.LOG_LEVEL, lifespan=lifespan)
     network = NetworkSync(config, db, zone_client)
     launches = Launches(config, db, zone_client, recorder, network=network, storage=storage)
-    volume_work = VolumeWork(config, db, storage, zone_client, recorder)
+    volume_work = VolumeWork(db, storage, zone_client, recorder)
+    volume_settler = VolumeSettler(config, db, storage, volume_work)
     reconciler = Reconciler(config, db, zone_client, launches, recorder, network=network,
                             disks_reported=volume_work.disks_reported)
     app.state.db = db
@@ -136,7 +138,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     endpoint = Ec2Endpoint(config, db, recorder, zones=zone_client, launches=launches,
                            walrus=walrus, network=network, storage=storage,
-                           volumes=volume_work, metrics=app.state.metrics)
+                           volumes=volume_work, settler=volume_settler,
+                           metrics=app.state.metrics)
     # EC2 calls skip FastAPI's routing and http middleware (clc/ec2_endpoint.py, Ec2FrontDoor);
     # the routes stay, so other methods on these paths still get FastAPI's 405.
     app.add_middleware(Ec2FrontDoor, endpoint=endpoint)

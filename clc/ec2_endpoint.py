@@ -21,6 +21,7 @@ from clc.api.registry import Context, accepted_params, eucalyptus_handler_for, h
 from clc.network_sync import NetworkSync
 from clc.placement import Launches
 from clc.storage_client import StorageClient
+from clc.volume_settler import VolumeSettler
 from clc.volume_work import VolumeWork
 from clc.walrus_client import WalrusClient
 from clc.zones_client import ZoneClient
@@ -72,7 +73,8 @@ class Ec2Endpoint:
                  zones: ZoneClient | None = None, launches: Launches | None = None,
                  network: NetworkSync | None = None,
                  walrus: WalrusClient | None = None, storage: StorageClient | None = None,
-                 volumes: VolumeWork | None = None, metrics: ServiceMetrics | None = None) -> None:
+                 volumes: VolumeWork | None = None, settler: VolumeSettler | None = None,
+                 metrics: ServiceMetrics | None = None) -> None:
         self._config = config
         self._metrics = metrics
         self._db = db
@@ -83,6 +85,7 @@ class Ec2Endpoint:
         self._walrus = walrus
         self._storage = storage
         self._volumes = volumes
+        self._settler = settler
         # Every call looks its key up; a short cache spares the database most of those reads.
         self._keys: KeyCache[AccessKeyInfo] = KeyCache(self._lookup, ttl=KEY_CACHE_SECONDS)
 
@@ -179,7 +182,7 @@ class Ec2Endpoint:
                        is_admin=caller.is_admin, request_id=request_id, config=self._config,
                        recorder=self._recorder, zones=self._zones,
                        launches=self._launches, walrus=self._walrus, network=self._network,
-                       storage=self._storage, volumes=self._volumes)
+                       storage=self._storage, volumes=self._volumes, settler=self._settler)
 
     def _dispatch(self, action: str, handler: Callable[..., Any], params: dict[str, Any],
                   caller: AccessKeyInfo, request_id: str) -> bytes:

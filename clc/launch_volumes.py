@@ -244,7 +244,7 @@ def _wait_available(db: Database, storage: StorageClient, zone: str, disks: list
 
 def abandon(db: Database, storage: StorageClient, zone: str, disks: list[BootDisk]) -> None:
     """A launch that never started: the volumes it made and did not attach are deleted (the
-    settle pass of clc/volume_work.py gives back, or deletes, those recorded attaching)."""
+    settle pass of clc/volume_settler.py gives back, or deletes, those recorded attaching)."""
     for disk in disks:
         if disk.create is None:
             continue

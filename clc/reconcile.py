@@ -42,6 +42,7 @@ from services.clock import KEEP_TERMINATED, aware, utcnow
 from services.config import CloudConfig
 from services.db import Database
 from services.messages.cluster import ClusterInstance, ZoneEvents
+from services.rounds import in_rounds
 from services.tracing import TraceRecorder
 
 LOG = logging.getLogger(__name__)
@@ -270,12 +271,4 @@ class Reconciler:
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.run_once)
-            except Exception:  # noqa: BLE001 - one bad round must not end the loop; it is logged
-                LOG.exception("reconcile round failed")
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
+        await in_rounds(stop, self.run_once, self.interval, "reconcile round", LOG)

@@ -4,7 +4,7 @@ createVolumePermission rules.
 
 States are EC2's: pending -> completed, or error. The SC takes the point-in-time step while
 CreateSnapshot waits and uploads to Walrus afterwards; its SnapshotInfo's progress becomes
-the snapshot's (clc/volume_work.py polls it). A CopySnapshot shares the stored bytes of its
+the snapshot's (clc/volume_settler.py polls it). A CopySnapshot shares the stored bytes of its
 source (`data_id`), so the bytes leave Walrus only with the last snapshot that names them."""
 
 from __future__ import annotations

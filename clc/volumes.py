@@ -6,7 +6,7 @@ before anything changes.
 States are EC2's: creating -> available -> in-use -> deleting -> deleted, or error; an
 attachment goes attaching -> attached -> detaching -> detached (a detached attachment is no
 attachment: its columns are cleared and the volume is available again). The CLC records what
-the user asked; the zone's SC reports what exists, and clc/volume_work.py settles the one
+the user asked; the zone's SC reports what exists, and clc/volume_settler.py settles the one
 towards the other."""
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the seams' types only; handlers get them from the endpoint
     from clc.network_sync import NetworkSync
     from clc.placement import Launches
     from clc.storage_client import StorageClient
+    from clc.volume_settler import VolumeSettler
     from clc.volume_work import VolumeWork
     from clc.walrus_client import WalrusClient
     from clc.zones_client import ZoneClient
@@ -101,7 +102,8 @@ class Context:
     walrus: WalrusClient | None = None    # manifests and image preparation
     network: NetworkSync | None = None    # tells each zone's CC what its network must be
     storage: StorageClient | None = None  # the SC of each zone
-    volumes: VolumeWork | None = None     # attach/detach/delete after the answer, settling
+    volumes: VolumeWork | None = None     # attach/detach/delete after the answer
+    settler: VolumeSettler | None = None  # settles what the SCs report; sweeps their strays
     extra: dict[str, Any] = field(default_factory=dict)
 
     def new_id(self, prefix: str, digits: int = 8) -> str:

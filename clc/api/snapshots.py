@@ -3,7 +3,8 @@ Describe/Modify/ResetSnapshotAttribute (createVolumePermission), CopySnapshot.
 
 CreateSnapshot waits for the SC's point-in-time step (a fraction of a second), inside a freeze
 of the guest's file systems when the volume is attached to a running instance
-(clc/snapshot_freeze.py), and answers `pending`; the upload's progress arrives through clc/volume_work.py's settle pass."""
+(clc/snapshot_freeze.py), and answers `pending`; the upload's progress arrives through
+clc/volume_settler.py's pass."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def _snapshot_of(ctx: Context, volume: Volume, description: str,
         raise EC2Error("IncorrectState", f"The volume '{volume.id}' is in the '{volume.state}' state.")
     snapshot_id = ctx.new_id("snap")
     storage = _storage(ctx)
-    if ctx.volumes is not None:
-        ctx.volumes.unrecorded(ctx.db, snapshot_id)
+    if ctx.settler is not None:
+        ctx.settler.unrecorded(ctx.db, snapshot_id)
     info, point = snapshot_freeze.taken(
         ctx.zones, volume.zone, _running_guest(ctx, volume), volume.id,
         lambda: storage.create_snapshot(volume.zone, ScCreateSnapshot(snapshot_id=snapshot_id,

@@ -3,7 +3,8 @@ DescribeVolumeAttribute, ModifyVolume, AttachVolume, DetachVolume.
 
 Create and Modify ask the zone's SC on the request (its refusal — VolumeLimitExceeded, a
 snapshot it cannot find — is the user's answer, and nothing is recorded); attach, detach and
-delete record the wish, answer, and leave the SC and CC calls to clc/volume_work.py."""
+delete record the wish, answer, and leave the SC and CC calls to clc/volume_work.py; a new volume's state comes from
+clc/volume_settler.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from clc.api.registry import Context, action
 from clc.instances import owned as owned_instances
 from clc.models.volumes import Volume
 from clc.storage_client import StorageClient
+from clc.volume_settler import VolumeSettler
 from clc.volume_view import attachment_dict, filters, status_dict, volume_dict
 from clc.volume_work import VolumeWork
 from services.clock import utcnow
@@ -32,6 +34,12 @@ def _work(ctx: Context) -> VolumeWork:
     if ctx.volumes is None:
         raise EC2Error("Unavailable", "This cloud has no storage controller.", 503)
     return ctx.volumes
+
+
+def _settler(ctx: Context) -> VolumeSettler:
+    if ctx.settler is None:
+        raise EC2Error("Unavailable", "This cloud has no storage controller.", 503)
+    return ctx.settler
 
 
 def _tags(ctx: Context, rows: list[Volume]) -> dict[str, dict[str, str]]:
@@ -79,7 +87,7 @@ def create_volume(ctx: Context, AvailabilityZone: str, Size: int | None = None,
         tagging.validated_tags(spec.get("Tags"))
     volume_id = ctx.new_id("vol")
     # Nothing is written before this call: a refusal (VolumeLimitExceeded) changes nothing.
-    _work(ctx).unrecorded(ctx.db, volume_id)
+    _settler(ctx).unrecorded(ctx.db, volume_id)
     info = _storage(ctx).create_volume(AvailabilityZone, ScCreateVolume(
         volume_id=volume_id, size_gib=size,
         snapshot_id=snapshot.data_id if snapshot is not None else None))
@@ -93,7 +101,7 @@ def create_volume(ctx: Context, AvailabilityZone: str, Size: int | None = None,
               snapshot=SnapshotId, sc_state=info.state)
     answer = volume_dict(row, {t["Key"]: t["Value"] for t in tags})
     ctx.db.commit()
-    _work(ctx).settle(AvailabilityZone, volume_id)
+    _settler(ctx).settle(AvailabilityZone, volume_id)
     return answer
 
 

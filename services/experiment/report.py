@@ -1,7 +1,7 @@
 """From recordings to the table and the plots. Every column but the placement times is
-computed from samples taken at workload times on a settled cloud, so it depends on the
-workload and the policy only; the placement times are measured (real seconds) and are left
-out of `reproducible()`, the part of a row the same seed must give again."""
+computed from samples taken at workload times on a settled cloud; the placement times are
+measured (real seconds) and are left out of `reproducible()`, the part of a row the same seed
+must give again (the time-weighted columns only approximately: see there)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ class Summary:
     p99_placement_s: float           # measured
 
     def reproducible(self) -> dict[str, object]:
+        """The row without the measured placement times: what the same seed gives again.
+        The counted columns (refused, peak_awake, nodes_used, peak_running, overbooked) come
+        back the same to the letter; the time-weighted ones (mean_awake, node_hours,
+        mean_utilization) integrate when the CC put nodes to sleep and woke them, on its own
+        clock, so a busy host moves them a little (0.87 against 0.88 awake at --speed 120)
+        and they are compared approximately: within 10% (or 0.05), as
+        tests/experiment/test_compare.py does."""
         row = asdict(self)
         del row["p50_placement_s"], row["p99_placement_s"]
         return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -174,12 +175,14 @@ class FakeNc:
 class ClcStandIn:
     """Collects the ZoneEvents a CC pushes to CLC_ZONE_EVENTS_ROUTE."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, delay: float = 0.0) -> None:
         self.received: list[ZoneEvents] = []
         self.app = FastAPI()
 
         @self.app.post(CLC_ZONE_EVENTS_ROUTE, dependencies=[Depends(InternalAuth(secret))])
         def zone_events(body: ZoneEvents) -> dict[str, str]:
+            # A busy CLC: it takes `delay` seconds to take a push (sync: in the threadpool).
+            time.sleep(delay)
             self.received.append(body)
             return {}
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.messages.cluster import CC_DESCRIBE_ROUTE, DescribeZone, ZoneReport
+from services.messages.cluster import (CC_DESCRIBE_ROUTE, CC_NODES_ROUTE, DescribeZone, NodeInfo,
+                                       RegisterNode, ZoneReport)
+from services.internal import InternalCallError
 from services.messages.node import Subscription
 from tests.cc.cc_process import CcProcess, start_cc, wait_for
 from tests.cc.conftest import SECRET
@@ -124,3 +126,35 @@ def test_a_malformed_answer_is_logged_as_a_bug_and_no_node_goes_down(start_zone)
         log = zone.cc.log()
         assert f"poll of the NC process at {url} failed (a bug, not a down node)" in log
         assert "ValidationError" in log
+
+
+def test_a_registration_answers_once_the_clc_has_the_new_nodes_capacity(start_zone):
+    """RunInstances is admitted against the CLC's view: a launch right after `eucasim node
+    register` must find the new node there, however slowly the CLC takes the push."""
+    nc, clc = FakeNc(SECRET, NODES[:2]), ClcStandIn(SECRET, delay=1.0)
+    with running(nc.app) as nc_url, running(clc.app) as clc_url:
+        zone = start_zone([nc_url + NODES[0]], NC_POLLING_FREQUENCY=3600)
+        zone.wait_states({"node-1": "up"})
+        zone.call("POST", CC_DESCRIBE_ROUTE,
+                  DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")), ZoneReport)
+        info = zone.call("POST", CC_NODES_ROUTE, RegisterNode(url=nc_url + NODES[1]), NodeInfo)
+        assert (info.name, info.state) == ("node-2", "up")
+        # Already there when the registration answered: no wait for the push.
+        assert any(n.name == "node-2" and n.state == "up"
+                   for e in clc.received if e.capacity for n in e.capacity.nodes)
+
+
+def test_a_second_node_of_the_same_name_is_refused_and_says_why(start_zone):
+    """Two hosts whose NCs report one node id (each left with the default PUBLIC_HOST) would be
+    counted as one node: the second registration is refused and leaves nothing behind."""
+    first, second = FakeNc(SECRET, ["/node-1"]), FakeNc(SECRET, ["/node-1"])
+    with running(first.app) as first_url, running(second.app) as second_url:
+        zone = start_zone([first_url + "/node-1"], NC_POLLING_FREQUENCY=3600)
+        zone.wait_states({"node-1": "up"})
+        with pytest.raises(InternalCallError) as refused:
+            zone.call("POST", CC_NODES_ROUTE, RegisterNode(url=second_url + "/node-1"), NodeInfo)
+        assert refused.value.status == 409
+        message = refused.value.detail["message"]
+        assert f"at {second_url}/node-1 calls itself 'node-1', as the one at {first_url}/node-1" in message
+        assert "PUBLIC_HOST" in message
+        assert [(n.url, n.state) for n in zone.nodes().nodes] == [(first_url + "/node-1", "up")]

@@ -5,7 +5,8 @@ zone-2, all without nodes; one set of processes for the module.
 - Cloud properties (`eucasim property get|set`): each applied at once, the CC's through its
   settings route, the CLC's on its own configuration; every refusal changes nothing.
 - A zone's services on hosts of their own (`eucasim register-cluster|register-sc`, and
-  deregister): the CLC's calls for zone-2 then go to them, and describe-services lists them."""
+  deregister): the CLC's calls for zone-2 then go to them, describe-services lists them, and
+  `eucasim status` shows zone-2's CC with its nodes beside zone-1's."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
@@ -34,7 +35,8 @@ from services.db import Database
 from services.internal import InternalCallError, InternalClient
 from services.messages.admin import (NewValue, PropertyList, PropertyView, ServiceList,
                                      ZoneServiceList, ZoneServiceSpec, ZoneServiceView)
-from services.messages.cluster import CC_SETTINGS_ROUTE, ClusterSettings, NodeList
+from services.messages.cluster import (CC_NODE_ROUTE, CC_NODES_ROUTE, CC_SETTINGS_ROUTE,
+                                       ClusterSettings, NodeInfo, NodeList, RegisterNode)
 from services.messages.identity import AccessKeyInfo
 from services.messages.storage import SC_VOLUMES_ROUTE, VolumeList
 from tests.cc.cc_process import CcProcess, start_cc
@@ -53,9 +55,9 @@ class Zones:
     cc2: CcProcess
     sc2: ScProcess
 
-    def eucasim(self, *args: str, ok: bool = True) -> Any:
+    def eucasim(self, *args: str, ok: bool = True, **settings: str) -> Any:
         env = {"CLOUD_SECRET": SECRET, "CLC_PORT": str(self.clc.config.CLC_PORT), "COLUMNS": "200",
-               "EUCASIM_HOME": str(self.clc.config.EUCASIM_HOME)}
+               "EUCASIM_HOME": str(self.clc.config.EUCASIM_HOME), **settings}
         result = runner.invoke(app, list(args), env=env)
         assert (result.exit_code == 0) == ok, result.output
         return result
@@ -286,6 +288,24 @@ def test_the_clc_calls_zone_2s_registered_services(zones: Zones) -> None:
         assert volume in [v.volume_id for v in sc2.call("GET", SC_VOLUMES_ROUTE, None, VolumeList).volumes]
     finally:
         sc2.close()
+
+
+def test_status_shows_every_zones_cluster_controller_and_its_nodes(zones: Zones) -> None:
+    # A node of zone-2's own CC; nothing answers at its address, so it is listed down.
+    node = "http://127.0.0.1:9/node-z2"
+    zones.cc2.client.call("POST", CC_NODES_ROUTE, RegisterNode(url=node), NodeInfo)
+    try:
+        # The command's own configuration names zone-1 alone: zone-2's CC is found through
+        # the CLC's list of registered services.
+        shown = " ".join(zones.eucasim("status", CC_URL=zones.cc1.url).stdout.split())
+    finally:
+        zones.cc2.client.call("DELETE", CC_NODE_ROUTE.format(name=quote(node, safe="")), None, NodeInfo)
+    # rich wraps a table's title to the table's width: the words are compared, not the lines.
+    assert "cc cc-2 (zone-2)" in shown      # the services table: its health too
+    zone_1, zone_2 = shown.split("Nodes of zone-1 (", 1)[1].split("Nodes of zone-2 (", 1)
+    assert f"the configured CC at {zones.cc1.url})" in zone_1 and node not in zone_1
+    assert f"cc-2 at {zones.cc2.url})" in zone_2 and node in zone_2
+    assert "Instances in zone-1" in zone_1 and "Instances in zone-2" in zone_2
 
 
 def test_bad_registrations_are_refused_and_change_nothing(zones: Zones) -> None:

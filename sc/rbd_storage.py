@@ -76,7 +76,14 @@ def pick_monitor(mon_host: str) -> tuple[str, int]:
 
 
 class DiffReader:
-    """The allocated extents of one RBD snapshot, streamed from `rbd export-diff`."""
+    """The allocated extents of one RBD snapshot, streamed from `rbd export-diff`.
+
+    RBD reports extents at its object store's grain — memstore, for one, from the start of a
+    4 MiB object to its last written byte — so an extent may hold long runs of zeros. Pieces
+    are cut at GRAIN boundaries, so the upload's zero check (sc/snapstore.py) drops those runs
+    64 KiB at a time instead of sending them inside a piece that also holds data."""
+
+    GRAIN = 64 * 1024
 
     def __init__(self, stream: IO[bytes], size: int, data_bytes: int) -> None:
         self.stream = stream
@@ -110,8 +117,12 @@ class DiffReader:
             elif tag == b"w":
                 offset, length = struct.unpack("<QQ", self._exact(16))
                 self._position, self._left = offset, length
-                for start in range(offset, offset + length, piece):
-                    yield start, min(piece, offset + length - start)
+                grain = min(piece, self.GRAIN)
+                start, end = offset, offset + length
+                while start < end:
+                    stop = min(end, (start // grain + 1) * grain)
+                    yield start, stop - start
+                    start = stop
                 if self._left:      # the consumer skipped bytes: keep the stream in step
                     self._skip(self._left)
                     self._left = 0

@@ -116,7 +116,10 @@ class SnapshotStore:
                     if buffer.startswith(zeros[:take], filled):
                         progress(take)
                     else:
-                        extents.append(SnapshotExtent(offset=offset, length=take))
+                        if extents and extents[-1].offset + extents[-1].length == offset:
+                            extents[-1].length += take  # a run read in several pieces
+                        else:
+                            extents.append(SnapshotExtent(offset=offset, length=take))
                         filled += take
                         if filled == part_size:
                             flush(buffer, extents)

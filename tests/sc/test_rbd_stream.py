@@ -30,7 +30,10 @@ def test_only_written_extents_are_pieces_and_each_reads_its_own_bytes() -> None:
         view = memoryview(bytearray(length))
         reader.read_into(offset, view)
         got.append((offset, bytes(view)))
+    # Cut at multiples of the piece size (the grain, at most 64 KiB), not from each extent's start.
     assert got == [(4096, b"aaaa"), (4100, b"aaaa"), (4104, b"aa"), (1 << 20, b"bbbb"), ((1 << 20) + 4, b"b")]
+    reader = DiffReader(stream(w(3, b"c" * 10)), size=100, data_bytes=10)
+    assert list(reader.pieces(4))[:1] == [(3, 1)]
 
 
 def test_a_piece_the_reader_skips_does_not_put_the_stream_out_of_step() -> None:

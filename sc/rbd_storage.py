@@ -28,6 +28,7 @@ import logging
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +158,15 @@ class DiffWriter:
             self.stream.write(data)
 
 
+def _end(process: subprocess.Popen[bytes], grace: float = 60.0) -> int:
+    """Wait for an `rbd` stream process to end by itself; killed only when it will not."""
+    try:
+        return process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 class RbdStorage:
     backend = "rbd"
 
@@ -221,15 +231,23 @@ class RbdStorage:
             raise ValueError(f"{locator} is larger than {size_bytes} bytes; volumes only grow")
         self._run("resize", "--size", f"{size_bytes}B", image_spec(locator))
 
-    def delete(self, locator: str) -> None:
+    def delete(self, locator: str, watch_timeout: float = 45.0) -> None:
         image = image_spec(locator)
         for snap in self._snapshots(image):
             self._drop_snapshot(image, snap["name"], protected=snap.get("protected") == "true")
-        try:
-            self._run("rm", image)
-        except RbdError as exc:
-            if not self._missing(exc):
-                raise
+        deadline = time.monotonic() + watch_timeout
+        while True:
+            try:
+                self._run("rm", image)
+                return
+            except RbdError as exc:
+                if self._missing(exc):
+                    return
+                # A client that died with the image open (a node's QEMU, a killed rbd) holds
+                # its watch until the OSD times it out (30 s): wait that out.
+                if "has watchers" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
 
     def exists(self, locator: str) -> bool:
         try:
@@ -296,14 +314,13 @@ class RbdStorage:
         assert process.stdout is not None and process.stderr is not None
         try:
             yield DiffReader(process.stdout, size, data_bytes)
-        except BaseException:
-            process.kill()
-            raise
         finally:
+            # Closed, not killed, when the upload stops early: export-diff then fails on its
+            # next write and closes the image as a client should (see _end).
             process.stdout.close()
+            code = _end(process)
             errors = process.stderr.read().decode(errors="replace").strip()
             process.stderr.close()
-            code = process.wait()
         if code != 0:
             raise RbdError(f"rbd export-diff {spec} exited with {code}: {errors[-1500:]}")
 
@@ -358,15 +375,25 @@ class RbdStorage:
             process.stdin.write(DIFF_HEADER)
             yield DiffWriter(process.stdin)
             process.stdin.write(b"e")
-            process.stdin.close()
         except BaseException:
-            process.kill()
-            process.wait()
+            # A stream cut short (no `e`): import-diff fails and closes the image itself.
+            # Killed instead, it would leave its watch on the image for the OSD's 30 s
+            # timeout, and nothing could remove the image until then.
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            _end(process)
             process.stderr.close()
             raise
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        _end(process)
         errors = process.stderr.read().decode(errors="replace").strip()
         process.stderr.close()
-        if process.wait() != 0:
+        if process.returncode != 0:
             raise RbdError(f"rbd import-diff into {spec} exited with {process.returncode}: {errors[-1500:]}")
 
     def describe(self) -> str:

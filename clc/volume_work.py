@@ -295,4 +295,4 @@ class VolumeWork:
 
 def source_of(export: VolumeExportInfo) -> DiskSource:
     return DiskSource(driver=export.driver, path=export.path, host=export.host, port=export.port,
-                      export_name=export.export_name, uri=export.uri)
+                      export_name=export.export_name, user=export.user, uri=export.uri)

@@ -62,7 +62,8 @@ def single_node_settings(config: CloudConfig) -> NodeSettings:
         limits=Limits(config.MAX_CORES, config.MAX_MEM, config.MAX_DISK),
         secret=require_secret(config),
         network=(NodeNetwork(config.VNET_LOCALIP or config.PUBLIC_HOST, config.VNET_PRIVINTERFACE)
-                 if config.VNET_DRIVER == "linux" else None))
+                 if config.VNET_DRIVER == "linux" else None),
+        ceph_keyring=config.NC_CEPH_KEYRING, ceph_conf=config.SC_CEPH_CONF)
 
 
 # The one translation of the NC's behaviour errors into HTTP statuses the CC acts on, at the

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nc.ceph_secret import secret_uuid
 from services.messages.attach import DiskSource
 
 # Our own metadata namespace marks the domains eucasim created; any other domain on the
@@ -199,7 +200,20 @@ def source_problem(source: DiskSource) -> str | None:
         return "missing source information for device (a local volume needs its path)"
     if source.driver != "local" and not (source.host and source.port and source.export_name):
         return f"an {source.driver} volume needs its host, port and export name"
+    if source.driver == "rbd" and not source.user:
+        return "an rbd volume needs the Ceph user to connect as"
     return None
+
+
+def ceph_secrets(domain_xml: str) -> dict[str, str]:
+    """{secret uuid: Ceph user} of every RBD disk's `<auth>` in a domain or a `<disk>`."""
+    root = ET.fromstring(domain_xml)
+    found: dict[str, str] = {}
+    for auth in root.iter("auth"):
+        secret = auth.find("secret")
+        if secret is not None and secret.get("type") == "ceph" and secret.get("uuid"):
+            found[secret.get("uuid", "")] = auth.get("username", "")
+    return found
 
 
 def volume_element(volume: VolumeDisk, unit: int | None) -> ET.Element:
@@ -214,6 +228,11 @@ def volume_element(volume: VolumeDisk, unit: int | None) -> ET.Element:
     else:
         element = ET.Element("disk", type="network", device="disk")
         _sub(element, "driver", name="qemu", type="raw", cache="none")
+        if source.driver == "rbd":
+            # QEMU's librbd connects as the Ceph user with the key libvirt holds as a secret
+            # (nc/ceph_secret.py): the key itself never appears in the domain.
+            auth = _sub(element, "auth", username=source.user or "")
+            _sub(auth, "secret", type="ceph", uuid=secret_uuid(source.user or ""))
         src = _sub(element, "source", protocol=source.driver, name=source.export_name or "")
         _sub(src, "host", name=source.host or "", port=str(source.port or ""))
     _sub(element, "target", dev=volume.target, bus=volume.bus)

@@ -13,6 +13,7 @@ naming this node; anything else on the hypervisor is invisible to the NC."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -79,14 +80,15 @@ def is_fake(uri: str) -> bool:
     return uri.startswith(FAKE_SCHEME)
 
 
-def open_hypervisor(uri: str, domain_type: str, node_id: str) -> Hypervisor:
+def open_hypervisor(uri: str, domain_type: str, node_id: str,
+                    ceph_keys: Callable[[str], str] | None = None) -> Hypervisor:
     """The implementation HYPERVISOR_URI names. libvirt is imported only when asked for, so a
     process of fake nodes needs no compiled libvirt."""
     if is_fake(uri):
         from nc.fake_hypervisor import FakeHypervisor
         return FakeHypervisor(uri, node_id)
     from nc.libvirt_hypervisor import LibvirtHypervisor
-    return LibvirtHypervisor(uri, domain_type, node_id)
+    return LibvirtHypervisor(uri, domain_type, node_id, ceph_keys)
 
 
 def tail_of(path: Path, limit: int) -> bytes:

@@ -3,13 +3,15 @@ both libvirt's test driver (simulated mode) and QEMU/KVM (real mode)."""
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import libvirt
 
+from nc.ceph_secret import KeySource, NoCephKey, secret_xml
 from nc.domain_xml import (NAMESPACE, DomainSpec, VolumeDisk, attached_disk_xml, build_domain_xml,
-                           console_path, has_guest_agent, parse_metadata, volume_disk_xml, with_volume,
-                           without_volume)
+                           ceph_secrets, console_path, has_guest_agent, parse_metadata, source_problem, volume_disk_xml,
+                           with_volume, without_volume)
 from nc.hypervisor import AgentUnavailable, DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from services.ids import INSTANCE_ID
 
@@ -35,8 +37,10 @@ class LibvirtHypervisor:
     """One libvirt connection for one node. `test:///…` URIs make it simulated: the domain
     type is forced to `test` (the only one that driver accepts) and guests never really run."""
 
-    def __init__(self, uri: str, domain_type: str, node_id: str) -> None:
+    def __init__(self, uri: str, domain_type: str, node_id: str,
+                 ceph_keys: KeySource | None = None) -> None:
         self.uri = uri
+        self.ceph_keys = ceph_keys
         self.simulated = uri.startswith("test:")
         self.domain_type = "test" if self.simulated else domain_type
         self.node_id = node_id
@@ -72,8 +76,38 @@ class LibvirtHypervisor:
         model, memory_mb, cpus, *_ = self._call("node info", self._conn.getInfo)
         return HostInfo(cores=int(cpus), memory_mb=int(memory_mb), model=str(model))
 
+    def _ensure_ceph_secrets(self, xml: str) -> None:
+        """Every Ceph secret an RBD disk in `xml` names exists in libvirt with the user's key."""
+        wanted = ceph_secrets(xml)
+        if not wanted or self.simulated:
+            # libvirt's test driver has no secret driver ("virSecretDefineXML: not supported
+            # by the connection driver") but takes the disk's <auth> as it is: the simulated
+            # node records the RBD disk in the domain, and no QEMU ever reads through it.
+            return
+        for uuid, user in wanted.items():
+            with self._lock:
+                try:
+                    secret = self._conn.secretLookupByUUIDString(uuid)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
+                        raise HypervisorError(f"libvirt: look up secret {uuid}: {exc}") from None
+                    secret = None
+            if self.ceph_keys is None:
+                raise HypervisorError(f"libvirt: an RBD volume needs client.{user}'s key, and this "
+                                      "node has no Ceph keyring configured")
+            try:
+                key = base64.b64decode(self.ceph_keys(user))
+            except NoCephKey as exc:
+                raise HypervisorError(f"libvirt: {exc}") from None
+            if secret is None:
+                secret = self._call(f"define the Ceph secret of client.{user}",
+                                    self._conn.secretDefineXML, secret_xml(user))
+            # Set every time: a key the cluster rotated reaches libvirt at the next attach.
+            self._call(f"set the Ceph secret of client.{user}", secret.setValue, key)
+
     def define(self, spec: DomainSpec) -> str:
         xml = build_domain_xml(spec)
+        self._ensure_ceph_secrets(xml)
         self._call(f"define {spec.name}", self._conn.defineXML, xml)
         return xml
 
@@ -145,6 +179,11 @@ class LibvirtHypervisor:
         return self._LIVE_AND_CONFIG if running else libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
     def attach_volume(self, name: str, volume: VolumeDisk) -> None:
+        # What libvirt would refuse only when QEMU opens the disk (an RBD disk without its
+        # user) is refused here, in both modes, as the fake refuses it.
+        problem = source_problem(volume.source)
+        if problem is not None:
+            raise HypervisorError(f"libvirt: attach {volume.volume_id} to {name}: {problem}")
         with self._lock:
             domain = self._require(name)
             current = self.domain_xml(name)
@@ -160,8 +199,10 @@ class LibvirtHypervisor:
             else:
                 # QEMU/KVM: hot-plug into the running guest and its definition together;
                 # libvirt writes the definition only once the live attach succeeded.
+                disk = volume_disk_xml(current, volume)
+                self._ensure_ceph_secrets(disk)
                 self._call(f"attach {volume.volume_id} to {name}", domain.attachDeviceFlags,
-                           volume_disk_xml(current, volume), self._affect(domain))
+                           disk, self._affect(domain))
 
     def detach_volume(self, name: str, volume_id: str) -> None:
         with self._lock:

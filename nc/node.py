@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nc.node_network import NodeNetwork
 from nc.booter import InstanceBooter
+from nc.ceph_secret import key_source
 from nc.hypervisor import open_hypervisor
 from nc.image_cache import ImageCache
 from nc.instance_store import InstanceStore
@@ -42,6 +43,9 @@ class NodeSettings:
     limits: Limits
     secret: str
     network: NodeNetwork | None = None   # builds bridges and VXLAN (VNET_DRIVER=linux)
+    # Where this node finds the Ceph key of an RBD volume's user (nc/ceph_secret.py).
+    ceph_keyring: Path | None = None
+    ceph_conf: Path | None = None
 
 
 def write_node_xml(path: Path) -> Path:
@@ -67,7 +71,8 @@ class NodeRuntime:
         self.recorder = recorder
         self.machine = machine
         self._top: tuple[Resources, Resources] | None = None   # (host figures, maximum from them)
-        self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id)
+        self.hypervisor = open_hypervisor(settings.hypervisor_uri, settings.domain_type, settings.node_id,
+                                          key_source(settings.ceph_keyring, settings.ceph_conf))
         # A simulated node (libvirt's test driver, the fake) has no guest that reads its disks,
         # and a qemu-img process per launch (20-60 ms here) was most of a launch's time on the
         # node and a fifth of RunInstances -> running, so its root disks are sparse copies of

@@ -1,7 +1,8 @@
 """The storage controller service: `uvicorn --factory sc.app:create_app`.
 
-One per zone: volumes as sparse files under SC_VOLUME_PATH, exported to nodes by the SC_EXPORT
-driver, snapshots kept in Walrus. The internal API is in services/messages/storage.py."""
+One per zone: volumes as sparse files under SC_VOLUME_PATH exported to nodes by the SC_EXPORT
+driver, or (SC_BACKEND=rbd) as RBD images in a Ceph pool that nodes open through librbd;
+snapshots kept in Walrus either way. The internal API is in services/messages/storage.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from botocore.config import Config
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from sc import files
+from sc.file_storage import FileStorage
+from sc.rbd_storage import RbdStorage
+from sc.storage import VolumeStorage
 from sc.exports import make_exporters
 from sc.faults import StorageFault
 from sc.jobs import Jobs, KeyedLocks
@@ -37,6 +40,13 @@ from services.service_app import make_service_app
 
 def volume_folder(config: CloudConfig) -> Path:
     return (config.SC_VOLUME_PATH or config.EUCASIM_HOME / "volumes").absolute()
+
+
+def volume_storage(config: CloudConfig) -> VolumeStorage:
+    folder = volume_folder(config)
+    if config.SC_BACKEND == "rbd":
+        return RbdStorage(config.SC_CEPH_CONF.absolute(), config.SC_CEPH_POOL, config.SC_CEPH_USER)
+    return FileStorage(folder, folder / "staging")
 
 
 def walrus_s3(config: CloudConfig, key: AccessKeyInfo | None) -> Callable[[], Any]:
@@ -68,12 +78,16 @@ def create_app(config: CloudConfig | None = None, *, walrus_key: AccessKeyInfo |
     db.upgrade(Path(__file__).parent / "migrations")
     folder = volume_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
-    capacity = config.SC_MAX_STORAGE or files.disk_room_gib(
-        folder, sum(files.allocated_bytes(p) for p in folder.glob("*.img")))
+    storage = volume_storage(config)
+    capacity = config.SC_MAX_STORAGE or storage.room_gib()
     jobs = Jobs()
     locks = KeyedLocks()
     store = SnapshotStore(walrus_s3(config, walrus_key))
-    exporters = make_exporters(config.SC_NBD_ADDRESS or config.PUBLIC_HOST, config.SC_NBD_PORTS)
+    exporters = make_exporters(config.SC_NBD_ADDRESS or config.PUBLIC_HOST, config.SC_NBD_PORTS,
+                               storage if isinstance(storage, RbdStorage) else None)
+    # An RBD image is opened by the node's QEMU itself: SC_EXPORT (a path or qemu-nbd over a
+    # file) applies to the file backend only.
+    export_driver = "rbd" if storage.backend == "rbd" else config.SC_EXPORT
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,9 +102,9 @@ def create_app(config: CloudConfig | None = None, *, walrus_key: AccessKeyInfo |
 
     app, recorder = make_service_app("sc", config.CLOUD_SECRET, config.LOG_LEVEL, lifespan=lifespan)
     sc_gauges(app.state.metrics, db)  # /metrics: volumes and snapshots
-    snapshots = Snapshots(db, folder / "staging", store, config.SC_SNAPSHOT_PART_MIB * 1024 * 1024,
+    snapshots = Snapshots(db, storage, store, config.SC_SNAPSHOT_PART_MIB * 1024 * 1024,
                           jobs, locks, recorder)
-    volumes = Volumes(db, folder, capacity, exporters, config.SC_EXPORT, snapshots, store, jobs,
+    volumes = Volumes(db, storage, capacity, exporters, export_driver, snapshots, store, jobs,
                       locks, recorder)
     app.state.volumes = volumes
     app.state.snapshots = snapshots

@@ -1,4 +1,5 @@
-"""How a node reaches a volume: one small interface, two drivers chosen by SC_EXPORT.
+"""How a node reaches a volume: one small interface; `local` or `nbd` chosen by SC_EXPORT for
+the file backend, `rbd` for the rbd backend (SC_BACKEND).
 
 - `local`: the node opens the file's path (SC and NC on one host, the simulated default);
   nothing runs, nothing to undo.
@@ -6,6 +7,9 @@
   Its pid is recorded so that unexport, SC shutdown and the next SC start can end it, and a
   process whose pid was reused by something else is never killed (its command line must name
   qemu-nbd and this export).
+- `rbd`: nothing runs on the SC: the node's QEMU opens the image itself through librbd (a
+  libvirt network disk, protocol `rbd`) from the cluster's monitors, as the Ceph user the SC
+  names; the node holds that user's key (nc/ceph_secret.py). No process sits in the data path.
 
 A driver's `export` either returns a working export or raises ExportFailed with nothing left
 running; bookkeeping (idempotency per (volume, node), rows) is sc/volumes.py's."""
@@ -23,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from sc.rbd_storage import RbdError, RbdStorage, image_spec
+
 
 class ExportFailed(Exception):
     """The export could not be made; nothing of it is left behind."""
@@ -37,21 +43,24 @@ class ExportTarget:
     port: int | None = None
     export_name: str | None = None
     pid: int | None = None
+    user: str | None = None         # rbd: the Ceph user the node connects as
 
     @property
     def uri(self) -> str:
         if self.driver == "nbd":
             return f"nbd://{self.host}:{self.port}/{self.export_name}"
+        if self.driver == "rbd":
+            return f"rbd://{self.host}:{self.port}/{self.export_name}"
         return Path(self.path).as_uri()
 
 
 class VolumeExport(Protocol):
     driver: str
 
-    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+    def export(self, volume_id: str, path: str | Path, *, port: int | None = None,
                taken: Iterable[int] = ()) -> ExportTarget:
-        """Serve `path`; `port` asks for that port again (a restart), `taken` are ports other
-        exports hold."""
+        """Serve the volume at `path` (its locator, sc/storage.py); `port` asks for that port
+        again (a restart), `taken` are ports other exports hold."""
         ...
 
     def unexport(self, target: ExportTarget) -> None:
@@ -76,9 +85,9 @@ class VolumeExport(Protocol):
 class LocalExport:
     driver = "local"
 
-    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+    def export(self, volume_id: str, path: str | Path, *, port: int | None = None,
                taken: Iterable[int] = ()) -> ExportTarget:
-        if not path.is_file():
+        if not Path(path).is_file():
             raise ExportFailed(f"{path} does not exist")
         return ExportTarget("local", volume_id, str(path))
 
@@ -147,8 +156,9 @@ class NbdExport:
         # Children of this process, kept so that they are reaped (no zombies) once killed.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
-    def export(self, volume_id: str, path: Path, *, port: int | None = None,
+    def export(self, volume_id: str, path: str | Path, *, port: int | None = None,
                taken: Iterable[int] = ()) -> ExportTarget:
+        path = Path(path)
         if not path.is_file():
             raise ExportFailed(f"{path} does not exist")
         busy = set(taken)
@@ -277,7 +287,49 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def make_exporters(address: str, ports: str) -> dict[str, VolumeExport]:
-    """Both drivers: SC_EXPORT picks the one new exports use, while an export keeps the driver
-    it was made with (a configuration change does not orphan a running qemu-nbd)."""
-    return {"local": LocalExport(), "nbd": NbdExport(address, parse_ports(ports))}
+class RbdExport:
+    """The image's name in the pool, the monitor a node's librbd starts from, and the Ceph
+    user it connects as. Nothing to start or end: the export is a record of what the node got."""
+
+    driver = "rbd"
+
+    def __init__(self, storage: RbdStorage) -> None:
+        self.storage = storage
+
+    def export(self, volume_id: str, path: str | Path, *, port: int | None = None,
+               taken: Iterable[int] = ()) -> ExportTarget:
+        locator = str(path)
+        try:
+            if not self.storage.exists(locator):
+                raise ExportFailed(f"{locator} does not exist")
+            host, mon_port = self.storage.monitor()
+        except RbdError as exc:
+            raise ExportFailed(str(exc)) from exc
+        return ExportTarget("rbd", volume_id, locator, host, mon_port, image_spec(locator),
+                            user=self.storage.user)
+
+    def unexport(self, target: ExportTarget) -> None:
+        pass
+
+    def alive(self, target: ExportTarget) -> bool:
+        return True     # nothing of ours runs; whether the image exists is the volume's matter
+
+    def restart(self, target: ExportTarget) -> ExportTarget:
+        return target   # librbd sees a grown image by itself
+
+    def stop_all(self) -> None:
+        pass
+
+    def why(self, target: ExportTarget) -> str:
+        return (f"rbd: the node's QEMU opens {target.export_name} through librbd from the monitor "
+                f"{target.host}:{target.port} as client.{target.user} (no process on the SC)")
+
+
+def make_exporters(address: str, ports: str, rbd: RbdStorage | None = None) -> dict[str, VolumeExport]:
+    """Every driver the configuration allows: SC_EXPORT (or SC_BACKEND=rbd) picks the one new
+    exports use, while an export keeps the driver it was made with (a configuration change
+    does not orphan a running qemu-nbd)."""
+    drivers: dict[str, VolumeExport] = {"local": LocalExport(), "nbd": NbdExport(address, parse_ports(ports))}
+    if rbd is not None:
+        drivers["rbd"] = RbdExport(rbd)
+    return drivers

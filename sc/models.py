@@ -48,6 +48,7 @@ class Export(Base):
     port: Mapped[int | None] = mapped_column(Integer)
     export_name: Mapped[str | None] = mapped_column(String(64))
     pid: Mapped[int | None] = mapped_column(Integer)
+    user: Mapped[str | None] = mapped_column(String(128))   # rbd: the Ceph user the node connects as
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -1,23 +1,27 @@
-"""Snapshots of one zone's volumes: the point-in-time step (sc/files.py `freeze`, under the
-volume's lock, while the request waits), then the upload to Walrus in the background
-(sc/snapstore.py) with `progress` climbing to 100, and what a restore may start from."""
+"""Snapshots of one zone's volumes: the point-in-time step (the storage backend's `freeze`:
+a file clone or an RBD snapshot, under the volume's lock, while the request waits), then the
+upload to Walrus in the background (sc/snapstore.py) with `progress` climbing to 100, and what
+a restore may start from.
+
+A snapshot's `staging_path` is the backend's handle of its point in time while the backend
+holds it: a frozen file until its upload ends, an RBD snapshot until the snapshot (or its
+volume) is deleted — what a new volume can be cloned from."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sc import files
 from sc.faults import StorageFault, incorrect_state, snapshot_not_found, volume_not_found
 from sc.jobs import Jobs, KeyedLocks
 from sc.models import Snapshot, Volume
 from sc.snapstore import Cancelled, SnapshotStore, bucket_for
+from sc.storage import VolumeStorage
 from sc.states import move_snapshot, server_error
 from services.clock import aware, utcnow
 from services.db import Database
@@ -45,10 +49,10 @@ def snapshot_info(row: Snapshot) -> SnapshotInfo:
 
 
 class Snapshots:
-    def __init__(self, db: Database, staging: Path, store: SnapshotStore, part_size: int,
+    def __init__(self, db: Database, storage: VolumeStorage, store: SnapshotStore, part_size: int,
                  jobs: Jobs, locks: KeyedLocks, recorder: TraceRecorder) -> None:
         self.db = db
-        self.staging = staging
+        self.storage = storage
         self.store = store
         self.part_size = part_size
         self.jobs = jobs
@@ -89,20 +93,20 @@ class Snapshots:
             if volume.state not in ("available", "in-use"):
                 raise incorrect_state(f"The volume '{volume.id}' is {volume.state}; only an "
                                       "available or in-use volume can be snapshotted.")
-            frozen = self.staging / f"{body.snapshot_id}.frozen"
             started = time.perf_counter()
-            method = files.freeze(Path(volume.path), frozen)
+            frozen = self.storage.freeze(volume.path, body.snapshot_id)
             freeze_ms = (time.perf_counter() - started) * 1000
+            method = frozen.method
             try:
                 now = utcnow()
                 row = Snapshot(id=body.snapshot_id, volume_id=volume.id, volume_size_gib=volume.size_gib,
                                state="pending", progress=0, bucket=bucket_for(body.snapshot_id),
-                               staging_path=str(frozen), freeze_method=method, freeze_ms=freeze_ms,
+                               staging_path=frozen.handle, freeze_method=method, freeze_ms=freeze_ms,
                                started_at=now, updated_at=now)
                 session.add(row)
                 session.flush()
             except BaseException:
-                frozen.unlink(missing_ok=True)
+                self.storage.forget(frozen.handle)
                 raise
             info = snapshot_info(row)
         self.recorder.record("decided", f"{body.snapshot_id}: {body.volume_id} frozen by "
@@ -115,10 +119,37 @@ class Snapshots:
             row = session.get(Snapshot, snapshot_id)
             if row is None or row.state != "pending" or not row.staging_path:
                 return
-            frozen, volume_id = Path(row.staging_path), row.volume_id
+            frozen, volume_id = row.staging_path, row.volume_id
         try:
-            plan = self.store.plan(frozen, self.part_size)
-            total = sum(length for _, length in plan)
+            manifest = self._send(snapshot_id, frozen, volume_id)
+        except Cancelled:
+            return  # the frozen copy stays; the next start resumes the upload
+        except Exception as exc:
+            log.exception("uploading %s", snapshot_id)
+            with self.db.session() as session:
+                row = session.get(Snapshot, snapshot_id)
+                if row is not None:
+                    move_snapshot(row, "error", server_error(f"uploading to Walrus failed: {exc}"))
+                    row.staging_path = None
+            try:
+                self.storage.forget(frozen)
+            except Exception:
+                log.exception("dropping the point in time %s", frozen)
+            return
+        held = self.storage.uploaded(frozen)
+        with self.db.session() as session:
+            row = session.get(Snapshot, snapshot_id)
+            if row is not None:
+                row.parts = len(manifest.parts)
+                row.uploaded_bytes = row.data_bytes
+                row.staging_path = frozen if held else None
+                move_snapshot(row, "completed")
+        self.recorder.record("decided", f"{snapshot_id}: {len(manifest.parts)} parts in "
+                             f"{bucket_for(snapshot_id)}")
+
+    def _send(self, snapshot_id: str, frozen: str, volume_id: str) -> SnapshotManifest:
+        with self.storage.open_frozen(frozen) as reader:
+            total = reader.data_bytes
             with self.db.session() as session:
                 row = session.get(Snapshot, snapshot_id)
                 assert row is not None
@@ -143,30 +174,9 @@ class Snapshots:
                         current.progress = max(current.progress, percent)
                         current.uploaded_bytes = max(current.uploaded_bytes, uploaded)
 
-            manifest = self.store.upload(frozen, snapshot_id=snapshot_id, volume_id=volume_id,
-                                         part_size=self.part_size, progress=progress,
-                                         stop=self.jobs.stop)
-        except Cancelled:
-            return  # the frozen copy stays; the next start resumes the upload
-        except Exception as exc:
-            log.exception("uploading %s", snapshot_id)
-            with self.db.session() as session:
-                row = session.get(Snapshot, snapshot_id)
-                if row is not None:
-                    move_snapshot(row, "error", server_error(f"uploading to Walrus failed: {exc}"))
-                    row.staging_path = None
-            frozen.unlink(missing_ok=True)
-            return
-        with self.db.session() as session:
-            row = session.get(Snapshot, snapshot_id)
-            if row is not None:
-                row.parts = len(manifest.parts)
-                row.uploaded_bytes = row.data_bytes
-                row.staging_path = None
-                move_snapshot(row, "completed")
-        frozen.unlink(missing_ok=True)
-        self.recorder.record("decided", f"{snapshot_id}: {len(manifest.parts)} parts in "
-                             f"{bucket_for(snapshot_id)}")
+            return self.store.upload(reader, snapshot_id=snapshot_id, volume_id=volume_id,
+                                     part_size=self.part_size, progress=progress,
+                                     stop=self.jobs.stop)
 
     def delete(self, snapshot_id: str) -> SnapshotInfo:
         with self.db.session() as session:
@@ -175,7 +185,10 @@ class Snapshots:
                 raise incorrect_state(f"The snapshot '{snapshot_id}' is still being taken "
                                       f"({row.progress}%).")
             move_snapshot(row, "deleting")
+            handle = row.staging_path
         try:
+            if handle:
+                self.storage.forget(handle)
             self.store.delete(snapshot_id)
         except Exception as exc:
             with self.db.session() as session:
@@ -185,6 +198,7 @@ class Snapshots:
                                f"Walrus did not delete {snapshot_id}: {exc}") from exc
         with self.db.session() as session:
             row = self._get(session, snapshot_id)
+            row.staging_path = None
             move_snapshot(row, "deleted")
             return snapshot_info(row)
 
@@ -210,19 +224,25 @@ class Snapshots:
             raise snapshot_not_found(snapshot_id)
         return manifest
 
+    def held(self, snapshot_id: str) -> str | None:
+        """The handle of a completed snapshot's point in time where the backend still holds
+        it (an RBD snapshot in the pool): what a new volume is cloned from."""
+        with self.db.session() as session:
+            row = session.get(Snapshot, snapshot_id)
+            if row is None or row.state != "completed":
+                return None
+            return row.staging_path
+
     def recover(self) -> None:
         """At start: resume uploads a previous SC did not finish, and drop frozen copies that
         belong to no pending snapshot."""
-        keep: set[Path] = set()
+        keep: set[str] = set()
         with self.db.session() as session:
             for row in session.scalars(select(Snapshot).where(Snapshot.state == "pending")):
-                if row.staging_path and Path(row.staging_path).is_file():
-                    keep.add(Path(row.staging_path))
+                if row.staging_path and self.storage.frozen_exists(row.staging_path):
+                    keep.add(row.staging_path)
                     self.jobs.submit(row.id, lambda sid=row.id: self._upload(sid))  # type: ignore[misc]
                 else:
                     move_snapshot(row, "error", server_error(
                         "the SC stopped before the snapshot's frozen copy was kept"))
-        if self.staging.is_dir():
-            for stale in self.staging.glob("*.frozen"):
-                if stale not in keep:
-                    stale.unlink(missing_ok=True)
+        self.storage.sweep(keep)

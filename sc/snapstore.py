@@ -1,8 +1,9 @@
 """Snapshots in Walrus, over S3: the bucket `snapset-<snapshot id>` holds `part-<n>` objects
 and, written last, `manifest.json` (services.messages.storage.SnapshotManifest).
 
-Only data is stored: the frozen file is walked with SEEK_DATA/SEEK_HOLE, runs that read as all
-zeros are dropped, and what is left is packed into parts of up to the part size, each listing
+Only data is stored: the point in time is read through its backend's DataReader
+(sc/storage.py: a frozen file walked with SEEK_DATA/SEEK_HOLE, or an RBD snapshot's
+`rbd export-diff` stream), runs that read as all zeros are dropped, and what is left is packed into parts of up to the part size, each listing
 the (offset, length) extents it carries. A 10 GiB volume holding 100 MiB in a hundred scattered
 runs reads and sends about 100 MiB, in a dozen requests rather than a hundred. Every part carries its SHA-256 in the manifest and a restore checks each one
 before writing it, so a corrupted part is named, not copied into a new volume."""
@@ -11,16 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sc.files import data_extents
+from sc.storage import DataReader, DataWriter
 from services.bundles.upload import ensure_bucket
 from services.clock import utcnow
 from services.messages.storage import SnapshotExtent, SnapshotManifest, SnapshotPart
@@ -45,16 +44,6 @@ def part_key(index: int) -> str:
     return f"part-{index:08d}"
 
 
-def data_pieces(fd: int, size: int, piece: int) -> list[tuple[int, int]]:
-    """(offset, length) of the file's data, extent by extent, each piece at most `piece`
-    bytes. Holes are never read."""
-    pieces: list[tuple[int, int]] = []
-    for start, end in data_extents(fd, size):
-        for offset in range(start, end, piece):
-            pieces.append((offset, min(piece, end - offset)))
-    return pieces
-
-
 class SnapshotStore:
     """Upload, restore and delete snapshots with one boto3 S3 client (thread-safe), moving
     `workers` parts at a time."""
@@ -73,15 +62,7 @@ class SnapshotStore:
                 self._s3 = self._s3_factory()
             return self._s3
 
-    def plan(self, frozen: Path, part_size: int) -> list[tuple[int, int]]:
-        """The data the upload will read: (offset, length) pieces, holes left out."""
-        fd = os.open(frozen, os.O_RDONLY)
-        try:
-            return data_pieces(fd, os.fstat(fd).st_size, part_size)
-        finally:
-            os.close(fd)
-
-    def upload(self, frozen: Path, *, snapshot_id: str, volume_id: str, part_size: int,
+    def upload(self, reader: DataReader, *, snapshot_id: str, volume_id: str, part_size: int,
                progress: Progress, stop: threading.Event) -> SnapshotManifest:
         """Read the data pieces in order, drop those that are all zeros, pack the rest into
         parts of up to `part_size` bytes (so data scattered in small runs costs a few large
@@ -92,67 +73,64 @@ class SnapshotStore:
         parts: list[SnapshotPart] = []
         in_flight = threading.BoundedSemaphore(self.workers * 2)  # bounds memory: parts in RAM
         zeros = memoryview(bytes(part_size))
-        fd = os.open(frozen, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sc-part") as pool:
-                futures: list[Future[SnapshotPart]] = []
+        size = reader.size
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sc-part") as pool:
+            futures: list[Future[SnapshotPart]] = []
 
-                def send(index: int, data: bytearray, extents: list[SnapshotExtent]) -> SnapshotPart:
-                    try:
-                        if stop.is_set():
-                            raise Cancelled()
-                        digest = hashlib.sha256(data).digest()
-                        # One SHA-256 serves the manifest and Walrus's check of the body (the
-                        # client sends UNSIGNED-PAYLOAD rather than hashing it again to sign).
-                        # A bytearray goes out in one sendall: botocore wraps only bytes in a
-                        # BytesIO, which http.client would send 8 KiB at a time.
-                        s3.put_object(Bucket=bucket, Key=part_key(index), Body=data,
-                                      ChecksumSHA256=base64.b64encode(digest).decode())
-                        progress(len(data))
-                        return SnapshotPart(index=index, key=part_key(index), length=len(data),
-                                            sha256=digest.hex(), extents=extents)
-                    finally:
-                        in_flight.release()
+            def send(index: int, data: bytearray, extents: list[SnapshotExtent]) -> SnapshotPart:
+                try:
+                    if stop.is_set():
+                        raise Cancelled()
+                    digest = hashlib.sha256(data).digest()
+                    # One SHA-256 serves the manifest and Walrus's check of the body (the
+                    # client sends UNSIGNED-PAYLOAD rather than hashing it again to sign).
+                    # A bytearray goes out in one sendall: botocore wraps only bytes in a
+                    # BytesIO, which http.client would send 8 KiB at a time.
+                    s3.put_object(Bucket=bucket, Key=part_key(index), Body=data,
+                                  ChecksumSHA256=base64.b64encode(digest).decode())
+                    progress(len(data))
+                    return SnapshotPart(index=index, key=part_key(index), length=len(data),
+                                        sha256=digest.hex(), extents=extents)
+                finally:
+                    in_flight.release()
 
-                def flush(buffer: bytearray, extents: list[SnapshotExtent]) -> None:
-                    for future in futures:
-                        if future.done() and future.exception() is not None:
-                            raise future.exception()  # type: ignore[misc]
-                    in_flight.acquire()
-                    futures.append(pool.submit(send, len(futures), buffer, extents))
+            def flush(buffer: bytearray, extents: list[SnapshotExtent]) -> None:
+                for future in futures:
+                    if future.done() and future.exception() is not None:
+                        raise future.exception()  # type: ignore[misc]
+                in_flight.acquire()
+                futures.append(pool.submit(send, len(futures), buffer, extents))
 
-                # Each piece is read straight into its place in the part being filled: no
-                # slicing or joining copies of the data.
-                buffer = bytearray(part_size)
-                extents: list[SnapshotExtent] = []
-                filled = 0
-                for offset, length in data_pieces(fd, size, part_size):
-                    while length:
-                        if stop.is_set():
-                            raise Cancelled()
-                        take = min(length, part_size - filled)
-                        got = os.preadv(fd, [memoryview(buffer)[filled:filled + take]], offset)
-                        if got != take:
-                            raise OSError(f"short read at {offset} from {frozen}")
-                        # Written zeros read back as a hole would; a memcmp finds them.
-                        if buffer.startswith(zeros[:take], filled):
-                            progress(take)
+            # Each piece is read straight into its place in the part being filled: no
+            # slicing or joining copies of the data.
+            buffer = bytearray(part_size)
+            extents: list[SnapshotExtent] = []
+            filled = 0
+            for offset, length in reader.pieces(part_size):
+                while length:
+                    if stop.is_set():
+                        raise Cancelled()
+                    take = min(length, part_size - filled)
+                    reader.read_into(offset, memoryview(buffer)[filled:filled + take])
+                    # Written zeros read back as a hole would; a memcmp finds them.
+                    if buffer.startswith(zeros[:take], filled):
+                        progress(take)
+                    else:
+                        if extents and extents[-1].offset + extents[-1].length == offset:
+                            extents[-1].length += take  # a run read in several pieces
                         else:
                             extents.append(SnapshotExtent(offset=offset, length=take))
-                            filled += take
-                            if filled == part_size:
-                                flush(buffer, extents)
-                                buffer, extents, filled = bytearray(part_size), [], 0
-                        offset += take
-                        length -= take
-                if filled:
-                    del buffer[filled:]
-                    flush(buffer, extents)
-                for future in futures:
-                    parts.append(future.result())
-        finally:
-            os.close(fd)
+                        filled += take
+                        if filled == part_size:
+                            flush(buffer, extents)
+                            buffer, extents, filled = bytearray(part_size), [], 0
+                    offset += take
+                    length -= take
+            if filled:
+                del buffer[filled:]
+                flush(buffer, extents)
+            for future in futures:
+                parts.append(future.result())
         manifest = SnapshotManifest(snapshot_id=snapshot_id, volume_id=volume_id, size_bytes=size,
                                     part_size=part_size, parts=parts, created_at=utcnow())
         document = manifest.model_dump_json().encode()
@@ -170,36 +148,32 @@ class SnapshotStore:
             raise
         return SnapshotManifest.model_validate_json(body)
 
-    def restore(self, manifest: SnapshotManifest, target: Path, *, progress: Progress,
+    def restore(self, manifest: SnapshotManifest, target: DataWriter, *, progress: Progress,
                 stop: threading.Event) -> None:
-        """Write every part of `manifest` into `target` (a sparse file at least as large),
-        checking each part's length and SHA-256 before it is written."""
+        """Write every part of `manifest` into `target` (a volume at least as large, reading as
+        zeros), checking each part's length and SHA-256 before it is written."""
         bucket = bucket_for(manifest.snapshot_id)
         s3 = self.s3
-        fd = os.open(target, os.O_WRONLY)
-        try:
-            def fetch(part: SnapshotPart) -> None:
-                if stop.is_set():
-                    raise Cancelled()
-                data = s3.get_object(Bucket=bucket, Key=part.key)["Body"].read()
-                digest = hashlib.sha256(data).hexdigest()
-                if len(data) != part.length or digest != part.sha256:
-                    where = ", ".join(f"bytes {e.offset}-{e.offset + e.length - 1}"
-                                      for e in part.extents[:3])
-                    raise CorruptPart(
-                        f"part {part.key} ({where}{', …' if len(part.extents) > 3 else ''}) of "
-                        f"{manifest.snapshot_id} failed its SHA-256 check: expected {part.sha256}, "
-                        f"got {digest} over {len(data)} bytes")
-                position = 0
-                for extent in part.extents:
-                    os.pwrite(fd, data[position:position + extent.length], extent.offset)
-                    position += extent.length
-                progress(part.length)
+        def fetch(part: SnapshotPart) -> None:
+            if stop.is_set():
+                raise Cancelled()
+            data = s3.get_object(Bucket=bucket, Key=part.key)["Body"].read()
+            digest = hashlib.sha256(data).hexdigest()
+            if len(data) != part.length or digest != part.sha256:
+                where = ", ".join(f"bytes {e.offset}-{e.offset + e.length - 1}"
+                                  for e in part.extents[:3])
+                raise CorruptPart(
+                    f"part {part.key} ({where}{', …' if len(part.extents) > 3 else ''}) of "
+                    f"{manifest.snapshot_id} failed its SHA-256 check: expected {part.sha256}, "
+                    f"got {digest} over {len(data)} bytes")
+            view = memoryview(data)
+            position = 0
+            for extent in part.extents:
+                target.write(extent.offset, view[position:position + extent.length])
+                position += extent.length
+            progress(part.length)
 
-            self._run(fetch, [(p,) for p in manifest.parts])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self._run(fetch, [(p,) for p in manifest.parts])
 
     def delete(self, snapshot_id: str) -> None:
         bucket = bucket_for(snapshot_id)

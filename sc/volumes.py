@@ -1,19 +1,17 @@
-"""Volumes of one zone: sparse files under SC_VOLUME_PATH, the zone's room, exports to nodes
-and restores from snapshots. Routes call these methods (sync: FastAPI runs them in its thread
+"""Volumes of one zone: their storage (sc/storage.py: sparse files or RBD images), the zone's
+room, exports to nodes and restores from snapshots (a clone where the backend still holds the
+snapshot's point in time). Routes call these methods (sync: FastAPI runs them in its thread
 pool), never the database or the files directly."""
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import threading
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sc import files
 from sc.exports import ExportFailed, ExportTarget, VolumeExport
 from sc.faults import StorageFault, bad_value, incorrect_state, volume_not_found
 from sc.jobs import Jobs, KeyedLocks
@@ -21,9 +19,9 @@ from sc.models import Export, Volume
 from sc.snapshots import Snapshots
 from sc.snapstore import Cancelled, CorruptPart, SnapshotStore
 from sc.states import move_volume, server_error
+from sc.storage import GIB, StorageFull, VolumeStorage
 from services.clock import aware, utcnow
 from services.db import Database
-from services.faults import PROCESS
 from services.ids import VOLUME_ID
 from services.messages.storage import (MAX_VOLUME_GIB, MIN_VOLUME_GIB, CreateVolume, SnapshotManifest,
                                        StateReason, VolumeExportInfo, VolumeExportList, VolumeInfo,
@@ -31,7 +29,6 @@ from services.messages.storage import (MAX_VOLUME_GIB, MIN_VOLUME_GIB, CreateVol
 from services.tracing import TraceRecorder
 
 log = logging.getLogger("sc.volumes")
-GIB = files.GIB
 
 
 def check_volume_id(volume_id: str) -> None:
@@ -45,34 +42,34 @@ def check_size(size_gib: int) -> None:
                         f"{MIN_VOLUME_GIB} and {MAX_VOLUME_GIB} GiB.")
 
 
-def volume_info(volume: Volume, exports: int = 0) -> VolumeInfo:
+def volume_info(volume: Volume, exports: int = 0, allocated: int = 0) -> VolumeInfo:
     reason = (StateReason(code=volume.reason_code, message=volume.reason_message or "")
               if volume.reason_code else None)
     return VolumeInfo(volume_id=volume.id, size_gib=volume.size_gib, state=volume.state,  # type: ignore[arg-type]
                       progress=volume.progress, snapshot_id=volume.snapshot_id,
                       created_at=aware(volume.created_at), reason=reason, path=volume.path,  # type: ignore[arg-type]
-                      allocated_bytes=files.allocated_bytes(Path(volume.path)), exports=exports)
+                      allocated_bytes=allocated, exports=exports)
 
 
 def export_info(row: Export) -> VolumeExportInfo:
     target = as_target(row)
     return VolumeExportInfo(volume_id=row.volume_id, node=row.node, driver=row.driver,  # type: ignore[arg-type]
                             path=row.path, host=row.host, port=row.port,
-                            export_name=row.export_name, uri=target.uri,
+                            export_name=row.export_name, user=row.user, uri=target.uri,
                             created_at=aware(row.created_at))  # type: ignore[arg-type]
 
 
 def as_target(row: Export) -> ExportTarget:
     return ExportTarget(row.driver, row.volume_id, row.path or "", row.host, row.port,
-                        row.export_name, row.pid)
+                        row.export_name, row.pid, row.user)
 
 
 class Volumes:
-    def __init__(self, db: Database, folder: Path, capacity_gib: int,
+    def __init__(self, db: Database, storage: VolumeStorage, capacity_gib: int,
                  exporters: dict[str, VolumeExport], driver: str, snapshots: Snapshots,
                  store: SnapshotStore, jobs: Jobs, locks: KeyedLocks, recorder: TraceRecorder) -> None:
         self.db = db
-        self.folder = folder
+        self.storage = storage
         self.capacity_gib = capacity_gib
         self.exporters = exporters
         self.driver = driver
@@ -105,14 +102,20 @@ class Volumes:
     def describe(self, volume_id: str) -> VolumeInfo:
         with self.db.session() as session:
             volume = self._get(session, volume_id)
-            return volume_info(volume, len(self._exports(session, volume_id)))
+            return self._info(volume, len(self._exports(session, volume_id)))
+
+    def _info(self, volume: Volume, exports: int = 0) -> VolumeInfo:
+        allocated = self.storage.allocated([volume.path]).get(volume.path, 0) \
+            if volume.state != "deleted" else 0
+        return volume_info(volume, exports, allocated)
 
     def list(self) -> VolumeList:
         with self.db.session() as session:
             counts = dict(session.execute(select(Export.volume_id, func.count())
                                           .group_by(Export.volume_id)).all())
-            volumes = [volume_info(v, counts.get(v.id, 0))
-                       for v in session.scalars(select(Volume).order_by(Volume.created_at))]
+            rows = list(session.scalars(select(Volume).order_by(Volume.created_at)))
+            allocated = self.storage.allocated([v.path for v in rows if v.state != "deleted"])
+            volumes = [volume_info(v, counts.get(v.id, 0), allocated.get(v.path, 0)) for v in rows]
             return VolumeList(volumes=volumes, capacity_gib=self.capacity_gib,
                               provisioned_gib=self.provisioned_gib(session))
 
@@ -134,13 +137,15 @@ class Volumes:
         else:
             size = body.size_gib
             check_size(size)
-        path = self.folder / f"{body.volume_id}.img"
+        path = self.storage.locator(body.volume_id)
+        clone_from = self.snapshots.held(body.snapshot_id) if body.snapshot_id is not None else None
+        cloned = False
         with self._admit, self.db.session() as session:
             existing = session.get(Volume, body.volume_id)
             if existing is not None:
                 if (existing.size_gib, existing.snapshot_id) == (size, body.snapshot_id) \
                         and existing.state != "deleted":
-                    return volume_info(existing, len(self._exports(session, existing.id)))
+                    return self._info(existing, len(self._exports(session, existing.id)))
                 raise bad_value(f"The volume id '{body.volume_id}' is already used by another volume.")
             provisioned = self.provisioned_gib(session)
             if provisioned + size > self.capacity_gib:
@@ -148,30 +153,33 @@ class Volumes:
                                    f"A volume of {size}GiB does not fit: {provisioned} of "
                                    f"{self.capacity_gib}GiB of this zone's storage are taken.")
             try:
-                PROCESS.check_write(str(path))
-                files.create_sparse(path, size * GIB)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                path.unlink(missing_ok=True)
+                # Where the backend still holds the snapshot's point in time (RBD), the new
+                # volume is a copy-on-write clone of it, whole at once; else a restore from
+                # Walrus fills it, part by checked part.
+                cloned = clone_from is not None and self.storage.clone(clone_from, path, size * GIB)
+                if not cloned:
+                    self.storage.create(path, size * GIB)
+            except StorageFull as exc:
                 raise StorageFault(503, "InsufficientVolumeCapacity",
-                                   f"The zone's storage cannot write a volume now: {exc.strerror}.") from None
+                                   f"The zone's storage cannot write a volume now: {exc}.") from None
             now = utcnow()
             try:
                 volume = Volume(id=body.volume_id, size_gib=size, state="creating", progress=0,
                                 snapshot_id=body.snapshot_id, path=str(path), created_at=now,
                                 updated_at=now)
                 session.add(volume)
-                if manifest is None:
+                if manifest is None or cloned:
                     move_volume(volume, "available", now=now)
+                    volume.progress = 100 if cloned else volume.progress
                 session.flush()
             except BaseException:
-                path.unlink(missing_ok=True)
+                self.storage.delete(path)
                 raise
             info = volume_info(volume)
-        self.recorder.record("decided", f"{body.volume_id}: {size}GiB sparse file {path} "
-                             f"({provisioned + size} of {self.capacity_gib}GiB provisioned)")
-        if manifest is not None:
+        how = f"clone of {clone_from}" if cloned else f"{size}GiB at {path}"
+        self.recorder.record("decided", f"{body.volume_id}: {how} ({self.storage.backend}; "
+                             f"{provisioned + size} of {self.capacity_gib}GiB provisioned)")
+        if manifest is not None and not cloned:
             self.jobs.submit(body.volume_id, lambda: self._restore(body.volume_id, manifest))
         return info
 
@@ -180,7 +188,7 @@ class Volumes:
             volume = session.get(Volume, volume_id)
             if volume is None or volume.state != "creating":
                 return
-            path = Path(volume.path)
+            path = volume.path
         total = sum(p.length for p in manifest.parts) or 1
         done = 0
         last = -1
@@ -200,7 +208,8 @@ class Volumes:
                     row.progress = max(row.progress, percent)
 
         try:
-            self.store.restore(manifest, path, progress=progress, stop=self.jobs.stop)
+            with self.storage.open_writer(path) as writer:
+                self.store.restore(manifest, writer, progress=progress, stop=self.jobs.stop)
         except Cancelled:
             return  # resumed at the next start
         except CorruptPart as exc:
@@ -217,11 +226,11 @@ class Volumes:
             if row is not None:
                 move_volume(row, "available")
 
-    def _fail_restore(self, volume_id: str, path: Path, reason: StateReason) -> None:
-        # Bad data never stays readable: the file is emptied, the size is kept for the record.
+    def _fail_restore(self, volume_id: str, path: str, reason: StateReason) -> None:
+        # Bad data never stays readable: the volume is emptied, the size is kept for the record.
         try:
-            files.discard(path)
-        except OSError:
+            self.storage.discard(path)
+        except Exception:
             log.exception("emptying %s", path)
         with self.db.session() as session:
             row = session.get(Volume, volume_id)
@@ -245,14 +254,14 @@ class Volumes:
                 raise StorageFault(400, "VolumeLimitExceeded",
                                    f"Growing to {size_gib}GiB does not fit: {provisioned} of "
                                    f"{self.capacity_gib}GiB of this zone's storage are taken.")
-            files.grow(Path(volume.path), size_gib * GIB)
+            self.storage.grow(volume.path, size_gib * GIB)
             volume.size_gib = size_gib
             volume.updated_at = utcnow()
             # An nbd server reads the size once: serve the grown file again on the same port.
             for row in self._exports(session, volume_id):
                 fresh = self.exporters[row.driver].restart(as_target(row))
                 row.pid, row.host = fresh.pid, fresh.host
-            return volume_info(volume, len(self._exports(session, volume_id)))
+            return self._info(volume, len(self._exports(session, volume_id)))
 
     def delete(self, volume_id: str) -> VolumeInfo:
         check_volume_id(volume_id)
@@ -267,7 +276,7 @@ class Volumes:
                 raise incorrect_state(f"The volume '{volume_id}' is still being created.")
             move_volume(volume, "deleting")
             session.flush()
-            Path(volume.path).unlink(missing_ok=True)
+            self.storage.delete(volume.path)
             move_volume(volume, "deleted")
             self.recorder.record("decided", f"{volume_id}: deleted {volume.path}, "
                                  f"{volume.size_gib}GiB returned to the zone")
@@ -297,14 +306,14 @@ class Volumes:
             driver = self.exporters[self.driver]
             taken = [p for p in session.scalars(select(Export.port).where(Export.port.is_not(None)))]
             try:
-                target = driver.export(volume_id, Path(volume.path), taken=taken)
+                target = driver.export(volume_id, volume.path, taken=taken)
             except ExportFailed as exc:
                 raise StorageFault(503, "ExportFailed",
                                    f"Exporting {volume_id} to {node} failed: {exc}") from exc
             try:
                 row = Export(volume_id=volume_id, node=node, driver=target.driver, path=target.path,
                              host=target.host, port=target.port, export_name=target.export_name,
-                             pid=target.pid, created_at=utcnow())
+                             pid=target.pid, user=target.user, created_at=utcnow())
                 session.add(row)
                 move_volume(volume, "in-use")
                 session.flush()
@@ -326,7 +335,7 @@ class Volumes:
                 self.recorder.record("decided", f"{volume_id}: export to {node} removed")
             if not rows and volume.state == "in-use":
                 move_volume(volume, "available")
-            return volume_info(volume, len(rows))
+            return self._info(volume, len(rows))
 
     def exports(self, volume_id: str) -> VolumeExportList:
         with self.db.session() as session:
@@ -356,7 +365,7 @@ class Volumes:
             creating = list(session.scalars(select(Volume).where(Volume.state == "creating")))
             for volume in creating:
                 if volume.snapshot_id is None:
-                    if Path(volume.path).is_file():
+                    if self.storage.exists(volume.path):
                         move_volume(volume, "available")
                     else:
                         move_volume(volume, "error", server_error("the SC stopped while creating it"))

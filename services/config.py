@@ -163,6 +163,17 @@ class CloudConfig(BaseSettings):
     SC_VOLUME_PATH: Path | None = None
     SC_MAX_STORAGE: int | None = Field(None, ge=1, description="GiB")
     SC_EXPORT: Literal["local", "nbd"] = "local"
+    # Where volumes live: `file` (the sparse files above) or `rbd` (an image each in a Ceph
+    # pool, snapshots taken as RBD snapshots, exported to nodes as QEMU's own `rbd` network
+    # disks: SC_EXPORT does not apply). SC_CEPH_CONF is the ceph.conf the SC's `rbd` commands
+    # read (its keyring holds client.SC_CEPH_USER's key), SC_CEPH_POOL the pool of the
+    # zone's images. A node reads the same conf and keyring (NC_CEPH_KEYRING overrides) to
+    # give libvirt the user's key as a secret.
+    SC_BACKEND: Literal["file", "rbd"] = "file"
+    SC_CEPH_CONF: Path = Path("/etc/ceph/ceph.conf")
+    SC_CEPH_POOL: str = "rbd"
+    SC_CEPH_USER: str = "admin"
+    NC_CEPH_KEYRING: Path | None = None
     # The address qemu-nbd binds (empty: PUBLIC_HOST, which other hosts reach) and the TCP
     # ports it may take, "first-last".
     SC_NBD_ADDRESS: str = ""

@@ -48,7 +48,7 @@ def home_of(root: Path) -> Path:
     return root / "home"
 
 
-def _conf(kind: str) -> str:
+def _conf(kind: str, extra: dict[str, str] | None = None) -> str:
     """eucalyptus.conf shared by every service of the lab (the NC overrides its own address)."""
     public_first, public_last = PUBLIC_POOL.split("-")
     values = {
@@ -70,14 +70,17 @@ def _conf(kind: str) -> str:
         "SC_EXPORT": "nbd",
         # Polling slower than a TCG guest boots only delays `running`; keep it short.
         "NC_POLLING_FREQUENCY": "2",
+        **(extra or {}),
     }
     return "".join(f'{k}="{v}"\n' for k, v in values.items())
 
 
 class Lab:
     def __init__(self, root: Path = DEFAULT_DIR, guest_cache: Path = DEFAULT_GUEST_CACHE,
-                 tag: str = TAG) -> None:
+                 tag: str = TAG, conf: dict[str, str] | None = None) -> None:
+        """`conf`: eucalyptus.conf keys over the lab's own (e.g. SC_BACKEND=rbd)."""
         self.root = root.absolute()
+        self.extra_conf = dict(conf or {})
         self.guest_cache = guest_cache
         self.topology = Topology(tag)
         self.daemons = LibvirtDaemons(self.topology.enter("node"), self.root / "libvirt")
@@ -131,7 +134,7 @@ class Lab:
         home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o755)
         conf = home / "eucalyptus.conf"
-        conf.write_text(_conf(kind))
+        conf.write_text(_conf(kind, self.extra_conf))
         # The children find the file through EUCASIM_HOME; this process, whose environment
         # names no lab, reads it explicitly.
         config = launcher.ensure_home(load_config(EUCASIM_HOME=home, **read_conf_file(conf)))

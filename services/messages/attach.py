@@ -30,10 +30,11 @@ class DiskSource(BaseModel):
     """Where a node finds a volume's bytes, as the SC exported them."""
     driver: Literal["local", "nbd", "rbd"]
     path: str | None = None         # local: the file
-    host: str | None = None         # nbd: where qemu-nbd listens
+    host: str | None = None         # nbd: where qemu-nbd listens; rbd: a Ceph monitor
     port: int | None = None
-    export_name: str | None = None
-    uri: str                        # file:///… or nbd://host:port/name (for the trace)
+    export_name: str | None = None  # rbd: pool/image
+    user: str | None = None         # rbd: the Ceph user; the node holds its key (NC_CEPH_KEYRING)
+    uri: str                        # file:///…, nbd://host:port/name or rbd://mon:port/pool/image
 
 
 class AttachDisk(BaseModel):

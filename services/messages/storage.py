@@ -62,7 +62,7 @@ SC_SNAPSHOT_ROUTE = "/internal/snapshots/{snapshot_id}"
 
 VolumeState = Literal["creating", "available", "in-use", "deleting", "deleted", "error"]
 SnapshotState = Literal["pending", "completed", "error", "deleting", "deleted"]
-ExportDriver = Literal["local", "nbd"]
+ExportDriver = Literal["local", "nbd", "rbd"]
 
 # EC2's bounds for a volume's size (gp2/gp3 go to 16 TiB).
 MIN_VOLUME_GIB = 1
@@ -93,8 +93,8 @@ class VolumeInfo(BaseModel):
     snapshot_id: str | None = None
     created_at: datetime
     reason: StateReason | None = None
-    path: str                       # the sparse file on the SC's host
-    allocated_bytes: int = 0        # what the file really takes on disk
+    path: str                       # the volume's locator: the sparse file on the SC's host, or rbd:pool/image
+    allocated_bytes: int = 0        # what the volume really takes (on disk, or in the pool)
     exports: int = 0
 
 
@@ -119,8 +119,9 @@ class VolumeExportInfo(BaseModel):
     path: str | None = None         # local: the file the node opens
     host: str | None = None         # nbd: where qemu-nbd listens
     port: int | None = None
-    export_name: str | None = None
-    uri: str                        # file:///… or nbd://host:port/name
+    export_name: str | None = None  # rbd: pool/image
+    user: str | None = None         # rbd: the Ceph user (client.<user>) the node connects as
+    uri: str                        # file:///…, nbd://host:port/name or rbd://mon:port/pool/image
     created_at: datetime
 
 
@@ -143,7 +144,7 @@ class SnapshotInfo(BaseModel):
     completed_at: datetime | None = None
     reason: StateReason | None = None
     bucket: str
-    freeze_method: str              # "reflink" or "extent-copy": how the point in time was taken
+    freeze_method: str              # "reflink", "extent-copy" or "rbd-snapshot": how the point in time was taken
     freeze_ms: float                # how long the point-in-time step took
     data_bytes: int = 0             # bytes outside holes: what the upload reads
     uploaded_bytes: int = 0

@@ -19,6 +19,7 @@ from services.messages.storage import (SC_EXPORTS_ROUTE, SC_VOLUME_ROUTE, Volume
 from services.tracing import TraceStep
 from tests.ebs.test_volumes_boto3 import volume
 from tests.support.cloud import Cloud
+from tests.support.volume_data import FileData, VolumeData
 from tests.support.waiting import wait_for
 
 FAST = {"Delay": 0.5, "MaxAttempts": 120}
@@ -56,16 +57,14 @@ def wait_attached(ec2: Any, volume_id: str) -> dict:
                     60, f"{volume_id} attached")
 
 
-def write_pattern(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(PATTERN)
+def write_pattern(path: Path | str, offset: int, data: VolumeData | None = None) -> None:
+    """PATTERN into the volume at `path` (its locator: a file, or rbd:pool/image with `data`
+    the cloud's RbdData)."""
+    (data or FileData()).write(str(path), offset, PATTERN)
 
 
-def read_at(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)
+def read_at(path: Path | str, offset: int, length: int, data: VolumeData | None = None) -> bytes:
+    return (data or FileData()).read(str(path), offset, length)
 
 
 def request_id(answer: dict) -> str:

@@ -6,17 +6,21 @@ detach (the disk and the export gone), attach to another instance, snapshot, del
 restore a new one from the snapshot and compare the bytes; a volume outlives its instance; a
 device in use is refused and changes nothing; Force; sharing, copying, a corrupted snapshot.
 
+Every test runs on both SC backends (the module's cloud is parametrized): sparse files the node
+opens by path, and RBD images in the worker's Ceph cluster that the node gets as libvirt
+network disks (protocol rbd, the Ceph user and a secret).
+
 Faults come from real parts: a node that stalls is its NC process stopped (SIGSTOP) and
 continued, so an attach is held in flight, or outlasts the CC's call and fails."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nc.ceph_secret import secret_uuid
 from services.bundles.upload import s3_client
 from services.messages.attach import ATTACH_ROUTE, AttachDisk, DiskAttachment, DiskSource
 from tests.ebs.support import (FAST, PATTERN, attachment, domain_disks, exports, node_volumes,
@@ -24,14 +28,32 @@ from tests.ebs.support import (FAST, PATTERN, attachment, domain_disks, exports,
                                write_pattern)
 from tests.ebs.test_volumes_boto3 import code, volume, wait_gone, wait_state
 from tests.support.cloud import Cloud, running_cloud
+from tests.support.volume_data import data_of, rbd_settings
 from tests.support.waiting import wait_for
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    with running_cloud(tmp_path_factory.mktemp("ebs-attach"), nodes=2, ZONES="zone-1,zone-2",
-                       SC_SNAPSHOT_PART_MIB=1) as c:
+@pytest.fixture(scope="module", params=["file", "rbd"])
+def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    settings: dict[str, object] = {}
+    if request.param == "rbd":
+        # Both zones' SCs keep their images in the one pool (volume ids are the cloud's own).
+        settings = {**rbd_settings(request.getfixturevalue("ceph")), "SC_MAX_STORAGE": 64}
+    with running_cloud(tmp_path_factory.mktemp(f"ebs-attach-{request.param}"), nodes=2,
+                       ZONES="zone-1,zone-2", SC_SNAPSHOT_PART_MIB=1, **settings) as c:
         yield c
+
+
+def disk_source_is(disk, cloud: Cloud, locator: str) -> bool:  # type: ignore[no-untyped-def]
+    """The `<disk>` reads the volume where the SC keeps it: the file, or the RBD image with
+    the Ceph user and the secret the node defines for it."""
+    source = disk.find("source")
+    if cloud.config.SC_BACKEND == "file":
+        return bool(disk.get("type") == "file" and source.get("file") == locator)
+    auth = disk.find("auth")
+    return bool(disk.get("type") == "network" and source.get("protocol") == "rbd"
+                and source.get("name") == locator.removeprefix("rbd:")
+                and auth is not None and auth.get("username") == cloud.config.SC_CEPH_USER
+                and auth.find("secret").get("uuid") == secret_uuid(cloud.config.SC_CEPH_USER))
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +84,10 @@ def test_the_seeds_sequence(cloud: Cloud, instances: list[str]) -> None:
     assert volume(ec2, volume_id)["State"] == "in-use"
     # The NC put the disk into the instance's domain definition: the volume id is its serial.
     disk = domain_disks(cloud, request_id(answer), first)[volume_id]
-    path = Path(sc_info(cloud, volume_id).path)
+    data = data_of(cloud.config)
+    path = sc_info(cloud, volume_id).path
     assert disk.find("target").get("dev") == "sdc"  # type: ignore[union-attr]
-    assert disk.find("source").get("file") == str(path)  # type: ignore[union-attr]
+    assert disk_source_is(disk, cloud, path)
     assert node_volumes(cloud, first) == [volume_id]
     node = ec2.describe_instances(InstanceIds=[first])["Reservations"][0]["Instances"][0]
     mappings = node["BlockDeviceMappings"]
@@ -73,7 +96,7 @@ def test_the_seeds_sequence(cloud: Cloud, instances: list[str]) -> None:
     assert "ebs1" in cloud.metadata(first, "/latest/meta-data/block-device-mapping/").text.split()
     assert cloud.metadata(first, "/latest/meta-data/block-device-mapping/ebs1").text == "sdc"
     assert exports(cloud, volume_id) == [cloud.nodes_of([first])[first]]
-    write_pattern(path, 300 * 1024 * 1024)
+    write_pattern(path, 300 * 1024 * 1024, data)
 
     # What users get wrong while it is attached.
     spare = new_volume(ec2)
@@ -107,7 +130,7 @@ def test_the_seeds_sequence(cloud: Cloud, instances: list[str]) -> None:
     again = ec2.attach_volume(VolumeId=volume_id, InstanceId=second, Device="/dev/sdd")
     wait_attached(ec2, volume_id)
     assert domain_disks(cloud, request_id(again), second)[volume_id].find("target").get("dev") == "sdd"  # type: ignore[union-attr]
-    assert read_at(path, 300 * 1024 * 1024, len(PATTERN)) == PATTERN
+    assert read_at(path, 300 * 1024 * 1024, len(PATTERN), data) == PATTERN
 
     # Snapshot it, delete it, restore it: the bytes come back exactly.
     snap = ec2.create_snapshot(VolumeId=volume_id, Description="nightly")
@@ -127,9 +150,9 @@ def test_the_seeds_sequence(cloud: Cloud, instances: list[str]) -> None:
     restored = ec2.create_volume(AvailabilityZone="zone-2", SnapshotId=snap["SnapshotId"])
     assert restored["Size"] == 1 and restored["SnapshotId"] == snap["SnapshotId"]
     wait_state(ec2, restored["VolumeId"], "available")
-    copy = Path(sc_info(cloud, restored["VolumeId"]).path)
-    assert read_at(copy, 300 * 1024 * 1024, len(PATTERN)) == PATTERN
-    assert os.path.getsize(copy) == 1 << 30
+    copy = sc_info(cloud, restored["VolumeId"]).path
+    assert read_at(copy, 300 * 1024 * 1024, len(PATTERN), data) == PATTERN
+    assert data.size(copy) == 1 << 30
     assert [v["VolumeId"] for v in ec2.describe_volumes(Filters=[
         {"Name": "snapshot-id", "Values": [snap["SnapshotId"]]}])["Volumes"]] == [restored["VolumeId"]]
     for leftover in (spare, elsewhere, restored["VolumeId"]):
@@ -170,12 +193,13 @@ def test_a_volume_outlives_its_instance(cloud: Cloud, instances: list[str]) -> N
     ec2.attach_volume(VolumeId=volume_id, InstanceId=doomed, Device="/dev/sdf")
     wait_attached(ec2, volume_id)
     assert node_volumes(cloud, doomed) == [volume_id]
-    path = Path(sc_info(cloud, volume_id).path)
-    write_pattern(path, 4096)
+    data = data_of(cloud.config)
+    path = sc_info(cloud, volume_id).path
+    write_pattern(path, 4096, data)
     ec2.terminate_instances(InstanceIds=[doomed])
     wait_state(ec2, volume_id, "available")
     assert attachment(ec2, volume_id) is None and exports(cloud, volume_id) == []
-    assert read_at(path, 4096, len(PATTERN)) == PATTERN
+    assert read_at(path, 4096, len(PATTERN), data) == PATTERN
     ec2.delete_volume(VolumeId=volume_id)
 
 
@@ -209,11 +233,15 @@ def test_a_stray_disk_on_a_node_is_taken_off(cloud: Cloud, instances: list[str])
     target = instances[0]
     volume_id = new_volume(ec2)
     path = sc_info(cloud, volume_id).path
+    if cloud.config.SC_BACKEND == "rbd":
+        source = DiskSource(driver="rbd", host="127.0.0.1", port=6789, export_name=path.removeprefix("rbd:"),
+                            user=cloud.config.SC_CEPH_USER, uri=f"rbd://127.0.0.1:6789/{path[4:]}")
+    else:
+        source = DiskSource(driver="local", path=path, uri=Path(path).as_uri())
     cc = cloud.internal("cc")
     try:
         made = cc.call("POST", ATTACH_ROUTE.format(instance_id=target),
-                       AttachDisk(volume_id=volume_id, device="/dev/sdj",
-                                  source=DiskSource(driver="local", path=path, uri=Path(path).as_uri())),
+                       AttachDisk(volume_id=volume_id, device="/dev/sdj", source=source),
                        DiskAttachment)
         assert made.state == "attached"
     finally:
@@ -269,7 +297,7 @@ def test_sharing_copying_and_a_corrupted_snapshot(cloud: Cloud) -> None:
     friend = cloud.ec2(friend_key)
     volume_id = ec2.create_volume(AvailabilityZone="zone-1", Size=1)["VolumeId"]
     wait_state(ec2, volume_id, "available")
-    write_pattern(Path(sc_info(cloud, volume_id).path), 0)
+    write_pattern(sc_info(cloud, volume_id).path, 0, data_of(cloud.config))
     snap = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
     ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
 
@@ -302,6 +330,10 @@ def test_sharing_copying_and_a_corrupted_snapshot(cloud: Cloud) -> None:
                                           SourceSnapshotId=copied)) == "InvalidParameterValue"
 
     # Change one byte of a stored part: a volume restored from it goes to error, saying which.
+    # Restored, that is: with its volume gone, no RBD snapshot is left in the pool to clone
+    # (a clone reads the pool, not Walrus), and the friend's clone keeps its bytes.
+    ec2.delete_volume(VolumeId=volume_id)
+    wait_gone(ec2, volume_id)
     s3 = s3_client(cloud.config.service_url("walrus"), cloud.admin, cloud.config.REGION)
     bucket = f"snapset-{snap}"
     part = s3.get_object(Bucket=bucket, Key="part-00000000")["Body"].read()
@@ -316,7 +348,6 @@ def test_sharing_copying_and_a_corrupted_snapshot(cloud: Cloud) -> None:
     assert code(lambda: ec2.delete_snapshot(SnapshotId="snap-12345678")) == "InvalidSnapshot.NotFound"
     assert code(lambda: ec2.describe_snapshot_attribute(
         SnapshotId=copied, Attribute="bogus")) == "InvalidParameterValue"
-    for mine in (volume_id, bad):
-        ec2.delete_volume(VolumeId=mine)
+    ec2.delete_volume(VolumeId=bad)
     friend.delete_volume(VolumeId=theirs)
     ec2.delete_snapshot(SnapshotId=copied)

@@ -22,14 +22,19 @@ from botocore.exceptions import ClientError
 from services.cli_trace import gather
 from services.messages.storage import SC_VOLUME_ROUTE, VolumeInfo
 from tests.support.cloud import Cloud, running_cloud
+from tests.support.volume_data import rbd_settings
 from tests.support.waiting import wait_for
 
 AWS = shutil.which("aws") or str(Path(sys.executable).parent / "aws")
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    with running_cloud(tmp_path_factory.mktemp("ebs-boot"), nodes=2, SC_MAX_STORAGE=200) as c:
+@pytest.fixture(scope="module", params=["file", "rbd"])
+def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """Once on sparse files, once on RBD images (an EBS root from a snapshot still in the pool
+    is then a clone, and the node defines the domain with an rbd network disk from the start)."""
+    settings = rbd_settings(request.getfixturevalue("ceph")) if request.param == "rbd" else {}
+    with running_cloud(tmp_path_factory.mktemp(f"ebs-boot-{request.param}"), nodes=2,
+                       SC_MAX_STORAGE=200, **settings) as c:
         yield c
 
 
@@ -129,7 +134,9 @@ def disk_sources(domain: ET.Element) -> dict[str, str]:
         source = disk.find("source")
         target = disk.find("target")
         assert source is not None and target is not None
-        found[target.get("dev", "")] = source.get("file") or source.get("name") or ""
+        # Named as the SC names the volume: its file, or rbd:pool/image.
+        found[target.get("dev", "")] = source.get("file") or (
+            f"rbd:{source.get('name')}" if source.get("protocol") == "rbd" else source.get("name") or "")
     return found
 
 

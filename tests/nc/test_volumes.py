@@ -14,6 +14,7 @@ from sqlalchemy import select
 from nc.hypervisor import HypervisorError
 from nc.models import AttachmentRecord
 from services.internal import InternalCallError
+from nc.ceph_secret import secret_uuid
 from services.messages.attach import (ATTACH_ROUTE, DETACH_ROUTE, AttachDisk, DetachDisk, DiskAttachment,
                                       DiskSource)
 from services.messages.node import InstanceReport
@@ -121,6 +122,30 @@ def test_an_nbd_volume_becomes_a_network_disk_on_the_bus_its_name_says(node: Nod
     # xvdf is how EC2 users name a disk; the guest sees it on the SCSI bus as sdf.
     assert disks["vol-44444444"].find("target").attrib == {"dev": "sdf", "bus": "scsi"}  # type: ignore[union-attr]
     assert {v.target for v in node.instance(instance_id).volumes} == {"vdb", "sdf"}
+
+
+def test_an_rbd_volume_is_a_network_disk_with_the_ceph_user_and_a_secret_not_the_key(node: Node) -> None:
+    instance_id = running_instance(node)
+    source = DiskSource(driver="rbd", host="10.0.0.8", port=6789, export_name="rbd/vol-77777777",
+                        user="eucasim", uri="rbd://10.0.0.8:6789/rbd/vol-77777777")
+    attach(node, instance_id, "vol-77777777", "/dev/sdg", source)
+
+    disk = volume_disks(node, instance_id)["vol-77777777"]
+    assert disk.get("type") == "network"
+    assert disk.find("source").attrib == {"protocol": "rbd", "name": "rbd/vol-77777777"}  # type: ignore[union-attr]
+    assert disk.find("source/host").attrib == {"name": "10.0.0.8", "port": "6789"}  # type: ignore[union-attr]
+    auth = disk.find("auth")
+    assert auth is not None and auth.get("username") == "eucasim"
+    # libvirt's test driver has no secrets; the disk still names the one a real node defines.
+    assert auth.find("secret").attrib == {"type": "ceph", "uuid": secret_uuid("eucasim")}  # type: ignore[union-attr]
+    assert secret_uuid("eucasim") != secret_uuid("admin")
+
+    nameless = source.model_copy(update={"user": None})
+    refused = refusal(node, instance_id, "vol-88888888", "/dev/sdh", nameless)
+    assert "Ceph user" in str(refused.detail)
+    assert "vol-88888888" not in volume_disks(node, instance_id)
+    assert detach(node, instance_id, "vol-77777777").state == "detached"
+    assert "vol-77777777" not in volume_disks(node, instance_id)
 
 
 def test_a_device_the_instance_uses_is_refused_and_nothing_changes(node: Node, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from botocore.config import Config
 from services import credentials
 from services.lab.cloud import DEFAULT_GUEST_CACHE, Lab, LabImages
 from services.lab.topology import INET_ADDRESS
+from tests.real.lablock import exclusive_lab
 
 BOOT_TIMEOUT = 300.0    # TCG on a shared two-core machine: a guest boots in 5-60 s
 # The first test also waits for the lab to come up and two guests to boot.
@@ -52,11 +53,12 @@ def lab() -> Iterator[tuple[Lab, LabImages]]:
     assert os.geteuid() == 0, "real mode runs as root (CI runs `make test` as root)"
     root = Path("/var/tmp") / f"eucasim-lab-test-{os.getpid()}"
     made = Lab(root, DEFAULT_GUEST_CACHE, tag=f"el{os.getpid() % 100000}")
-    try:
-        images = made.up(say=lambda _line: None)
-        yield made, images
-    finally:
-        made.down()
+    with exclusive_lab():
+        try:
+            images = made.up(say=lambda _line: None)
+            yield made, images
+        finally:
+            made.down()
     assert not root.exists()
     assert not made.topology.exists()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.sc.process import ScProcess, Walrus, sc_process, walrus_for_sc
+from tests.support.volume_data import VolumeData, rbd_settings, volume_data
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +21,23 @@ def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walrus]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def sc(walrus: Walrus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScProcess]:
-    with sc_process(tmp_path_factory.mktemp("sc-zone-1"), walrus, SC_MAX_STORAGE="64",
-                    SC_SNAPSHOT_PART_MIB="1") as running:
+def backend_settings(request: pytest.FixtureRequest, backend: str) -> tuple[VolumeData, dict[str, str]]:
+    """The test data helper and the SC's settings for a backend; the worker's Ceph cluster is
+    started only when a test asks for `rbd`."""
+    if backend == "rbd":
+        ceph = request.getfixturevalue("ceph")
+        return volume_data("rbd", ceph), rbd_settings(ceph)
+    return volume_data("file"), {}
+
+
+@pytest.fixture(scope="module", params=["file", "rbd"])
+def sc(request: pytest.FixtureRequest, walrus: Walrus,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScProcess]:
+    """One SC per module and backend: the module's tests run once on sparse files and once on
+    RBD images in the worker's Ceph cluster."""
+    data, settings = backend_settings(request, request.param)
+    with sc_process(tmp_path_factory.mktemp(f"sc-zone-1-{request.param}"), walrus, data,
+                    SC_MAX_STORAGE="64", SC_SNAPSHOT_PART_MIB="1", **settings) as running:
         yield running
 
 

@@ -29,6 +29,7 @@ from services.internal import InternalCallError, InternalClient
 from services.messages.identity import AccessKeyInfo
 from services.launcher import uvicorn_command
 from tests.support.servers import PortHold
+from tests.support.volume_data import FileData, VolumeData
 from tests.support.waiting import wait_for
 from tests.walrus.process import walrus_process
 
@@ -65,6 +66,8 @@ class ScProcess:
     settings: dict[str, str]
     # Chosen and held from the start to the end of sc_process: a restart comes back on it.
     hold: PortHold = field(default_factory=PortHold)
+    # How tests reach a volume's bytes on this SC's backend (SC_BACKEND).
+    data: VolumeData = field(default_factory=FileData)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,6 +81,16 @@ class ScProcess:
     @property
     def volumes(self) -> Path:
         return self.home / "volumes"
+
+    @property
+    def backend(self) -> str:
+        return self.settings.get("SC_BACKEND", "file")
+
+    def locator(self, volume_id: str) -> str:
+        """Where this SC keeps a volume (what it reports as the volume's path)."""
+        if self.backend == "rbd":
+            return f"rbd:{self.settings['SC_CEPH_POOL']}/{volume_id}"
+        return str(self.volumes / f"{volume_id}.img")
 
     def log(self) -> str:
         path = self.home / "sc.log"
@@ -142,8 +155,9 @@ class ScProcess:
 
 
 @contextmanager
-def sc_process(home: Path, walrus: Walrus, **settings: str) -> Iterator[ScProcess]:
-    sc = ScProcess(home, walrus, settings)
+def sc_process(home: Path, walrus: Walrus, data: VolumeData | None = None,
+               **settings: str) -> Iterator[ScProcess]:
+    sc = ScProcess(home, walrus, settings, data=data or FileData())
     try:
         sc.start()
         yield sc

@@ -1,25 +1,45 @@
 """Exports to nodes: `local` hands over the file's path; `nbd` runs a real qemu-nbd on an
-address other hosts reach, read back here through NBD with qemu-img. Idempotent per (volume,
-node), gone after unexport, nothing left by a failed export, and a crashed SC's qemu-nbd is
-ended and served again by the next one."""
+address other hosts reach, read back here through NBD with qemu-img; `rbd` names the image, a
+monitor and the Ceph user, read back here by QEMU's own rbd driver as a node's QEMU opens it.
+Idempotent per (volume, node), gone after unexport, nothing left by a failed export, and a
+crashed SC's qemu-nbd is ended and served again by the next one."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from services.ids import new_id
 from services.messages.storage import (SC_EXPORT_ROUTE, SC_EXPORTS_ROUTE, SC_UNEXPORT_ROUTE,
                                        SC_VOLUME_ROUTE, SC_VOLUMES_ROUTE, CreateVolume, ExportVolume,
                                        UnexportVolume, VolumeExportInfo, VolumeExportList, VolumeInfo)
 from tests.sc.conftest import volume_file
-from tests.sc.process import ScProcess
+from tests.sc.process import ScProcess, Walrus, sc_process
+from tests.support.ceph import CephCluster
+from tests.support.volume_data import rbd_settings, volume_data
 from tests.support.waiting import wait_for
 
 MIB = 1024 * 1024
 PATTERN = bytes(range(256)) * 4096  # 1 MiB that no offset mix-up reproduces
+
+
+@pytest.fixture(scope="module")
+def sc(walrus: Walrus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScProcess]:
+    """The file backend's exports (local, nbd); the rbd export has its own SC below."""
+    with sc_process(tmp_path_factory.mktemp("sc-exports"), walrus, SC_MAX_STORAGE="16") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def rbd_sc(walrus: Walrus, ceph: CephCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScProcess]:
+    with sc_process(tmp_path_factory.mktemp("sc-rbd-exports"), walrus, volume_data("rbd", ceph),
+                    SC_MAX_STORAGE="16", SC_EXPORT="nbd", **rbd_settings(ceph)) as running:
+        yield running
 
 
 def new_volume(sc: ScProcess, size: int = 1) -> str:
@@ -79,6 +99,35 @@ def listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_rbd_export_names_the_image_a_monitor_and_the_user_and_qemu_reads_it(
+        rbd_sc: ScProcess, ceph: CephCluster, tmp_path: Path) -> None:
+    sc = rbd_sc
+    volume_id = new_volume(sc)
+    sc.data.write(sc.locator(volume_id), 3 * MIB, PATTERN)
+    # SC_EXPORT=nbd is the file backend's: an RBD image is never served by qemu-nbd.
+    first = export(sc, volume_id, "node-a")
+    assert (first.driver, first.export_name, first.user) == ("rbd", f"{ceph.pool}/{volume_id}", "admin")
+    assert (first.host, first.port) == (ceph.address, 6789)
+    assert first.uri == f"rbd://{ceph.address}:6789/{ceph.pool}/{volume_id}"
+    assert state(sc, volume_id) == "in-use" and export(sc, volume_id, "node-a") == first
+    assert sc.error("POST", SC_EXPORT_ROUTE.format(volume_id=volume_id), ExportVolume(node="node-b")) \
+        == (409, "VolumeInUse")
+    # What libvirt hands QEMU for the network disk: the image, the monitor, the user and key.
+    key = ceph.key("admin")
+    source = (f"rbd:{first.export_name}:mon_host={first.host}\\:{first.port}:id={first.user}:"
+              f"key={key}:auth_supported=cephx")
+    copy = tmp_path / "read-through-librbd.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw", source, str(copy)],
+                   check=True, capture_output=True, timeout=120)
+    with open(copy, "rb") as f:
+        f.seek(3 * MIB)
+        assert f.read(len(PATTERN)) == PATTERN
+    assert os.path.getsize(copy) == 1024 * MIB
+    assert unexport(sc, volume_id, "node-a").state == "available" and exports_of(sc, volume_id) == []
+    assert sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume_id), response=VolumeInfo).state == "deleted"
+    assert not sc.data.exists(sc.locator(volume_id))
 
 
 def test_local_export_hands_the_node_the_files_path_once(sc: ScProcess) -> None:

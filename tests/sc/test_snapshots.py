@@ -1,6 +1,7 @@
 """Snapshots into a real Walrus and restores out of it: point in time, only the written parts
-uploaded, progress to 100 %, bytes restored exactly (in another zone too), and a corrupted part
-refused by name."""
+uploaded, progress to 100 %, bytes restored exactly (in another zone too, on the other
+backend), and a corrupted part refused by name. The `sc` fixture runs each test on sparse
+files and on RBD images; on RBD a volume made from a snapshot still in the pool is a clone."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from services.ids import new_id
 from services.messages.storage import (SC_SNAPSHOT_ROUTE, SC_SNAPSHOTS_ROUTE, SC_VOLUME_ROUTE,
                                        SC_VOLUMES_ROUTE, CreateSnapshot, CreateVolume,
                                        SnapshotInfo, SnapshotList, SnapshotManifest, VolumeInfo)
-from tests.sc.conftest import same_bytes, volume_file
+from tests.sc.conftest import backend_settings, same_bytes, volume_file
 from tests.sc.process import ScProcess, Walrus, sc_process
 from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
@@ -70,6 +71,14 @@ def write(path: Path, offset: int, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def rbd_snapshots(sc: ScProcess, volume_id: str) -> list[str]:
+    """`image@snapshot` of every RBD snapshot of the volume ([] on the file backend)."""
+    if sc.backend != "rbd":
+        return []
+    names = sc.data.snapshots(sc.locator(volume_id))  # type: ignore[attr-defined]
+    return [f"{volume_id}@{name}" for name in names]
+
+
 def keys_in(walrus: Walrus, bucket: str) -> dict[str, int]:
     listed = walrus.s3().list_objects_v2(Bucket=bucket)
     return {item["Key"]: item["Size"] for item in listed.get("Contents", [])}
@@ -80,16 +89,17 @@ def taken(sc: ScProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[Volu
     """A 1 GiB sparse volume with a known pattern in three places and a megabyte of written
     zeros, snapshotted; `expected` is a copy of the volume as it was at that moment."""
     volume = new_volume(sc, 1)
-    path = volume_file(sc, volume.volume_id)
-    write(path, 0, PATTERN)                   # part 0
-    write(path, 500 * MIB + 123, PATTERN)     # parts 500 and 501, not aligned
-    write(path, 700 * MIB, bytes(MIB))        # written, but zeros: nothing to upload
-    write(path, GIB - 4096, PATTERN[:4096])   # the last part
+    path = sc.locator(volume.volume_id)
+    sc.data.write(path, 0, PATTERN)                   # part 0
+    sc.data.write(path, 500 * MIB + 123, PATTERN)     # parts 500 and 501, not aligned
+    sc.data.write(path, 700 * MIB, bytes(MIB))        # written, but zeros: nothing to upload
+    sc.data.write(path, GIB - 4096, PATTERN[:4096])   # the last part
     expected = tmp_path_factory.mktemp("expected") / "volume.raw"
-    subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+    with sc.data.local_copy(path) as copy:
+        subprocess.run(["cp", "--sparse=always", str(copy), str(expected)], check=True)
     taken = snapshot(sc, volume.volume_id)
     # Right after the point-in-time step the guest writes on; the snapshot must not see it.
-    write(path, 0, b"written after the snapshot" * 1000)
+    sc.data.write(path, 0, b"written after the snapshot" * 1000)
     seen = [taken.progress]
     settled_snapshot(sc, taken.snapshot_id, seen)
     return volume, taken, expected, seen
@@ -99,7 +109,7 @@ def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
         sc: ScProcess, walrus: Walrus, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
     volume, first, _, seen = taken
     assert (first.state, first.progress, first.volume_id) == ("pending", 0, volume.volume_id)
-    assert first.freeze_method in ("reflink", "extent-copy")
+    assert first.freeze_method in (("reflink", "extent-copy") if sc.backend == "file" else ("rbd-snapshot",))
     info = describe_snapshot(sc, first.snapshot_id)
     assert (info.state, info.progress) == ("completed", 100)
     assert seen == sorted(seen) and seen[-1] == 100
@@ -108,22 +118,38 @@ def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
     # Only data is sent, packed into parts of at most 1 MiB: the pattern at 0, the unaligned
     # one at 500 MiB (a block more than 1 MiB, so its last block shares a part with the
     # volume's last block). The written zeros at 700 MiB are left out, and so is every hole.
-    assert set(keys) == {"manifest.json", "part-00000000", "part-00000001", "part-00000002"}
-    assert sum(size for key, size in keys.items() if key.startswith("part-")) == 2 * MIB + 8192
     manifest = SnapshotManifest.model_validate_json(
         walrus.s3().get_object(Bucket=info.bucket, Key="manifest.json")["Body"].read())
     assert (manifest.size_bytes, manifest.part_size, manifest.volume_id) == (GIB, MIB, volume.volume_id)
-    assert [[(e.offset, e.length) for e in p.extents] for p in manifest.parts] == \
-        [[(0, MIB)], [(500 * MIB, MIB)], [(501 * MIB, 4096), (GIB - 4096, 4096)]]
+    if sc.backend == "file":
+        # The file system's data extents are whole 4 KiB blocks.
+        assert set(keys) == {"manifest.json", "part-00000000", "part-00000001", "part-00000002"}
+        assert sum(size for key, size in keys.items() if key.startswith("part-")) == 2 * MIB + 8192
+        assert [[(e.offset, e.length) for e in p.extents] for p in manifest.parts] == \
+            [[(0, MIB)], [(500 * MIB, MIB)], [(501 * MIB, 4096), (GIB - 4096, 4096)]]
+    else:
+        # RBD reports its extents at the object store's grain (memstore: from an object's start
+        # to its last written byte), and the upload drops the pieces of them that are all
+        # zeros: what is sent covers every write, leaves out holes and the written zeros, and
+        # is at most a piece (1 MiB) more per written run.
+        extents = sorted((e.offset, e.offset + e.length) for p in manifest.parts for e in p.extents)
+        assert all(p.length <= MIB for p in manifest.parts) and len(manifest.parts) <= 5
+        for lo, hi in [(0, MIB), (500 * MIB + 123, 501 * MIB + 123), (GIB - 4096, GIB)]:
+            assert sum(min(hi, e) - max(lo, s) for s, e in extents if s < hi and e > lo) == hi - lo
+        assert not [(s, e) for s, e in extents if s < 701 * MIB and e > 700 * MIB]
+        assert not [(s, e) for s, e in extents if s < 500 * MIB and e > 2 * MIB]
+        assert 2 * MIB + 4096 < sum(keys[p.key] for p in manifest.parts) <= 5 * MIB
     for part in manifest.parts:
         body = walrus.s3().get_object(Bucket=info.bucket, Key=part.key)["Body"].read()
         assert hashlib.sha256(body).hexdigest() == part.sha256
         # The SC sent that SHA-256 with the part and Walrus checked it on receipt.
         head = walrus.s3().head_object(Bucket=info.bucket, Key=part.key, ChecksumMode="ENABLED")
         assert base64.b64decode(head["ChecksumSHA256"]).hex() == part.sha256
-    assert info.parts == 3 and info.uploaded_bytes == info.data_bytes
-    # The frozen copy is gone once uploaded.
+    assert info.parts == len(manifest.parts) and info.uploaded_bytes == info.data_bytes
+    # A frozen file is gone once uploaded; an RBD snapshot stays in the pool, to clone from.
     assert list((sc.volumes / "staging").glob("*")) == []
+    if sc.backend == "rbd":
+        assert f"{volume.volume_id}@{first.snapshot_id}" in rbd_snapshots(sc, volume.volume_id)
     listed = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
     assert first.snapshot_id in [s.snapshot_id for s in listed.snapshots]
 
@@ -132,13 +158,17 @@ def test_a_volume_restored_from_a_snapshot_has_its_bytes_exactly(
         sc: ScProcess, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
     _, snap, expected, _ = taken
     restored = new_volume(sc, size=1, snapshot_id=snap.snapshot_id)
-    assert restored.state == "creating" and restored.snapshot_id == snap.snapshot_id
+    assert restored.snapshot_id == snap.snapshot_id
+    # From Walrus on files; on RBD a copy-on-write clone of the snapshot still in the pool,
+    # whole at once.
+    assert restored.state == ("creating" if sc.backend == "file" else "available")
     done = settled_volume(sc, restored.volume_id)
     assert (done.state, done.progress, done.size_gib) == ("available", 100, 1)
-    path = volume_file(sc, restored.volume_id)
-    assert same_bytes(path, expected)
+    path = sc.locator(restored.volume_id)
+    with sc.data.local_copy(path) as copy:
+        assert same_bytes(copy, expected)
     # Restored sparse: only what the snapshot held takes room.
-    assert os.stat(path).st_blocks * 512 <= 8 * MIB
+    assert sc.data.allocated(path) <= 8 * MIB
 
 
 def test_a_larger_volume_from_a_snapshot_holds_it_and_zeros_after(
@@ -146,20 +176,22 @@ def test_a_larger_volume_from_a_snapshot_holds_it_and_zeros_after(
     _, snap, expected, _ = taken
     restored = new_volume(sc, size=2, snapshot_id=snap.snapshot_id)
     assert settled_volume(sc, restored.volume_id).state == "available"
-    path = volume_file(sc, restored.volume_id)
-    assert os.stat(path).st_size == 2 * GIB
-    assert same_bytes(path, expected, GIB)
-    with open(path, "rb") as got:
-        got.seek(2 * GIB - MIB)
-        assert got.read(MIB) == bytes(MIB)
+    path = sc.locator(restored.volume_id)
+    assert sc.data.size(path) == 2 * GIB
+    with sc.data.local_copy(path) as copy:
+        assert same_bytes(copy, expected, GIB)
+    assert sc.data.read(path, 2 * GIB - MIB, MIB) == bytes(MIB)
 
 
 def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
         sc: ScProcess, walrus: Walrus) -> None:
     volume = new_volume(sc, 1)
-    write(volume_file(sc, volume.volume_id), 3 * MIB, PATTERN)
-    write(volume_file(sc, volume.volume_id), 900 * MIB, PATTERN)
+    sc.data.write(sc.locator(volume.volume_id), 3 * MIB, PATTERN)
+    sc.data.write(sc.locator(volume.volume_id), 900 * MIB, PATTERN)
     snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
+    # With its volume gone, no backend holds the snapshot any more: a new volume is restored
+    # from Walrus, part by checked part (on RBD, the pool's snapshot went with the volume).
+    sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume.volume_id))
     s3 = walrus.s3()
     body = bytearray(s3.get_object(Bucket=snap.bucket, Key="part-00000001")["Body"].read())
     body[777] ^= 0x01  # one byte
@@ -171,28 +203,38 @@ def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
     assert f"bytes {900 * MIB}-" in failed.reason.message
     assert "SHA-256" in failed.reason.message
     # Nothing of the bad data is readable.
-    assert os.stat(volume_file(sc, restored.volume_id)).st_blocks == 0
+    assert sc.data.allocated(sc.locator(restored.volume_id)) == 0
     # A volume in error can be deleted.
     assert sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=restored.volume_id),
                    response=VolumeInfo).state == "deleted"
 
 
-def test_another_zones_sc_restores_a_snapshot_from_walrus(
-        walrus: Walrus, tmp_path: Path, taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
+def test_another_zones_sc_on_the_other_backend_restores_a_snapshot_from_walrus(
+        request: pytest.FixtureRequest, sc: ScProcess, walrus: Walrus, tmp_path: Path,
+        taken: tuple[VolumeInfo, SnapshotInfo, Path, list[int]]) -> None:
     _, snap, expected, _ = taken
-    with sc_process(tmp_path / "zone-2", walrus, SC_MAX_STORAGE="4") as zone2:
+    other = "rbd" if sc.backend == "file" else "file"
+    data, settings = backend_settings(request, other)
+    with sc_process(tmp_path / "zone-2", walrus, data, SC_MAX_STORAGE="4", **settings) as zone2:
         restored = new_volume(zone2, snapshot_id=snap.snapshot_id)
+        assert restored.state == "creating"     # not in zone-2's storage: from Walrus
         assert settled_volume(zone2, restored.volume_id).state == "available"
-        assert same_bytes(volume_file(zone2, restored.volume_id), expected)
+        with zone2.data.local_copy(zone2.locator(restored.volume_id)) as copy:
+            assert same_bytes(copy, expected)
 
 
 def test_deleting_a_snapshot_removes_it_from_walrus(sc: ScProcess, walrus: Walrus) -> None:
     volume = new_volume(sc, 1)
-    write(volume_file(sc, volume.volume_id), 0, PATTERN)
+    sc.data.write(sc.locator(volume.volume_id), 0, PATTERN)
     snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
+    # A clone still reading through the pool's snapshot keeps its bytes when it goes.
+    clone = new_volume(sc, snapshot_id=snap.snapshot_id)
+    assert settled_volume(sc, clone.volume_id).state == "available"
     deleted = sc.call("DELETE", SC_SNAPSHOT_ROUTE.format(snapshot_id=snap.snapshot_id),
                       response=SnapshotInfo)
     assert deleted.state == "deleted"
+    assert rbd_snapshots(sc, volume.volume_id) == []
+    assert sc.data.read(sc.locator(clone.volume_id), 0, len(PATTERN)) == PATTERN
     with pytest.raises(ClientError):
         walrus.s3().head_bucket(Bucket=snap.bucket)
     route = SC_SNAPSHOT_ROUTE.format(snapshot_id=snap.snapshot_id)
@@ -225,7 +267,7 @@ def test_a_volume_smaller_than_its_snapshot_is_refused(sc: ScProcess) -> None:
     assert sc.error("POST", SC_VOLUMES_ROUTE, CreateVolume(volume_id=volume_id, size_gib=1,
                                                            snapshot_id=empty.snapshot_id)) == \
         (400, "InvalidParameterValue")
-    assert not volume_file(sc, volume_id).exists()
+    assert not sc.data.exists(sc.locator(volume_id))
     # Without a size, the snapshot's: 2 GiB of zeros, taking no room.
     restored = new_volume(sc, size=None, snapshot_id=empty.snapshot_id)  # type: ignore[arg-type]
     done = settled_volume(sc, restored.volume_id)
@@ -251,23 +293,33 @@ def test_without_walrus_a_snapshot_fails_with_its_reason_and_leaves_nothing(
         assert not volume_file(lonely, volume_id).exists()
 
 
-def test_an_upload_cut_by_an_sc_crash_resumes_at_the_next_start(walrus: Walrus, tmp_path: Path) -> None:
-    with sc_process(tmp_path / "crashy", walrus, SC_MAX_STORAGE="4", SC_SNAPSHOT_PART_MIB="1") as sc:
+@pytest.mark.parametrize("backend", ["file", "rbd"])
+def test_an_upload_cut_by_an_sc_crash_resumes_at_the_next_start(
+        request: pytest.FixtureRequest, backend: str, walrus: Walrus, tmp_path: Path) -> None:
+    data, settings = backend_settings(request, backend)
+    with sc_process(tmp_path / "crashy", walrus, data, SC_MAX_STORAGE="4", SC_SNAPSHOT_PART_MIB="1",
+                    **settings) as sc:
         volume = new_volume(sc, 1)
-        path = volume_file(sc, volume.volume_id)
-        write(path, 64 * MIB, PATTERN)
+        path = sc.locator(volume.volume_id)
+        sc.data.write(path, 64 * MIB, PATTERN)
         expected = tmp_path / "expected.raw"
-        subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+        with sc.data.local_copy(path) as copy:
+            subprocess.run(["cp", "--sparse=always", str(copy), str(expected)], check=True)
         os.kill(walrus.pid, signal.SIGSTOP)  # Walrus hangs: the upload cannot finish
         try:
             snap = snapshot(sc, volume.volume_id)
             sc.kill()
         finally:
             os.kill(walrus.pid, signal.SIGCONT)
-        write(path, 64 * MIB, b"written while the SC was down" * 100)
+        # The point in time (a frozen file, an RBD snapshot) outlives the crash; writes since
+        # do not reach the snapshot.
+        sc.data.write(path, 64 * MIB, b"written while the SC was down" * 100)
         sc.start()
         done = settled_snapshot(sc, snap.snapshot_id)
         assert (done.state, done.progress) == ("completed", 100)
+        # Deleted, so that the new volume is restored from Walrus on either backend.
+        sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume.volume_id))
         restored = new_volume(sc, snapshot_id=snap.snapshot_id)
         assert settled_volume(sc, restored.volume_id).state == "available"
-        assert same_bytes(volume_file(sc, restored.volume_id), expected)
+        with sc.data.local_copy(sc.locator(restored.volume_id)) as copy:
+            assert same_bytes(copy, expected)

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,7 @@ class CephCluster:
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
     pids: list[int] = field(default_factory=list)
+    enter: list[str] = field(default_factory=list)
 
     @property
     def rgw_endpoint(self) -> str:
@@ -76,12 +77,14 @@ class CephCluster:
 
 
 def _conf_text(root: Path, fsid: str, address: str) -> str:
+    # Off loopback (a lab node's wire address), the daemons' network is that address alone.
+    network = "127.0.0.0/8" if address.startswith("127.") else f"{address}/32"
     return f"""[global]
 fsid = {fsid}
 mon host = v2:{address}:3300,v1:{address}:6789
 mon initial members = a
 public addr = {address}
-public network = 127.0.0.0/8
+public network = {network}
 auth cluster required = cephx
 auth service required = cephx
 auth client required = cephx
@@ -129,6 +132,7 @@ rgw dns name = {address}
 
 
 def _spawn(argv: list[str], log: Path) -> int:
+    # nsenter execs the daemon (no --fork): the pid recorded is the daemon's own.
     with open(log, "ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
@@ -166,7 +170,9 @@ def _kill(pids: list[int]) -> None:
 
 
 @contextmanager
-def ceph_cluster(address: str | None = None) -> Iterator[CephCluster]:
+def ceph_cluster(address: str | None = None, enter: Sequence[str] = ()) -> Iterator[CephCluster]:
+    """`enter` runs the daemons in another network namespace (`nsenter --net=…`, a lab node's),
+    listening on `address` there; the command-line tools run here and reach it by route."""
     address = address or loopback_address()
     root = Path(tempfile.mkdtemp(prefix="eucasim-ceph-", dir="/tmp"))
     fsid = str(uuid.uuid4())
@@ -174,7 +180,7 @@ def ceph_cluster(address: str | None = None) -> Iterator[CephCluster]:
     for folder in ("run", "log", "crash", "mon", "osd", "rgw"):
         (root / folder).mkdir()
     conf.write_text(_conf_text(root, fsid, address))
-    cluster = CephCluster(root=root, address=address, conf=conf)
+    cluster = CephCluster(root=root, address=address, conf=conf, enter=list(enter))
     try:
         _bring_up(cluster, fsid)
         yield cluster
@@ -196,7 +202,7 @@ def _bring_up(cluster: CephCluster, fsid: str) -> None:
     tool("monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"[v2:{address}:3300,v1:{address}:6789]",
          str(monmap))
     tool("ceph-mon", "--conf", conf, "--mkfs", "-i", "a", "--monmap", str(monmap), "--keyring", str(keyring))
-    cluster.pids.append(_spawn(["ceph-mon", "--conf", conf, "-i", "a", "-f"], root / "log" / "mon.out"))
+    cluster.pids.append(_spawn([*cluster.enter, "ceph-mon", "--conf", conf, "-i", "a", "-f"], root / "log" / "mon.out"))
     _wait("mon", lambda: bool(cluster.run("ceph", "mon", "stat", timeout=10)))
 
     osd_uuid = str(uuid.uuid4())
@@ -206,7 +212,7 @@ def _bring_up(cluster: CephCluster, fsid: str) -> None:
          "--osd-uuid", osd_uuid)
     cluster.run("ceph", "auth", "add", f"osd.{osd_id}", "osd", "allow *", "mon", "allow profile osd",
                 "mgr", "allow profile osd", "-i", str(root / "osd" / f"ceph-{osd_id}" / "keyring"))
-    cluster.pids.append(_spawn(["ceph-osd", "--conf", conf, "-i", osd_id, "-f"], root / "log" / "osd.out"))
+    cluster.pids.append(_spawn([*cluster.enter, "ceph-osd", "--conf", conf, "-i", osd_id, "-f"], root / "log" / "osd.out"))
 
     def osd_up() -> bool:
         stat = json.loads(cluster.run("ceph", "osd", "stat", "-f", "json", timeout=10))
@@ -219,7 +225,7 @@ def _bring_up(cluster: CephCluster, fsid: str) -> None:
     rgw_keyring = root / "rgw" / "keyring"
     cluster.run("ceph", "auth", "get-or-create", "client.rgw.test", "mon", "allow rw", "osd", "allow rwx",
                 "mgr", "allow rw", "-o", str(rgw_keyring))
-    cluster.pids.append(_spawn(["radosgw", "--conf", conf, "-n", "client.rgw.test", "-f"], root / "log" / "rgw.out"))
+    cluster.pids.append(_spawn([*cluster.enter, "radosgw", "--conf", conf, "-n", "client.rgw.test", "-f"], root / "log" / "rgw.out"))
     cluster.run("radosgw-admin", "user", "create", "--uid", "eucasim", "--display-name", "eucasim tests",
                 "--access-key", cluster.access_key, "--secret", cluster.secret_key, timeout=90)
     _wait("radosgw", lambda: _answers(address, RGW_PORT))

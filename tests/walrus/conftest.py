@@ -1,11 +1,19 @@
 """Walrus as a real process on a free port (HTTP and HTTPS), two accounts and the cloud's own,
-and clients configured the way users configure them."""
+and clients configured the way users configure them.
+
+Every Walrus these fixtures start runs once on each blob backend (walrus/blobs.py): `file`,
+and `s3` over the test worker's Ceph RGW (the `ceph` fixture, tests/support/ceph.py), so every
+test that uses them passes on both. A test looks at what is stored through `stored_blobs()`
+and `unfinished_blobs()`, never at a backend's own directory or bucket."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +31,65 @@ CLOUD = AccessKeyInfo(access_key="AKIAEUCALYPTUS000003", secret_key="cloud-secre
                       is_admin=True)
 
 
+BACKENDS = ["file", "s3"]
+
+
+@dataclass
+class BlobBackend:
+    """Where one Walrus keeps its bodies: its environment, and a look inside."""
+
+    name: str
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    client: Any = None  # straight to the cluster, with the cluster's keys (s3)
+    bucket: str = ""
+
+    def stored(self) -> list[str]:
+        """The ids of committed blobs."""
+        if self.name == "s3":
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        root = self.home / "walrus" / "objects"
+        return [p.name for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+    def unfinished(self) -> list[str]:
+        """Blobs being written: the file driver's temporary files, the cluster's uploads."""
+        if self.name == "s3":
+            uploads = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+            return [u["Key"] for u in uploads]
+        return [p.name for p in (self.home / "walrus" / "objects" / "tmp").glob("*")]
+
+
+def blob_backend(request: pytest.FixtureRequest, name: str, home: Path) -> BlobBackend:
+    """A backend of its own for one Walrus: on s3, a fresh bucket in this worker's Ceph."""
+    if name == "file":
+        return BlobBackend("file", home)
+    from tests.support.ceph import CephCluster
+    from walrus.s3_blobs import S3Location, backend_client
+
+    ceph: CephCluster = request.getfixturevalue("ceph")
+    bucket = f"walrus-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    env = {"WALRUS_BACKEND": "s3", "WALRUS_S3_ENDPOINT": ceph.rgw_endpoint,
+           "WALRUS_S3_ACCESS_KEY": ceph.access_key, "WALRUS_S3_SECRET_KEY": ceph.secret_key,
+           "WALRUS_S3_BUCKET": bucket}
+    client = backend_client(S3Location(ceph.rgw_endpoint, ceph.access_key, ceph.secret_key,
+                                       bucket))
+    return BlobBackend("s3", home, env, client, bucket)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """For tests that start Walrus themselves: once per blob backend."""
+    return str(request.param)
+
+
 @dataclass
 class WalrusServer:
     url: str
     home: Path
     config: CloudConfig
     ca_bundle: str | None = None
+    backend: BlobBackend | None = None
 
     def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
         return s3_client(self.url, who.access_key, who.secret_key, self.ca_bundle or None,
@@ -39,29 +100,39 @@ class WalrusServer:
 
         return Database(self.config.database_url("walrus"))
 
-    def stored_blobs(self) -> list[Path]:
-        root = self.home / "walrus" / "objects"
-        return [p for p in root.rglob("*") if p.is_file()]
+    def stored_blobs(self) -> list[str]:
+        """The ids of the bodies Walrus has committed, in whichever backend it uses."""
+        assert self.backend is not None
+        return self.backend.stored()
+
+    def unfinished_blobs(self) -> list[str]:
+        assert self.backend is not None
+        return self.backend.unfinished()
 
 
 def make_config(home: Path, **extra: object) -> CloudConfig:
     return load_config(EUCASIM_HOME=home, CLOUD_SECRET="test-secret", **extra)
 
 
-@pytest.fixture(scope="session")
-def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    """Walrus as a real process over HTTP."""
-    home = tmp_path_factory.mktemp("walrus-home")
-    with walrus_process(home, [ALICE, BOB, CLOUD]) as (url, _):
-        yield WalrusServer(url, home, make_config(home))
+@pytest.fixture(scope="session", params=BACKENDS)
+def walrus(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    """Walrus as a real process over HTTP, on each blob backend."""
+    home = tmp_path_factory.mktemp(f"walrus-{request.param}-home")
+    backend = blob_backend(request, request.param, home)
+    with walrus_process(home, [ALICE, BOB, CLOUD], **backend.env) as (url, _):
+        yield WalrusServer(url, home, make_config(home, **backend.env), backend=backend)
 
 
-@pytest.fixture(scope="session")
-def walrus_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+@pytest.fixture(scope="session", params=BACKENDS)
+def walrus_tls(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
     """Walrus as a real process over HTTPS, its certificate from the cloud CA."""
-    home = tmp_path_factory.mktemp("walrus-tls-home")
-    with walrus_process(home, [ALICE, BOB, CLOUD], https=True) as (url, _):
-        yield WalrusServer(url, home, make_config(home), ca_bundle=str(home / "tls" / "ca.pem"))
+    home = tmp_path_factory.mktemp(f"walrus-tls-{request.param}-home")
+    backend = blob_backend(request, request.param, home)
+    with walrus_process(home, [ALICE, BOB, CLOUD], https=True, **backend.env) as (url, _):
+        yield WalrusServer(url, home, make_config(home, **backend.env),
+                           ca_bundle=str(home / "tls" / "ca.pem"), backend=backend)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,22 @@ class BlobBackend:
         root = self.home / "walrus" / "objects"
         return [p.name for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
 
+    def read(self, blob_id: str) -> bytes:
+        if self.name == "s3":
+            return self.client.get_object(Bucket=self.bucket, Key=blob_id)["Body"].read()  # type: ignore[no-any-return]
+        return (self.home / "walrus" / "objects" / blob_id[:2] / blob_id).read_bytes()
+
+    def leave_crash_leftovers(self, orphan_id: str, unfinished_id: str) -> None:
+        """What a Walrus killed mid-write leaves: a committed blob no row names (killed between
+        the blob and its row) and a blob half written."""
+        if self.name == "s3":
+            self.client.put_object(Bucket=self.bucket, Key=orphan_id, Body=b"orphan")
+            self.client.create_multipart_upload(Bucket=self.bucket, Key=unfinished_id)
+            return
+        objects = self.home / "walrus" / "objects"
+        (objects / orphan_id[:2] / orphan_id).write_bytes(b"orphan")
+        (objects / "tmp" / f"{unfinished_id}.part").write_bytes(b"half an object")
+
     def unfinished(self) -> list[str]:
         """Blobs being written: the file driver's temporary files, the cluster's uploads."""
         if self.name == "s3":

@@ -41,7 +41,9 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    def writer(self) -> BlobWriter: ...
+    def writer(self, size: int | None = None) -> BlobWriter:
+        """A new blob; `size` is its length when the request declares it (a driver may use it
+        to stream the bytes on as they come; a body of another length is never committed)."""
 
     def delete(self, blob_ids: Sequence[str]) -> None:
         """Remove these blobs; one already gone is no error."""

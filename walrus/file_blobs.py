@@ -86,7 +86,7 @@ class FileBlobStore:
             raise ValueError(f"not a blob id: {blob_id!r}")
         return self.root / blob_id[:2] / blob_id
 
-    def writer(self) -> FileBlobWriter:
+    def writer(self, size: int | None = None) -> FileBlobWriter:
         return FileBlobWriter(self)
 
     def delete(self, blob_ids: Sequence[str]) -> None:

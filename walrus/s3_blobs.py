@@ -6,12 +6,14 @@ with files.
 
 Streaming both ways, nothing held whole:
 
-- Writing, a blob's bytes gather in a buffer of PART_SIZE. A blob that ends within one buffer
-  is one PUT at commit (a 1 KiB object costs one request); a larger one becomes a multipart
-  upload on the cluster, each full buffer sent as a part by a sender thread while the next is
-  received, at most IN_FLIGHT parts at a time. So memory per upload stays below
-  (IN_FLIGHT + 1) × PART_SIZE whatever the object's size, and the client's bytes flow on to
-  the cluster while they arrive instead of after.
+- Writing (S3BlobWriter), a body whose length the request declares and which is larger than
+  PART_SIZE is one PUT to the cluster, sent while the client's bytes still arrive; a smaller
+  one is buffered and sent in one PUT at commit (a 1 KiB object costs one request); one of
+  unknown length (aws-chunked without x-amz-decoded-content-length) becomes a cluster
+  multipart upload once past PART_SIZE, each part sent while the next is received. Memory per
+  upload stays below a few parts whatever the object's size, and the bytes flow on to the
+  cluster while they arrive instead of after. A body that fails Walrus's checks is never
+  completed on the cluster (its request is broken off, or its multipart upload aborted).
 - Reading, each blob a read needs is one GET, with a Range header when only part of it is
   wanted, and its body is passed on chunk by chunk.
 
@@ -31,8 +33,9 @@ is as large as Walrus's worker pool plus the part senders, so no thread waits fo
 from __future__ import annotations
 
 import logging
+import queue
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +55,11 @@ log = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024
 # Parts of one blob on their way to the cluster at once, besides the one being received.
 IN_FLIGHT = 2
+# A declared body larger than a part is one PUT fed as it arrives, in chunks of this size, at
+# most PIPE_CHUNKS of them waiting for the cluster.
+STREAM_CHUNK = 256 * 1024
+PIPE_CHUNKS = 16
+MAX_SINGLE_PUT = 5 * 1024 ** 3
 SENDERS = 16
 DELETE_BATCH = 1000
 
@@ -94,26 +102,107 @@ def _missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
 
 
+class _Pipe:
+    """The body of a PUT that is being sent while its bytes still arrive: the writer's thread
+    puts chunks in, the sender's request reads them out. Bounded, so a slow cluster holds up
+    the upload (and so the client) instead of filling memory."""
+
+    def __init__(self, sending: Callable[[], Future[Any] | None]) -> None:
+        self._queue: queue.Queue[bytes | None | BaseException] = queue.Queue(PIPE_CHUNKS)
+        self._current = memoryview(b"")
+        self._sending = sending
+
+    def put(self, item: bytes | None | BaseException) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                future = self._sending()
+                if future is not None and future.done():
+                    future.result()  # the request ended early: its error is the answer
+                    raise OSError("the cluster answered before the body was sent")
+
+    def read(self, amount: int | None = -1) -> bytes:
+        if not self._current:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item  # ends the request: the cluster stores nothing
+            if item is None:
+                return b""
+            self._current = memoryview(item)
+        count = len(self._current) if amount is None or amount < 0 else amount
+        out, self._current = self._current[:count].tobytes(), self._current[count:]
+        return out
+
+
 class S3BlobWriter:
-    def __init__(self, store: S3BlobStore) -> None:
+    """One blob on its way to the cluster, in whichever of three ways fits what is known:
+
+    - its size declared and above PART_SIZE: one PUT of that Content-Length, started by the
+      first full chunk and fed as the bytes come (no part is assembled, and the tail left to
+      send once the client's last byte is in is one chunk, not a part);
+    - ending within PART_SIZE: one PUT of the buffer at commit;
+    - its size unknown (aws-chunked without a decoded length) and past PART_SIZE: a cluster
+      multipart upload, a part per PART_SIZE, sent while the next is received."""
+
+    def __init__(self, store: S3BlobStore, size: int | None) -> None:
         self._store = store
         self.blob_id = uuid.uuid4().hex
         self.size = 0
+        self._declared = size if size is not None and PART_SIZE < size <= MAX_SINGLE_PUT else None
         self._buffer = bytearray()
+        self._pipe: _Pipe | None = None
+        self._put: Future[Any] | None = None
         self._upload_id: str | None = None
         self._parts: list[Future[str]] = []
+        self._overflow = False
         self._done = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._done:
             raise ValueError("blob writer already finished")
-        self._buffer += data
         self.size += len(data)
-        if len(self._buffer) >= PART_SIZE:
+        if self._overflow:
+            return
+        self._buffer += data
+        if self._declared is not None:
+            if self.size > self._declared:
+                # More than declared: nothing more is sent or kept (the body check refuses
+                # the upload before it could be committed).
+                self._stop_pipe()
+                self._overflow = True
+                self._buffer = bytearray()
+            elif len(self._buffer) >= STREAM_CHUNK:
+                self._feed(bytes(self._buffer))
+                self._buffer = bytearray()
+            return
+        if self._pipe is None and len(self._buffer) >= PART_SIZE:
             part, self._buffer = bytes(self._buffer), bytearray()
-            self._send(part)
+            self._send_part(part)
 
-    def _send(self, part: bytes) -> None:
+    def _feed(self, chunk: bytes) -> None:
+        store = self._store
+        if self._pipe is None:
+            self._pipe = _Pipe(lambda: self._put)
+            self._put = store.senders.submit(
+                store.client.put_object, Bucket=store.bucket, Key=self.blob_id, Body=self._pipe,
+                ContentLength=self._declared)
+        self._pipe.put(chunk)
+
+    def _stop_pipe(self) -> None:
+        if self._pipe is not None and self._put is not None:
+            self._pipe.put(OSError("upload abandoned"))
+            try:
+                self._put.result()
+            except Exception:  # the failure asked for
+                pass
+            # Had the whole body gone before the failure, the cluster keeps it: not a blob.
+            self._store.delete([self.blob_id])
+        self._pipe = None
+        self._put = None
+
+    def _send_part(self, part: bytes) -> None:
         store = self._store
         if self._upload_id is None:
             self._upload_id = store.client.create_multipart_upload(
@@ -131,12 +220,19 @@ class S3BlobWriter:
             raise ValueError("blob writer already finished")
         store = self._store
         try:
-            if self._upload_id is None:
+            if self._overflow or (self._declared is not None and self.size != self._declared):
+                raise ValueError(f"blob of {self.size} bytes, {self._declared} declared")
+            if self._declared is not None:
+                self._feed(bytes(self._buffer))
+                assert self._pipe is not None and self._put is not None
+                self._pipe.put(None)
+                self._put.result()
+            elif self._upload_id is None:
                 store.client.put_object(Bucket=store.bucket, Key=self.blob_id,
                                         Body=bytes(self._buffer))
             else:
                 if self._buffer:
-                    self._send(bytes(self._buffer))
+                    self._send_part(bytes(self._buffer))
                 etags = [f.result() for f in self._parts]
                 store.client.complete_multipart_upload(
                     Bucket=store.bucket, Key=self.blob_id, UploadId=self._upload_id,
@@ -154,6 +250,7 @@ class S3BlobWriter:
             return
         self._done = True
         self._buffer = bytearray()
+        self._stop_pipe()
         for part in self._parts:
             try:
                 part.result()
@@ -201,8 +298,8 @@ class S3BlobStore:
         return str(self.client.upload_part(Bucket=self.bucket, Key=blob_id, UploadId=upload_id,
                                            PartNumber=number, Body=data)["ETag"])
 
-    def writer(self) -> S3BlobWriter:
-        return S3BlobWriter(self)
+    def writer(self, size: int | None = None) -> S3BlobWriter:
+        return S3BlobWriter(self, size)
 
     def delete(self, blob_ids: Sequence[str]) -> None:
         ids = [b for b in blob_ids if BLOB_ID.match(b)]

@@ -1,6 +1,7 @@
 """Walrus over Ceph RGW (WALRUS_BACKEND=s3) against RGW directly, in the same run: PUT and GET
 latency (p50, p99) of 1 KiB and 16 MiB objects. Issue 17's aim: Walrus adds at most 30% to
-RGW's own latency.
+RGW's own latency. A Walrus on files (WALRUS_BACKEND=file) is measured beside them, for what
+Walrus itself costs.
 
     .venv/bin/python benchmarks/walrus_rgw.py [--small N] [--large N]
 
@@ -80,13 +81,14 @@ def measure(targets: dict[str, tuple[Any, str]], size: int, count: int) -> dict[
 def report(label: str, times: dict[str, dict[str, list[float]]]) -> list[str]:
     rows = []
     for op in ("PUT", "GET"):
-        walrus, rgw = times["walrus"][op], times["rgw"][op]
+        walrus, rgw, files = times["walrus"][op], times["rgw"][op], times["files"][op]
         w50, w99 = percentile(walrus, 0.50), percentile(walrus, 0.99)
         r50, r99 = percentile(rgw, 0.50), percentile(rgw, 0.99)
+        f50, f99 = percentile(files, 0.50), percentile(files, 0.99)
         ratio = w50 / r50
         rows.append(f"| {op} {label} | {r50:.1f} / {r99:.1f} | {w50:.1f} / {w99:.1f} | "
                     f"{ratio:.2f}× p50, {w99 / r99:.2f}× p99 | "
-                    f"{'yes' if ratio <= AIM else 'no'} |")
+                    f"{'yes' if ratio <= AIM else 'no'} | {f50:.1f} / {f99:.1f} |")
     return rows
 
 
@@ -100,14 +102,19 @@ def main() -> None:
         env = {"WALRUS_BACKEND": "s3", "WALRUS_S3_ENDPOINT": ceph.rgw_endpoint,
                "WALRUS_S3_ACCESS_KEY": ceph.access_key, "WALRUS_S3_SECRET_KEY": ceph.secret_key,
                "WALRUS_S3_BUCKET": f"walrus-{uuid.uuid4().hex[:8]}", "LOG_LEVEL": "WARNING"}
-        with walrus_process(Path(tmp), [KEY], **env) as (url, _):
+        with walrus_process(Path(tmp) / "s3", [KEY], **env) as (url, _), \
+                walrus_process(Path(tmp) / "file", [KEY], LOG_LEVEL="WARNING") as (file_url, _):
             rgw = client(ceph.rgw_endpoint, ceph.access_key, ceph.secret_key)
             rgw.create_bucket(Bucket="direct")
             walrus = client(url, KEY.access_key, KEY.secret_key)
             walrus.create_bucket(Bucket="through-walrus")
-            targets = {"walrus": (walrus, "through-walrus"), "rgw": (rgw, "direct")}
+            files = client(file_url, KEY.access_key, KEY.secret_key)
+            files.create_bucket(Bucket="on-files")
+            targets = {"walrus": (walrus, "through-walrus"), "rgw": (rgw, "direct"),
+                       "files": (files, "on-files")}
             rows = ["| request | RGW p50 / p99 ms | Walrus over RGW p50 / p99 ms | Walrus ÷ RGW "
-                    "| ≤ 1.3× p50? |", "|---|---:|---:|---|---|"]
+                    "| ≤ 1.3× p50? | Walrus on files p50 / p99 ms |",
+                    "|---|---:|---:|---|---|---:|"]
             rows += report("1 KiB", measure(targets, KIB, args.small))
             rows += report("16 MiB", measure(targets, 16 * MIB, args.large))
     print(f"{args.small} × 1 KiB and {args.large} × 16 MiB per target; {load_note()}")

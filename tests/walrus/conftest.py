@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,11 @@ class WalrusServer:
     ca_bundle: str | None = None
     backend: BlobBackend | None = None
 
+    @cached_property
+    def alice(self):  # type: ignore[no-untyped-def]
+        """One client for the tests that need no other (boto3 clients are slow to build)."""
+        return self.client(ALICE)
+
     def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
         return s3_client(self.url, who.access_key, who.secret_key, self.ca_bundle or None,
                          **config)
@@ -130,30 +137,63 @@ def make_config(home: Path, **extra: object) -> CloudConfig:
     return load_config(EUCASIM_HOME=home, CLOUD_SECRET="test-secret", **extra)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def walrus(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    """Walrus as a real process over HTTP, on each blob backend."""
-    home = tmp_path_factory.mktemp(f"walrus-{request.param}-home")
-    backend = blob_backend(request, request.param, home)
-    with walrus_process(home, [ALICE, BOB, CLOUD], **backend.env) as (url, _):
-        yield WalrusServer(url, home, make_config(home, **backend.env), backend=backend)
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def walrus_tls(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    """Walrus as a real process over HTTPS, its certificate from the cloud CA."""
-    home = tmp_path_factory.mktemp(f"walrus-tls-{request.param}-home")
-    backend = blob_backend(request, request.param, home)
-    with walrus_process(home, [ALICE, BOB, CLOUD], https=True, **backend.env) as (url, _):
+@contextmanager
+def _server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            backend_name: str, https: bool) -> Iterator[WalrusServer]:
+    home = tmp_path_factory.mktemp(f"walrus{'-tls' if https else ''}-{backend_name}-home")
+    backend = blob_backend(request, backend_name, home)
+    with walrus_process(home, [ALICE, BOB, CLOUD], https=https, **backend.env) as (url, _):
         yield WalrusServer(url, home, make_config(home, **backend.env),
-                           ca_bundle=str(home / "tls" / "ca.pem"), backend=backend)
+                           ca_bundle=str(home / "tls" / "ca.pem") if https else None,
+                           backend=backend)
+
+
+# One server per backend for the whole session of a test worker, both kept running: a
+# session fixture parametrized by backend would be torn down and started again at every
+# file (--dist loadfile runs each file's tests on both backends together).
+@pytest.fixture(scope="session")
+def walrus_on_file(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "file", https=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
+def walrus_on_s3(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "s3", https=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def walrus_tls_on_file(request: pytest.FixtureRequest,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "file", https=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def walrus_tls_on_s3(request: pytest.FixtureRequest,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "s3", https=True) as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def walrus(request: pytest.FixtureRequest) -> WalrusServer:
+    """Walrus as a real process over HTTP, on each blob backend."""
+    return request.getfixturevalue(f"walrus_on_{request.param}")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+def walrus_tls(request: pytest.FixtureRequest) -> WalrusServer:
+    """Walrus as a real process over HTTPS, its certificate from the cloud CA."""
+    return request.getfixturevalue(f"walrus_tls_on_{request.param}")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
 def s3(walrus: WalrusServer):  # type: ignore[no-untyped-def]
-    return walrus.client(ALICE)
+    return walrus.alice
 
 
 _counter = 0

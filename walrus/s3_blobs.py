@@ -124,7 +124,7 @@ class _Pipe:
                     raise OSError("the cluster answered before the body was sent")
 
     def read(self, amount: int | None = -1) -> bytes:
-        if not self._current:
+        while not self._current:
             item = self._queue.get()
             if isinstance(item, BaseException):
                 raise item  # ends the request: the cluster stores nothing
@@ -223,7 +223,8 @@ class S3BlobWriter:
             if self._overflow or (self._declared is not None and self.size != self._declared):
                 raise ValueError(f"blob of {self.size} bytes, {self._declared} declared")
             if self._declared is not None:
-                self._feed(bytes(self._buffer))
+                if self._buffer:
+                    self._feed(bytes(self._buffer))
                 assert self._pipe is not None and self._put is not None
                 self._pipe.put(None)
                 self._put.result()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +61,8 @@ IN_FLIGHT = 2
 STREAM_CHUNK = 256 * 1024
 PIPE_CHUNKS = 16
 MAX_SINGLE_PUT = 5 * 1024 ** 3
+# Chunks of a large GET read from the cluster ahead of what the client has taken.
+READ_AHEAD = 4
 SENDERS = 16
 DELETE_BATCH = 1000
 
@@ -266,6 +269,68 @@ class S3BlobWriter:
                               self.blob_id)
 
 
+def _read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks`, read by a thread of its own up to READ_AHEAD chunks ahead: the cluster sends
+    the next chunk while the client takes this one, instead of each waiting for the other. A
+    thread per large GET, not one from a pool: a slow reader parks it, and must not park the
+    threads other requests need. It ends when the reader stops (the iterator is closed)."""
+    ahead: queue.Queue[bytes | None | BaseException] = queue.Queue(READ_AHEAD)
+    stopped = threading.Event()
+
+    def offer(item: bytes | None | BaseException) -> bool:
+        while not stopped.is_set():
+            try:
+                ahead.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for data in chunks:
+                if not offer(data):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the reader, whose request it fails
+            offer(error)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    threading.Thread(target=produce, name="walrus-s3-read", daemon=True).start()
+    return _AheadReader(ahead, stopped)
+
+
+class _AheadReader:
+    """The reader's end of `_read_ahead`. A class, not a generator: one dropped before its
+    first chunk (a response never sent) still stops its thread when it is collected."""
+
+    def __init__(self, ahead: queue.Queue[bytes | None | BaseException],
+                 stopped: threading.Event) -> None:
+        self._ahead = ahead
+        self._stopped = stopped
+
+    def __iter__(self) -> _AheadReader:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._stopped.is_set():
+            raise StopIteration
+        item = self._ahead.get()
+        if item is None or isinstance(item, BaseException):
+            self.close()
+            if item is None:
+                raise StopIteration
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stopped.set()
+
+    def __del__(self) -> None:
+        self._stopped.set()
+
+
 class S3BlobStore:
     def __init__(self, location: S3Location) -> None:
         self.bucket = location.bucket
@@ -338,7 +403,9 @@ class S3BlobStore:
                    chunk: int = READ_CHUNK) -> Iterator[bytes]:
         pieces = plan(segments, start, end)
         first = self._get(*pieces[0]) if pieces else None
-        return self._stream(pieces, first, chunk)
+        if sum(hi - lo + 1 for _, lo, hi, _ in pieces) <= chunk * 2:
+            return self._stream(pieces, first, chunk)
+        return _read_ahead(self._stream(pieces, first, chunk))
 
     def _stream(self, pieces: list[tuple[str, int, int, int]], first: Any,
                 chunk: int) -> Iterator[bytes]:

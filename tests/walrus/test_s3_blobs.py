@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.ceph import CephCluster
+from tests.support.waiting import wait_for
 from walrus.s3_blobs import PART_SIZE, S3BlobStore, S3Location
 
 MIB = 1024 * 1024
@@ -86,3 +88,19 @@ def test_a_body_of_another_length_than_declared_is_never_committed(store) -> Non
         with pytest.raises(ValueError):
             writer.commit()
     assert set(store.stored_ids()) == before and unfinished(store) == []
+
+
+def test_a_read_dropped_halfway_or_before_it_starts_ends_its_read_ahead(store) -> None:  # type: ignore[no-untyped-def]
+    blob = write(store, BODY, len(BODY))
+
+    def readers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "walrus-s3-read")
+
+    wait_for(lambda: readers() == 0, timeout=30, what="earlier reads' threads to end")
+    halfway = store.iter_range([[blob, len(BODY)]], 0, len(BODY) - 1)
+    assert len(next(iter(halfway))) > 0
+    never_read = store.iter_range([[blob, len(BODY)]], 0, len(BODY) - 1)
+    assert readers() == 2
+    del halfway, never_read  # what a client that goes away leaves behind
+    wait_for(lambda: readers() == 0, timeout=30, what="the read-ahead threads to end")
+    store.delete([blob])

@@ -82,7 +82,8 @@ def open_blob_store(config: CloudConfig) -> BlobStore:
     if config.WALRUS_BACKEND == "s3":
         from walrus.s3_blobs import S3BlobStore, S3Location
 
-        return S3BlobStore(S3Location.of(config))
+        return S3BlobStore(S3Location.of(config),
+                           config.EUCASIM_HOME / "walrus" / "s3-bucket-owner")
     from walrus.file_blobs import FileBlobStore
 
     return FileBlobStore(config.EUCASIM_HOME / "walrus" / "objects")

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -61,6 +62,8 @@ IN_FLIGHT = 2
 STREAM_CHUNK = 256 * 1024
 PIPE_CHUNKS = 16
 MAX_SINGLE_PUT = 5 * 1024 ** 3
+# The object that names the Walrus a bucket belongs to (not a blob id: never swept).
+OWNER_KEY = "eucasim-walrus-owner"
 # Chunks of a large GET read from the cluster ahead of what the client has taken.
 READ_AHEAD = 4
 SENDERS = 16
@@ -335,13 +338,39 @@ class _AheadReader:
 
 
 class S3BlobStore:
-    def __init__(self, location: S3Location) -> None:
+    def __init__(self, location: S3Location, owner_file: Path) -> None:
         self.bucket = location.bucket
         self.client = backend_client(location)
         self.senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="walrus-s3-part")
         self._ensure_bucket()
+        self._claim(owner_file)
         # Uploads a crash left unfinished belong to no blob (the file driver's tmp/ files).
         self._abort_unfinished()
+
+    def _claim(self, owner_file: Path) -> None:
+        """Refuse a bucket another Walrus uses. Walrus deletes at start every blob its own rows
+        do not name (walrus/orphans.py), so two Walruses on one bucket (two clouds configured
+        alike, or a copy started beside the original) would delete each other's objects. The
+        bucket names its Walrus in OWNER_KEY; the Walrus keeps the same id in its home, which a
+        backup carries to the host it is restored on."""
+        mine = owner_file.read_text().strip() if owner_file.is_file() else None
+        try:
+            theirs: str | None = self.client.get_object(
+                Bucket=self.bucket, Key=OWNER_KEY)["Body"].read().decode().strip()
+        except ClientError as error:
+            if not _missing(error):
+                raise
+            theirs = None
+        if theirs is not None and theirs != mine:
+            raise RuntimeError(
+                f"bucket {self.bucket} holds the objects of another Walrus ({theirs}; this one "
+                f"is {mine or 'new'}): give each Walrus a WALRUS_S3_BUCKET of its own")
+        if mine is None:
+            mine = uuid.uuid4().hex
+            owner_file.parent.mkdir(parents=True, exist_ok=True)
+            owner_file.write_text(mine + "\n")
+        if theirs is None:
+            self.client.put_object(Bucket=self.bucket, Key=OWNER_KEY, Body=mine.encode())
 
     def _ensure_bucket(self) -> None:
         try:

@@ -23,6 +23,7 @@ from services.config import CloudConfig, load_config
 from services.messages.identity import AccessKeyInfo
 from tests.walrus.helpers import s3_client
 from tests.walrus.process import walrus_process
+from walrus.blobs import BLOB_ID
 
 ALICE = AccessKeyInfo(access_key="AKIAALICE0000000001", secret_key="alice-secret-key-0000000000",
                       account_id="111111111111", account_name="alice", user_name="admin")
@@ -50,7 +51,9 @@ class BlobBackend:
         """The ids of committed blobs."""
         if self.name == "s3":
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
-            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+            # every blob, not the object that names the bucket's Walrus (walrus/s3_blobs.py)
+            return [o["Key"] for page in pages for o in page.get("Contents", [])
+                    if BLOB_ID.match(o["Key"])]
         root = self.home / "walrus" / "objects"
         return [p.name for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
 

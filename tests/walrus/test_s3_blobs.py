@@ -10,24 +10,30 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.ceph import CephCluster
 from tests.support.waiting import wait_for
-from walrus.s3_blobs import PART_SIZE, S3BlobStore, S3Location
+from walrus.s3_blobs import OWNER_KEY, PART_SIZE, S3BlobStore, S3Location
 
 MIB = 1024 * 1024
 BODY = os.urandom(2 * PART_SIZE + 3 * MIB + 17)
 
 
 @pytest.fixture(scope="module")
-def store(ceph: CephCluster) -> Iterator[S3BlobStore]:
-    location = S3Location(ceph.rgw_endpoint, ceph.access_key, ceph.secret_key,
-                          f"blobs-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    blobs = S3BlobStore(location)
+def location(ceph: CephCluster) -> S3Location:
+    return S3Location(ceph.rgw_endpoint, ceph.access_key, ceph.secret_key,
+                      f"blobs-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def store(location: S3Location, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3BlobStore]:
+    blobs = S3BlobStore(location, tmp_path_factory.mktemp("walrus-home") / "owner")
     yield blobs
     blobs.delete(list(blobs.stored_ids()))
+    blobs.client.delete_object(Bucket=location.bucket, Key=OWNER_KEY)
     blobs.client.delete_bucket(Bucket=location.bucket)
     blobs.senders.shutdown()
 
@@ -104,3 +110,23 @@ def test_a_read_dropped_halfway_or_before_it_starts_ends_its_read_ahead(store) -
     del halfway, never_read  # what a client that goes away leaves behind
     wait_for(lambda: readers() == 0, timeout=30, what="the read-ahead threads to end")
     store.delete([blob])
+
+
+def test_a_bucket_another_walrus_uses_is_refused_and_its_own_walrus_comes_back(  # type: ignore[no-untyped-def]
+        store, location: S3Location, tmp_path: Path) -> None:
+    blob = write(store, b"belongs to the first Walrus", None)
+    with pytest.raises(RuntimeError, match="another Walrus"):
+        S3BlobStore(location, tmp_path / "a-second-walrus-owner")
+    assert not (tmp_path / "a-second-walrus-owner").exists()
+    again = S3BlobStore(location, store_owner_file(store, location, tmp_path))
+    assert blob in set(again.stored_ids())
+    again.senders.shutdown()
+    store.delete([blob])
+
+
+def store_owner_file(store: S3BlobStore, location: S3Location, folder: Path) -> Path:
+    """The first Walrus's id file, as a restarted Walrus finds it in its home."""
+    owner = store.client.get_object(Bucket=location.bucket, Key=OWNER_KEY)["Body"].read()
+    path = folder / "restarted-owner"
+    path.write_bytes(owner)
+    return path

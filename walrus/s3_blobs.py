@@ -7,8 +7,8 @@ with files.
 Streaming both ways, nothing held whole:
 
 - Writing (S3BlobWriter), a body whose length the request declares and which is larger than
-  PART_SIZE is one PUT to the cluster, sent while the client's bytes still arrive; a smaller
-  one is buffered and sent in one PUT at commit (a 1 KiB object costs one request); one of
+  STREAM_ABOVE is one PUT to the cluster, sent while the client's bytes still arrive; a
+  smaller one is buffered and sent in one PUT at commit (a 1 KiB object costs one request); one of
   unknown length (aws-chunked without x-amz-decoded-content-length) becomes a cluster
   multipart upload once past PART_SIZE, each part sent while the next is received. Memory per
   upload stays below a few parts whatever the object's size, and the bytes flow on to the
@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024
 # Parts of one blob on their way to the cluster at once, besides the one being received.
 IN_FLIGHT = 2
-# A declared body larger than a part is one PUT fed as it arrives, in chunks of this size, at
-# most PIPE_CHUNKS of them waiting for the cluster.
+# A declared body larger than STREAM_ABOVE is one PUT fed as it arrives, in chunks of
+# STREAM_CHUNK, at most PIPE_CHUNKS of them waiting for the cluster; a smaller one is held
+# and sent whole (one request without a sender thread or an Expect: 100-continue).
+STREAM_ABOVE = 1024 * 1024
 STREAM_CHUNK = 256 * 1024
 PIPE_CHUNKS = 16
 MAX_SINGLE_PUT = 5 * 1024 ** 3
@@ -148,10 +150,10 @@ class _Pipe:
 class S3BlobWriter:
     """One blob on its way to the cluster, in whichever of three ways fits what is known:
 
-    - its size declared and above PART_SIZE: one PUT of that Content-Length, started by the
-      first full chunk and fed as the bytes come (no part is assembled, and the tail left to
-      send once the client's last byte is in is one chunk, not a part);
-    - ending within PART_SIZE: one PUT of the buffer at commit;
+    - its size declared and above STREAM_ABOVE: one PUT of that Content-Length, started by
+      the first full chunk and fed as the bytes come (no part is assembled, and the tail left
+      to send once the client's last byte is in is one chunk, not a part);
+    - otherwise ending within PART_SIZE: one PUT of the buffer at commit;
     - its size unknown (aws-chunked without a decoded length) and past PART_SIZE: a cluster
       multipart upload, a part per PART_SIZE, sent while the next is received."""
 
@@ -159,7 +161,8 @@ class S3BlobWriter:
         self._store = store
         self.blob_id = uuid.uuid4().hex
         self.size = 0
-        self._declared = size if size is not None and PART_SIZE < size <= MAX_SINGLE_PUT else None
+        self._declared = (size if size is not None and STREAM_ABOVE < size <= MAX_SINGLE_PUT
+                          else None)
         self._buffer = bytearray()
         self._pipe: _Pipe | None = None
         self._put: Future[Any] | None = None
@@ -182,13 +185,21 @@ class S3BlobWriter:
                 self._stop_pipe()
                 self._overflow = True
                 self._buffer = bytearray()
-            elif len(self._buffer) >= STREAM_CHUNK:
+            elif len(self._buffer) >= STREAM_CHUNK and self.size < self._declared:
+                # The last bytes wait for commit(): a cluster that has every byte of the
+                # declared length stores the object, even if Walrus's checks then refuse it
+                # (and a delete sent then can arrive before the cluster has finished storing).
                 self._feed(bytes(self._buffer))
                 self._buffer = bytearray()
             return
         if self._pipe is None and len(self._buffer) >= PART_SIZE:
             part, self._buffer = bytes(self._buffer), bytearray()
             self._send_part(part)
+
+    @property
+    def held_back(self) -> int:
+        """Bytes written but not yet on their way to the cluster."""
+        return len(self._buffer)
 
     def _feed(self, chunk: bytes) -> None:
         store = self._store

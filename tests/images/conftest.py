@@ -107,7 +107,7 @@ def cloud(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
     """The image cloud; Walrus keeps its bodies in files unless a test module asks for each
     backend (`pytest.mark.parametrize("cloud", BACKENDS, indirect=True)`)."""
-    from tests.walrus.conftest import blob_backend
+    from tests.support.blob_backends import blob_backend
 
     backend_name = getattr(request, "param", "file")
     home = tmp_path_factory.mktemp(f"images-cloud-{backend_name}")

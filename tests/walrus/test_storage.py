@@ -11,7 +11,8 @@ from botocore.config import Config
 
 from services.identity import StaticKeyDirectory
 from tests.support.servers import running
-from tests.walrus.conftest import ALICE, blob_backend, make_config
+from tests.support.blob_backends import blob_backend
+from tests.walrus.conftest import ALICE, make_config
 from walrus.app import create_app
 
 ORPHAN = "ab" + "0" * 30

@@ -212,13 +212,17 @@ class S3BlobWriter:
 
     def _stop_pipe(self) -> None:
         if self._pipe is not None and self._put is not None:
-            self._pipe.put(OSError("upload abandoned"))
             try:
+                self._pipe.put(OSError("upload abandoned"))
                 self._put.result()
-            except Exception:  # the failure asked for
+            except Exception:  # the failure asked for, or the request had failed already
                 pass
-            # Had the whole body gone before the failure, the cluster keeps it: not a blob.
-            self._store.delete([self.blob_id])
+            # The last bytes are held back until commit(), so the cluster cannot have stored
+            # the body; deleted all the same, in case a cluster stores a short one.
+            try:
+                self._store.delete([self.blob_id])
+            except ClientError:
+                log.exception("deleting abandoned blob %s (swept at next start)", self.blob_id)
         self._pipe = None
         self._put = None
 

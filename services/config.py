@@ -187,6 +187,16 @@ class CloudConfig(BaseSettings):
     # A JSON list of access keys (AccessKeyInfo fields) for a Walrus that runs without a CLC;
     # empty means Walrus asks the CLC.
     WALRUS_ACCESS_KEYS: str = ""
+    # Where Walrus keeps object bodies (walrus/blobs.py): `file` (under $EUCASIM_HOME/walrus/
+    # objects) or `s3`, a bucket of an existing S3 cluster (Ceph RGW, MinIO, AWS S3) reached at
+    # WALRUS_S3_ENDPOINT (path-style) with these keys; the bucket is made if missing and is
+    # Walrus's alone. Accounts, ACLs, policies, versions and ETags stay in Walrus's database.
+    WALRUS_BACKEND: Literal["file", "s3"] = "file"
+    WALRUS_S3_ENDPOINT: str = ""
+    WALRUS_S3_ACCESS_KEY: str = ""
+    WALRUS_S3_SECRET_KEY: str = ""
+    WALRUS_S3_BUCKET: str = "eucasim-walrus"
+    WALRUS_S3_REGION: str = "us-east-1"
     # How much each service writes to its log (services/logs.py): DEBUG, INFO, WARNING, ERROR.
     LOG_LEVEL: str = "INFO"
 

@@ -5,7 +5,8 @@ operation (walrus/dispatch.py) -> response, with errors as S3's `<Error>` docume
 
 One rule: no blocking work on the event loop. The loop is shared by every connection, so
 anything that can wait (SQLite, which may wait for its write lock or a checkpoint; file
-opens, reads, writes, renames and fsyncs; a call to the CLC for an access key) or that costs
+opens, reads, writes, renames and fsyncs, or with WALRUS_BACKEND=s3 every request to the S3
+cluster that holds the bodies; a call to the CLC for an access key) or that costs
 CPU in proportion to a body (decoding aws-chunked framing, MD5 and the x-amz-checksum-*
 family) would hold up every other request while it runs: one large upload, one slow disk or
 one long transaction would stall a 1 KiB GET beside it. What the loop does is constant work
@@ -20,7 +21,8 @@ between the socket and memory, send the answer. Concretely:
   to decode, hash and write (walrus/bodies.py), and finishes (fsync, rename, its row) in one
   more hop. It does not hold a worker thread while the client is slow to send, so a few
   slow clients cannot use up the pool.
-- Large GET bodies stream from disk chunk by chunk, each read in a worker thread
+- Large GET bodies stream from the blob store (walrus/blobs.py) chunk by chunk, each read in a
+  worker thread
   (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
   response's send on the loop. Bodies up to 256 KiB are read at once in the handler.
 - PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
@@ -30,7 +32,7 @@ The test is tests/walrus/test_event_loop.py: a half-sent PUT, a half-read GET an
 waiting on a locked database each leave a small GET beside them answered.
 
 Durability: a PUT is answered only once its blob is fsynced and renamed into an fsynced
-folder and its row is in a WAL commit fsynced by SQLite (synchronous=FULL here: the group
+folder (or, on S3, the cluster has answered its PUT or multipart completion) and its row is in a WAL commit fsynced by SQLite (synchronous=FULL here: the group
 commit makes that one fsync per group, not per object)."""
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
 from walrus import catalog, cors, dispatch, orphans
 from walrus.authn import authenticate, request_view
-from walrus.blobs import BlobStore
+from walrus.blobs import open_blob_store
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
 from walrus.context import S3Context
@@ -80,10 +82,6 @@ log = logging.getLogger("walrus")
 # How often lifecycle rules are carried out: S3 acts on them about once a day, with a delay.
 LIFECYCLE_INTERVAL = 3600.0
 MAX_HEADER_SECTION = 8192
-
-
-def data_dir(config: CloudConfig) -> Path:
-    return config.EUCASIM_HOME / "walrus" / "objects"
 
 
 def base_hosts(config: CloudConfig) -> set[str]:
@@ -108,7 +106,7 @@ class Walrus:
         # so one fsync serves many), as every blob is fsynced before its row is written.
         event.listen(self.db.engine, "connect", _synchronous_full)
         self.db.upgrade(Path(__file__).parent / "migrations")
-        self.blobs = BlobStore(data_dir(config))
+        self.blobs = open_blob_store(config)
         with self.db.session() as db:  # before serving: no write is in flight
             orphans.sweep(db, self.blobs)
         self.buckets = BucketCache(self.db)

@@ -1,136 +1,89 @@
-"""Object bodies on disk. A blob is named by a random id, never by its key, so no key (`../`,
-absolute paths, anything) can name a file outside the data directory.
+"""Where object bodies live: one small interface, two drivers.
 
-A new blob is written to a temporary file, fsynced, renamed into place and its folder fsynced:
-a crash leaves at worst an unreferenced temporary file, never a half-written body that a row
-points at."""
+A blob is an immutable body named by a random id (never by its key: no key can name anything
+outside the store). A row names its body as segments, `[[blob id, size], ...]`: a whole object
+is one segment, a completed multipart object its parts' blobs in order. Everything Walrus
+knows about an object (its key, ETag, checksums, ACL, versions, tags) is in its database; a
+driver keeps bytes only.
+
+- `file` (walrus/file_blobs.py): files under $EUCASIM_HOME/walrus/objects, fsynced.
+- `s3` (walrus/s3_blobs.py): objects in a bucket of an existing S3 cluster (Ceph RGW, MinIO,
+  AWS S3), written and read with Walrus's own credentials for that cluster.
+
+Every call here blocks (disk or network): Walrus makes them in worker threads only."""
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from services.config import CloudConfig
 
 READ_CHUNK = 1024 * 1024
-_BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
+BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # (blob id, size) pairs, in order: a whole object or a part.
 Segments = Sequence[Sequence[object]]
 
 
-class BlobWriter:
-    """A temporary file that becomes a blob on `commit()` or vanishes on `abort()`. The file is
-    opened by the first write (or the commit of an empty body), in whichever worker thread
-    does it: creating the writer touches no disk, so the event loop may."""
+class BlobWriter(Protocol):
+    """A new blob, written in order by one thread at a time (not necessarily the same one).
+    Nothing is visible until `commit()`; `abort()` leaves nothing behind. Creating a writer
+    touches no disk and no network, so the event loop may."""
 
-    def __init__(self, store: BlobStore) -> None:
-        self._store = store
-        self.blob_id = uuid.uuid4().hex
-        self._tmp = store.root / "tmp" / f"{self.blob_id}.part"
-        self._file: BinaryIO | None = None
-        self._done = False
-        self.size = 0
+    blob_id: str
+    size: int
 
-    def _open(self) -> BinaryIO:
-        if self._file is None:
-            if self._done:
-                raise ValueError("blob writer already finished")
-            self._file = open(self._tmp, "wb", buffering=0)
-        return self._file
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._open().write(data)
-        self.size += len(data)
-
-    def commit(self) -> str:
-        handle = self._open()
-        os.fsync(handle.fileno())
-        handle.close()
-        self._done = True
-        final = self._store.path(self.blob_id)
-        os.replace(self._tmp, final)
-        # The rename is durable only once its directory is: a row must never outlive its body.
-        _fsync_dir(final.parent)
-        return self.blob_id
-
-    def abort(self) -> None:
-        self._done = True
-        if self._file is None:
-            return
-        if not self._file.closed:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def commit(self) -> str: ...
+    def abort(self) -> None: ...
 
 
-def _fsync_dir(folder: Path) -> None:
-    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        # Every folder a blob id can name (its first two hex digits), made once and made
-        # durable here, so that committing a blob never creates one.
-        for index in range(256):
-            (root / f"{index:02x}").mkdir(exist_ok=True)
-        _fsync_dir(root)
-        # Temporary files left by a crash belong to no object.
-        for leftover in (root / "tmp").iterdir():
-            leftover.unlink(missing_ok=True)
-
-    def path(self, blob_id: str) -> Path:
-        if not _BLOB_ID.match(blob_id):
-            raise ValueError(f"not a blob id: {blob_id!r}")
-        return self.root / blob_id[:2] / blob_id
-
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self)
+class BlobStore(Protocol):
+    def writer(self, size: int | None = None) -> BlobWriter:
+        """A new blob; `size` is its length when the request declares it (a driver may use it
+        to stream the bytes on as they come; a body of another length is never committed)."""
 
     def delete(self, blob_ids: Sequence[str]) -> None:
-        for blob_id in blob_ids:
-            self.path(blob_id).unlink(missing_ok=True)
+        """Remove these blobs; one already gone is no error."""
 
     def read_small(self, segments: Segments, start: int, end: int) -> bytes:
-        return b"".join(self.iter_range(segments, start, end))
+        """Bytes `start`..`end` inclusive, at once (small bodies only)."""
 
     def iter_range(self, segments: Segments, start: int, end: int,
                    chunk: int = READ_CHUNK) -> Iterator[bytes]:
-        """Bytes `start`..`end` inclusive of the object made of `segments`.
+        """Bytes `start`..`end` inclusive of the object made of `segments`, streamed. The first
+        blob is opened by this call, before iteration starts: a response streams later, and
+        an overwrite of the key in between deletes the old blob."""
 
-        The first file is opened here, not when iteration starts: a response streams later,
-        and an overwrite of the key in between unlinks the old blob, which an open handle
-        still reads (a multipart object's later parts are opened as they come)."""
-        pieces = []
-        offset = 0
-        for blob_id, size in segments:
-            size = int(size)  # type: ignore[call-overload]
-            seg_start, seg_end = offset, offset + size - 1
-            offset += size
-            if size == 0 or seg_end < start or seg_start > end:
-                continue
-            pieces.append((str(blob_id), max(start, seg_start) - seg_start,
-                           min(end, seg_end) - seg_start))
-        first = open(self.path(pieces[0][0]), "rb") if pieces else None
-        return self._stream(pieces, first, chunk)
+    def stored_ids(self) -> Iterable[str]:
+        """Every committed blob's id (for the sweep of orphans at start)."""
 
-    def _stream(self, pieces: list[tuple[str, int, int]], first: BinaryIO | None,
-                chunk: int) -> Iterator[bytes]:
-        for index, (blob_id, lo, hi) in enumerate(pieces):
-            handle = first if index == 0 and first is not None else open(self.path(blob_id), "rb")
-            with handle:
-                handle.seek(lo)
-                remaining = hi - lo + 1
-                while remaining > 0:
-                    data = handle.read(min(chunk, remaining))
-                    if not data:
-                        raise OSError(f"blob {blob_id} is shorter than its record")
-                    remaining -= len(data)
-                    yield data
+
+def plan(segments: Segments, start: int, end: int) -> list[tuple[str, int, int, int]]:
+    """The blobs that hold bytes `start`..`end` of an object: (blob id, first, last, the
+    blob's size), offsets within each blob, inclusive."""
+    pieces = []
+    offset = 0
+    for blob_id, size in segments:
+        size = int(size)  # type: ignore[call-overload]
+        seg_start, seg_end = offset, offset + size - 1
+        offset += size
+        if size == 0 or seg_end < start or seg_start > end:
+            continue
+        pieces.append((str(blob_id), max(start, seg_start) - seg_start,
+                       min(end, seg_end) - seg_start, size))
+    return pieces
+
+
+def open_blob_store(config: CloudConfig) -> BlobStore:
+    """The driver WALRUS_BACKEND names."""
+    if config.WALRUS_BACKEND == "s3":
+        from walrus.s3_blobs import S3BlobStore, S3Location
+
+        return S3BlobStore(S3Location.of(config),
+                           config.EUCASIM_HOME / "walrus" / "s3-bucket-owner")
+    from walrus.file_blobs import FileBlobStore
+
+    return FileBlobStore(config.EUCASIM_HOME / "walrus" / "objects")

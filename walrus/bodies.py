@@ -136,7 +136,7 @@ async def receive_body(stream: AsyncIterator[bytes], spec: BodySpec, blobs: Blob
         raise _too_large()
     if max_size and not spec.chunked and (spec.content_length or 0) > max_size:
         raise _too_large()
-    writer = blobs.writer()
+    writer = blobs.writer(spec.decoded_length if spec.chunked else spec.content_length)
     digest = _Digest(spec, writer, identity, max_size)
 
     def finish(rest: list[bytes]) -> T:

@@ -1,7 +1,8 @@
 """Walrus's database: buckets, objects, multipart uploads and their parts.
 
-Object bodies live in files (see blobs.py); a row names its body as a list of segments, each a
-blob id and its size, so a completed multipart upload is its parts' files without a copy."""
+Object bodies live in a blob store (walrus/blobs.py: files, or an S3 cluster); a row names its
+body as a list of segments, each a blob id and its size, so a completed multipart upload is its
+parts' blobs without a copy."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Blob files no row names, swept when Walrus starts. A blob is committed (renamed into
-place, fsynced) before the row naming it is written, and a row is deleted before its blobs
-are: so a Walrus killed between the two leaves a whole file that no object, version or part
-will ever name. At start nothing is in flight, so every such file is one of those."""
+"""Blobs no row names, swept when Walrus starts. A blob is committed before the row naming it
+is written, and a row is deleted before its blobs are: so a Walrus killed between the two
+leaves a whole blob that no object, version or part will ever name. At start nothing is in
+flight, so every such blob is one of those (in whichever store holds them: walrus/blobs.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,10 @@ def named_blobs(db: Session) -> set[str]:
 
 
 def sweep(db: Session, blobs: BlobStore) -> list[str]:
-    """Delete the blob files no row names (only while nothing else writes); returns their ids."""
+    """Delete the blobs no row names (only while nothing else writes); returns their ids."""
     named = named_blobs(db)
-    orphans = [f.name for folder in blobs.root.iterdir() if folder.name != "tmp" and folder.is_dir()
-               for f in folder.iterdir() if f.name not in named]
+    orphans = [blob_id for blob_id in blobs.stored_ids() if blob_id not in named]
     blobs.delete(orphans)
     if orphans:
-        LOG.warning("deleted %d blob file(s) no object or part names (left by a crash)", len(orphans))
+        LOG.warning("deleted %d blob(s) no object or part names (left by a crash)", len(orphans))
     return orphans

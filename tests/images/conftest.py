@@ -103,9 +103,17 @@ class ImageCloud:
 
 
 @pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
-    home = tmp_path_factory.mktemp("images-cloud")
+def cloud(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
+    """The image cloud; Walrus keeps its bodies in files unless a test module asks for each
+    backend (`pytest.mark.parametrize("cloud", BACKENDS, indirect=True)`)."""
+    from tests.support.blob_backends import blob_backend
+
+    backend_name = getattr(request, "param", "file")
+    home = tmp_path_factory.mktemp(f"images-cloud-{backend_name}")
+    backend = blob_backend(request, backend_name, home)
     walrus_socket = listen()  # Walrus's URL is known to the CLC before either starts
     with running_clc(home, WALRUS_URL=f"http://127.0.0.1:{port_of(walrus_socket)}") as clc:
-        with running(walrus_app(clc.config, clc.url), walrus_socket) as walrus_url:
+        config = clc.config.model_copy(update=backend.env)
+        with running(walrus_app(config, clc.url), walrus_socket) as walrus_url:
             yield ImageCloud(clc, walrus_url, home)

@@ -21,6 +21,10 @@ from services.internal import InternalCallError, InternalClient
 from services.messages.images import PREPARE_ROUTE, PreparedImage, PrepareImage
 from tests.images.conftest import MIB, ImageCloud, unique
 from tests.support.clc import SECRET
+from tests.support.blob_backends import BACKENDS
+
+# The bundle path on each blob backend: parts read from files or from the S3 cluster.
+pytestmark = pytest.mark.parametrize("cloud", BACKENDS, indirect=True)
 
 
 def _prepare(cloud: ImageCloud, location: str) -> PreparedImage:

@@ -1,16 +1,24 @@
 """Walrus as a real process on a free port (HTTP and HTTPS), two accounts and the cloud's own,
-and clients configured the way users configure them."""
+and clients configured the way users configure them.
+
+Every Walrus these fixtures start runs once on each blob backend (walrus/blobs.py): `file`,
+and `s3` over the test worker's Ceph RGW (the `ceph` fixture, tests/support/ceph.py), so every
+test that uses them passes on both. A test looks at what is stored through `stored_blobs()`
+and `unfinished_blobs()`, never at a backend's own directory or bucket."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pytest
 
 from services.config import CloudConfig, load_config
 from services.messages.identity import AccessKeyInfo
+from tests.support.blob_backends import BACKENDS, BlobBackend, blob_backend
 from tests.walrus.helpers import s3_client
 from tests.walrus.process import walrus_process
 
@@ -23,12 +31,24 @@ CLOUD = AccessKeyInfo(access_key="AKIAEUCALYPTUS000003", secret_key="cloud-secre
                       is_admin=True)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """For tests that start Walrus themselves: once per blob backend."""
+    return str(request.param)
+
+
 @dataclass
 class WalrusServer:
     url: str
     home: Path
     config: CloudConfig
     ca_bundle: str | None = None
+    backend: BlobBackend | None = None
+
+    @cached_property
+    def alice(self):  # type: ignore[no-untyped-def]
+        """One client for the tests that need no other (boto3 clients are slow to build)."""
+        return self.client(ALICE)
 
     def client(self, who: AccessKeyInfo = ALICE, **config: object):  # type: ignore[no-untyped-def]
         return s3_client(self.url, who.access_key, who.secret_key, self.ca_bundle or None,
@@ -39,34 +59,77 @@ class WalrusServer:
 
         return Database(self.config.database_url("walrus"))
 
-    def stored_blobs(self) -> list[Path]:
-        root = self.home / "walrus" / "objects"
-        return [p for p in root.rglob("*") if p.is_file()]
+    def stored_blobs(self) -> list[str]:
+        """The ids of the bodies Walrus has committed, in whichever backend it uses."""
+        assert self.backend is not None
+        return self.backend.stored()
+
+    def unfinished_blobs(self) -> list[str]:
+        assert self.backend is not None
+        return self.backend.unfinished()
 
 
 def make_config(home: Path, **extra: object) -> CloudConfig:
     return load_config(EUCASIM_HOME=home, CLOUD_SECRET="test-secret", **extra)
 
 
+@contextmanager
+def _server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            backend_name: str, https: bool) -> Iterator[WalrusServer]:
+    home = tmp_path_factory.mktemp(f"walrus{'-tls' if https else ''}-{backend_name}-home")
+    backend = blob_backend(request, backend_name, home)
+    with walrus_process(home, [ALICE, BOB, CLOUD], https=https, **backend.env) as (url, _):
+        yield WalrusServer(url, home, make_config(home, **backend.env),
+                           ca_bundle=str(home / "tls" / "ca.pem") if https else None,
+                           backend=backend)
+
+
+# One server per backend for the whole session of a test worker, both kept running: a
+# session fixture parametrized by backend would be torn down and started again at every
+# file (--dist loadfile runs each file's tests on both backends together).
 @pytest.fixture(scope="session")
-def walrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    """Walrus as a real process over HTTP."""
-    home = tmp_path_factory.mktemp("walrus-home")
-    with walrus_process(home, [ALICE, BOB, CLOUD]) as (url, _):
-        yield WalrusServer(url, home, make_config(home))
+def walrus_on_file(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "file", https=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def walrus_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+def walrus_on_s3(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "s3", https=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def walrus_tls_on_file(request: pytest.FixtureRequest,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "file", https=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def walrus_tls_on_s3(request: pytest.FixtureRequest,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+    with _server(request, tmp_path_factory, "s3", https=True) as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def walrus(request: pytest.FixtureRequest) -> WalrusServer:
+    """Walrus as a real process over HTTP, on each blob backend."""
+    return request.getfixturevalue(f"walrus_on_{request.param}")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+def walrus_tls(request: pytest.FixtureRequest) -> WalrusServer:
     """Walrus as a real process over HTTPS, its certificate from the cloud CA."""
-    home = tmp_path_factory.mktemp("walrus-tls-home")
-    with walrus_process(home, [ALICE, BOB, CLOUD], https=True) as (url, _):
-        yield WalrusServer(url, home, make_config(home), ca_bundle=str(home / "tls" / "ca.pem"))
+    return request.getfixturevalue(f"walrus_tls_on_{request.param}")  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def s3(walrus: WalrusServer):  # type: ignore[no-untyped-def]
-    return walrus.client(ALICE)
+    return walrus.alice
 
 
 _counter = 0

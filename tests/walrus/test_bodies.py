@@ -100,6 +100,7 @@ def test_wrong_trailer_checksum_is_bad_digest_and_stores_nothing(walrus, s3, buc
     answer = put(walrus, bucket, "bad", body, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", TRAILER_HEADERS)
     assert (answer.status_code, error_code(answer)) == (400, "BadDigest")
     assert keys_of(s3, bucket) == [] and len(walrus.stored_blobs()) == before
+    assert walrus.unfinished_blobs() == []
 
 
 def test_missing_trailer_is_refused(walrus, s3, bucket):  # type: ignore[no-untyped-def]

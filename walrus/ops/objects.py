@@ -199,7 +199,7 @@ def source_version(source: versions.Version) -> str | None:
 def copy_range(blobs: BlobStore, source: versions.Version, start: int, end: int,
                algorithms: list[str]) -> tuple[str, int, str, dict[str, str]]:
     """Copy bytes start..end of `source` into a new blob (blocking: a worker thread's work)."""
-    writer = blobs.writer()
+    writer = blobs.writer(end - start + 1)
     md5 = hashlib.md5()
     hashers = {a: checksums.new_hasher(a) for a in algorithms}
     try:

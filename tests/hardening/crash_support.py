@@ -57,6 +57,9 @@ class Ledger:
     """What the cloud answered as done."""
     objects: dict[str, str] = field(default_factory=dict)      # key -> sha256 of its body
     deleted_objects: set[str] = field(default_factory=set)
+    # Deletes whose answer was lost (the connection broke as Walrus died): Walrus may have
+    # deleted the object before it died, or not; either is right, a changed body is not.
+    maybe_deleted: set[str] = field(default_factory=set)
     uploads_ended: set[str] = field(default_factory=set)       # completed or aborted
     instances: set[str] = field(default_factory=set)
     volumes: set[str] = field(default_factory=set)
@@ -137,7 +140,12 @@ class Workload:
             victims = [k for k in ledger.objects if k not in ledger.deleted_objects]
         if self._turn % 3 == 0 and len(victims) > 4:
             victim = victims[0]
-            self._call("delete", lambda: s3.delete_object(Bucket=BUCKET, Key=victim))
+            try:
+                self._call("delete", lambda: s3.delete_object(Bucket=BUCKET, Key=victim))
+            except BotoCoreError:
+                with ledger.lock:
+                    ledger.maybe_deleted.add(victim)
+                raise
             with ledger.lock:
                 ledger.deleted_objects.add(victim)
 
@@ -290,7 +298,12 @@ def check(cloud: Cloud, ledger: Ledger) -> None:
             else:
                 raise AssertionError(f"{key} was deleted (answered 204) yet reads back")
             continue
-        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        try:
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except ClientError as exc:
+            if key in ledger.maybe_deleted and exc.response["Error"]["Code"] == "NoSuchKey":
+                continue
+            raise
         assert hashlib.sha256(body).hexdigest() == digest, f"{key} reads back other bytes"
     left = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     assert not {u["UploadId"] for u in left} & ledger.uploads_ended, left

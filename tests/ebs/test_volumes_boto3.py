@@ -1,12 +1,12 @@
 """Volumes end to end with boto3 against the cloud as `make up` starts it (CLC, Walrus, SC,
 CC, simulated NCs): create in every accepted type, tags, idempotency by ClientToken, every
 DescribeVolumes filter and paging, status and attributes, grow, delete — and every mistake
-answered with EC2's code, changing nothing."""
+answered with EC2's code, changing nothing. On both SC backends (the module's cloud is
+parametrized): sparse files and RBD images in the test Ceph cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,12 +15,15 @@ from services.clock import utcnow
 from services.db import Database
 from services.messages.storage import SC_VOLUME_ROUTE, VolumeInfo
 from tests.support.cloud import Cloud, running_cloud
+from tests.support.volume_data import data_of, rbd_settings
 from tests.support.waiting import wait_for
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    with running_cloud(tmp_path_factory.mktemp("ebs-cloud"), nodes=1, SC_MAX_STORAGE=200) as c:
+@pytest.fixture(scope="module", params=["file", "rbd"])
+def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    settings = rbd_settings(request.getfixturevalue("ceph")) if request.param == "rbd" else {}
+    with running_cloud(tmp_path_factory.mktemp(f"ebs-cloud-{request.param}"), nodes=1,
+                       SC_MAX_STORAGE=200, **settings) as c:
         yield c
 
 
@@ -76,7 +79,8 @@ def test_create_describe_grow_delete(cloud: Cloud) -> None:
     found = wait_state(ec2, made["VolumeId"], "available")
     assert found["AvailabilityZone"] == "zone-1" and found["Attachments"] == []
     info = sc_volume(cloud, made["VolumeId"])
-    assert info is not None and info.size_gib == 2 and Path(info.path).stat().st_size == 2 << 30
+    data = data_of(cloud.config)
+    assert info is not None and info.size_gib == 2 and data.size(info.path) == 2 << 30
 
     status = ec2.describe_volume_status(VolumeIds=[made["VolumeId"]])["VolumeStatuses"][0]
     assert status["VolumeStatus"]["Status"] == "ok"
@@ -86,15 +90,15 @@ def test_create_describe_grow_delete(cloud: Cloud) -> None:
     grown = ec2.modify_volume(VolumeId=made["VolumeId"], Size=3)["VolumeModification"]
     assert (grown["OriginalSize"], grown["TargetSize"]) == (2, 3)
     assert volume(ec2, made["VolumeId"])["Size"] == 3
-    assert Path(info.path).stat().st_size == 3 << 30
+    assert data.size(info.path) == 3 << 30
     assert code(lambda: ec2.modify_volume(VolumeId=made["VolumeId"], Size=1)) == "InvalidParameterValue"
     assert volume(ec2, made["VolumeId"])["Size"] == 3
 
     ec2.delete_volume(VolumeId=made["VolumeId"])
     wait_gone(ec2, made["VolumeId"])
     wait_for(lambda: sc_volume(cloud, made["VolumeId"]) is None
-             or sc_volume(cloud, made["VolumeId"]).state == "deleted", 30, "the SC's file gone")  # type: ignore[union-attr]
-    assert not Path(info.path).exists()
+             or sc_volume(cloud, made["VolumeId"]).state == "deleted", 30, "the SC's volume gone")  # type: ignore[union-attr]
+    assert not data.exists(info.path)
 
 
 def test_client_token_makes_one_volume(cloud: Cloud) -> None:

@@ -231,9 +231,12 @@ def test_a_trace_of_run_instances_shows_its_hops_across_clc_cc_and_nc(
     assert any(instance_id in s for s in steps("nc"))
     hops = texts(admin_browser, "td.step .hop")
     assert "CLC → CC" in hops and "CC → NC" in hops
-    # The CC's network plan for the new instance, with the iptables lines it added.
-    plan = [s for s in steps("cc") if "network plan v" in s]
-    assert plan and "rules" in plan[0]
+    # The CC's network plan for the new instance, with the iptables lines it added (the CLC
+    # sends it a moment after the launch, gathering the changes of that moment: the page's
+    # live refresh brings it).
+    plan = WebDriverWait(admin_browser, WAIT_S).until(
+        lambda b: [s for s in steps("cc") if "network plan v" in s])
+    assert "rules" in plan[0]
     # The NC's libvirt call carries the domain it defined; a person opens it to read the XML
     # (and it stays open through the live refreshes).
     summary = 'td.step[data-service="nc"] details summary'

@@ -9,7 +9,8 @@ import struct
 
 import pytest
 
-from sc.rbd_storage import DIFF_HEADER, DiffReader, DiffWriter, RbdError, pick_monitor
+from sc.rbd_storage import pick_monitor
+from sc.rbd_stream import DIFF_HEADER, DiffReader, DiffWriter, RbdError
 
 
 def stream(*records: bytes) -> io.BufferedReader:

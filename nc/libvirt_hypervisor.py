@@ -10,8 +10,8 @@ import libvirt
 
 from nc.ceph_secret import KeySource, NoCephKey, secret_xml
 from nc.domain_xml import (NAMESPACE, DomainSpec, VolumeDisk, attached_disk_xml, build_domain_xml,
-                           ceph_secrets, console_path, has_guest_agent, parse_metadata, source_problem, volume_disk_xml,
-                           with_volume, without_volume)
+                           ceph_secrets, console_path, has_guest_agent, parse_metadata,
+                           source_problem, volume_disk_xml, with_volume, without_volume)
 from nc.hypervisor import AgentUnavailable, DomainState, HostInfo, HypervisorError, OurDomain, tail_of
 from services.ids import INSTANCE_ID
 

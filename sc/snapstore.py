@@ -1,12 +1,13 @@
 """Snapshots in Walrus, over S3: the bucket `snapset-<snapshot id>` holds `part-<n>` objects
 and, written last, `manifest.json` (services.messages.storage.SnapshotManifest).
 
-Only data is stored: the point in time is read through its backend's DataReader
-(sc/storage.py: a frozen file walked with SEEK_DATA/SEEK_HOLE, or an RBD snapshot's
-`rbd export-diff` stream), runs that read as all zeros are dropped, and what is left is packed into parts of up to the part size, each listing
-the (offset, length) extents it carries. A 10 GiB volume holding 100 MiB in a hundred scattered
-runs reads and sends about 100 MiB, in a dozen requests rather than a hundred. Every part carries its SHA-256 in the manifest and a restore checks each one
-before writing it, so a corrupted part is named, not copied into a new volume."""
+Only data is stored: the point in time is read through its backend's DataReader (sc/storage.py:
+a frozen file walked with SEEK_DATA/SEEK_HOLE, or an RBD snapshot's `rbd export-diff` stream),
+runs that read as all zeros are dropped, and what is left is packed into parts of up to the part
+size, each listing the (offset, length) extents it carries. A 10 GiB volume holding 100 MiB in a
+hundred scattered runs reads and sends about 100 MiB, in a dozen requests rather than a hundred.
+Every part carries its SHA-256 in the manifest and a restore checks each one before writing it,
+so a corrupted part is named, not copied into a new volume."""
 
 from __future__ import annotations
 

@@ -31,9 +31,10 @@ between the socket and memory, send the answer. Concretely:
 The test is tests/walrus/test_event_loop.py: a half-sent PUT, a half-read GET and a PUT
 waiting on a locked database each leave a small GET beside them answered.
 
-Durability: a PUT is answered only once its blob is fsynced and renamed into an fsynced
-folder (or, on S3, the cluster has answered its PUT or multipart completion) and its row is in a WAL commit fsynced by SQLite (synchronous=FULL here: the group
-commit makes that one fsync per group, not per object)."""
+Durability: a PUT is answered only once its blob is fsynced and renamed into an fsynced folder
+(or, on S3, the cluster has answered its PUT or multipart completion) and its row is in a WAL
+commit fsynced by SQLite (synchronous=FULL here: the group commit makes that one fsync per
+group, not per object)."""
 
 from __future__ import annotations
 

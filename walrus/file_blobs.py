@@ -1,5 +1,6 @@
-"""The `file` blob driver (walrus/blobs.py): object bodies on disk. A blob is named by a random id, never by its key, so no key (`../`,
-absolute paths, anything) can name a file outside the data directory.
+"""The `file` blob driver (walrus/blobs.py): object bodies on disk. A blob is named by a random
+id, never by its key, so no key (`../`, absolute paths, anything) can name a file outside the
+data directory.
 
 A new blob is written to a temporary file, fsynced, renamed into place and its folder fsynced:
 a crash leaves at worst an unreferenced temporary file, never a half-written body that a row

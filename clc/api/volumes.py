@@ -3,8 +3,8 @@ DescribeVolumeAttribute, ModifyVolume, AttachVolume, DetachVolume.
 
 Create and Modify ask the zone's SC on the request (its refusal — VolumeLimitExceeded, a
 snapshot it cannot find — is the user's answer, and nothing is recorded); attach, detach and
-delete record the wish, answer, and leave the SC and CC calls to clc/volume_work.py; a new volume's state comes from
-clc/volume_settler.py."""
+delete record the wish, answer, and leave the SC and CC calls to clc/volume_work.py; a new
+volume's state comes from clc/volume_settler.py."""
 
 from __future__ import annotations
 

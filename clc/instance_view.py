@@ -3,12 +3,12 @@ DescribeInstances filter table. Pure functions of rows already loaded."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from clc import tagging
@@ -43,6 +43,15 @@ def public_dns(instance: Instance) -> str:
     return f"euca-{address.replace('.', '-')}.{DOMAIN}.compute" if address else ""
 
 
+# Built once (making and keying a select costs more than running it on a small answer).
+_GROUPS = (select(InstanceGroup.instance_id, InstanceGroup.group_id, InstanceGroup.group_name)
+           .where(InstanceGroup.instance_id.in_(bindparam("ids", expanding=True)))
+           .order_by(InstanceGroup.id))
+_TOKENS = (select(Instance.reservation_id, Instance.client_token)
+           .where(Instance.reservation_id.in_(bindparam("ids", expanding=True)),
+                  Instance.client_token.is_not(None)))
+
+
 @dataclass
 class Extras:
     """What one query loads for a page of instances: their groups and tags."""
@@ -55,27 +64,28 @@ class Extras:
 
     @classmethod
     def load(cls, db: Session, account_id: str, instances: Sequence[Any]) -> Extras:
-        """Two queries whatever the number of instances (plain columns, no ORM objects: a
+        """A few queries whatever the number of instances (plain columns, no ORM objects: a
         thousand instances' groups load in a few milliseconds)."""
         ids = [i.id for i in instances]
         groups: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
+        connection = db.connection()
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            for instance_id, group_id, group_name in db.execute(
-                    select(InstanceGroup.instance_id, InstanceGroup.group_id, InstanceGroup.group_name)
-                    .where(InstanceGroup.instance_id.in_(chunk)).order_by(InstanceGroup.id)):
+            for instance_id, group_id, group_name in connection.execute(
+                    _GROUPS, {"ids": ids[start:start + _CHUNK]}):
                 groups[instance_id].append((group_id, group_name))
         # A few instances (RunInstances, one Describe by id): only their tags; many: the
         # account's instance tags in one query rather than one per chunk.
         tags = tagging.tags_by_resource(db, account_id, "instance",
                                         ids if len(ids) <= _CHUNK else None)
-        reservation_ids = sorted({i.reservation_id for i in instances})
-        tokens: dict[str, str] = {}
+        # The token is on each reservation's first instance: ask only for reservations whose
+        # first instance is not among these.
+        tokens = {i.reservation_id: i.client_token for i in instances
+                  if i.launch_index == 0 and i.client_token}
+        firsts = {i.reservation_id for i in instances if i.launch_index == 0}
+        reservation_ids = sorted({i.reservation_id for i in instances} - firsts)
         for start in range(0, len(reservation_ids), _CHUNK):
-            for reservation_id, token in db.execute(
-                    select(Instance.reservation_id, Instance.client_token)
-                    .where(Instance.reservation_id.in_(reservation_ids[start:start + _CHUNK]),
-                           Instance.client_token.is_not(None))):
+            for reservation_id, token in connection.execute(
+                    _TOKENS, {"ids": reservation_ids[start:start + _CHUNK]}):
                 tokens[reservation_id] = token
         return cls(groups, tags, attached_to(db, ids), tokens)
 
@@ -144,17 +154,19 @@ def instance_dict(instance: Instance, extras: Extras) -> dict[str, Any]:
     return result
 
 
-def reservations(instances: list[Instance], extras: Extras) -> list[dict[str, Any]]:
-    """Group instances (in the order given) by reservation, as DescribeInstances answers."""
-    grouped: dict[str, dict[str, Any]] = {}
+def reservations(instances: list[Instance], extras: Extras) -> Iterator[dict[str, Any]]:
+    """Group instances (in the order given) by reservation, as DescribeInstances answers. Each
+    reservation's Instance dicts are made while the answer is written, one at a time: a
+    thousand of them alive at once are megabytes of small objects, and such peaks leave the
+    process's memory grown for good."""
+    grouped: dict[str, list[Instance]] = {}
     for instance in instances:
-        reservation = grouped.get(instance.reservation_id)
-        if reservation is None:
-            reservation = grouped[instance.reservation_id] = {
-                "ReservationId": instance.reservation_id, "OwnerId": instance.account_id,
-                "Groups": extras.groups_of(instance), "Instances": []}
-        reservation["Instances"].append(instance_dict(instance, extras))
-    return list(grouped.values())
+        grouped.setdefault(instance.reservation_id, []).append(instance)
+    for members in grouped.values():
+        first = members[0]
+        yield {"ReservationId": first.reservation_id, "OwnerId": first.account_id,
+               "Groups": extras.groups_of(first),
+               "Instances": (instance_dict(instance, extras) for instance in members)}
 
 
 def filters(extras: Extras) -> dict[str, Callable[[Instance], Any]]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from clc import tagging
@@ -156,13 +156,16 @@ def exists(db: Session, account_id: str, volume_id: str) -> bool:
 tagging.register_resource("vol", "volume", exists, lambda rid: not_found([rid]))
 
 
+_ATTACHED_TO = (select(Volume).where(Volume.instance_id.in_(bindparam("ids", expanding=True)))
+                .order_by(Volume.device))  # built once: DescribeInstances asks on every call
+
+
 def attached_to(db: Session, instance_ids: Iterable[str]) -> dict[str, list[Volume]]:
     """instance id -> the volumes attached or being attached to it, by device."""
     ids = list(instance_ids)
     result: dict[str, list[Volume]] = {i: [] for i in ids}
     for start in range(0, len(ids), 500):
-        for row in db.scalars(select(Volume).where(Volume.instance_id.in_(ids[start:start + 500]))
-                              .order_by(Volume.device)):
+        for row in db.scalars(_ATTACHED_TO, {"ids": ids[start:start + 500]}):
             result[row.instance_id].append(row)  # type: ignore[index]
     return result
 

@@ -98,7 +98,7 @@ def paginate(items: Sequence[Item], max_results: int | None, next_token: str | N
 
 
 def paged(member: str, items: Sequence[Item], max_results: int | None, next_token: str | None,
-          render: Callable[[list[Item]], list[Any]], *, minimum: int = 5,
+          render: Callable[[list[Item]], Iterable[Any]], *, minimum: int = 5,
           maximum: int = 1000) -> dict[str, Any]:
     """A Describe answer: one page of `items`, rendered, under `member`, and its NextToken
     when more follow."""

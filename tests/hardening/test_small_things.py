@@ -70,6 +70,9 @@ def test_every_instance_of_a_reservation_carries_its_client_token(cloud: Cloud, 
         assert [i["ClientToken"] for i in ran["Instances"]] == ["every-one", "every-one"]
         described = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
         assert [i["ClientToken"] for i in described] == ["every-one", "every-one"]
+        # The second alone: its row does not hold the token, the reservation's first does.
+        alone = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0]["Instances"]
+        assert [i["ClientToken"] for i in alone] == ["every-one"]
         by_token = ec2.describe_instances(Filters=[{"Name": "client-token", "Values": ["every-one"]}])
         assert sorted(i["InstanceId"] for r in by_token["Reservations"] for i in r["Instances"]) == sorted(ids)
         # A retry with the token answers the same reservation, token on each again.

@@ -89,6 +89,10 @@ class Extras:
                 tokens[reservation_id] = token
         return cls(groups, tags, attached_to(db, ids), tokens)
 
+    @classmethod
+    def none(cls) -> Extras:
+        return cls({}, {})
+
     def token_of(self, instance: Instance) -> str:
         return instance.client_token or self.tokens.get(instance.reservation_id, "")
 
@@ -200,6 +204,31 @@ def filters(extras: Extras) -> dict[str, Callable[[Instance], Any]]:
         "network-interface.mac-address": lambda i: i.mac,
         "network-interface.addresses.private-ip-address": private_ip,
     }
+
+
+# Filters that read what Extras loads (groups, the reservation's token); tags are read
+# through tags_of. Every other filter a row answers alone.
+_EXTRAS_FILTERS = frozenset({"group-id", "group-name", "instance.group-id", "instance.group-name",
+                             "client-token"})
+ROW_FILTERS = frozenset(filters(Extras.none())) - _EXTRAS_FILTERS
+
+
+def row_filters(given: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The DescribeInstances filters a row answers alone (the rest, and any error, are left to
+    the full pass)."""
+    return [f for f in given or [] if f.get("Name") in ROW_FILTERS]
+
+
+def wanted_states(given: Sequence[dict[str, Any]] | None) -> list[str] | None:
+    """The states an `instance-state-name` filter allows, when the database can apply it (one
+    such filter, exact names): what a client polling its live instances sends."""
+    named = [f for f in given or [] if f.get("Name") == "instance-state-name"]
+    if len(named) != 1:
+        return None
+    values = [str(v) for v in named[0].get("Values") or []]
+    if not values or any("*" in v or "?" in v for v in values):
+        return None
+    return values
 
 
 def status_dict(instance: Instance) -> dict[str, Any]:

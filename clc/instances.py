@@ -14,7 +14,7 @@ starting it places it again, on whichever node the scheduler picks, with those v
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -136,11 +136,13 @@ _PLAIN_BY_IDS = (select(*_PLAIN_COLUMNS)
 
 
 def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = None,
-          *, strict: bool = True, plain: bool = False) -> list[Instance]:
+          *, strict: bool = True, plain: bool = False,
+          states: Sequence[str] | None = None) -> list[Instance]:
     """The caller's visible instances (those named, in the order named, or all in launch
     order); an unknown or foreign id raises InvalidInstanceID.NotFound when `strict`.
     `plain` gives read-only rows with the same attribute names instead of ORM objects, several
-    times cheaper to load, for answers that only read them (DescribeInstances)."""
+    times cheaper to load, for answers that only read them (DescribeInstances); `states`, when
+    given, keeps only instances in those states (all of them, not by id)."""
     if instance_ids is not None and plain:
         ids = check_ids(instance_ids)
         rows = db.connection().execute(_PLAIN_BY_IDS, {"account": account_id, "ids": ids,
@@ -149,6 +151,8 @@ def owned(db: Session, account_id: str, instance_ids: Iterable[str] | None = Non
     else:
         query = visible((select(*_PLAIN_COLUMNS) if plain else select(Instance))
                         .where(Instance.account_id == account_id))
+        if states is not None:
+            query = query.where(Instance.state.in_(states))
         run = (lambda q: map(InstanceRow._make, db.execute(q))) if plain else db.scalars
         if instance_ids is None:
             return list(run(query.order_by(Instance.launched_at, Instance.reservation_id,

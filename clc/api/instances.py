@@ -10,7 +10,8 @@ from typing import Any, Literal
 from clc import launch_start, tagging, vm_types
 from clc.api.query import apply_filters, paged
 from clc.api.registry import Context, action
-from clc.instance_view import Extras, filters, instance_dict, reservations, state_of, status_dict
+from clc.instance_view import (Extras, filters, instance_dict, reservations, row_filters, state_of,
+                               status_dict, wanted_states)
 from clc.instances import (ebs_backed, exists, not_found, owned, request_stop, request_termination,
                            set_groups)
 from clc.launch import LaunchRequest, launch
@@ -60,7 +61,11 @@ def describe_instances(ctx: Context, InstanceIds: list[str] | None = None,
     if InstanceIds and MaxResults is not None:
         raise EC2Error("InvalidParameterCombination",
                        "The parameter instancesSet cannot be used with the parameter maxResults")
-    rows = owned(ctx.db, ctx.account_id, InstanceIds or None, plain=True)
+    rows = owned(ctx.db, ctx.account_id, InstanceIds or None, plain=True,
+                 states=None if InstanceIds else wanted_states(Filters))
+    # The filters a row answers alone go first, so that groups, tags and volumes are loaded
+    # for the instances that can still match, not for the hour's terminated ones.
+    rows = apply_filters(rows, row_filters(Filters), filters(Extras.none()))
     extras = Extras.load(ctx.db, ctx.account_id, rows)
     rows = apply_filters(rows, Filters, filters(extras), tags_of=extras.tags_of)
     return paged("Reservations", rows, MaxResults, NextToken,

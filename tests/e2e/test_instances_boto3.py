@@ -120,6 +120,25 @@ def test_describe_instances_reports_running_with_filters(cloud: Cloud, launched:
     assert {i["InstanceId"] for i in by_group} == set(ids)
     none = _instances(ec2.describe_instances(Filters=[{"Name": "instance-type", "Values": ["c1.xlarge"]}]))
     assert none == []
+    # A state filter the database applies, one with a wildcard it leaves to the rows, and two
+    # state filters at once (both must hold) answer alike.
+    for states in ([{"Name": "instance-state-name", "Values": ["running", "pending"]}],
+                   [{"Name": "instance-state-name", "Values": ["run*"]}],
+                   [{"Name": "instance-state-name", "Values": ["running"]},
+                    {"Name": "instance-state-code", "Values": ["16"]}]):
+        assert {i["InstanceId"] for i in _instances(ec2.describe_instances(Filters=states))} >= set(ids)
+    assert _instances(ec2.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["stopped"]},
+        {"Name": "instance.group-name", "Values": ["e2e-web"]}])) == []
+    # The extras (groups, tokens) after a row filter: still every instance of the group.
+    by_group_and_type = _instances(ec2.describe_instances(Filters=[
+        {"Name": "instance-type", "Values": ["m1.small"]},
+        {"Name": "group-name", "Values": ["e2e-web"]}, {"Name": "tag-key", "Values": ["role"]}]))
+    assert {i["InstanceId"] for i in by_group_and_type} == set(ids)
+    with pytest.raises(ClientError) as error:
+        ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]},
+                                        {"Name": "no-such-filter", "Values": ["x"]}])
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValue"
     with pytest.raises(ClientError) as error:
         ec2.describe_instances(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
     assert error.value.response["Error"]["Code"] == "InvalidParameterValue"

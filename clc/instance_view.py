@@ -219,18 +219,6 @@ def row_filters(given: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [f for f in given or [] if f.get("Name") in ROW_FILTERS]
 
 
-def wanted_states(given: Sequence[dict[str, Any]] | None) -> list[str] | None:
-    """The states an `instance-state-name` filter allows, when the database can apply it (one
-    such filter, exact names): what a client polling its live instances sends."""
-    named = [f for f in given or [] if f.get("Name") == "instance-state-name"]
-    if len(named) != 1:
-        return None
-    values = [str(v) for v in named[0].get("Values") or []]
-    if not values or any("*" in v or "?" in v for v in values):
-        return None
-    return values
-
-
 def status_dict(instance: Instance) -> dict[str, Any]:
     """DescribeInstanceStatus: the checks eucasim can honestly answer (the node reports it)."""
     running = instance.state == "running"

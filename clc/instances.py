@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session

@@ -184,10 +184,12 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": tags[k]} for k in sorted(tags)]
 
 
-def account_tags(db: Session, account_id: str) -> list[Tag]:
-    """Every tag of the account, by resource and key."""
-    return list(db.scalars(select(Tag).where(Tag.account_id == account_id)
-                           .order_by(Tag.resource_id, Tag.key)))
+def account_tags(db: Session, account_id: str, resource_ids: list[str] | None = None) -> list[Tag]:
+    """Every tag of the account (of those resources only, when named), by resource and key."""
+    query = select(Tag).where(Tag.account_id == account_id)
+    if resource_ids is not None:
+        query = query.where(Tag.resource_id.in_(resource_ids))
+    return list(db.scalars(query.order_by(Tag.resource_id, Tag.key)))
 
 
 # The common case (a Describe of a few resources by id) built once: making and keying a

@@ -8,10 +8,9 @@ import logging
 from typing import Any, Literal
 
 from clc import launch_start, tagging, vm_types
-from clc.api.query import apply_filters, paged
+from clc.api.query import apply_filters, exact_values, paged
 from clc.api.registry import Context, action
-from clc.instance_view import (Extras, filters, instance_dict, reservations, row_filters, state_of,
-                               status_dict, wanted_states)
+from clc.instance_view import Extras, filters, instance_dict, reservations, row_filters, state_of, status_dict
 from clc.instances import (ebs_backed, exists, not_found, owned, request_stop, request_termination,
                            set_groups)
 from clc.launch import LaunchRequest, launch
@@ -62,7 +61,7 @@ def describe_instances(ctx: Context, InstanceIds: list[str] | None = None,
         raise EC2Error("InvalidParameterCombination",
                        "The parameter instancesSet cannot be used with the parameter maxResults")
     rows = owned(ctx.db, ctx.account_id, InstanceIds or None, plain=True,
-                 states=None if InstanceIds else wanted_states(Filters))
+                 states=None if InstanceIds else exact_values(Filters, "instance-state-name"))
     # The filters a row answers alone go first, so that groups, tags and volumes are loaded
     # for the instances that can still match, not for the hour's terminated ones.
     rows = apply_filters(rows, row_filters(Filters), filters(Extras.none()))

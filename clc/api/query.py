@@ -39,6 +39,19 @@ def _matches(candidates: list[str], wanted: list[str]) -> bool:
     return False
 
 
+def exact_values(filters: Sequence[dict[str, Any]] | None, name: str) -> list[str] | None:
+    """The values of the one filter called `name` when they name things exactly (no wildcard):
+    what a database query can apply before the rows are loaded. None otherwise (no such
+    filter, two of them, a wildcard): the rows are filtered after loading, as for every other."""
+    named = [f for f in filters or [] if f.get("Name") == name]
+    if len(named) != 1:
+        return None
+    values = [str(v) for v in named[0].get("Values") or []]
+    if not values or any("*" in v or "?" in v for v in values):
+        return None
+    return values
+
+
 def apply_filters(items: Iterable[Item], filters: Sequence[dict[str, Any]] | None,
                   getters: dict[str, Getter],
                   tags_of: Callable[[Item], dict[str, str]] | None = None) -> list[Item]:

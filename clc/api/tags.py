@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from clc import tagging
-from clc.api.query import apply_filters, paged
+from clc.api.query import apply_filters, exact_values, paged
 from clc.api.registry import Context, action
 from clc.models.resources import Tag
 from services.errors import EC2Error
@@ -48,7 +48,8 @@ def _description(row: Tag) -> dict[str, str]:
 @action("DescribeTags")
 def describe_tags(ctx: Context, Filters: list[dict[str, Any]] | None = None,
                   MaxResults: int | None = None, NextToken: str | None = None) -> dict:
-    rows = tagging.account_tags(ctx.db, ctx.account_id)
+    # A client asking for one resource's tags reads those rows only, not the account's.
+    rows = tagging.account_tags(ctx.db, ctx.account_id, exact_values(Filters, "resource-id"))
     by_resource: dict[str, dict[str, str]] = {}
     for row in rows:
         by_resource.setdefault(row.resource_id, {})[row.key] = row.value

@@ -69,6 +69,16 @@ def test_describe_tags_filters(ec2, group: str, key_pair: str):
     assert found({"Name": "key", "Values": [f"*{marker}"]},
                  {"Name": "resource-type", "Values": ["key-pair"]}) == \
         {(key_pair, f"m-{marker}"), (key_pair, f"n-{marker}")}
+    # resource-id by exact ids (read from the database by id), by a wildcard, and beside a key.
+    assert found({"Name": "resource-id", "Values": [key_pair]},
+                 {"Name": "key", "Values": [f"*{marker}"]}) == \
+        {(key_pair, f"m-{marker}"), (key_pair, f"n-{marker}")}
+    assert found({"Name": "resource-id", "Values": [group, key_pair]},
+                 {"Name": "value", "Values": ["alpha"]}) == \
+        {(group, f"m-{marker}"), (key_pair, f"n-{marker}")}
+    assert found({"Name": "resource-id", "Values": [group[:4] + "*"]},
+                 {"Name": "key", "Values": [f"m-{marker}"]}) == {(group, f"m-{marker}")}
+    assert found({"Name": "resource-id", "Values": ["sg-00000000"]}) == set()
     with pytest.raises(ClientError) as excinfo:
         ec2.describe_tags(Filters=[{"Name": "colour", "Values": ["x"]}])
     assert _error(excinfo) == (400, "InvalidParameterValue")

@@ -174,7 +174,7 @@ each 64 KiB-aligned piece); a BlueStore OSD reports the written extents themselv
 the stream was cut at 64 KiB (before commit 163d877), a piece that held any data was sent
 whole, zeros and all: 21.23 s against the file backend's 7.98 s in that run. A volume made from the snapshot on the same SC is a copy-on-write clone while
 the RBD snapshot is in the pool (protect + clone: no bytes move); a restore from Walrus,
-with every part's SHA-256 checked, is what another zone or a snapshot whose volume is gone gets."""
+with every part's checksum checked, is what another zone or a snapshot whose volume is gone gets."""
 
 
 if __name__ == "__main__":

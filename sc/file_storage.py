@@ -41,6 +41,7 @@ class FileWriter:
 
 class FileStorage:
     backend = "file"
+    holds_snapshots = False
 
     def __init__(self, folder: Path, staging: Path) -> None:
         self.folder = folder
@@ -92,9 +93,8 @@ class FileStorage:
         finally:
             os.close(fd)
 
-    def uploaded(self, handle: str) -> bool:
+    def uploaded(self, handle: str) -> None:
         Path(handle).unlink(missing_ok=True)
-        return False
 
     def forget(self, handle: str) -> None:
         Path(handle).unlink(missing_ok=True)

@@ -79,6 +79,7 @@ def _end(process: subprocess.Popen[bytes], grace: float = 60.0) -> int:
 
 class RbdStorage:
     backend = "rbd"
+    holds_snapshots = True  # a volume made from a snapshot still in the pool is a clone
 
     def __init__(self, conf: Path, pool: str, user: str, *, rbd: str = "rbd", ceph: str = "ceph",
                  timeout: float = 300.0) -> None:
@@ -234,8 +235,8 @@ class RbdStorage:
         if code != 0:
             raise RbdError(f"rbd export-diff {spec} exited with {code}: {errors[-1500:]}")
 
-    def uploaded(self, handle: str) -> bool:
-        return True  # the RBD snapshot stays: a volume made from it is a clone (see forget)
+    def uploaded(self, handle: str) -> None:
+        pass  # the RBD snapshot stays: a volume made from it is a clone (see forget)
 
     def forget(self, handle: str) -> None:
         image, snap = split_handle(handle)

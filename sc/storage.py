@@ -56,6 +56,9 @@ class DataWriter(Protocol):
 
 class VolumeStorage(Protocol):
     backend: str        # file | rbd
+    # True when a point in time stays in the backend after its upload (an RBD snapshot: a
+    # volume made from it is a clone); False when the upload was its only use (a frozen file).
+    holds_snapshots: bool
 
     def locator(self, volume_id: str) -> str:
         """Where a new volume of that id goes."""
@@ -91,9 +94,9 @@ class VolumeStorage(Protocol):
 
     def open_frozen(self, handle: str) -> AbstractContextManager[DataReader]: ...
 
-    def uploaded(self, handle: str) -> bool:
-        """The upload of `handle` succeeded: drop what only the upload needed; True when the
-        backend still holds the point in time (a volume can be cloned from it)."""
+    def uploaded(self, handle: str) -> None:
+        """The upload of `handle` succeeded and the snapshot is recorded completed: drop what
+        only the upload needed (nothing when `holds_snapshots`)."""
         ...
 
     def forget(self, handle: str) -> None:

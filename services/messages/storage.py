@@ -164,7 +164,10 @@ class SnapshotPart(BaseModel):
     index: int                      # its place in the upload: the key is part-<index>
     key: str
     length: int
-    sha256: str                     # hex digest of the part's bytes
+    # What a restore checks the part's bytes against: the base64 big-endian CRC32C (as
+    # x-amz-checksum-crc32c carries it); manifests written before it have the hex SHA-256.
+    crc32c: str | None = None
+    sha256: str | None = None
     extents: list[SnapshotExtent]   # the part's bytes, in order, go to these places
 
 

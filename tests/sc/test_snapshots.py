@@ -12,6 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import crc32c
 import pytest
 from botocore.exceptions import ClientError
 
@@ -141,13 +142,15 @@ def test_a_snapshot_uploads_only_the_written_parts_with_progress_to_100(
         assert 2 * MIB + 4096 < sum(keys[p.key] for p in manifest.parts) <= 5 * MIB
     for part in manifest.parts:
         body = walrus.s3().get_object(Bucket=info.bucket, Key=part.key)["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == part.sha256
-        # The SC sent that SHA-256 with the part and Walrus checked it on receipt.
+        assert base64.b64decode(part.crc32c or "") == crc32c.crc32c(body).to_bytes(4, "big")
+        # The SC sent that CRC32C with the part and Walrus checked it on receipt.
         head = walrus.s3().head_object(Bucket=info.bucket, Key=part.key, ChecksumMode="ENABLED")
-        assert base64.b64decode(head["ChecksumSHA256"]).hex() == part.sha256
+        assert head["ChecksumCRC32C"] == part.crc32c
     assert info.parts == len(manifest.parts) and info.uploaded_bytes == info.data_bytes
-    # A frozen file is gone once uploaded; an RBD snapshot stays in the pool, to clone from.
-    assert list((sc.volumes / "staging").glob("*")) == []
+    # A frozen file is dropped once the snapshot is completed; an RBD snapshot stays in the
+    # pool, to clone from.
+    wait_for(lambda: list((sc.volumes / "staging").glob("*")) == [], 30,
+             "the frozen copy to be dropped")
     if sc.backend == "rbd":
         assert f"{volume.volume_id}@{first.snapshot_id}" in rbd_snapshots(sc, volume.volume_id)
     listed = sc.call("GET", SC_SNAPSHOTS_ROUTE, response=SnapshotList)
@@ -201,12 +204,42 @@ def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
     assert failed.state == "error"
     assert failed.reason is not None and "part-00000001" in failed.reason.message
     assert f"bytes {900 * MIB}-" in failed.reason.message
-    assert "SHA-256" in failed.reason.message
+    assert "CRC32C" in failed.reason.message
     # Nothing of the bad data is readable.
     assert sc.data.allocated(sc.locator(restored.volume_id)) == 0
     # A volume in error can be deleted.
     assert sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=restored.volume_id),
                    response=VolumeInfo).state == "deleted"
+
+
+def test_a_manifest_of_the_earlier_format_restores_checked_by_its_sha256(
+        sc: ScProcess, walrus: Walrus) -> None:
+    volume = new_volume(sc, 1)
+    sc.data.write(sc.locator(volume.volume_id), 3 * MIB, PATTERN)
+    sc.data.write(sc.locator(volume.volume_id), 900 * MIB, PATTERN)
+    snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
+    sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume.volume_id))  # restored from Walrus
+    s3 = walrus.s3()
+    manifest = SnapshotManifest.model_validate_json(
+        s3.get_object(Bucket=snap.bucket, Key="manifest.json")["Body"].read())
+    bodies = {p.key: s3.get_object(Bucket=snap.bucket, Key=p.key)["Body"].read() for p in manifest.parts}
+    # As SCs wrote them before the CRC32C: a SHA-256 per part and no crc32c field at all.
+    for part in manifest.parts:
+        part.sha256, part.crc32c = hashlib.sha256(bodies[part.key]).hexdigest(), None
+    earlier = manifest.model_dump_json(exclude={"parts": {"__all__": {"crc32c"}}})
+    assert '"crc32c"' not in earlier
+    s3.put_object(Bucket=snap.bucket, Key="manifest.json", Body=earlier.encode())
+    restored = new_volume(sc, 1, snapshot_id=snap.snapshot_id)
+    assert settled_volume(sc, restored.volume_id).state == "available"
+    assert sc.data.read(sc.locator(restored.volume_id), 900 * MIB, MIB) == PATTERN
+    # The SHA-256 is checked: one byte changed in a part, and the restore refuses it.
+    body = bytearray(bodies["part-00000000"])
+    body[5] ^= 0x01
+    s3.put_object(Bucket=snap.bucket, Key="part-00000000", Body=bytes(body))
+    again = new_volume(sc, 1, snapshot_id=snap.snapshot_id)
+    failed = settled_volume(sc, again.volume_id)
+    assert failed.state == "error" and failed.reason is not None
+    assert "part-00000000" in failed.reason.message and "SHA-256" in failed.reason.message
 
 
 def test_another_zones_sc_on_the_other_backend_restores_a_snapshot_from_walrus(

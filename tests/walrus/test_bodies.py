@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import zlib
 from datetime import datetime, timezone
 from urllib.parse import urlparse
 
+import crc32c
 import httpx
 import pytest
 
 from services.auth import Identity, chunk_signature, sign_v4_headers, trailer_signature
 from services.auth.sigv4 import Credential, signing_key
 from tests.walrus.conftest import ALICE
+from tests.support.waiting import wait_for
 from tests.walrus.helpers import keys_of
 
 REGION = "us-east-1"
@@ -183,3 +186,52 @@ def test_unsigned_payload(walrus, s3, bucket):  # type: ignore[no-untyped-def]
     answer = put(walrus, bucket, "u", b"no hash", "UNSIGNED-PAYLOAD", {})
     assert answer.status_code == 200
     assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == b"no hash"
+
+
+# A plain body of several batches (walrus/bodies.py BATCH): its MD5 and the rest of its sums
+# and its write go through two workers at once, a batch at a time.
+LARGE = bytes(range(256)) * (5 * 4096 + 77)  # 5 MiB and a bit: five full batches and a rest
+
+
+def crc32c_b64(data: bytes) -> str:
+    return base64.b64encode(crc32c.crc32c(data).to_bytes(4, "big")).decode()
+
+
+def test_a_plain_body_of_many_batches_keeps_its_etag_and_checksums(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    answer = put(walrus, bucket, "large", LARGE, hashlib.sha256(LARGE).hexdigest(),
+                 {"x-amz-checksum-crc32c": crc32c_b64(LARGE)})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["etag"] == f'"{hashlib.md5(LARGE).hexdigest()}"'
+    got = s3.get_object(Bucket=bucket, Key="large", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32C"] == crc32c_b64(LARGE) and got["Body"].read() == LARGE
+
+
+@pytest.mark.parametrize("claim,code", [
+    ({"x-amz-checksum-crc32c": crc32c_b64(LARGE[:-1] + b"?")}, "BadDigest"),
+    ({"content-md5": base64.b64encode(hashlib.md5(LARGE[1:]).digest()).decode()}, "BadDigest"),
+    ({"x-amz-content-sha256": hashlib.sha256(LARGE[1:]).hexdigest()}, "XAmzContentSHA256Mismatch"),
+])
+def test_a_wrong_claim_about_a_plain_body_of_many_batches_stores_nothing(  # type: ignore[no-untyped-def]
+        walrus, s3, bucket, claim: dict[str, str], code: str):
+    before = sorted(walrus.stored_blobs())
+    headers = dict(claim)  # the parameter is shared by every backend's run
+    payload_hash = headers.pop("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+    answer = put(walrus, bucket, "wrong", LARGE, payload_hash, headers)
+    assert (answer.status_code, error_code(answer)) == (400, code)
+    assert keys_of(s3, bucket) == []
+    assert sorted(walrus.stored_blobs()) == before and walrus.unfinished_blobs() == []
+
+
+def test_a_plain_body_cut_after_several_batches_stores_nothing(walrus, s3, bucket):  # type: ignore[no-untyped-def]
+    before = sorted(walrus.stored_blobs())
+    path = f"/{bucket}/cut-large"
+    headers = Signer(walrus.url).headers("PUT", path, "UNSIGNED-PAYLOAD",
+                                         {"content-length": str(len(LARGE))})
+    url = urlparse(walrus.url)
+    with socket.create_connection((url.hostname, url.port)) as conn:
+        head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        conn.sendall(head.encode() + b"\r\n" + LARGE[:3 * 1024 * 1024 + 5])
+    # Walrus sees the connection close while its workers may still be writing a batch: the
+    # unfinished blob is removed once they are done, and no key appears.
+    wait_for(lambda: walrus.unfinished_blobs() == [], 20, "the cut upload's blob to be removed")
+    assert keys_of(s3, bucket) == [] and sorted(walrus.stored_blobs()) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -95,6 +96,11 @@ class ZoneFeed:
         self._capacity_changed = False
         self.pusher = Coalescer("push to the CLC", self.push)
         self.pushes = 0
+        # Monotonic time before which every instance change this CC learned has reached the
+        # CLC (a describe it answered, or pushes none of which failed since): the registry
+        # forgets ended instances only once they are delivered.
+        self.delivered_until = 0.0
+        self._gap = False           # a push failed since the last describe
 
     # -- what the zone tells it -----------------------------------------------------------------
 
@@ -117,10 +123,13 @@ class ZoneFeed:
         return ZoneCapacity(version=self.version, nodes=self._capacity())
 
     def subscribe(self, subscription: Subscription) -> None:
+        """A describe with a subscription: what the subscriber has not seen it is describing
+        now (the answer is built before the loop moves on), so start afresh."""
         self.subscription = subscription
-        # What the subscriber has not seen it has just described; start afresh.
         self._instances = {}
         self._capacity_changed = False
+        self.delivered_until = time.monotonic()
+        self._gap = False
 
     # -- pushing ----------------------------------------------------------------------------------
 
@@ -128,6 +137,7 @@ class ZoneFeed:
         subscription = self.subscription
         if subscription is None or (not self._instances and not self._capacity_changed):
             return
+        taken = time.monotonic()
         events = ZoneEvents(key=subscription.key, zone=self.zone,
                             instances=list(self._instances.values()),
                             capacity=self.capacity_view() if self._capacity_changed else None)
@@ -141,7 +151,10 @@ class ZoneFeed:
         try:
             await client.call("POST", CLC_ZONE_EVENTS_ROUTE, events)
             self.pushes += 1
+            if not self._gap and self.subscription is subscription:
+                self.delivered_until = max(self.delivered_until, taken)
         except (httpx.HTTPError, InternalCallError) as exc:
+            self._gap = True
             log.warning("push of %d instance change(s) to %s failed (the CLC's reconcile repairs "
                         "it): %s", len(events.instances), subscription.url, exc)
 

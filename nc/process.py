@@ -69,6 +69,7 @@ class NodeProcess:
         self.machine = SimulatingMachine(instance_root)
         self.pusher = EventPusher(secret, self._resources_of)
         self.changes = ChangeLog()
+        self.answers = {"whole": 0, "delta": 0}     # describes answered, by kind (tests read it)
         self.nodes: dict[str, NodeRuntime] = {}
         for settings in nodes:
             self.nodes[settings.prefix] = NodeRuntime(settings, self.db, recorder, self.executor,
@@ -144,7 +145,9 @@ class NodeProcess:
         # the next delta carries it (again, at worst).
         cursor = self.changes.cursor()
         if since is None:
+            self.answers["whole"] += 1
             return self._whole(cursor)
+        self.answers["delta"] += 1
         self.changes.acknowledge(since)
         return self._delta(cursor, self.changes.since(since), request.whole)
 

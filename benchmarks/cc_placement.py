@@ -166,7 +166,7 @@ def main() -> None:
                      900, "every node to be up", every=1.0)
             print(f"{args.nodes} nodes up {time.perf_counter() - t0:.1f} s after the CC answered "
                   f"(NC process started in {nc_up:.1f} s)", flush=True)
-            clc = ClcStandIn(SECRET, keep=False)
+            clc = ClcStandIn(SECRET, keep=False, deltas=True)
             with running(clc.app) as clc_url:
                 cc.client.call("POST", CC_DESCRIBE_ROUTE,
                                DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")), ZoneReport)

@@ -284,7 +284,8 @@ class Cluster:
         if request.subscribe is not None:
             self.feed.subscribe(request.subscribe)
         return ZoneReport(zone=self.zone, instances=self.registry.instances(),
-                          capacity=self.feed.capacity_view(), nodes_settled=self.registry.settled())
+                          capacity=self.feed.described() if request.subscribe is not None
+                          else self.feed.capacity_view(), nodes_settled=self.registry.settled())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
         views = NodeViews(self.registry.nodes(), self.reservations.held)

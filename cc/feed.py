@@ -17,7 +17,7 @@ import httpx
 
 from services.internal import AsyncInternalClient, InternalCallError
 from services.messages.cluster import (CLC_ZONE_EVENTS_ROUTE, ClusterInstance, NodeCapacity,
-                                       ZoneCapacity, ZoneEvents)
+                                       ZoneCapacity, ZoneEvents, ZoneEventsAnswer)
 from services.messages.node import Subscription
 
 log = logging.getLogger("eucasim.cc.feed")
@@ -101,6 +101,12 @@ class ZoneFeed:
         # forgets ended instances only once they are delivered.
         self.delivered_until = 0.0
         self._gap = False           # a push failed since the last describe
+        # The capacity view the subscriber holds (entries by node name) and its version, so
+        # a push carries only the entries changed since; None: unknown, send it whole. Only
+        # to a CLC that said it takes deltas (its answer has capacity_stale).
+        self._held: dict[str, NodeCapacity] | None = None
+        self._held_version = 0
+        self._deltas = False
 
     # -- what the zone tells it -----------------------------------------------------------------
 
@@ -122,6 +128,27 @@ class ZoneFeed:
     def capacity_view(self) -> ZoneCapacity:
         return ZoneCapacity(version=self.version, nodes=self._capacity())
 
+    def described(self) -> ZoneCapacity:
+        """The whole view for a describe by the subscriber: what it holds from now on."""
+        view = self.capacity_view()
+        self._held, self._held_version = {n.name: n for n in view.nodes}, view.version
+        return view
+
+    def _capacity_push(self) -> tuple[ZoneCapacity, dict[str, NodeCapacity]]:
+        """The view to push (a delta against what the subscriber holds, when it takes them),
+        and the entries it holds once the push is taken. Unchanged entries are the same
+        objects from one view to the next (CapacityView caches them), so the diff is by
+        identity: twenty thousand nodes cost a dict walk, and the push a few entries."""
+        nodes = self._capacity()
+        entries = {n.name: n for n in nodes}
+        held = self._held
+        if held is None or not self._deltas:
+            return ZoneCapacity(version=self.version, nodes=nodes), entries
+        changed = [n for n in nodes if held.get(n.name) is not n]
+        removed = [name for name in held if name not in entries]
+        return ZoneCapacity(version=self.version, nodes=changed, base=self._held_version,
+                            removed=removed), entries
+
     def subscribe(self, subscription: Subscription) -> None:
         """A describe with a subscription: what the subscriber has not seen it is describing
         now (the answer is built before the loop moves on), so start afresh."""
@@ -138,9 +165,9 @@ class ZoneFeed:
         if subscription is None or (not self._instances and not self._capacity_changed):
             return
         taken = time.monotonic()
+        capacity, entries = self._capacity_push() if self._capacity_changed else (None, {})
         events = ZoneEvents(key=subscription.key, zone=self.zone,
-                            instances=list(self._instances.values()),
-                            capacity=self.capacity_view() if self._capacity_changed else None)
+                            instances=list(self._instances.values()), capacity=capacity)
         self._instances = {}
         self._capacity_changed = False
         if self._client is None or self._client.base_url != subscription.url.rstrip("/"):
@@ -149,12 +176,21 @@ class ZoneFeed:
             self._client = AsyncInternalClient(subscription.url, self._secret, timeout=self._timeout)
         client = self._client
         try:
-            await client.call("POST", CLC_ZONE_EVENTS_ROUTE, events)
+            answer = ZoneEventsAnswer.model_validate(
+                await client.call("POST", CLC_ZONE_EVENTS_ROUTE, events) or {})
             self.pushes += 1
             if not self._gap and self.subscription is subscription:
                 self.delivered_until = max(self.delivered_until, taken)
+            if capacity is not None:
+                self._deltas = answer.capacity_stale is not None
+                if answer.capacity_stale:
+                    self._held = None
+                else:
+                    self._held, self._held_version = entries, capacity.version
         except (httpx.HTTPError, InternalCallError) as exc:
             self._gap = True
+            if capacity is not None:
+                self._held = None
             log.warning("push of %d instance change(s) to %s failed (the CLC's reconcile repairs "
                         "it): %s", len(events.instances), subscription.url, exc)
 

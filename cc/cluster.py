@@ -62,8 +62,10 @@ class Cluster:
         self.recorder = recorder
         self.store = ClusterStore(db)
         self.capacity_view = CapacityView()
-        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET,
-                             lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held))
+        self.feed = ZoneFeed(
+            self.zone, config.CLOUD_SECRET,
+            lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held),
+            lambda url: self.capacity_view.entry(url, self.registry.find(url), self.reservations.held))
         # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
         # from them, so a crash costs at most that second of bookkeeping, and a busy second
         # of pushes becomes one transaction.
@@ -101,8 +103,8 @@ class Cluster:
     def instances_changed(self, items: list[ClusterInstance]) -> None:
         self.feed.instances_changed(items)
 
-    def capacity_changed(self) -> None:
-        self.feed.capacity_changed()
+    def capacity_changed(self, url: str) -> None:
+        self.feed.capacity_changed(url)
 
     def stored_changed(self) -> None:
         self.writer.kick()

@@ -83,13 +83,14 @@ class Coalescer:
 
 
 class ZoneFeed:
-    def __init__(self, zone: str, secret: str, capacity: Callable[[], list[NodeCapacity]],
-                 timeout: float = 10.0) -> None:
+    def __init__(self, zone: str, secret: str, capacity: Callable[[], dict[str, NodeCapacity]],
+                 entry: Callable[[str], NodeCapacity | None] | None = None, timeout: float = 10.0) -> None:
         self.zone = zone
         self.version = 0
         self.subscription: Subscription | None = None
         self._secret = secret
-        self._capacity = capacity
+        self._capacity = capacity       # every node's entry, by URL, in registration order
+        self._entry = entry             # one node's entry (None: gone); None: whole views only
         self._timeout = timeout
         self._client: AsyncInternalClient | None = None
         self._instances: dict[str, ClusterInstance] = {}
@@ -101,12 +102,16 @@ class ZoneFeed:
         # forgets ended instances only once they are delivered.
         self.delivered_until = 0.0
         self._gap = False           # a push failed since the last describe
-        # The capacity view the subscriber holds (entries by node name) and its version, so
-        # a push carries only the entries changed since; None: unknown, send it whole. Only
-        # to a CLC that said it takes deltas (its answer has capacity_stale).
+        # The capacity view the subscriber holds (entries by node URL) and its version, and
+        # the nodes whose entry changed since, so a push carries only those; None: unknown,
+        # send it whole. Only to a CLC that said it takes deltas (its answer has
+        # capacity_stale). `_views` counts whole views described, so a push answered after
+        # a describe does not overwrite what the describe gave.
         self._held: dict[str, NodeCapacity] | None = None
         self._held_version = 0
+        self._dirty: set[str] = set()
         self._deltas = False
+        self._views = 0
 
     # -- what the zone tells it -----------------------------------------------------------------
 
@@ -117,37 +122,67 @@ class ZoneFeed:
             self._instances[item.instance_id] = item
         self.pusher.kick()
 
-    def capacity_changed(self) -> int:
-        """The capacity view changed: a new version. Returns it."""
+    def capacity_changed(self, url: str | None = None) -> int:
+        """The capacity view changed (the entry of the node at `url`; None: which is not
+        known, so the next push is whole): a new version. Returns it."""
         self.version += 1
         self._capacity_changed = True
+        if url is None:
+            self._held = None
+        else:
+            self._dirty.add(url)
         if self.subscription is not None:
             self.pusher.kick()
         return self.version
 
     def capacity_view(self) -> ZoneCapacity:
-        return ZoneCapacity(version=self.version, nodes=self._capacity())
+        return ZoneCapacity(version=self.version, nodes=list(self._capacity().values()))
 
     def described(self) -> ZoneCapacity:
         """The whole view for a describe by the subscriber: what it holds from now on."""
-        view = self.capacity_view()
-        self._held, self._held_version = {n.name: n for n in view.nodes}, view.version
-        return view
+        entries = self._capacity()
+        self._held, self._held_version = entries, self.version
+        self._dirty = set()
+        self._views += 1
+        return ZoneCapacity(version=self.version, nodes=list(entries.values()))
 
-    def _capacity_push(self) -> tuple[ZoneCapacity, dict[str, NodeCapacity]]:
-        """The view to push (a delta against what the subscriber holds, when it takes them),
-        and the entries it holds once the push is taken. Unchanged entries are the same
-        objects from one view to the next (CapacityView caches them), so the diff is by
-        identity: twenty thousand nodes cost a dict walk, and the push a few entries."""
-        nodes = self._capacity()
-        entries = {n.name: n for n in nodes}
-        held = self._held
-        if held is None or not self._deltas:
-            return ZoneCapacity(version=self.version, nodes=nodes), entries
-        changed = [n for n in nodes if held.get(n.name) is not n]
-        removed = [name for name in held if name not in entries]
+    def _capacity_push(self) -> tuple[ZoneCapacity, dict[str, NodeCapacity | None]]:
+        """The view to push, and what it changes in the view the subscriber holds once taken
+        (entries by URL, None for a node gone). A delta (to a CLC that takes them, when the
+        view it holds is known) looks only at the nodes changed since: at twenty thousand
+        nodes a placement changes a few, and a whole view is megabytes."""
+        held, dirty = self._held, self._dirty
+        self._dirty = set()
+        if held is None or not self._deltas or self._entry is None:
+            entries = self._capacity()
+            return ZoneCapacity(version=self.version, nodes=list(entries.values())), dict(entries)
+        updates: dict[str, NodeCapacity | None] = {}
+        changed: list[NodeCapacity] = []
+        removed: list[str] = []
+        for url in dirty:
+            entry, before = self._entry(url), held.get(url)
+            if entry is before:
+                continue
+            updates[url] = entry
+            if before is not None and (entry is None or entry.name != before.name):
+                removed.append(before.name)
+            if entry is not None:
+                changed.append(entry)
         return ZoneCapacity(version=self.version, nodes=changed, base=self._held_version,
-                            removed=removed), entries
+                            removed=removed), updates
+
+    def _taken(self, capacity: ZoneCapacity, updates: dict[str, NodeCapacity | None]) -> None:
+        """The subscriber now holds `capacity`."""
+        if capacity.base is None:
+            self._held = {url: entry for url, entry in updates.items() if entry is not None}
+        else:
+            assert self._held is not None
+            for url, entry in updates.items():
+                if entry is None:
+                    self._held.pop(url, None)
+                else:
+                    self._held[url] = entry
+        self._held_version = capacity.version
 
     def subscribe(self, subscription: Subscription) -> None:
         """A describe with a subscription: what the subscriber has not seen it is describing
@@ -165,7 +200,8 @@ class ZoneFeed:
         if subscription is None or (not self._instances and not self._capacity_changed):
             return
         taken = time.monotonic()
-        capacity, entries = self._capacity_push() if self._capacity_changed else (None, {})
+        views = self._views
+        capacity, updates = self._capacity_push() if self._capacity_changed else (None, {})
         events = ZoneEvents(key=subscription.key, zone=self.zone,
                             instances=list(self._instances.values()), capacity=capacity)
         self._instances = {}
@@ -181,15 +217,15 @@ class ZoneFeed:
             self.pushes += 1
             if not self._gap and self.subscription is subscription:
                 self.delivered_until = max(self.delivered_until, taken)
-            if capacity is not None:
+            if capacity is not None and views == self._views:
                 self._deltas = answer.capacity_stale is not None
-                if answer.capacity_stale:
+                if answer.capacity_stale or (capacity.base is not None and self._held is None):
                     self._held = None
                 else:
-                    self._held, self._held_version = entries, capacity.version
+                    self._taken(capacity, updates)
         except (httpx.HTTPError, InternalCallError) as exc:
             self._gap = True
-            if capacity is not None:
+            if capacity is not None and views == self._views:
                 self._held = None
             log.warning("push of %d instance change(s) to %s failed (the CLC's reconcile repairs "
                         "it): %s", len(events.instances), subscription.url, exc)

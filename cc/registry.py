@@ -31,7 +31,7 @@ MISSED_POLLS_FOR_DOWN = 3
 class Listener(Protocol):
     def instances_changed(self, items: list[ClusterInstance]) -> None: ...
 
-    def capacity_changed(self) -> None: ...
+    def capacity_changed(self, url: str) -> None: ...
 
     def stored_changed(self) -> None: ...
 
@@ -40,7 +40,7 @@ class _Nobody:
     def instances_changed(self, items: list[ClusterInstance]) -> None:
         pass
 
-    def capacity_changed(self) -> None:
+    def capacity_changed(self, url: str) -> None:
         pass
 
     def stored_changed(self) -> None:
@@ -133,7 +133,7 @@ class NodeRegistry:
         if node is None:
             raise KeyError(name_or_url)
         self._forget(node.url)
-        self.listener.capacity_changed()
+        self.listener.capacity_changed(node.url)
         return node
 
     def _add(self, url: str, source: str) -> TrackedNode:
@@ -388,7 +388,7 @@ class NodeRegistry:
                     del self._ended[report.instance_id]     # started again (EBS-backed)
             self.listener.instances_changed([cluster_instance(node, r) for r in changed])
         if _capacity(node) != capacity:
-            self.listener.capacity_changed()
+            self.listener.capacity_changed(node.url)
         # Write only what changed: twenty thousand nodes answering a round would otherwise be
         # twenty thousand rows rewritten for nothing (last_seen alone is not worth it).
         if changed or instances_stored or _persisted(node) != persisted:

@@ -74,7 +74,7 @@ class Cluster:
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
         self.registry.lost_after = config.NODE_LOST_GRACE
-        self.registry.delivered = lambda: self.feed.delivered_until
+        self.registry.ended.delivered = lambda: self.feed.delivered_until
         policy_name = self.store.get_state(POLICY_SETTING) or config.SCHEDPOLICY
         polling = float(self.store.get_state(POLLING_SETTING) or config.NC_POLLING_FREQUENCY)
         self.policy = make_policy(policy_name, self.store.get_state(POINTER_KEY))

@@ -14,14 +14,15 @@ an instance missing whose end it has not heard of; then it goes here too."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from cc.ended import EndedInstances
 from cc.node_capacity import booked_by, recounted
 from cc.node_urls import node_url, split_url
 from cc.store import StoredNode
 from cc.tracked_node import TrackedNode, answering_state, cluster_instance, is_live, same_report
-from services.clock import KEEP_TERMINATED, utcnow
+from services.clock import utcnow
 from services.messages.cluster import ClusterInstance, NodeState
 from services.messages.node import InstanceReport, NodeResources
 
@@ -67,12 +68,7 @@ class NodeRegistry:
         self._ordered: list[TrackedNode] | None = None
         self._where: dict[str, str] = {}           # instance id -> node URL
         self._dirty: set[str] = set()              # node URLs to write (or delete)
-        # When (monotonic) the CC learned each instance ended, and where it keeps those its
-        # NC has forgotten; `delivered` (set by the cluster) is the moment before which every
-        # change the CC learned has reached the CLC.
-        self._ended: dict[str, float] = {}
-        self._retained: dict[str, str] = {}       # instance id -> node URL
-        self.delivered: Callable[[], float] = lambda: 0.0
+        self.ended = EndedInstances()      # its `delivered` is set by the cluster
         for node in stored:
             tracked = TrackedNode(**{**vars(node), "instances": {}})
             self._nodes[node.url] = tracked
@@ -172,7 +168,7 @@ class NodeRegistry:
             # or push, or a wake/run we just made would be undone until the next poll.
             node.state = answering_state(resources)
             fresh = {r.instance_id: r for r in reports}
-            self._retain(node, [iid for iid in node.instances if iid not in fresh], fresh)
+            self.ended.retain(url, [iid for iid in node.instances if iid not in fresh], node.instances, fresh)
             changed = [r for r in reports if not same_report(node.instances.get(r.instance_id), r)]
             if changed or fresh.keys() != node.instances.keys():
                 self._set_instances(node, fresh)
@@ -207,7 +203,7 @@ class NodeRegistry:
                 merged = {**node.instances, **{r.instance_id: r for r in changed}}
                 for iid in dropped:
                     del merged[iid]
-                self._retain(node, dropped, merged)
+                self.ended.retain(url, dropped, node.instances, merged)
                 self._set_instances(node, merged)
         elif node.state == "down":
             node.state = answering_state(resources)
@@ -316,46 +312,22 @@ class NodeRegistry:
     def _set_instances(self, node: TrackedNode, instances: dict[str, InstanceReport]) -> None:
         self._index(node.url, node.instances, instances)
         for iid in node.instances.keys() - instances.keys():
-            if iid not in self._where:
-                self._ended.pop(iid, None)
-            if self._retained.get(iid) == node.url:
-                del self._retained[iid]
+            self.ended.removed(node.url, iid, located=iid in self._where)
         node.instances = instances
         node.booked = booked_by(instances.values())
 
-    # -- ended instances the NC forgot, kept until the CLC has heard --------------------------
-
-    def _undelivered(self, instance_id: str, now: float) -> bool:
-        ended = self._ended.get(instance_id, 0.0)
-        return ended >= self.delivered() and now - ended < KEEP_TERMINATED.total_seconds()
-
-    def _retain(self, node: TrackedNode, forgotten: list[str], instances: dict[str, InstanceReport]) -> None:
-        """Of the instances the NC no longer lists, put back into `instances` those that ended
-        and whose end the CLC has not been told yet."""
-        now = time.monotonic()
-        for iid in forgotten:
-            report = node.instances.get(iid)
-            if report is not None and not is_live(report) and self._undelivered(iid, now):
-                instances[iid] = report
-                self._retained[iid] = node.url
-
     def sweep(self) -> int:
-        """Drop the retained instances whose end has reached the CLC; returns how many."""
-        now = time.monotonic()
-        done: dict[str, list[str]] = {}
-        for iid, url in self._retained.items():
-            if not self._undelivered(iid, now):
-                done.setdefault(url, []).append(iid)
+        """Drop the ended instances kept for the CLC (cc/ended.py) that it has heard of."""
+        done = self.ended.delivered_now()
         for url, iids in done.items():
             node = self._nodes.get(url)
-            if node is None:
+            if node is None:        # deregistered meanwhile: nothing to drop but the note
+                for iid in iids:
+                    self.ended.removed(url, iid, located=iid in self._where)
                 continue
             persisted, capacity = _persisted(node), _capacity(node)
             self._set_instances(node, {i: r for i, r in node.instances.items() if i not in iids})
             self._after(node, node.state, persisted, capacity, [], instances_stored=True)
-        for iids in done.values():
-            for iid in iids:
-                self._retained.pop(iid, None)
         return sum(len(iids) for iids in done.values())
 
     def _set_resources(self, node: TrackedNode, resources: NodeResources) -> None:
@@ -380,12 +352,7 @@ class NodeRegistry:
         if before != node.state:
             changed = list(node.instances.values())
         if changed:
-            now = time.monotonic()
-            for report in changed:
-                if not is_live(report):
-                    self._ended.setdefault(report.instance_id, now)
-                elif report.instance_id in self._ended and self._where.get(report.instance_id) == node.url:
-                    del self._ended[report.instance_id]     # started again (EBS-backed)
+            self.ended.learned(node.url, changed, self._where.get)
             self.listener.instances_changed([cluster_instance(node, r) for r in changed])
         if _capacity(node) != capacity:
             self.listener.capacity_changed(node.url)

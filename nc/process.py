@@ -216,22 +216,22 @@ class NodeProcess:
         return sorted(unique.values(), key=lambda r: r.launched_at)
 
     def _booked(self, prefixes: set[str]) -> dict[str, Resources]:
-        """What the live instances of each of `prefixes` book, in one aggregate read (one row
-        per node and instance size; each instance books its own swap, so sizes are summed
-        per instance, not once per node)."""
-        if not prefixes:
-            return {}
-        query = (select(InstanceRecord.prefix, InstanceRecord.cores, InstanceRecord.memory_mb,
-                        InstanceRecord.disk_gb, func.count())
-                 .where(InstanceRecord.state.in_(LIVE_STATES))
-                 .group_by(InstanceRecord.prefix, InstanceRecord.cores, InstanceRecord.memory_mb,
-                           InstanceRecord.disk_gb))
-        with self.db.session() as session:
-            rows = session.execute(query).all()
+        """What the live instances of each of `prefixes` book, read by node (an index look-up
+        per chunk of nodes, not a scan of every live instance: a delta names a few nodes of
+        thousands). One row per node and instance size; each instance books its own swap,
+        so sizes are summed per instance, not once per node."""
+        wanted = sorted(prefixes)
         sizes: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-        for prefix, cores, memory, disk, count in rows:
-            if prefix in prefixes:
-                sizes[prefix] += [(cores, memory, disk)] * count
+        with self.db.session() as session:
+            for start in range(0, len(wanted), ID_CHUNK):
+                query = (select(InstanceRecord.prefix, InstanceRecord.cores, InstanceRecord.memory_mb,
+                                InstanceRecord.disk_gb, func.count())
+                         .where(InstanceRecord.prefix.in_(wanted[start:start + ID_CHUNK]),
+                                InstanceRecord.state.in_(LIVE_STATES))
+                         .group_by(InstanceRecord.prefix, InstanceRecord.cores, InstanceRecord.memory_mb,
+                                   InstanceRecord.disk_gb))
+                for prefix, cores, memory, disk, count in session.execute(query):
+                    sizes[prefix] += [(cores, memory, disk)] * count
         return {prefix: booked_sizes(each) for prefix, each in sizes.items()}
 
 

@@ -16,6 +16,7 @@ import pytest
 from services.messages.cluster import (CC_DESCRIBE_ROUTE, CC_INSTANCES_ROUTE, ClusterInstanceList,
                                        DescribeZone, ZoneReport)
 from services.messages.node import NC_DESCRIBE_ROUTE, DescribeNodes, NodeProcessReport, Subscription
+from cc.poller import FULL_EVERY
 from tests.cc.cc_process import CcProcess, start_cc, wait_for
 from tests.cc.fake_nc import ClcStandIn
 from tests.cc.zone import SMALL, Zone
@@ -69,7 +70,7 @@ def test_rounds_after_the_first_are_deltas(cc: CcProcess, node: Node) -> None:
     wait_for(lambda: node.process.answers["delta"] >= 5, 30, "five delta polls")
     answers = dict(node.process.answers)
     # Whole answers: the first, and one in every FULL_EVERY rounds after it.
-    assert answers["whole"] <= 1 + answers["delta"] // 9
+    assert answers["whole"] <= 1 + answers["delta"] // (FULL_EVERY - 1)
     instance = launch(cc)
     wait_for(lambda: cc_states(cc).get(instance) == "running", 20, "the CC to see it running")
 

@@ -96,6 +96,10 @@ class Poller:
         except httpx.HTTPError as exc:
             for node in nodes:
                 self._missed(node.url, str(exc) or type(exc).__name__)
+            if round_ and since is None and cursor.value is not None:
+                # The periodic whole answer did not come in time (a busy process of thousands
+                # of nodes): back to deltas, or every round would ask whole and time out.
+                cursor.rounds = 0
             return
         if round_:
             # Forgotten until the answer is applied: a bug half-way gets a whole answer next.

@@ -69,8 +69,6 @@ class Poller:
         # Where NCs push their events (this CC's base URL); None: do not subscribe.
         self._own_url = own_url
         self._cursors: dict[str, _Cursor] = {}
-        self.whole_answers = 0      # how many whole answers the rounds took (for tests)
-        self.delta_answers = 0
 
     def subscription(self, root: str) -> Subscription | None:
         return Subscription(url=self._own_url, key=root) if self._own_url else None
@@ -105,10 +103,8 @@ class Poller:
             # Forgotten until the answer is applied: a bug half-way gets a whole answer next.
             self._cursors[root] = _Cursor()
         if report.delta:
-            self.delta_answers += round_
             retry = self._apply_delta(root, nodes, report, started)
         else:
-            self.whole_answers += round_
             retry = self._apply_whole(root, nodes, report, started)
         if round_ and report.cursor is not None:
             self._cursors[root] = _Cursor(value=report.cursor, whole=retry,

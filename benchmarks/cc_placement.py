@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -175,6 +176,7 @@ def main() -> None:
             cc.stop()
     finally:
         nc.stop()
+        shutil.rmtree(home, ignore_errors=True)     # 20,000 nodes' folders and databases
 
 
 def answers(url: str) -> bool:

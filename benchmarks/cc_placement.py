@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,7 +167,7 @@ def main() -> None:
                      900, "every node to be up", every=1.0)
             print(f"{args.nodes} nodes up {time.perf_counter() - t0:.1f} s after the CC answered "
                   f"(NC process started in {nc_up:.1f} s)", flush=True)
-            clc = ClcStandIn(SECRET)
+            clc = ClcStandIn(SECRET, keep=False, deltas=True)
             with running(clc.app) as clc_url:
                 cc.client.call("POST", CC_DESCRIBE_ROUTE,
                                DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")), ZoneReport)
@@ -175,6 +176,7 @@ def main() -> None:
             cc.stop()
     finally:
         nc.stop()
+        shutil.rmtree(home, ignore_errors=True)     # 20,000 nodes' folders and databases
 
 
 def answers(url: str) -> bool:
@@ -250,7 +252,7 @@ def run(cc, nc, clc: ClcStandIn, args: argparse.Namespace) -> None:  # type: ign
     print(f"call (client, NC calls included): {summary([e for _, e in outcomes])}")
     print(f"placed all: {placed_s:.2f} s ({len(launched) / placed_s:.0f} instances/s); "
           f"all running (pushed to the CLC stand-in): {running_s:.2f} s; "
-          f"described running by the CC: {described}; pushes received: {len(clc.received)}")
+          f"described running by the CC: {described}; pushes received: {clc.pushes}")
     print(f"instances per node: min {min(per_node.values())}, max {max(per_node.values())}; "
           f"failed: {len(failures)}; nodes overbooked: {len(overbooked)}")
     print("CPU from the first call until all ran: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())

@@ -62,8 +62,10 @@ class Cluster:
         self.recorder = recorder
         self.store = ClusterStore(db)
         self.capacity_view = CapacityView()
-        self.feed = ZoneFeed(self.zone, config.CLOUD_SECRET,
-                             lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held))
+        self.feed = ZoneFeed(
+            self.zone, config.CLOUD_SECRET,
+            lambda: self.capacity_view.entries(self.registry.nodes(), self.reservations.held),
+            lambda url: self.capacity_view.entry(url, self.registry.find(url), self.reservations.held))
         # At most one write a second: the NCs hold the truth and a restarted CC re-reads it
         # from them, so a crash costs at most that second of bookkeeping, and a busy second
         # of pushes becomes one transaction.
@@ -72,6 +74,7 @@ class Cluster:
         # Loaded before the loop runs: the one blocking read, at start.
         self.registry = NodeRegistry(self.store.load_nodes(), config.nodes, config.NC_PORT, listener=self)
         self.registry.lost_after = config.NODE_LOST_GRACE
+        self.registry.ended.delivered = lambda: self.feed.delivered_until
         policy_name = self.store.get_state(POLICY_SETTING) or config.SCHEDPOLICY
         polling = float(self.store.get_state(POLLING_SETTING) or config.NC_POLLING_FREQUENCY)
         self.policy = make_policy(policy_name, self.store.get_state(POINTER_KEY))
@@ -100,8 +103,8 @@ class Cluster:
     def instances_changed(self, items: list[ClusterInstance]) -> None:
         self.feed.instances_changed(items)
 
-    def capacity_changed(self) -> None:
-        self.feed.capacity_changed()
+    def capacity_changed(self, url: str) -> None:
+        self.feed.capacity_changed(url)
 
     def stored_changed(self) -> None:
         self.writer.kick()
@@ -283,7 +286,8 @@ class Cluster:
         if request.subscribe is not None:
             self.feed.subscribe(request.subscribe)
         return ZoneReport(zone=self.zone, instances=self.registry.instances(),
-                          capacity=self.feed.capacity_view(), nodes_settled=self.registry.settled())
+                          capacity=self.feed.described() if request.subscribe is not None
+                          else self.feed.capacity_view(), nodes_settled=self.registry.settled())
 
     def resources(self, request: DescribeResources) -> ZoneResources:
         views = NodeViews(self.registry.nodes(), self.reservations.held)

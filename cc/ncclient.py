@@ -55,10 +55,12 @@ class NodeClients:
             answer: Model = await client.call(method, prefix + route, body, response)
         return answer
 
-    async def describe(self, root: str, subscribe: Subscription | None) -> NodeProcessReport:
-        """Every node the NC process at `root` serves, in one call."""
-        report: NodeProcessReport = await self._for(root).call(
-            "POST", NC_DESCRIBE_ROUTE, DescribeNodes(subscribe=subscribe), NodeProcessReport)
+    async def describe(self, root: str, subscribe: Subscription | None, since: str | None = None,
+                       whole: list[str] | None = None) -> NodeProcessReport:
+        """Every node the NC process at `root` serves, in one call; with `since` (the cursor
+        of an earlier answer), what changed since, and the nodes `whole` complete."""
+        body = DescribeNodes(subscribe=subscribe, since=since, whole=whole or [])
+        report: NodeProcessReport = await self._for(root).call("POST", NC_DESCRIBE_ROUTE, body, NodeProcessReport)
         return report
 
     async def resources(self, url: str) -> NodeResources:

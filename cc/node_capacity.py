@@ -96,36 +96,54 @@ class NodeViews(Sequence[NodeView]):
 
 
 class CapacityView:
-    """The nodes with known figures, as the CLC admits work against them. Pushed whole on
-    every change, so each node's entry is remade only when its figures or its reservations
-    were replaced (both are replaced on change, never changed in place)."""
+    """The nodes with known figures, as the CLC admits work against them. Each node's entry
+    is remade only when its figures or its reservations were replaced (both are replaced on
+    change, never changed in place), so an unchanged node's entry is the same object from one
+    view to the next: the feed pushes the CLC only the entries that are not."""
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
 
+    def _cached(self, node: TrackedNode, held: Callable[[str], Resources]
+                ) -> tuple[tuple[object, ...], NodeCapacity, object, object] | None:
+        resources = node.resources
+        if resources is None:
+            return None
+        taken = held(node.url)
+        key = (node.name, node.state, id(resources), id(taken))
+        cached = self._cache.get(node.url)
+        if cached is None or cached[0] != key:
+            entry = NodeCapacity(
+                name=node.name, state=node.state,  # type: ignore[arg-type]
+                free=resources.free if taken is ZERO else resources.free.minus(taken),
+                max=resources.max)
+            # The objects are kept with the entry so their ids cannot be reused meanwhile.
+            cached = (key, entry, resources, taken)
+        return cached
+
     def entries(self, nodes: Iterable[TrackedNode],
-                held: Callable[[str], Resources]) -> list[NodeCapacity]:
-        out: list[NodeCapacity] = []
+                held: Callable[[str], Resources]) -> dict[str, NodeCapacity]:
+        """Every node's entry, by URL, in registration order."""
+        out: dict[str, NodeCapacity] = {}
         # Only the nodes listed now are kept, so a deregistered node's entry goes with it.
         kept: dict[str, tuple[tuple[object, ...], NodeCapacity, object, object]] = {}
         for node in nodes:
-            resources = node.resources
-            if resources is None:
-                continue
-            taken = held(node.url)
-            key = (node.name, node.state, id(resources), id(taken))
-            cached = self._cache.get(node.url)
-            if cached is None or cached[0] != key:
-                entry = NodeCapacity(
-                    name=node.name, state=node.state,  # type: ignore[arg-type]
-                    free=resources.free if taken is ZERO else resources.free.minus(taken),
-                    max=resources.max)
-                # The objects are kept with the entry so their ids cannot be reused meanwhile.
-                cached = (key, entry, resources, taken)
-            kept[node.url] = cached
-            out.append(cached[1])
+            cached = self._cached(node, held)
+            if cached is not None:
+                kept[node.url] = cached
+                out[node.url] = cached[1]
         self._cache = kept
         return out
+
+    def entry(self, url: str, node: TrackedNode | None,
+              held: Callable[[str], Resources]) -> NodeCapacity | None:
+        """One node's entry (None: gone, or no figures yet)."""
+        cached = self._cached(node, held) if node is not None else None
+        if cached is None:
+            self._cache.pop(url, None)
+            return None
+        self._cache[url] = cached
+        return cached[1]
 
 
 def node_info(node: TrackedNode, held: Resources) -> NodeInfo:

@@ -27,8 +27,8 @@ class Reservation:
 
 
 class Reservations:
-    def __init__(self, on_change: Callable[[], object] = lambda: None) -> None:
-        # Told of every booking and release: the zone's capacity view changed.
+    def __init__(self, on_change: Callable[[str], object] = lambda _url: None) -> None:
+        # Told of every booking and release: the node's (by URL) capacity entry changed.
         self._on_change = on_change
         # Re-entrant: placement holds it across choose-and-reserve for a whole request.
         self.lock = threading.RLock()
@@ -45,7 +45,7 @@ class Reservations:
             self._by_instance[instance_id] = reservation
             self._by_node.setdefault(node_url, {})[instance_id] = reservation
             self._totals[node_url] = self._totals.get(node_url, ZERO).plus(need)
-            self._on_change()
+            self._on_change(node_url)
             return reservation
 
     def release(self, instance_id: str) -> bool:
@@ -61,7 +61,7 @@ class Reservations:
             else:
                 del self._by_node[url]
                 del self._totals[url]
-            self._on_change()
+            self._on_change(url)
             return True
 
     def held(self, node_url: str) -> Resources:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from clc.reconcile import Reconciler
 from services.config import CloudConfig
-from services.messages.cluster import CLC_ZONE_EVENTS_ROUTE, ZoneEvents
+from services.messages.cluster import CLC_ZONE_EVENTS_ROUTE, ZoneEvents, ZoneEventsAnswer
 
 
 def zone_events_router(config: CloudConfig, reconciler: Reconciler, auth: Any) -> APIRouter:
@@ -18,10 +18,15 @@ def zone_events_router(config: CloudConfig, reconciler: Reconciler, auth: Any) -
 
     # Sync: it writes the database, so it runs in the threadpool, off the event loop.
     @router.post(CLC_ZONE_EVENTS_ROUTE, dependencies=[Depends(auth)])
-    def zone_events(events: ZoneEvents) -> dict[str, int]:
+    def zone_events(events: ZoneEvents) -> ZoneEventsAnswer:
         if events.key not in config.zones:
             raise HTTPException(403, f"'{events.key}' is no subscription of this cloud controller "
                                 f"(its zones: {', '.join(config.zones)})")
-        return {"changed": len(reconciler.apply_events(events.key, events))}
+        changed = reconciler.apply_events(events.key, events)
+        # A capacity view the CLC does not hold now (a delta on another base, or one a newer
+        # view overtook): the CC sends its next one whole.
+        stale = (events.capacity is not None and reconciler.launches is not None
+                 and reconciler.launches.capacity_version(events.key) != events.capacity.version)
+        return ZoneEventsAnswer(changed=len(changed), capacity_stale=stale)
 
     return router

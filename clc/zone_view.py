@@ -140,6 +140,11 @@ class ZoneView:
         its version went down: the CC restarted, and its placed holds mean nothing now."""
         with self._lock:
             current = self.capacity
+            if capacity.base is not None:
+                # A delta (pushed): it applies only on top of the view it was made against.
+                if current is None or current.version != capacity.base:
+                    return False
+                capacity = _merged(current, capacity)
             if current is not None and capacity.version < current.version:
                 if not whole_report:
                     return False
@@ -150,6 +155,17 @@ class ZoneView:
                                    if h.until_version is not None and capacity.version >= h.until_version]:
                 del self._holds[reservation_id]
             return True
+
+
+def _merged(current: ZoneCapacity, delta: ZoneCapacity) -> ZoneCapacity:
+    """The view `current` with `delta`'s entries put in place (a node keeps its position, so
+    first-fit over the list is unchanged) and its removed names taken out."""
+    entries = {n.name: n for n in current.nodes}
+    for node in delta.nodes:
+        entries[node.name] = node
+    for name in delta.removed:
+        entries.pop(name, None)
+    return ZoneCapacity(version=delta.version, nodes=list(entries.values()))
 
 
 class ZoneViews:

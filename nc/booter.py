@@ -63,7 +63,7 @@ class InstanceBooter:
         self._volumes = volumes
 
     def _console(self, request: RunInstance) -> Path:
-        return self.store.paths(request.account_id, request.instance_id).console_log
+        return self.store.console_log(request.account_id, request.instance_id)
 
     def note(self, request: RunInstance, *lines: str) -> None:
         self.journal.note(self._console(request), *lines)

@@ -155,6 +155,11 @@ class InstanceStore:
     def directory(self, account_id: str, instance_id: str) -> Path:
         return self.root / account_id / instance_id
 
+    def console_log(self, account_id: str, instance_id: str) -> Path:
+        """Where the instance's console log is: `paths` without the three file look-ups it
+        makes (the console is written several times a launch)."""
+        return self.directory(account_id, instance_id) / "console.log"
+
     def paths(self, account_id: str, instance_id: str) -> InstanceDisks:
         """Where an instance's files are (or will be), whatever exists on disk yet."""
         directory = self.directory(account_id, instance_id)

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +34,9 @@ from services.messages.node import (ConsoleOutput, InstanceReport, InstanceState
 from services.tracing import TraceRecorder, current_request_id
 
 CONSOLE_LIMIT = 64 * 1024
+# A terminated instance the CC has seen is forgotten this long after it ended (a late
+# terminate or describe of it still finds it meanwhile); one nobody saw, after KEEP_TERMINATED.
+FORGET_SEEN = timedelta(seconds=30)
 log = logging.getLogger(__name__)
 
 
@@ -351,14 +355,18 @@ class InstanceManager:
                 self._volumes_gone(request.instance_id, "the instance was lost")
                 self._change(request.instance_id, "terminated", internal_error(message))
 
-    def purge_terminated(self) -> list[str]:
-        """Forget instances terminated longer ago than KEEP_TERMINATED (EC2 shows them that
-        long) and delete what is left of their files; the NC's watch loop runs it."""
-        cutoff = utcnow() - KEEP_TERMINATED
+    def purge_terminated(self, seen: Callable[[str], bool] = lambda _iid: False) -> list[str]:
+        """Forget terminated instances and delete what is left of their files: those the CC
+        has seen terminated (`seen`, nc.changes) once FORGET_SEEN has passed, and any after
+        KEEP_TERMINATED. The CLC keeps them for users as long as EC2 shows them; here they
+        only cost every describe. The NC's watch loop runs it."""
+        now = utcnow()
         with self._lock, self.db.session() as session:
-            old = list(session.scalars(select(InstanceRecord).where(
+            ended = list(session.scalars(select(InstanceRecord).where(
                 InstanceRecord.prefix == self.prefix, InstanceRecord.state == "terminated",
-                InstanceRecord.updated_at < cutoff)))
+                InstanceRecord.updated_at < now - FORGET_SEEN)))
+            old = [r for r in ended if aware(r.updated_at) < now - KEEP_TERMINATED  # type: ignore[operator]
+                   or seen(r.instance_id)]
             for record in old:
                 self.booter.remove_files(record.account_id, record.instance_id)
                 self._requests.pop(record.instance_id, None)

@@ -24,8 +24,18 @@ class ConsoleJournal:
         text = "".join(f"[{stamp}] eucasim-nc {self.node_id}: {line}\n" for line in lines)
         with self._lock:
             try:
-                console_log.parent.mkdir(parents=True, exist_ok=True)
-                with console_log.open("a") as stream:
-                    stream.write(text)
+                self._append(console_log, text)
             except OSError:
                 pass    # the console is a courtesy; never fail an instance over it
+
+    @staticmethod
+    def _append(console_log: Path, text: str) -> None:
+        try:
+            stream = console_log.open("a")
+        except FileNotFoundError:
+            # The folder is made only the first time (a mkdir per line was a tenth of a
+            # simulated launch's work).
+            console_log.parent.mkdir(parents=True, exist_ok=True)
+            stream = console_log.open("a")
+        with stream:
+            stream.write(text)

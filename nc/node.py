@@ -64,8 +64,10 @@ def write_node_xml(path: Path) -> Path:
 
 class NodeRuntime:
     def __init__(self, settings: NodeSettings, db: Database, recorder: TraceRecorder, executor: Executor,
-                 machine: SimulatingMachine, on_change: Callable[[str, InstanceReport], None]) -> None:
+                 machine: SimulatingMachine, on_change: Callable[[str, InstanceReport], None],
+                 on_power: Callable[[str], None] = lambda _prefix: None) -> None:
         self.settings = settings
+        self._on_power = on_power       # the node's own figures changed (nc.changes)
         self.node_id = settings.node_id
         self.prefix = settings.prefix
         self.recorder = recorder
@@ -127,7 +129,9 @@ class NodeRuntime:
         """Simulated nodes only: a real host that sleeps cannot answer HTTP to be woken."""
         if not self.hypervisor.simulated:
             raise Refused("a real node sleeps and wakes through POWER_WAKE_COMMAND, not through its NC")
-        self.manager.set_power(power)
+        if self.manager.power != power:
+            self.manager.set_power(power)
+            self._on_power(self.prefix)
         return self.resources()
 
     def close(self) -> None:

@@ -161,9 +161,16 @@ class NodeCapacity(BaseModel):
 
 class ZoneCapacity(BaseModel):
     """The CC's resource view, pushed to the CLC whenever it changes, so the CLC can admit a
-    RunInstances without asking (as Eucalyptus 3's CLC kept cluster state)."""
+    RunInstances without asking (as Eucalyptus 3's CLC kept cluster state).
+
+    Whole (`base` None): `nodes` is every node. A delta (pushed only): `nodes` are the entries
+    changed since the view at version `base`, which the CLC must hold to apply it, and
+    `removed` the names gone since; a CLC that holds another version answers the push with
+    `capacity_stale` (ZoneEventsAnswer) and the CC sends its next view whole."""
     version: int                        # grows with every change the CC makes or learns of
     nodes: list[NodeCapacity]
+    base: int | None = None
+    removed: list[str] = Field(default_factory=list)
 
 
 class DescribeZone(BaseModel):
@@ -185,6 +192,14 @@ class ZoneEvents(BaseModel):
     zone: str
     instances: list[ClusterInstance] = Field(default_factory=list)  # only those that changed
     capacity: ZoneCapacity | None = None  # when it changed
+
+
+class ZoneEventsAnswer(BaseModel):
+    """The CLC's answer to a ZoneEvents push."""
+    changed: int = 0                    # instances whose state moved
+    # The push carried a capacity delta whose base is not the view the CLC holds (or the CLC
+    # holds a newer one): send the next view whole. Absent from a CLC that takes no deltas.
+    capacity_stale: bool | None = None
 
 
 class ClusterSettings(BaseModel):

@@ -18,7 +18,9 @@ Every NC process also answers, at its root (a single-node process is its own roo
   GET  /internal/nodes                         -> NodeDirectory
   POST /internal/describe        DescribeNodes -> NodeProcessReport   (every node the process
                                                serves, in one answer; with `subscribe`, the
-                                               process pushes NodeEvents to that URL from now on)
+                                               process pushes NodeEvents to that URL from now on;
+                                               with `since`, the cursor of an earlier answer, only
+                                               what changed since: a delta)
 What an NC pushes (to the CC that subscribed, at CC_NODE_EVENTS_ROUTE of cluster.py):
   POST {subscription.url}/internal/events/nodes  NodeEvents -> {}  the moment an instance changes
                                                state, batched when many change at once
@@ -199,17 +201,34 @@ class Subscription(BaseModel):
 
 class DescribeNodes(BaseModel):
     subscribe: Subscription | None = None
+    # The cursor of the last answer the caller applied: the answer then carries only what
+    # changed since (a delta). A cursor the process does not know (it restarted, or the
+    # cursor is too old) gets a whole answer, as does None.
+    since: str | None = None
+    # In a delta, nodes (prefixes) to answer whole all the same: nodes the caller missed or
+    # could not apply, whose changes the cursor has gone past.
+    whole: list[str] = []
 
 
 class NodeStatus(BaseModel):
     prefix: str             # "" for a single-node process, "/node-3" in a simulated one
     resources: NodeResources
     instances: list[InstanceReport]
+    # False in a delta: `instances` are only those that changed since the cursor, and `gone`
+    # the ids the node has forgotten since (terminated instances past their time).
+    complete: bool = True
+    gone: list[str] = []
 
 
 class NodeProcessReport(BaseModel):
-    """Every node one NC process serves, as of one moment: the CC's poll of a whole process."""
+    """The nodes one NC process serves, as of one moment: the CC's poll of a whole process.
+    Whole (`delta` False): every node that answers, each complete; a node left out does not
+    answer. A delta: only nodes that changed since `DescribeNodes.since` (and those asked
+    `whole`); a node left out is unchanged, unless it is named in `absent`."""
     nodes: list[NodeStatus]
+    cursor: str | None = None       # to send back as DescribeNodes.since; None: no deltas here
+    delta: bool = False
+    absent: list[str] = []          # prefixes that do not answer now (a down node)
 
 
 class NodeEvent(BaseModel):

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException
 
 from services.internal import AsyncInternalClient, InternalAuth, InternalClient
-from services.messages.cluster import CC_NODE_EVENTS_ROUTE, CLC_ZONE_EVENTS_ROUTE, ZoneEvents
+from services.messages.cluster import (CC_NODE_EVENTS_ROUTE, CLC_ZONE_EVENTS_ROUTE, NodeCapacity, ZoneCapacity,
+                                       ZoneEvents)
 from services.messages.node import (NC_DESCRIBE_ROUTE, NC_INSTANCES_ROUTE, NC_RESOURCES_ROUTE,
                                     DescribeNodes, InstanceList, InstanceReport, InstanceState,
                                     NodeEvent, NodeEvents, NodeProcessReport, NodeResources,
@@ -173,25 +174,50 @@ class FakeNc:
 
 
 class ClcStandIn:
-    """Collects the ZoneEvents a CC pushes to CLC_ZONE_EVENTS_ROUTE."""
+    """Collects the ZoneEvents a CC pushes to CLC_ZONE_EVENTS_ROUTE. With `keep=False` (the
+    benchmark at 20,000 nodes) it keeps only each instance's latest state and a count, not
+    every push: thousands of pushes of a 20,000-node capacity view are gigabytes."""
 
-    def __init__(self, secret: str, delay: float = 0.0) -> None:
+    def __init__(self, secret: str, delay: float = 0.0, keep: bool = True, deltas: bool = False) -> None:
         self.received: list[ZoneEvents] = []
+        self.pushes = 0
+        self._states: dict[str, str] = {}
+        # With `deltas`, it takes capacity deltas as the CLC does (clc/zone_view.py) and says
+        # so in its answer; the view it holds is `capacity` at `capacity_version`.
+        self.capacity: dict[str, NodeCapacity] | None = None
+        self.capacity_version = -1
+        self._lock = threading.Lock()
         self.app = FastAPI()
 
         @self.app.post(CLC_ZONE_EVENTS_ROUTE, dependencies=[Depends(InternalAuth(secret))])
-        def zone_events(body: ZoneEvents) -> dict[str, str]:
+        def zone_events(body: ZoneEvents) -> dict[str, object]:
             # A busy CLC: it takes `delay` seconds to take a push (sync: in the threadpool).
             time.sleep(delay)
-            self.received.append(body)
-            return {}
+            with self._lock:
+                self.pushes += 1
+                self._states.update({i.instance_id: i.state for i in body.instances})
+                if keep:
+                    self.received.append(body)
+                if not deltas:
+                    return {}
+                return {"capacity_stale": body.capacity is not None and not self._take(body.capacity)}
+
+    def _take(self, view: ZoneCapacity) -> bool:
+        if view.base is None:
+            self.capacity = {n.name: n for n in view.nodes}
+        elif self.capacity is not None and view.base == self.capacity_version:
+            self.capacity.update({n.name: n for n in view.nodes})
+            for name in view.removed:
+                self.capacity.pop(name, None)
+        else:
+            return False
+        self.capacity_version = view.version
+        return True
 
     def instance_states(self) -> dict[str, str]:
         """Each instance's latest pushed state."""
-        out: dict[str, str] = {}
-        for events in self.received:
-            out.update({i.instance_id: i.state for i in events.instances})
-        return out
+        with self._lock:
+            return dict(self._states)
 
 
 def create_app() -> FastAPI:

@@ -158,3 +158,21 @@ def test_a_second_node_of_the_same_name_is_refused_and_says_why(start_zone):
         assert f"at {second_url}/node-1 calls itself 'node-1', as the one at {first_url}/node-1" in message
         assert "PUBLIC_HOST" in message
         assert [(n.url, n.state) for n in zone.nodes().nodes] == [(first_url + "/node-1", "up")]
+
+
+def test_a_clc_that_takes_deltas_gets_only_the_nodes_whose_capacity_changed(start_zone):
+    nc, clc = FakeNc(SECRET, NODES), ClcStandIn(SECRET, deltas=True)
+    with running(nc.app) as nc_url, running(clc.app) as clc_url:
+        zone = start_zone([nc_url + p for p in NODES], NC_POLLING_FREQUENCY=3600)
+        zone.wait_states({"node-1": "up", "node-2": "up", "node-3": "up"})
+        zone.call("POST", CC_DESCRIBE_ROUTE, DescribeZone(subscribe=Subscription(url=clc_url, key="zone-1")),
+                  ZoneReport)
+        for _ in range(3):      # GREEDY: each on node-1
+            placed = zone.run(SMALL)
+            wait_for(lambda: clc.capacity_version >= placed.capacity_version, 20, "the view that counts it")
+        whole = zone.call("POST", CC_DESCRIBE_ROUTE, DescribeZone(), ZoneReport).capacity
+    deltas = [e.capacity for e in clc.received if e.capacity is not None and e.capacity.base is not None]
+    assert deltas and all([n.name for n in d.nodes] == ["node-1"] for d in deltas)
+    assert clc.capacity is not None
+    assert {n.name: n.free for n in whole.nodes} == {name: n.free for name, n in clc.capacity.items()}
+    assert clc.capacity["node-1"].free.cores == 8 - 3

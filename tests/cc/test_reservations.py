@@ -10,7 +10,7 @@ ONE = Resources(cores=1, memory_mb=256, disk_gb=6)
 
 def test_held_per_node_until_a_poll_or_push_lists_the_instance():
     changes: list[int] = []
-    book = Reservations(on_change=lambda: changes.append(1))
+    book = Reservations(on_change=lambda _url: changes.append(1))
     book.reserve("http://n1", "i-1", ONE)
     book.reserve("http://n1", "i-2", ONE)
     book.reserve("http://n2", "i-3", ONE)

@@ -325,6 +325,21 @@ def test_terminate_frees_every_node(cloud: Cloud, image: str, key_pair: str):
     ec2.delete_security_group(GroupId=mine["group"])
 
 
+def test_a_terminated_instance_leaves_the_zone_and_users_still_see_it_terminated(
+        cloud: Cloud, image: str, key_pair: str):
+    """The NC forgets an instance the CC has seen end (30 s later) and the CC forgets it once
+    the CLC has heard; the CLC keeps it for users as EC2 does (an hour), with its reason."""
+    ec2 = cloud.ec2()
+    ids = _launch(cloud, image, "e2e-forgotten", "forgotten")["ids"]
+    _terminate(ec2, ids)
+    wait_until(lambda: not set(ids) & {i.instance_id for i in cloud.zone_instances().instances},
+               timeout=120, what="the zone to forget the terminated instances")
+    found = _instances(ec2.describe_instances(InstanceIds=ids))
+    assert sorted(i["InstanceId"] for i in found) == sorted(ids)
+    assert {i["State"]["Name"] for i in found} == {"terminated"}
+    assert {i["StateReason"]["Code"] for i in found} == {"Client.UserInitiatedShutdown"}
+
+
 def test_the_run_instances_request_can_be_traced_through_clc_cc_and_nc(cloud: Cloud, launched: dict):
     from services.cli_trace import gather
 

@@ -103,3 +103,25 @@ def test_fits_counts_the_scarcest_resource():
     need = SMALL.needs()  # 1 core, 256 MB, 5 GB + 1 GB swap
     assert fits(Resources(cores=10, memory_mb=512, disk_gb=100), need) == 2
     assert fits(Resources(cores=-1, memory_mb=512, disk_gb=100), need) == 0
+
+
+def _delta(version: int, base: int, changed: dict[str, int], removed: list[str] | None = None) -> ZoneCapacity:
+    return ZoneCapacity(version=version, base=base, removed=removed or [], nodes=[
+        NodeCapacity(name=name, state="up", free=Resources(cores=c, memory_mb=8192, disk_gb=500),
+                     max=Resources(cores=8, memory_mb=8192, disk_gb=500))
+        for name, c in changed.items()])
+
+
+def test_a_pushed_delta_on_the_view_held_changes_only_its_nodes():
+    view = _view(1, 2, 2, 2)
+    assert view.arrived(_delta(2, 1, {"node-2": 0}, removed=["node-3"]), whole_report=False) is True
+    assert view.capacity is not None and view.capacity.version == 2
+    assert [(n.name, n.free.cores) for n in view.capacity.nodes] == [("node-1", 2), ("node-2", 0)]
+    assert view.room_for(SMALL) == 2
+
+
+def test_a_delta_on_another_view_is_refused_and_changes_nothing():
+    view = _view(3, 2, 2)
+    assert view.arrived(_delta(5, 4, {"node-1": 0}), whole_report=False) is False
+    assert view.capacity is not None and view.capacity.version == 3
+    assert view.room_for(SMALL) == 4

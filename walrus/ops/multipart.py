@@ -1,5 +1,8 @@
 """Multipart uploads: create, upload a part (or copy one), complete, abort, list parts and
-list uploads. A completed object is its parts' blobs in order: nothing is copied."""
+list uploads. A completed object is its parts' blobs in order: nothing is copied. On a store
+whose cluster has multipart uploads of its own (walrus/blobs.py ClusterUploads), a Walrus
+upload is one of those (walrus/ops/cluster_parts.py): the cluster holds and assembles the
+bytes; every check stays here, on Walrus's own rows."""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums, storage_class, tagging
+from walrus.blobs import PartMismatch, UploadGone, cluster_uploads
 from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
+from walrus.ops import cluster_parts
 from walrus.ops.buckets import load_bucket, load_bucket_async
 from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
                                 shown_version, source_version, store_object)
@@ -70,8 +75,17 @@ def create_upload(ctx: S3Context) -> Response:
                     meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm,
                     tags=tagging.from_header(ctx.headers) or [],
                     storage_class=storage_class.requested(ctx.headers))
-    with ctx.writing() as db:
-        db.add(upload)
+    uploads = cluster_uploads(ctx.blobs)
+    if uploads is not None:
+        # Opened before the row is written: one that no row names is the sweep's to abort.
+        upload.blob_id, upload.cluster_upload_id = uploads.begin()
+    try:
+        with ctx.writing() as db:
+            db.add(upload)
+    except BaseException:
+        if uploads is not None:
+            cluster_parts.abort_quietly(uploads, upload)
+        raise
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
     return answer("CreateMultipartUpload", {
         "Bucket": bucket.name, "Key": ctx.key, "UploadId": upload.upload_id,
@@ -79,7 +93,21 @@ def create_upload(ctx: S3Context) -> Response:
 
 
 def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
-               sums: dict[str, str]) -> None:
+               sums: dict[str, str], cluster_etag: str | None = None) -> None:
+    if upload.blob_id is not None:
+        # The cluster's part N is replaced already; a row not written leaves the old row's
+        # cluster ETag, which completion names, and the cluster then refuses it.
+        with ctx.writing() as db:
+            if catalog.get_upload(db, upload.upload_id) is None:
+                raise _no_upload(upload.upload_id)
+            old = catalog.get_part(db, upload.upload_id, number)
+            if old is not None:
+                db.delete(old)
+                db.flush()
+            db.add(Part(upload_id=upload.upload_id, part_number=number, size=size, etag=etag,
+                        blob_id=blob_id, last_modified=clock.utcnow(), checksums=sums,
+                        cluster_etag=cluster_etag))
+        return
     try:
         with ctx.writing() as db:
             if catalog.get_upload(db, upload.upload_id) is None:
@@ -103,12 +131,16 @@ async def upload_part(ctx: S3Context) -> Response:
     number = _part_number(ctx)
     upload = await off_loop(_load_upload, ctx, bucket)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    target = cluster_parts.target(ctx, upload, number)
 
     def save(body: ReceivedBody) -> Response:
-        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
+        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums,
+                   target.cluster_etag() if target is not None else None)
         return answer("UploadPart", {"ETag": quote_etag(body.md5_hex),
                                      **checksums.as_fields(body.checksums)})
 
+    if target is not None:
+        return await cluster_parts.receive(ctx, target, save, compute)
     return await ctx.receive(save, compute)
 
 
@@ -122,8 +154,14 @@ def upload_part_copy(ctx: S3Context) -> Response:
     if raw_range is not None:
         start, end = _copy_range(raw_range, source.size)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
-    _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
+    target = cluster_parts.target(ctx, upload, number)
+    if target is not None:
+        size, md5_hex, sums, cluster_etag = cluster_parts.copy(ctx, target, source, start, end,
+                                                               compute)
+        _save_part(ctx, upload, number, target.blob_id, size, md5_hex, sums, cluster_etag)
+    else:
+        blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
+        _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
     return answer("UploadPartCopy", {
         "CopyPartResult": {"LastModified": clock.utcnow(), "ETag": quote_etag(md5_hex),
                            **checksums.as_fields(sums)},
@@ -192,15 +230,20 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
         raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
                       "must be ordered by part number.", UploadId=upload.upload_id)
-    # The parts are read, checked and the upload ended in one write: an UploadPart that
-    # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
-    # completion sees its new ETag, or wholly after, and finds no upload.
-    with ctx.writing() as db:
-        if catalog.get_upload(db, upload.upload_id) is None:
-            raise _no_upload(upload.upload_id)
-        stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
-        chosen = _chosen_parts(upload, stored, wanted)
-        catalog.delete_upload(db, upload.upload_id)
+    layout: list[Part] | None = None
+    stored: dict[int, Part] = {}
+    if upload.blob_id is not None:
+        chosen, layout = _complete_on_cluster(ctx, upload, wanted)
+    else:
+        # The parts are read, checked and the upload ended in one write: an UploadPart that
+        # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
+        # completion sees its new ETag, or wholly after, and finds no upload.
+        with ctx.writing() as db:
+            if catalog.get_upload(db, upload.upload_id) is None:
+                raise _no_upload(upload.upload_id)
+            stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
+            chosen = _chosen_parts(upload, stored, wanted)
+            catalog.delete_upload(db, upload.upload_id)
     digest = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
     etag = f"{digest}-{len(chosen)}"
     sums: dict[str, str] = {}
@@ -210,7 +253,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     row = Object(bucket=bucket.name, key=upload.key, size=sum(p.size for p in chosen), etag=etag,
                  last_modified=clock.utcnow(), content_type=upload.content_type,
                  meta=upload.meta, checksums=sums,
-                 segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
+                 segments=_segments(chosen, layout), parts_count=len(chosen),
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl,
                  tags=upload.tags or [], storage_class=upload.storage_class)
     used = {p.blob_id for p in chosen}
@@ -225,13 +268,71 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     return answer("CompleteMultipartUpload", result)
 
 
+def _segments(chosen: list[Part], layout: list[Part] | None) -> list[list[Any]]:
+    """Each part's blob and size; where the parts are one blob the cluster assembled from
+    `layout`, each part's offset in it too (and the blob's size, when parts left out of the
+    object were assembled into it)."""
+    if layout is None:
+        return [[p.blob_id, p.size] for p in chosen]
+    offsets, total = {}, 0
+    for part in layout:
+        offsets[part.part_number] = total
+        total += part.size
+    tail = [total] if len(layout) != len(chosen) else []
+    return [[p.blob_id, p.size, offsets[p.part_number], *tail] for p in chosen]
+
+
+def _complete_on_cluster(ctx: S3Context, upload: Upload,
+                         wanted: list[tuple[int, str]]) -> tuple[list[Part], list[Part]]:
+    """Check the parts on Walrus's rows, complete the cluster's upload, then end Walrus's (the
+    object's row follows); returns the chosen parts and those the cluster assembled. A crash
+    after the cluster's completion leaves an upload row the cluster no longer holds: the sweep
+    at start drops it and deletes the blob."""
+    uploads = cluster_uploads(ctx.blobs)
+    assert uploads is not None and upload.blob_id and upload.cluster_upload_id
+    with ctx.db.session() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            raise _no_upload(upload.upload_id)
+        stored = list(catalog.parts_of(db, upload.upload_id))
+    chosen = _chosen_parts(upload, {p.part_number: p for p in stored}, wanted)
+    # Ceph's RGW (16) completes only with every part it holds, so when the client leaves
+    # parts out and the cluster refuses the chosen ones, it assembles them all and the
+    # object's row names the chosen parts' bytes within the blob.
+    layouts = [chosen] if len(chosen) == len(stored) else [chosen, stored]
+    for attempt, layout in enumerate(layouts, 1):
+        try:
+            uploads.complete(upload.blob_id, upload.cluster_upload_id,
+                             [(p.part_number, p.cluster_etag or "") for p in layout])
+            break
+        except UploadGone:
+            with ctx.writing() as db:
+                catalog.delete_upload(db, upload.upload_id)
+            raise _no_upload(upload.upload_id) from None
+        except PartMismatch:
+            if attempt == len(layouts):
+                raise S3Error("InvalidPart", "One or more of the specified parts could not be "
+                              "found. The part may have been uploaded again meanwhile.",
+                              UploadId=upload.upload_id) from None
+    with ctx.writing() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            # aborted meanwhile: the abort deletes the blob
+            raise _no_upload(upload.upload_id)
+        catalog.delete_upload(db, upload.upload_id)
+    return chosen, layout
+
+
 def abort_upload(ctx: S3Context) -> Response:
     bucket = load_bucket(ctx)
     upload = _load_upload(ctx, bucket)
     with ctx.writing() as db:
         blobs = [p.blob_id for p in catalog.parts_of(db, upload.upload_id)]
         catalog.delete_upload(db, upload.upload_id)
-    ctx.blobs.delete(blobs)
+    uploads = cluster_uploads(ctx.blobs)
+    if upload.blob_id is not None and uploads is not None:
+        assert upload.cluster_upload_id is not None
+        uploads.abort(upload.blob_id, upload.cluster_upload_id)
+    else:
+        ctx.blobs.delete(blobs)
     ctx.decided(f"aborted multipart upload {upload.upload_id}")
     return empty(204)
 

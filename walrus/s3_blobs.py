@@ -28,6 +28,10 @@ the cluster are recorded too and named at completion, so a cluster part that is 
 a row describes (a re-upload whose row was never written) fails the completion instead of
 assembling the wrong bytes. A part of unknown length (aws-chunked without a decoded length)
 larger than PART_SIZE is written as a blob and copied into the part by the cluster.
+Ceph 16's RGW completes an upload only with every part it holds: when a client leaves parts
+out, Walrus asks for the chosen parts, and on RGW's refusal for all of them, the row naming
+the chosen parts' bytes within the blob (the parts left out stay in it as dead bytes; a part
+left out under 5 MiB and not last makes RGW refuse, and Walrus answers EntityTooSmall).
 
 Crashes: the cluster's upload is opened before Walrus's row is written, and completed before
 the object's row is written; an upload no row names is aborted by the sweep at start

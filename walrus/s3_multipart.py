@@ -75,8 +75,7 @@ class S3Uploads:
         except ClientError as error:
             code = _code(error)
             if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
-                raise PartMismatch(f"the cluster refused completing blob {blob_id}: {code}") \
-                    from None
+                raise PartMismatch(code) from None
             if code != "NoSuchUpload":
                 raise
             # A completion whose answer was lost (the client's retry, or botocore's) finds

@@ -308,7 +308,12 @@ def _complete_on_cluster(ctx: S3Context, upload: Upload,
             with ctx.writing() as db:
                 catalog.delete_upload(db, upload.upload_id)
             raise _no_upload(upload.upload_id) from None
-        except PartMismatch:
+        except PartMismatch as refused:
+            if attempt == len(layouts) and str(refused) == "EntityTooSmall":
+                raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the "
+                              "minimum allowed object size: this storage cluster assembles the "
+                              "parts left out too, and one of them is under 5 MiB.",
+                              UploadId=upload.upload_id) from None
             if attempt == len(layouts):
                 raise S3Error("InvalidPart", "One or more of the specified parts could not be "
                               "found. The part may have been uploaded again meanwhile.",

@@ -56,7 +56,9 @@ from botocore.exceptions import ClientError
 
 from walrus.blobs import BLOB_ID, READ_CHUNK, Segments, plan
 from walrus.read_ahead import read_ahead
+from walrus.offload import THREADS
 from walrus.s3_cluster import SENDERS, S3Location, backend_client, missing
+from walrus.s3_http import ClusterHTTP
 from walrus.s3_multipart import S3Uploads
 from walrus.s3_writer import PART_SIZE, S3BlobWriter
 
@@ -73,6 +75,8 @@ class S3BlobStore:
     def __init__(self, location: S3Location, owner_file: Path) -> None:
         self.bucket = location.bucket
         self.client = backend_client(location)
+        # GETs, PUTs of held bodies and single deletes: without the client's cost.
+        self.http = ClusterHTTP(location, THREADS + SENDERS)
         self.senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="walrus-s3-part")
         self._ensure_bucket()
         self._claim(owner_file)
@@ -118,6 +122,8 @@ class S3BlobStore:
                     raise
 
     def put_blob(self, blob_id: str, body: Any, length: int | None = None) -> str:
+        if isinstance(body, bytes):
+            return self.http.put(blob_id, body)
         extra = {} if length is None else {"ContentLength": length}
         return str(self.client.put_object(Bucket=self.bucket, Key=blob_id, Body=body,
                                           **extra)["ETag"])
@@ -151,7 +157,7 @@ class S3BlobStore:
         ids = list(dict.fromkeys(b for b in blob_ids if BLOB_ID.match(b)))
         self.uploads.aborting(ids)
         if len(ids) == 1:
-            self.client.delete_object(Bucket=self.bucket, Key=ids[0])
+            self.http.delete(ids[0])
             return
         for first in range(0, len(ids), DELETE_BATCH):
             batch = ids[first:first + DELETE_BATCH]
@@ -164,9 +170,10 @@ class S3BlobStore:
     def _get(self, blob_id: str, lo: int, hi: int, size: int) -> Any:
         if not BLOB_ID.match(blob_id):
             raise ValueError(f"not a blob id: {blob_id!r}")
-        extra = {} if lo == 0 and hi == size - 1 else {"Range": f"bytes={lo}-{hi}"}
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=blob_id, **extra)["Body"]
+            if lo == 0 and hi == size - 1:
+                return self.http.get(blob_id)
+            return self.http.get(blob_id, lo, hi)
         except ClientError as error:
             if missing(error):
                 raise FileNotFoundError(f"blob {blob_id}") from None

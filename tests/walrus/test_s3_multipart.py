@@ -109,13 +109,13 @@ def test_uploads_survive_a_restart_and_a_completion_cut_off_after_the_cluster_is
     first = os.urandom(5 * MIB)
     with running(create_app(config, keys=keys)) as url:
         s3 = _client(url)
-        s3.create_bucket(Bucket="b")
-        kept = s3.create_multipart_upload(Bucket="b", Key="kept")["UploadId"]
+        s3.create_bucket(Bucket="multi")
+        kept = s3.create_multipart_upload(Bucket="multi", Key="kept")["UploadId"]
         parts = [{"PartNumber": n, "ETag": s3.upload_part(
-            Bucket="b", Key="kept", UploadId=kept, PartNumber=n, Body=body)["ETag"]}
+            Bucket="multi", Key="kept", UploadId=kept, PartNumber=n, Body=body)["ETag"]}
             for n, body in ((1, first), (2, b"end"))]
-        cut = s3.create_multipart_upload(Bucket="b", Key="cut")["UploadId"]
-        s3.upload_part(Bucket="b", Key="cut", UploadId=cut, PartNumber=1, Body=b"lost")
+        cut = s3.create_multipart_upload(Bucket="multi", Key="cut")["UploadId"]
+        s3.upload_part(Bucket="multi", Key="cut", UploadId=cut, PartNumber=1, Body=b"lost")
     # Walrus killed after the cluster completed `cut` and before it wrote the object's row
     database = Database(config.database_url("walrus"))
     with database.session() as db:
@@ -130,11 +130,11 @@ def test_uploads_survive_a_restart_and_a_completion_cut_off_after_the_cluster_is
     assert cut_blob in backend.stored()
     with running(create_app(config, keys=keys)) as url:
         s3 = _client(url)
-        listed = s3.list_multipart_uploads(Bucket="b")["Uploads"]
+        listed = s3.list_multipart_uploads(Bucket="multi")["Uploads"]
         assert [(u["Key"], u["UploadId"]) for u in listed] == [("kept", kept)]
-        s3.complete_multipart_upload(Bucket="b", Key="kept", UploadId=kept,
+        s3.complete_multipart_upload(Bucket="multi", Key="kept", UploadId=kept,
                                      MultipartUpload={"Parts": parts})
-        assert s3.get_object(Bucket="b", Key="kept")["Body"].read() == first + b"end"
-        assert "Contents" not in s3.list_objects_v2(Bucket="b", Prefix="cut")
+        assert s3.get_object(Bucket="multi", Key="kept")["Body"].read() == first + b"end"
+        assert "Contents" not in s3.list_objects_v2(Bucket="multi", Prefix="cut")
     assert cut_blob not in backend.stored() and len(backend.stored()) == 1
     assert backend.unfinished() == []

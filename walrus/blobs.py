@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from threading import Lock
 from typing import Any, Protocol
 
 from services.config import CloudConfig
@@ -87,6 +88,10 @@ class ClusterUploads(Protocol):
         """Part `number` copied by the cluster from bytes first..last of blob `source`;
         returns the cluster's ETag of the part."""
 
+    def part_lock(self, blob_id: str, number: int) -> Lock:
+        """Held from the moment the cluster may complete part `number` until its row is
+        written: of two uploads of one part, the last on the cluster is the last row."""
+
     def complete(self, blob_id: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> None:
         """Assemble the blob from these (part number, cluster ETag); raises UploadGone, or
         PartMismatch when the cluster's part is not the one named."""
@@ -105,6 +110,9 @@ class PartMismatch(Exception):
 
 class PartWriter(BlobWriter, Protocol):
     cluster_etag: str  # after commit()
+
+    def release(self) -> None:
+        """Release the part's lock commit() took (once the part's row is written)."""
 
 
 def cluster_uploads(store: Any) -> ClusterUploads | None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from walrus.s3_blobs import S3BlobStore
 
 log = logging.getLogger(__name__)
+PART_LOCKS = 64
 
 
 def _code(error: ClientError) -> str:
@@ -48,6 +49,11 @@ class S3Uploads:
         # aborts the upload. Filled by open_uploads() at start (the sweep) and by begin().
         self._open: dict[str, str] = {}
         self._lock = threading.Lock()
+        # A part's lock (walrus/s3_writer.py PartOf), shared by the parts that hash alike.
+        self._part_locks = [threading.Lock() for _ in range(PART_LOCKS)]
+
+    def part_lock(self, blob_id: str, number: int) -> threading.Lock:
+        return self._part_locks[hash((blob_id, number)) % PART_LOCKS]
 
     def begin(self) -> tuple[str, str]:
         store = self._store
@@ -60,7 +66,8 @@ class S3Uploads:
 
     def part_writer(self, blob_id: str, upload_id: str, number: int,
                     size: int | None) -> S3BlobWriter:
-        return S3BlobWriter(self._store, size, PartOf(blob_id, upload_id, number))
+        return S3BlobWriter(self._store, size, PartOf(blob_id, upload_id, number,
+                                                      self.part_lock(blob_id, number)))
 
     def copy_part(self, blob_id: str, upload_id: str, number: int, source: str, first: int,
                   last: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,11 +51,15 @@ class ClusterBucket(Protocol):
 
 @dataclass(frozen=True)
 class PartOf:
-    """Where a writer's body goes when it is a part of a cluster upload, not a blob."""
+    """Where a writer's body goes when it is a part of a cluster upload, not a blob. `lock`
+    is the part's: taken by commit() before the cluster can complete the part, released by
+    the caller once the part's row is written (release()), so that of two uploads of one part
+    the last on the cluster is also the last row."""
 
     blob_id: str
     upload_id: str
     number: int
+    lock: threading.Lock
 
 
 class _Pipe:
@@ -110,6 +115,7 @@ class S3BlobWriter:
     def __init__(self, store: ClusterBucket, size: int | None, part: PartOf | None = None) -> None:
         self._store = store
         self._part = part
+        self._locked = False
         self.cluster_etag = ""
         self.blob_id = uuid.uuid4().hex
         self.size = 0
@@ -203,6 +209,9 @@ class S3BlobWriter:
             raise ValueError("blob writer already finished")
         store = self._store
         try:
+            if self._part is not None:
+                self._part.lock.acquire()
+                self._locked = True
             if self._overflow or (self._declared is not None and self.size != self._declared):
                 raise ValueError(f"blob of {self.size} bytes, {self._declared} declared")
             if self._declared is not None:
@@ -244,9 +253,17 @@ class S3BlobWriter:
                 log.exception("deleting blob %s copied into a part (swept at next start)",
                               self.blob_id)
 
+    def release(self) -> None:
+        """Let another upload of this part complete it (see PartOf)."""
+        if self._locked:
+            self._locked = False
+            assert self._part is not None
+            self._part.lock.release()
+
     def abort(self) -> None:
         if self._done:
             return
+        self.release()
         self._done = True
         self._buffer = bytearray()
         self._stop_pipe()

@@ -75,7 +75,7 @@ def test_invalid_part_and_part_order(s3, bucket):  # type: ignore[no-untyped-def
 
 
 def held(walrus) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    return len(walrus.stored_blobs()), len(walrus.unfinished_blobs())
+    return len(walrus.stored_blobs()), len(walrus.backend.unfinished())
 
 
 def test_abort_removes_parts(walrus, s3, bucket):  # type: ignore[no-untyped-def]

@@ -49,6 +49,7 @@ def write_part(store: S3BlobStore, blob_id: str, upload_id: str, number: int, bo
     for start in range(0, len(body), MIB):
         writer.write(body[start:start + MIB])
     assert writer.commit() == blob_id
+    writer.release()  # where Walrus writes the part's row
     return writer.cluster_etag
 
 

@@ -32,6 +32,7 @@ class PartTarget:
         self.upload_id: str = upload.cluster_upload_id
         self.number = number
         self._writer: PartWriter | None = None
+        self._held = False
 
     def writer(self, size: int | None = None) -> PartWriter:
         self._writer = self.uploads.part_writer(self.blob_id, self.upload_id, self.number, size)
@@ -40,6 +41,18 @@ class PartTarget:
     def cluster_etag(self) -> str:
         assert self._writer is not None
         return self._writer.cluster_etag
+
+    def release(self) -> None:
+        """Once the part's row is written (or not to be): see ClusterUploads.part_lock."""
+        if self._writer is not None:
+            self._writer.release()
+        if self._held:
+            self._held = False
+            self.uploads.part_lock(self.blob_id, self.number).release()
+
+    def hold(self) -> None:
+        self.uploads.part_lock(self.blob_id, self.number).acquire()
+        self._held = True
 
     def delete(self, blob_ids: Any) -> None:
         """Nothing to delete: a part not committed left the cluster's part as it was."""
@@ -63,7 +76,8 @@ def copy(ctx: S3Context, part: PartTarget, source: Version, start: int, end: int
          compute: list[str]) -> tuple[int, str, dict[str, str], str]:
     """Bytes start..end of `source` as the part: (size, MD5 hex, checksums, cluster ETag).
     The cluster copies when they lie in one blob; Walrus still reads them for the part's MD5
-    and checksums unless the source's own are the part's (the whole of a one-part object)."""
+    and checksums unless the source's own are the part's (the whole of a one-part object).
+    The part's lock is held on return: the caller releases it once the row is written."""
     pieces = plan(source.segments, start, end)
     if len(pieces) != 1:  # a source whose parts are blobs of their own: streamed
         writer = part.writer(end - start + 1)
@@ -80,6 +94,7 @@ def copy(ctx: S3Context, part: PartTarget, source: Version, start: int, end: int
         md5_hex, sums = source.etag, {a: source.checksums[a] for a in compute}
     else:
         md5_hex, sums = _digest(ctx.blobs, source, start, end, compute)
+    part.hold()
     cluster_etag = part.uploads.copy_part(part.blob_id, part.upload_id, part.number, blob_id,
                                           first, last)
     return end - start + 1, md5_hex, sums, cluster_etag

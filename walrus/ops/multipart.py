@@ -134,8 +134,12 @@ async def upload_part(ctx: S3Context) -> Response:
     target = cluster_parts.target(ctx, upload, number)
 
     def save(body: ReceivedBody) -> Response:
-        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums,
-                   target.cluster_etag() if target is not None else None)
+        try:
+            _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex,
+                       body.checksums, target.cluster_etag() if target is not None else None)
+        finally:
+            if target is not None:
+                target.release()
         return answer("UploadPart", {"ETag": quote_etag(body.md5_hex),
                                      **checksums.as_fields(body.checksums)})
 
@@ -156,9 +160,12 @@ def upload_part_copy(ctx: S3Context) -> Response:
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     target = cluster_parts.target(ctx, upload, number)
     if target is not None:
-        size, md5_hex, sums, cluster_etag = cluster_parts.copy(ctx, target, source, start, end,
-                                                               compute)
-        _save_part(ctx, upload, number, target.blob_id, size, md5_hex, sums, cluster_etag)
+        try:
+            size, md5_hex, sums, cluster_etag = cluster_parts.copy(ctx, target, source, start,
+                                                                   end, compute)
+            _save_part(ctx, upload, number, target.blob_id, size, md5_hex, sums, cluster_etag)
+        finally:
+            target.release()
     else:
         blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
         _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)

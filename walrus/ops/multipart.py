@@ -312,8 +312,8 @@ def _complete_on_cluster(ctx: S3Context, upload: Upload,
                              [(p.part_number, p.cluster_etag or "") for p in layout])
             break
         except UploadGone:
-            with ctx.writing() as db:
-                catalog.delete_upload(db, upload.upload_id)
+            # Its row is left (to an abort, lifecycle or the sweep at start): a concurrent
+            # completion that the cluster took may be about to write the object's row.
             raise _no_upload(upload.upload_id) from None
         except PartMismatch as refused:
             if attempt == len(layouts) and str(refused) == "EntityTooSmall":

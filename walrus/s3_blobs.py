@@ -28,8 +28,10 @@ the cluster are recorded too and named at completion, so a cluster part that is 
 a row describes (a re-upload whose row was never written) fails the completion instead of
 assembling the wrong bytes. A part of unknown length (aws-chunked without a decoded length)
 larger than PART_SIZE is written as a blob and copied into the part by the cluster.
+Two uploads of one part at once end as they do in S3, the last one the part: a part's lock
+(ClusterUploads.part_lock) is held from the cluster's completion of the part to its row.
 Ceph 16's RGW completes an upload only with every part it holds: when a client leaves parts
-out, Walrus asks for the chosen parts, and on RGW's refusal for all of them, the row naming
+out, Walrus asks for the chosen parts and, on RGW's refusal, for all of them, the row naming
 the chosen parts' bytes within the blob (the parts left out stay in it as dead bytes; a part
 left out under 5 MiB and not last makes RGW refuse, and Walrus answers EntityTooSmall).
 
@@ -40,8 +42,10 @@ object's row never written) is dropped by it, its blob swept as an orphan. No ro
 a blob the cluster has not completed. An upload begun before this mapping (no blob id in its
 row) goes on with a blob per part, as on files.
 
-The cluster's client is walrus/s3_cluster.py's, writing a blob walrus/s3_writer.py's, and a
-large GET's read-ahead walrus/read_ahead.py's."""
+The cluster's client is walrus/s3_cluster.py's (botocore: multipart, streamed PUTs, listings)
+beside walrus/s3_http.py's signed urllib3 requests for the hot GET, PUT and DELETE of a blob;
+writing a blob is walrus/s3_writer.py's, a large GET's read-ahead walrus/read_ahead.py's, the
+multipart mapping walrus/s3_multipart.py's."""
 
 from __future__ import annotations
 
@@ -55,8 +59,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from walrus.blobs import BLOB_ID, READ_CHUNK, Segments, plan
-from walrus.read_ahead import read_ahead
 from walrus.offload import THREADS
+from walrus.read_ahead import read_ahead
 from walrus.s3_cluster import SENDERS, S3Location, backend_client, missing
 from walrus.s3_http import ClusterHTTP
 from walrus.s3_multipart import S3Uploads

@@ -1,7 +1,7 @@
-"""A part of a multipart upload that is its cluster's upload (walrus/blobs.py ClusterUploads):
-the body streamed into the cluster's part through the same checks as any body
-(walrus/bodies.py), and UploadPartCopy done by the cluster where the source lies in one
-blob."""
+"""A multipart upload that is its cluster's upload (walrus/blobs.py ClusterUploads): a part's
+body streamed into the cluster's part through the same checks as any body
+(walrus/bodies.py), UploadPartCopy done by the cluster where the source lies in one blob, and
+the completion: Walrus's checks on its rows, then the cluster's, then Walrus's rows."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from walrus import checksums
-from walrus.blobs import BlobStore, ClusterUploads, PartWriter, cluster_uploads, plan
+from services.errors import S3Error
+from walrus import catalog, checksums
+from walrus.blobs import (BlobStore, ClusterUploads, PartMismatch, PartWriter, UploadGone,
+                          cluster_uploads, plan)
 from walrus.bodies import BodySpec, ReceivedBody, receive_body
 from walrus.context import S3Context
-from walrus.models import Upload
+from walrus.models import Part, Upload
+from walrus.ops.part_checks import chosen_parts, no_upload
 from walrus.versions import Version
 
 T = TypeVar("T")
@@ -120,3 +123,63 @@ def abort_quietly(uploads: ClusterUploads, upload: Upload) -> None:
         uploads.abort(upload.blob_id, upload.cluster_upload_id)
     except Exception:  # the sweep at start aborts what no row names
         log.exception("aborting cluster upload of %s", upload.blob_id)
+
+
+def segments(chosen: list[Part], layout: list[Part] | None) -> list[list[Any]]:
+    """Each part's blob and size; where the parts are one blob the cluster assembled from
+    `layout`, each part's offset in it too (and the blob's size, when parts left out of the
+    object were assembled into it)."""
+    if layout is None:
+        return [[p.blob_id, p.size] for p in chosen]
+    offsets: dict[int, int] = {}
+    total = 0
+    for part in layout:
+        offsets[part.part_number] = total
+        total += part.size
+    tail = [total] if len(layout) != len(chosen) else []
+    return [[p.blob_id, p.size, offsets[p.part_number], *tail] for p in chosen]
+
+
+def complete(ctx: S3Context, upload: Upload,
+             wanted: list[tuple[int, str]]) -> tuple[list[Part], list[Part]]:
+    """Check the parts on Walrus's rows, complete the cluster's upload, then end Walrus's (the
+    object's row follows); returns the chosen parts and those the cluster assembled. A crash
+    after the cluster's completion leaves an upload row the cluster no longer holds: the sweep
+    at start drops it and deletes the blob."""
+    uploads = cluster_uploads(ctx.blobs)
+    assert uploads is not None and upload.blob_id and upload.cluster_upload_id
+    with ctx.db.session() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            raise no_upload(upload.upload_id)
+        stored = list(catalog.parts_of(db, upload.upload_id))
+    chosen = chosen_parts(upload, {p.part_number: p for p in stored}, wanted)
+    # Ceph's RGW (16) completes only with every part it holds, so when the client leaves
+    # parts out and the cluster refuses the chosen ones, it assembles them all and the
+    # object's row names the chosen parts' bytes within the blob.
+    layouts = [chosen] if len(chosen) == len(stored) else [chosen, stored]
+    layout = chosen
+    for attempt, layout in enumerate(layouts, 1):
+        try:
+            uploads.complete(upload.blob_id, upload.cluster_upload_id,
+                             [(p.part_number, p.cluster_etag or "") for p in layout])
+            break
+        except UploadGone:
+            # Its row is left (to an abort, lifecycle or the sweep at start): a concurrent
+            # completion that the cluster took may be about to write the object's row.
+            raise no_upload(upload.upload_id) from None
+        except PartMismatch as refused:
+            if attempt == len(layouts) and str(refused) == "EntityTooSmall":
+                raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the "
+                              "minimum allowed object size: this storage cluster assembles the "
+                              "parts left out too, and one of them is under 5 MiB.",
+                              UploadId=upload.upload_id) from None
+            if attempt == len(layouts):
+                raise S3Error("InvalidPart", "One or more of the specified parts could not be "
+                              "found. The part may have been uploaded again meanwhile.",
+                              UploadId=upload.upload_id) from None
+    with ctx.writing() as db:
+        if catalog.get_upload(db, upload.upload_id) is None:
+            # aborted meanwhile: the abort deletes the blob
+            raise no_upload(upload.upload_id)
+        catalog.delete_upload(db, upload.upload_id)
+    return chosen, layout

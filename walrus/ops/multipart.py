@@ -17,25 +17,20 @@ from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums, storage_class, tagging
-from walrus.blobs import PartMismatch, UploadGone, cluster_uploads
+from walrus.blobs import cluster_uploads
 from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
 from walrus.ops import cluster_parts
 from walrus.ops.buckets import load_bucket, load_bucket_async
+from walrus.ops.part_checks import MIN_PART_SIZE, chosen_parts as _chosen_parts
+from walrus.ops.part_checks import no_upload as _no_upload
 from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
                                 shown_version, source_version, store_object)
 
-MIN_PART_SIZE = 5 * 1024 * 1024
 _COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 MAX_PART_NUMBER = 10000
-
-
-def _no_upload(upload_id: str) -> S3Error:
-    return S3Error("NoSuchUpload", "The specified upload does not exist. The upload ID may be "
-                   "invalid, or the upload may have been aborted or completed.", 404,
-                   UploadId=upload_id)
 
 
 def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
@@ -212,25 +207,6 @@ async def complete_upload(ctx: S3Context) -> Response:
     return await off_loop(_complete, ctx, bucket, upload, wanted)
 
 
-def _chosen_parts(upload: Upload, stored: dict[int, Part],
-                  wanted: list[tuple[int, str]]) -> list[Part]:
-    chosen: list[Part] = []
-    for index, (number, etag) in enumerate(wanted):
-        part = stored.get(number)
-        if part is None or part.etag != etag:
-            raise S3Error("InvalidPart", "One or more of the specified parts could not be found. "
-                          "The part may not have been uploaded, or the specified entity tag may "
-                          "not match the part's entity tag.", UploadId=upload.upload_id,
-                          PartNumber=str(number), ETag=etag)
-        if index < len(wanted) - 1 and part.size < MIN_PART_SIZE:
-            raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum "
-                          "allowed object size.", ProposedSize=str(part.size),
-                          MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(number),
-                          ETag=etag)
-        chosen.append(part)
-    return chosen
-
-
 def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
               wanted: list[tuple[int, str]]) -> Response:
     numbers = [n for n, _ in wanted]
@@ -240,7 +216,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     layout: list[Part] | None = None
     stored: dict[int, Part] = {}
     if upload.blob_id is not None:
-        chosen, layout = _complete_on_cluster(ctx, upload, wanted)
+        chosen, layout = cluster_parts.complete(ctx, upload, wanted)
     else:
         # The parts are read, checked and the upload ended in one write: an UploadPart that
         # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
@@ -260,7 +236,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     row = Object(bucket=bucket.name, key=upload.key, size=sum(p.size for p in chosen), etag=etag,
                  last_modified=clock.utcnow(), content_type=upload.content_type,
                  meta=upload.meta, checksums=sums,
-                 segments=_segments(chosen, layout), parts_count=len(chosen),
+                 segments=cluster_parts.segments(chosen, layout), parts_count=len(chosen),
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl,
                  tags=upload.tags or [], storage_class=upload.storage_class)
     used = {p.blob_id for p in chosen}
@@ -273,64 +249,6 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
                               **checksums.as_fields(sums),
                               "VersionId": shown_version(bucket, version_id)}
     return answer("CompleteMultipartUpload", result)
-
-
-def _segments(chosen: list[Part], layout: list[Part] | None) -> list[list[Any]]:
-    """Each part's blob and size; where the parts are one blob the cluster assembled from
-    `layout`, each part's offset in it too (and the blob's size, when parts left out of the
-    object were assembled into it)."""
-    if layout is None:
-        return [[p.blob_id, p.size] for p in chosen]
-    offsets, total = {}, 0
-    for part in layout:
-        offsets[part.part_number] = total
-        total += part.size
-    tail = [total] if len(layout) != len(chosen) else []
-    return [[p.blob_id, p.size, offsets[p.part_number], *tail] for p in chosen]
-
-
-def _complete_on_cluster(ctx: S3Context, upload: Upload,
-                         wanted: list[tuple[int, str]]) -> tuple[list[Part], list[Part]]:
-    """Check the parts on Walrus's rows, complete the cluster's upload, then end Walrus's (the
-    object's row follows); returns the chosen parts and those the cluster assembled. A crash
-    after the cluster's completion leaves an upload row the cluster no longer holds: the sweep
-    at start drops it and deletes the blob."""
-    uploads = cluster_uploads(ctx.blobs)
-    assert uploads is not None and upload.blob_id and upload.cluster_upload_id
-    with ctx.db.session() as db:
-        if catalog.get_upload(db, upload.upload_id) is None:
-            raise _no_upload(upload.upload_id)
-        stored = list(catalog.parts_of(db, upload.upload_id))
-    chosen = _chosen_parts(upload, {p.part_number: p for p in stored}, wanted)
-    # Ceph's RGW (16) completes only with every part it holds, so when the client leaves
-    # parts out and the cluster refuses the chosen ones, it assembles them all and the
-    # object's row names the chosen parts' bytes within the blob.
-    layouts = [chosen] if len(chosen) == len(stored) else [chosen, stored]
-    for attempt, layout in enumerate(layouts, 1):
-        try:
-            uploads.complete(upload.blob_id, upload.cluster_upload_id,
-                             [(p.part_number, p.cluster_etag or "") for p in layout])
-            break
-        except UploadGone:
-            # Its row is left (to an abort, lifecycle or the sweep at start): a concurrent
-            # completion that the cluster took may be about to write the object's row.
-            raise _no_upload(upload.upload_id) from None
-        except PartMismatch as refused:
-            if attempt == len(layouts) and str(refused) == "EntityTooSmall":
-                raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the "
-                              "minimum allowed object size: this storage cluster assembles the "
-                              "parts left out too, and one of them is under 5 MiB.",
-                              UploadId=upload.upload_id) from None
-            if attempt == len(layouts):
-                raise S3Error("InvalidPart", "One or more of the specified parts could not be "
-                              "found. The part may have been uploaded again meanwhile.",
-                              UploadId=upload.upload_id) from None
-    with ctx.writing() as db:
-        if catalog.get_upload(db, upload.upload_id) is None:
-            # aborted meanwhile: the abort deletes the blob
-            raise _no_upload(upload.upload_id)
-        catalog.delete_upload(db, upload.upload_id)
-    return chosen, layout
 
 
 def abort_upload(ctx: S3Context) -> Response:

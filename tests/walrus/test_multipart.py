@@ -181,3 +181,22 @@ def test_a_part_uploaded_again_replaces_the_first(s3, bucket):  # type: ignore[n
                                  MultipartUpload={"Parts": [done[0], {"PartNumber": 2,
                                                                       "ETag": etag}]})
     assert s3.get_object(Bucket=bucket, Key="again")["Body"].read() == b"a" * (5 * MIB) + b"second"
+
+
+def test_part_copied_from_a_multipart_object_across_its_parts(s3, bucket):  # type: ignore[no-untyped-def]
+    parts = [os.urandom(5 * MIB), os.urandom(MIB)]
+    upload_id, done = upload_parts(s3, bucket, "made-of-parts", parts)
+    s3.complete_multipart_upload(Bucket=bucket, Key="made-of-parts", UploadId=upload_id,
+                                 MultipartUpload={"Parts": done})
+    whole = b"".join(parts)
+    target = s3.create_multipart_upload(Bucket=bucket, Key="copied", ChecksumAlgorithm="CRC32")
+    first, last = 5 * MIB - 10, 5 * MIB + 9  # across the source's two parts
+    copied = s3.upload_part_copy(Bucket=bucket, Key="copied", UploadId=target["UploadId"],
+                                 PartNumber=1, CopySource=f"{bucket}/made-of-parts",
+                                 CopySourceRange=f"bytes={first}-{last}")["CopyPartResult"]
+    assert copied["ETag"] == f'"{hashlib.md5(whole[first:last + 1]).hexdigest()}"'
+    s3.complete_multipart_upload(Bucket=bucket, Key="copied", UploadId=target["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                             "ETag": copied["ETag"],
+                                                             "ChecksumCRC32": copied["ChecksumCRC32"]}]})
+    assert s3.get_object(Bucket=bucket, Key="copied")["Body"].read() == whole[first:last + 1]

@@ -139,3 +139,17 @@ def test_uploads_survive_a_restart_and_a_completion_cut_off_after_the_cluster_is
         assert "Contents" not in s3.list_objects_v2(Bucket="multi", Prefix="cut")
     assert cut_blob not in backend.stored() and len(backend.stored()) == 1
     assert backend.unfinished() == []
+
+
+def test_blob_requests_without_the_client_read_ranges_and_name_missing_blobs(
+        store: S3BlobStore) -> None:
+    body = os.urandom(3000)
+    blob_id = uuid.uuid4().hex
+    store.put_blob(blob_id, body)
+    assert store.read_small([[blob_id, len(body)]], 100, 199) == body[100:200]
+    with store.http.get(blob_id, 2990, 2999) as answer:
+        assert answer.read() == body[2990:]
+    store.delete([blob_id])
+    with pytest.raises(FileNotFoundError):
+        store.read_small([[blob_id, len(body)]], 0, 9)
+    store.delete([blob_id])  # already gone: no error

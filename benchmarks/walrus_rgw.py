@@ -10,7 +10,11 @@ loopback address of its own) and one Walrus process whose bodies go to a bucket 
 and stops both when it ends. Both targets are measured with the same boto3 client settings
 (path-style SigV4, no optional CRC checksums: Ceph 16 takes no aws-chunked trailers), one
 caller, each request timed from the call to the last body byte read. The two targets take
-turns request by request, so a change in the machine's load falls on both alike."""
+turns request by request, so a change in the machine's load falls on both alike.
+
+A second table times Walrus's own hop to RGW for a 1 KiB blob, in this process: through
+botocore's client (walrus/s3_cluster.py, what every blob request took before) and through
+walrus/s3_http.py (what a blob's GET, PUT and DELETE take now), taking turns."""
 
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from benchmarks.support import load_note, main_guard, percentile  # noqa: E402
 from services.messages.identity import AccessKeyInfo  # noqa: E402
 from tests.support.ceph import ceph_cluster  # noqa: E402
 from tests.walrus.process import walrus_process  # noqa: E402
+from walrus.s3_cluster import S3Location, backend_client  # noqa: E402
+from walrus.s3_http import ClusterHTTP  # noqa: E402
 
 KEY = AccessKeyInfo(access_key="AKIABENCH0000000001", secret_key="bench-secret-key-000000000",
                     account_id="123456789012", account_name="bench", user_name="admin")
@@ -92,6 +98,32 @@ def report(label: str, times: dict[str, dict[str, list[float]]]) -> list[str]:
     return rows
 
 
+def hop(endpoint: str, access_key: str, secret_key: str, count: int) -> list[str]:
+    """Walrus's request for a 1 KiB blob: botocore's client against walrus/s3_http.py."""
+    location = S3Location(endpoint, access_key, secret_key, f"hop-{uuid.uuid4().hex[:8]}")
+    boto, http = backend_client(location), ClusterHTTP(location, 4)
+    boto.create_bucket(Bucket=location.bucket)
+    body, key = os.urandom(KIB), uuid.uuid4().hex
+    calls: dict[str, dict[str, Callable[[], object]]] = {
+        "PUT": {"botocore": lambda: boto.put_object(Bucket=location.bucket, Key=key, Body=body),
+                "s3_http": lambda: http.put(key, body)},
+        "GET": {"botocore": lambda: boto.get_object(Bucket=location.bucket, Key=key)["Body"].read(),
+                "s3_http": lambda: http.get(key).read()}}
+    rows = ["| Walrus → RGW, 1 KiB | botocore client p50 / p99 ms | s3_http p50 / p99 ms | "
+            "s3_http ÷ botocore |", "|---|---:|---:|---|"]
+    for op, ways in calls.items():
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for index in range(-3, count):
+            for way, call in ways.items():
+                elapsed = timed(call)
+                if index >= 0:
+                    times[way].append(elapsed)
+        b50, b99 = percentile(times["botocore"], 0.50), percentile(times["botocore"], 0.99)
+        h50, h99 = percentile(times["s3_http"], 0.50), percentile(times["s3_http"], 0.99)
+        rows.append(f"| {op} | {b50:.2f} / {b99:.2f} | {h50:.2f} / {h99:.2f} | {h50 / b50:.2f}× |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=300, help="1 KiB objects per target")
@@ -117,6 +149,7 @@ def main() -> None:
                     "|---|---:|---:|---|---|---:|"]
             rows += report("1 KiB", measure(targets, KIB, args.small))
             rows += report("16 MiB", measure(targets, 16 * MIB, args.large))
+            rows += [""] + hop(ceph.rgw_endpoint, ceph.access_key, ceph.secret_key, args.small)
     print(f"{args.small} × 1 KiB and {args.large} × 16 MiB per target; {load_note()}")
     print("\n".join(rows))
 

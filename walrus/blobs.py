@@ -2,9 +2,13 @@
 
 A blob is an immutable body named by a random id (never by its key: no key can name anything
 outside the store). A row names its body as segments, `[[blob id, size], ...]`: a whole object
-is one segment, a completed multipart object its parts' blobs in order. Everything Walrus
-knows about an object (its key, ETag, checksums, ACL, versions, tags) is in its database; a
-driver keeps bytes only.
+is one segment, a completed multipart object one segment per part, in order, so that the row
+alone gives each part's bounds (GET ?partNumber=N). On files each part is a blob of its own;
+on an S3 cluster, where a Walrus upload is the cluster's upload (ClusterUploads), every part
+names the one blob the cluster assembled, with its offset in it: `[blob id, size, offset]`
+(and the blob's size fourth when the blob also holds parts the object left out).
+Everything Walrus knows about an object (its key, ETag, checksums, ACL, versions, tags) is in
+its database; a driver keeps bytes only.
 
 - `file` (walrus/file_blobs.py): files under $EUCASIM_HOME/walrus/objects, fsynced.
 - `s3` (walrus/s3_blobs.py): objects in a bucket of an existing S3 cluster (Ceph RGW, MinIO,
@@ -16,14 +20,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from threading import Lock
+from typing import Any, Protocol
 
 from services.config import CloudConfig
 
 READ_CHUNK = 1024 * 1024
 BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
-# (blob id, size) pairs, in order: a whole object or a part.
+# (blob id, size[, offset in the blob]) in order: a whole object or a part.
 Segments = Sequence[Sequence[object]]
 
 
@@ -61,19 +66,84 @@ class BlobStore(Protocol):
         """Every committed blob's id (for the sweep of orphans at start)."""
 
 
+class UploadGone(Exception):
+    """The cluster no longer has the upload (aborted, or completed and not by this call)."""
+
+
+class ClusterUploads(Protocol):
+    """A store whose cluster has multipart uploads of its own, onto which Walrus maps its own
+    (walrus/s3_multipart.py): one cluster upload per Walrus upload, on a fresh blob id, part N
+    as the cluster's part N. Walrus keeps every part's size, ETag and checksums in its rows
+    and runs every check itself; the cluster only holds and assembles the bytes."""
+
+    def begin(self) -> tuple[str, str]:
+        """A new cluster upload: (its blob id, the cluster's upload id)."""
+
+    def part_writer(self, blob_id: str, upload_id: str, number: int,
+                    size: int | None) -> PartWriter:
+        """Part `number`'s body, streamed into the cluster's part (replacing one there)."""
+
+    def copy_part(self, blob_id: str, upload_id: str, number: int, source: str, first: int,
+                  last: int) -> str:
+        """Part `number` copied by the cluster from bytes first..last of blob `source`;
+        returns the cluster's ETag of the part."""
+
+    def part_lock(self, blob_id: str, number: int) -> Lock:
+        """Held from the moment the cluster may complete part `number` until its row is
+        written: of two uploads of one part, the last on the cluster is the last row."""
+
+    def complete(self, blob_id: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> None:
+        """Assemble the blob from these (part number, cluster ETag); raises UploadGone, or
+        PartMismatch when the cluster's part is not the one named."""
+
+    def abort(self, blob_id: str, upload_id: str) -> None:
+        """Drop the upload, and the blob if a completion had reached the cluster."""
+
+    def open_uploads(self) -> Iterable[tuple[str, str]]:
+        """(blob id, upload id) of every upload the cluster holds unfinished on a blob id."""
+
+
+class PartMismatch(Exception):
+    """The cluster's part is not the one Walrus's row describes (a re-upload whose row was
+    not written, or two uploads of one part at once): the completion is refused."""
+
+
+class PartWriter(BlobWriter, Protocol):
+    cluster_etag: str  # after commit()
+
+    def release(self) -> None:
+        """Release the part's lock commit() took (once the part's row is written)."""
+
+
+def cluster_uploads(store: Any) -> ClusterUploads | None:
+    """The store's ClusterUploads, or None (files: each part is a blob of its own)."""
+    return getattr(store, "uploads", None)
+
+
 def plan(segments: Segments, start: int, end: int) -> list[tuple[str, int, int, int]]:
     """The blobs that hold bytes `start`..`end` of an object: (blob id, first, last, the
-    blob's size), offsets within each blob, inclusive."""
-    pieces = []
+    blob's size), offsets within each blob, inclusive. Consecutive parts of one blob are one
+    piece (one read)."""
+    spans: list[tuple[str, int, int]] = []
+    totals: dict[str, int] = {}
+    for segment in segments:
+        blob_id, size = str(segment[0]), int(segment[1])  # type: ignore[call-overload]
+        at = int(segment[2]) if len(segment) > 2 else 0  # type: ignore[call-overload]
+        whole = int(segment[3]) if len(segment) > 3 else at + size  # type: ignore[call-overload]
+        spans.append((blob_id, at, size))
+        totals[blob_id] = max(totals.get(blob_id, 0), whole)
+    pieces: list[tuple[str, int, int, int]] = []
     offset = 0
-    for blob_id, size in segments:
-        size = int(size)  # type: ignore[call-overload]
+    for blob_id, at, size in spans:
         seg_start, seg_end = offset, offset + size - 1
         offset += size
         if size == 0 or seg_end < start or seg_start > end:
             continue
-        pieces.append((str(blob_id), max(start, seg_start) - seg_start,
-                       min(end, seg_end) - seg_start, size))
+        lo, hi = at + max(start, seg_start) - seg_start, at + min(end, seg_end) - seg_start
+        if pieces and pieces[-1][0] == blob_id and pieces[-1][2] + 1 == lo:
+            pieces[-1] = (blob_id, pieces[-1][1], hi, totals[blob_id])
+        else:
+            pieces.append((blob_id, lo, hi, totals[blob_id]))
     return pieces
 
 

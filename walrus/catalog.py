@@ -150,7 +150,10 @@ def get_part(db: Session, upload_id: str, number: int) -> Part | None:
 
 def blobs_of_uploads(db: Session, bucket: str) -> list[str]:
     ids = select(Upload.upload_id).where(Upload.bucket == bucket)
-    return list(db.scalars(select(Part.blob_id).where(Part.upload_id.in_(ids))))
+    # and the blob of each upload on its cluster's own (deleting it aborts that upload)
+    own = select(Upload.blob_id).where(Upload.bucket == bucket, Upload.blob_id.is_not(None))
+    return list(db.scalars(select(Part.blob_id).where(Part.upload_id.in_(ids)))) + \
+        [str(b) for b in db.scalars(own)]
 
 
 def delete_upload(db: Session, upload_id: str) -> None:

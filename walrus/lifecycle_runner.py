@@ -200,7 +200,8 @@ class LifecycleRunner:
                     db.delete(part)
                 db.delete(found)
                 report.uploads_aborted += 1
-                return blobs
+                # an upload on its cluster's own (walrus/s3_multipart.py) goes with its blob
+                return blobs + ([found.blob_id] if found.blob_id else [])
 
             self._write(abort)
 

@@ -1,8 +1,9 @@
 """Walrus's database: buckets, objects, multipart uploads and their parts.
 
 Object bodies live in a blob store (walrus/blobs.py: files, or an S3 cluster); a row names its
-body as a list of segments, each a blob id and its size, so a completed multipart upload is its
-parts' blobs without a copy."""
+body as a list of segments, each a blob id and its size (and, where parts share one blob, the
+part's offset in it): a completed multipart upload is its parts' blobs without a copy on files,
+and the one blob the cluster's own multipart completion made on an S3 cluster."""
 
 from __future__ import annotations
 
@@ -106,6 +107,12 @@ class Upload(Base):
     tags: Mapped[list[list[str]]] = mapped_column(JSON, default=list, server_default="[]")
     storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD",
                                                server_default="STANDARD")
+    # On a store that maps uploads onto its cluster's (walrus/s3_multipart.py): the blob id the
+    # cluster's upload is writing and the cluster's id of that upload; None on files, and for
+    # an upload begun before the mapping (its parts are blobs of their own).
+    blob_id: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    cluster_upload_id: Mapped[str | None] = mapped_column(String(256), nullable=True,
+                                                          default=None)
 
 
 class Part(Base):
@@ -116,6 +123,10 @@ class Part(Base):
     part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     etag: Mapped[str] = mapped_column(String(64))
+    # the part's own blob, or (an upload mapped onto the cluster's) the upload's blob
     blob_id: Mapped[str] = mapped_column(String(64))
     last_modified: Mapped[datetime] = mapped_column(DateTime)
     checksums: Mapped[dict[str, str]] = mapped_column(JSON)
+    # the cluster's ETag of its part (an upload mapped onto the cluster's): what completion
+    # names, so a cluster part that is not the one this row describes fails completion
+    cluster_etag: Mapped[str | None] = mapped_column(String(256), nullable=True, default=None)

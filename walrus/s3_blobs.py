@@ -17,18 +17,35 @@ Streaming both ways, nothing held whole:
 - Reading, each blob a read needs is one GET, with a Range header when only part of it is
   wanted, and its body is passed on chunk by chunk.
 
-Walrus's multipart uploads and the cluster's: a Walrus part is a blob of its own (itself sent
-as a cluster multipart upload when large), and completing a Walrus upload writes a row naming
-the chosen parts' blobs in order, as with files. Mapping a Walrus upload onto one cluster
-upload instead (part N as the cluster's part N, completion as the cluster's completion) was
-weighed and not chosen: the segment design serves GET ?partNumber=N, ranges and part ETags
-from the row alone; UploadPartCopy and aws-chunked parts of unknown length need no
-special case; a part replaced or left out is deleted by id; and completion stays one database
-write that cannot half-fail against the cluster (no cluster-side copy or assembly). The cost
-is one cluster object per Walrus part, which S3 clusters hold without trouble.
+Walrus's multipart uploads are the cluster's (walrus/s3_multipart.py): CreateMultipartUpload
+opens one cluster upload on a fresh blob id; UploadPart N streams into the cluster's part N
+(a re-upload replaces it there, as in S3); UploadPartCopy is the cluster's UploadPartCopy
+when the source range lies in one blob; completion is the cluster's completion, and the
+object's row names the one blob it made, once per part with the part's offset, so GET
+?partNumber=N and ranges still read from the row alone. Walrus's own checks (part sizes,
+ETags, order, checksums) run on its own rows before the cluster is asked; the parts' ETags on
+the cluster are recorded too and named at completion, so a cluster part that is not the one
+a row describes (a re-upload whose row was never written) fails the completion instead of
+assembling the wrong bytes. A part of unknown length (aws-chunked without a decoded length)
+larger than PART_SIZE is written as a blob and copied into the part by the cluster.
+Two uploads of one part at once end as they do in S3, the last one the part: a part's lock
+(ClusterUploads.part_lock) is held from the cluster's completion of the part to its row.
+Ceph 16's RGW completes an upload only with every part it holds: when a client leaves parts
+out, Walrus asks for the chosen parts and, on RGW's refusal, for all of them, the row naming
+the chosen parts' bytes within the blob (the parts left out stay in it as dead bytes; a part
+left out under 5 MiB and not last makes RGW refuse, and Walrus answers EntityTooSmall).
 
-The cluster's client is walrus/s3_cluster.py's, writing a blob walrus/s3_writer.py's, and a
-large GET's read-ahead walrus/read_ahead.py's."""
+Crashes: the cluster's upload is opened before Walrus's row is written, and completed before
+the object's row is written; an upload no row names is aborted by the sweep at start
+(walrus/orphans.py), and an upload whose row outlived the cluster's (completed there, the
+object's row never written) is dropped by it, its blob swept as an orphan. No row ever names
+a blob the cluster has not completed. An upload begun before this mapping (no blob id in its
+row) goes on with a blob per part, as on files.
+
+The cluster's client is walrus/s3_cluster.py's (botocore: multipart, streamed PUTs, listings)
+beside walrus/s3_http.py's signed urllib3 requests for the hot GET, PUT and DELETE of a blob;
+writing a blob is walrus/s3_writer.py's, a large GET's read-ahead walrus/read_ahead.py's, the
+multipart mapping walrus/s3_multipart.py's."""
 
 from __future__ import annotations
 
@@ -42,8 +59,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from walrus.blobs import BLOB_ID, READ_CHUNK, Segments, plan
+from walrus.offload import THREADS
 from walrus.read_ahead import read_ahead
 from walrus.s3_cluster import SENDERS, S3Location, backend_client, missing
+from walrus.s3_http import ClusterHTTP
+from walrus.s3_multipart import S3Uploads
 from walrus.s3_writer import PART_SIZE, S3BlobWriter
 
 __all__ = ["OWNER_KEY", "PART_SIZE", "S3BlobStore", "S3Location"]
@@ -59,11 +79,14 @@ class S3BlobStore:
     def __init__(self, location: S3Location, owner_file: Path) -> None:
         self.bucket = location.bucket
         self.client = backend_client(location)
+        # GETs, PUTs of held bodies and single deletes: without the client's cost.
+        self.http = ClusterHTTP(location, THREADS + SENDERS)
         self.senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="walrus-s3-part")
         self._ensure_bucket()
         self._claim(owner_file)
-        # Uploads a crash left unfinished belong to no blob (the file driver's tmp/ files).
-        self._abort_unfinished()
+        # Uploads a crash left unfinished are aborted by the sweep (walrus/orphans.py), which
+        # knows which ones Walrus's rows still name.
+        self.uploads = S3Uploads(self)
 
     def _claim(self, owner_file: Path) -> None:
         """Refuse a bucket another Walrus uses. Walrus deletes at start every blob its own rows
@@ -102,25 +125,43 @@ class S3BlobStore:
                 if again.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                     raise
 
-    def _abort_unfinished(self) -> None:
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
-        for page in pages:
-            for upload in page.get("Uploads", []):
-                if BLOB_ID.match(upload["Key"]):
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
+    def put_blob(self, blob_id: str, body: Any, length: int | None = None) -> str:
+        if isinstance(body, bytes):
+            return self.http.put(blob_id, body)
+        extra = {} if length is None else {"ContentLength": length}
+        return str(self.client.put_object(Bucket=self.bucket, Key=blob_id, Body=body,
+                                          **extra)["ETag"])
 
-    def send_part(self, blob_id: str, upload_id: str, number: int, data: bytes) -> str:
+    def send_part(self, blob_id: str, upload_id: str, number: int, body: Any,
+                  length: int | None = None) -> str:
+        extra = {} if length is None else {"ContentLength": length}
         return str(self.client.upload_part(Bucket=self.bucket, Key=blob_id, UploadId=upload_id,
-                                           PartNumber=number, Body=data)["ETag"])
+                                           PartNumber=number, Body=body, **extra)["ETag"])
+
+    def copy_part(self, blob_id: str, upload_id: str, number: int, source: str, first: int,
+                  last: int) -> str:
+        if not BLOB_ID.match(source):
+            raise ValueError(f"not a blob id: {source!r}")
+        try:
+            answer = self.client.upload_part_copy(
+                Bucket=self.bucket, Key=blob_id, UploadId=upload_id, PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceRange=f"bytes={first}-{last}")
+        except ClientError as error:
+            if missing(error):
+                raise FileNotFoundError(f"blob {source}") from None
+            raise
+        return str(answer["CopyPartResult"]["ETag"])
 
     def writer(self, size: int | None = None) -> S3BlobWriter:
         return S3BlobWriter(self, size)
 
     def delete(self, blob_ids: Sequence[str]) -> None:
-        ids = [b for b in blob_ids if BLOB_ID.match(b)]
+        # The parts of an upload on the cluster all name its one blob: each id once.
+        ids = list(dict.fromkeys(b for b in blob_ids if BLOB_ID.match(b)))
+        self.uploads.aborting(ids)
         if len(ids) == 1:
-            self.client.delete_object(Bucket=self.bucket, Key=ids[0])
+            self.http.delete(ids[0])
             return
         for first in range(0, len(ids), DELETE_BATCH):
             batch = ids[first:first + DELETE_BATCH]
@@ -133,9 +174,10 @@ class S3BlobStore:
     def _get(self, blob_id: str, lo: int, hi: int, size: int) -> Any:
         if not BLOB_ID.match(blob_id):
             raise ValueError(f"not a blob id: {blob_id!r}")
-        extra = {} if lo == 0 and hi == size - 1 else {"Range": f"bytes={lo}-{hi}"}
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=blob_id, **extra)["Body"]
+            if lo == 0 and hi == size - 1:
+                return self.http.get(blob_id)
+            return self.http.get(blob_id, lo, hi)
         except ClientError as error:
             if missing(error):
                 raise FileNotFoundError(f"blob {blob_id}") from None

@@ -1,7 +1,7 @@
 """Walrus's connection to the S3 cluster that holds its bodies (WALRUS_BACKEND=s3): where the
 cluster is and the one boto3 client every thread shares (botocore clients are thread-safe),
 its connection pool as large as Walrus's worker pool plus the part senders, so no thread
-waits for a socket."""
+waits for a socket. The hot requests of single blobs skip the client (walrus/s3_http.py)."""
 
 from __future__ import annotations
 

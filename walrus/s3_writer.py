@@ -1,14 +1,16 @@
-"""Writing one blob to the S3 cluster (walrus/s3_blobs.py): streamed while the client's bytes
-still arrive, never held whole, and never completed on the cluster when Walrus's checks
-refuse the body."""
+"""Writing one blob, or one part of a cluster upload (walrus/s3_multipart.py), to the S3
+cluster (walrus/s3_blobs.py): streamed while the client's bytes still arrive, never held
+whole, and never completed on the cluster when Walrus's checks refuse the body."""
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -36,9 +38,28 @@ class ClusterBucket(Protocol):
     client: Any
     senders: ThreadPoolExecutor
 
-    def send_part(self, blob_id: str, upload_id: str, number: int, data: bytes) -> str: ...
+    def put_blob(self, blob_id: str, body: Any, length: int | None = None) -> str: ...
+
+    def send_part(self, blob_id: str, upload_id: str, number: int, body: Any,
+                  length: int | None = None) -> str: ...
+
+    def copy_part(self, blob_id: str, upload_id: str, number: int, source: str, first: int,
+                  last: int) -> str: ...
 
     def delete(self, blob_ids: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PartOf:
+    """Where a writer's body goes when it is a part of a cluster upload, not a blob. `lock`
+    is the part's: taken by commit() before the cluster can complete the part, released by
+    the caller once the part's row is written (release()), so that of two uploads of one part
+    the last on the cluster is also the last row."""
+
+    blob_id: str
+    upload_id: str
+    number: int
+    lock: threading.Lock
 
 
 class _Pipe:
@@ -83,10 +104,19 @@ class S3BlobWriter:
       to send once the client's last byte is in is one chunk, not a part);
     - otherwise ending within PART_SIZE: one PUT of the buffer at commit;
     - its size unknown (aws-chunked without a decoded length) and past PART_SIZE: a cluster
-      multipart upload, a part per PART_SIZE, sent while the next is received."""
+      multipart upload, a part per PART_SIZE, sent while the next is received.
 
-    def __init__(self, store: ClusterBucket, size: int | None) -> None:
+    As a part of a cluster upload (`part`), the one request is an UploadPart instead of a PUT
+    and commit() returns the upload's blob id; a part of unknown length past PART_SIZE is
+    written as a blob of its own and copied into the part by the cluster (UploadPartCopy),
+    as S3 takes no part of unknown length. `cluster_etag` is the cluster's ETag of what
+    commit() stored."""
+
+    def __init__(self, store: ClusterBucket, size: int | None, part: PartOf | None = None) -> None:
         self._store = store
+        self._part = part
+        self._locked = False
+        self.cluster_etag = ""
         self.blob_id = uuid.uuid4().hex
         self.size = 0
         self._declared = (size if size is not None and STREAM_ABOVE < size <= MAX_SINGLE_PUT
@@ -133,10 +163,15 @@ class S3BlobWriter:
         store = self._store
         if self._pipe is None:
             self._pipe = _Pipe(lambda: self._put)
-            self._put = store.senders.submit(
-                store.client.put_object, Bucket=store.bucket, Key=self.blob_id, Body=self._pipe,
-                ContentLength=self._declared)
+            self._put = store.senders.submit(self._send_whole, self._pipe, self._declared)
         self._pipe.put(chunk)
+
+    def _send_whole(self, body: Any, length: int | None) -> str:
+        """The body in one request: the blob's PUT, or the part's UploadPart."""
+        part = self._part
+        if part is None:
+            return self._store.put_blob(self.blob_id, body, length)
+        return self._store.send_part(part.blob_id, part.upload_id, part.number, body, length)
 
     def _stop_pipe(self) -> None:
         if self._pipe is not None and self._put is not None:
@@ -146,9 +181,11 @@ class S3BlobWriter:
             except Exception:  # the failure asked for, or the request had failed already
                 pass
             # The last bytes are held back until commit(), so the cluster cannot have stored
-            # the body; deleted all the same, in case a cluster stores a short one.
+            # the body; deleted all the same, in case a cluster stores a short one (a part
+            # broken off leaves the part the cluster had, if any).
             try:
-                self._store.delete([self.blob_id])
+                if self._part is None:
+                    self._store.delete([self.blob_id])
             except ClientError:
                 log.exception("deleting abandoned blob %s (swept at next start)", self.blob_id)
         self._pipe = None
@@ -165,13 +202,16 @@ class S3BlobWriter:
             pending[0].result()
         number = len(self._parts) + 1
         self._parts.append(store.senders.submit(store.send_part, self.blob_id, self._upload_id,
-                                                number, part))
+                                                number, part, None))
 
     def commit(self) -> str:
         if self._done:
             raise ValueError("blob writer already finished")
         store = self._store
         try:
+            if self._part is not None:
+                self._part.lock.acquire()
+                self._locked = True
             if self._overflow or (self._declared is not None and self.size != self._declared):
                 raise ValueError(f"blob of {self.size} bytes, {self._declared} declared")
             if self._declared is not None:
@@ -179,10 +219,9 @@ class S3BlobWriter:
                     self._feed(bytes(self._buffer))
                 assert self._pipe is not None and self._put is not None
                 self._pipe.put(None)
-                self._put.result()
+                self.cluster_etag = self._put.result()
             elif self._upload_id is None:
-                store.client.put_object(Bucket=store.bucket, Key=self.blob_id,
-                                        Body=bytes(self._buffer))
+                self.cluster_etag = self._send_whole(bytes(self._buffer), None)
             else:
                 if self._buffer:
                     self._send_part(bytes(self._buffer))
@@ -191,16 +230,40 @@ class S3BlobWriter:
                     Bucket=store.bucket, Key=self.blob_id, UploadId=self._upload_id,
                     MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
                                                for n, e in enumerate(etags, 1)]})
+                self._upload_id = None
+                if self._part is not None:
+                    self._copy_into_part()
         except BaseException:
             self.abort()
             raise
         self._buffer = bytearray()
         self._done = True
-        return self.blob_id
+        return self.blob_id if self._part is None else self._part.blob_id
+
+    def _copy_into_part(self) -> None:
+        part, store = self._part, self._store
+        assert part is not None
+        try:
+            self.cluster_etag = store.copy_part(part.blob_id, part.upload_id, part.number,
+                                                self.blob_id, 0, self.size - 1)
+        finally:
+            try:
+                store.delete([self.blob_id])
+            except ClientError:
+                log.exception("deleting blob %s copied into a part (swept at next start)",
+                              self.blob_id)
+
+    def release(self) -> None:
+        """Let another upload of this part complete it (see PartOf)."""
+        if self._locked:
+            self._locked = False
+            assert self._part is not None
+            self._part.lock.release()
 
     def abort(self) -> None:
         if self._done:
             return
+        self.release()
         self._done = True
         self._buffer = bytearray()
         self._stop_pipe()

@@ -65,8 +65,25 @@ class WalrusServer:
         return self.backend.stored()
 
     def unfinished_blobs(self) -> list[str]:
+        """Blobs being written; not the cluster uploads that hold Walrus's multipart uploads
+        (`cluster_uploads()`), which live as long as those do."""
         assert self.backend is not None
-        return self.backend.unfinished()
+        named = set(self.cluster_uploads())
+        return [b for b in self.backend.unfinished() if b not in named]
+
+    def cluster_uploads(self) -> list[str]:
+        """The blobs the cluster's uploads are writing for Walrus's multipart uploads (on a
+        backend that maps them: walrus/s3_multipart.py), as its database names them."""
+        from sqlalchemy import select
+
+        from walrus.models import Upload
+
+        database = self.database()
+        try:
+            with database.session() as db:
+                return [b for b in db.scalars(select(Upload.blob_id)) if b is not None]
+        finally:
+            database.engine.dispose()
 
 
 def make_config(home: Path, **extra: object) -> CloudConfig:

@@ -156,8 +156,8 @@ def test_part_uploaded_again_while_its_first_upload_is_in_flight(walrus, s3, buc
     slow_etag = answers[0].headers["etag"]
     parts = s3.list_parts(Bucket=bucket, Key="raced", UploadId=upload)["Parts"]
     assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(1, slow_etag)]
-    # only the part that counts keeps a body
-    assert len(walrus.stored_blobs()) == blobs + 1
+    # only the part that counts keeps a body (on a cluster, in the cluster's upload)
+    assert len(walrus.stored_blobs()) == blobs + (1 if walrus.backend.name == "file" else 0)
     error = s3_error(s3.complete_multipart_upload, Bucket=bucket, Key="raced", UploadId=upload,
                      MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": fast["ETag"]}]})
     assert code_and_status(error) == ("InvalidPart", 400)

@@ -43,7 +43,7 @@ def get_object_attributes(ctx: S3Context) -> Response:
     if "ObjectParts" in wanted and obj.parts_count:
         marker = _number(ctx, "x-amz-part-number-marker", 0)
         limit = min(_number(ctx, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
-        sizes = [int(size) for _, size in obj.segments]
+        sizes = [int(segment[1]) for segment in obj.segments]
         shown = list(enumerate(sizes, start=1))[marker:marker + limit]
         truncated = marker + limit < len(sizes)
         body["ObjectParts"] = {

@@ -1,5 +1,8 @@
 """Multipart uploads: create, upload a part (or copy one), complete, abort, list parts and
-list uploads. A completed object is its parts' blobs in order: nothing is copied."""
+list uploads. A completed object is its parts' blobs in order: nothing is copied. On a store
+whose cluster has multipart uploads of its own (walrus/blobs.py ClusterUploads), a Walrus
+upload is one of those (walrus/ops/cluster_parts.py): the cluster holds and assembles the
+bytes; every check stays here, on Walrus's own rows."""
 
 from __future__ import annotations
 
@@ -14,23 +17,20 @@ from services import clock
 from services.errors import S3Error
 from services.s3xml import child_text, children, malformed_xml, parse_xml
 from walrus import access, catalog, checksums, storage_class, tagging
+from walrus.blobs import cluster_uploads
 from walrus.bodies import ReceivedBody
 from walrus.context import S3Context, answer, empty, quote_etag
 from walrus.models import Bucket, Object, Part, Upload
 from walrus.offload import off_loop
+from walrus.ops import cluster_parts
 from walrus.ops.buckets import load_bucket, load_bucket_async
+from walrus.ops.part_checks import MIN_PART_SIZE, chosen_parts as _chosen_parts
+from walrus.ops.part_checks import no_upload as _no_upload
 from walrus.ops.objects import (copy_range, load_readable_source, object_meta,
                                 shown_version, source_version, store_object)
 
-MIN_PART_SIZE = 5 * 1024 * 1024
 _COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 MAX_PART_NUMBER = 10000
-
-
-def _no_upload(upload_id: str) -> S3Error:
-    return S3Error("NoSuchUpload", "The specified upload does not exist. The upload ID may be "
-                   "invalid, or the upload may have been aborted or completed.", 404,
-                   UploadId=upload_id)
 
 
 def _load_upload(ctx: S3Context, bucket: Bucket) -> Upload:
@@ -70,8 +70,17 @@ def create_upload(ctx: S3Context) -> Response:
                     meta=object_meta(ctx.headers), acl=grants, checksum_algorithm=algorithm,
                     tags=tagging.from_header(ctx.headers) or [],
                     storage_class=storage_class.requested(ctx.headers))
-    with ctx.writing() as db:
-        db.add(upload)
+    uploads = cluster_uploads(ctx.blobs)
+    if uploads is not None:
+        # Opened before the row is written: one that no row names is the sweep's to abort.
+        upload.blob_id, upload.cluster_upload_id = uploads.begin()
+    try:
+        with ctx.writing() as db:
+            db.add(upload)
+    except BaseException:
+        if uploads is not None:
+            cluster_parts.abort_quietly(uploads, upload)
+        raise
     ctx.decided(f"began multipart upload {upload.upload_id} of {ctx.bucket}/{ctx.key}")
     return answer("CreateMultipartUpload", {
         "Bucket": bucket.name, "Key": ctx.key, "UploadId": upload.upload_id,
@@ -79,7 +88,21 @@ def create_upload(ctx: S3Context) -> Response:
 
 
 def _save_part(ctx: S3Context, upload: Upload, number: int, blob_id: str, size: int, etag: str,
-               sums: dict[str, str]) -> None:
+               sums: dict[str, str], cluster_etag: str | None = None) -> None:
+    if upload.blob_id is not None:
+        # The cluster's part N is replaced already; a row not written leaves the old row's
+        # cluster ETag, which completion names, and the cluster then refuses it.
+        with ctx.writing() as db:
+            if catalog.get_upload(db, upload.upload_id) is None:
+                raise _no_upload(upload.upload_id)
+            old = catalog.get_part(db, upload.upload_id, number)
+            if old is not None:
+                db.delete(old)
+                db.flush()
+            db.add(Part(upload_id=upload.upload_id, part_number=number, size=size, etag=etag,
+                        blob_id=blob_id, last_modified=clock.utcnow(), checksums=sums,
+                        cluster_etag=cluster_etag))
+        return
     try:
         with ctx.writing() as db:
             if catalog.get_upload(db, upload.upload_id) is None:
@@ -103,12 +126,20 @@ async def upload_part(ctx: S3Context) -> Response:
     number = _part_number(ctx)
     upload = await off_loop(_load_upload, ctx, bucket)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    target = cluster_parts.target(ctx, upload, number)
 
     def save(body: ReceivedBody) -> Response:
-        _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex, body.checksums)
+        try:
+            _save_part(ctx, upload, number, body.blob_id, body.size, body.md5_hex,
+                       body.checksums, target.cluster_etag() if target is not None else None)
+        finally:
+            if target is not None:
+                target.release()
         return answer("UploadPart", {"ETag": quote_etag(body.md5_hex),
                                      **checksums.as_fields(body.checksums)})
 
+    if target is not None:
+        return await cluster_parts.receive(ctx, target, save, compute)
     return await ctx.receive(save, compute)
 
 
@@ -122,8 +153,17 @@ def upload_part_copy(ctx: S3Context) -> Response:
     if raw_range is not None:
         start, end = _copy_range(raw_range, source.size)
     compute = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
-    _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
+    target = cluster_parts.target(ctx, upload, number)
+    if target is not None:
+        try:
+            size, md5_hex, sums, cluster_etag = cluster_parts.copy(ctx, target, source, start,
+                                                                   end, compute)
+            _save_part(ctx, upload, number, target.blob_id, size, md5_hex, sums, cluster_etag)
+        finally:
+            target.release()
+    else:
+        blob_id, size, md5_hex, sums = copy_range(ctx.blobs, source, start, end, compute)
+        _save_part(ctx, upload, number, blob_id, size, md5_hex, sums)
     return answer("UploadPartCopy", {
         "CopyPartResult": {"LastModified": clock.utcnow(), "ETag": quote_etag(md5_hex),
                            **checksums.as_fields(sums)},
@@ -167,40 +207,26 @@ async def complete_upload(ctx: S3Context) -> Response:
     return await off_loop(_complete, ctx, bucket, upload, wanted)
 
 
-def _chosen_parts(upload: Upload, stored: dict[int, Part],
-                  wanted: list[tuple[int, str]]) -> list[Part]:
-    chosen: list[Part] = []
-    for index, (number, etag) in enumerate(wanted):
-        part = stored.get(number)
-        if part is None or part.etag != etag:
-            raise S3Error("InvalidPart", "One or more of the specified parts could not be found. "
-                          "The part may not have been uploaded, or the specified entity tag may "
-                          "not match the part's entity tag.", UploadId=upload.upload_id,
-                          PartNumber=str(number), ETag=etag)
-        if index < len(wanted) - 1 and part.size < MIN_PART_SIZE:
-            raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum "
-                          "allowed object size.", ProposedSize=str(part.size),
-                          MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(number),
-                          ETag=etag)
-        chosen.append(part)
-    return chosen
-
-
 def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
               wanted: list[tuple[int, str]]) -> Response:
     numbers = [n for n, _ in wanted]
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
         raise S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts "
                       "must be ordered by part number.", UploadId=upload.upload_id)
-    # The parts are read, checked and the upload ended in one write: an UploadPart that
-    # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
-    # completion sees its new ETag, or wholly after, and finds no upload.
-    with ctx.writing() as db:
-        if catalog.get_upload(db, upload.upload_id) is None:
-            raise _no_upload(upload.upload_id)
-        stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
-        chosen = _chosen_parts(upload, stored, wanted)
-        catalog.delete_upload(db, upload.upload_id)
+    layout: list[Part] | None = None
+    stored: dict[int, Part] = {}
+    if upload.blob_id is not None:
+        chosen, layout = cluster_parts.complete(ctx, upload, wanted)
+    else:
+        # The parts are read, checked and the upload ended in one write: an UploadPart that
+        # replaces a part (and deletes the replaced part's blob) comes wholly before, and the
+        # completion sees its new ETag, or wholly after, and finds no upload.
+        with ctx.writing() as db:
+            if catalog.get_upload(db, upload.upload_id) is None:
+                raise _no_upload(upload.upload_id)
+            stored = {p.part_number: p for p in catalog.parts_of(db, upload.upload_id)}
+            chosen = _chosen_parts(upload, stored, wanted)
+            catalog.delete_upload(db, upload.upload_id)
     digest = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
     etag = f"{digest}-{len(chosen)}"
     sums: dict[str, str] = {}
@@ -210,7 +236,7 @@ def _complete(ctx: S3Context, bucket: Bucket, upload: Upload,
     row = Object(bucket=bucket.name, key=upload.key, size=sum(p.size for p in chosen), etag=etag,
                  last_modified=clock.utcnow(), content_type=upload.content_type,
                  meta=upload.meta, checksums=sums,
-                 segments=[[p.blob_id, p.size] for p in chosen], parts_count=len(chosen),
+                 segments=cluster_parts.segments(chosen, layout), parts_count=len(chosen),
                  owner_id=upload.owner_id, owner_name=upload.owner_name, acl=upload.acl,
                  tags=upload.tags or [], storage_class=upload.storage_class)
     used = {p.blob_id for p in chosen}
@@ -231,7 +257,12 @@ def abort_upload(ctx: S3Context) -> Response:
     with ctx.writing() as db:
         blobs = [p.blob_id for p in catalog.parts_of(db, upload.upload_id)]
         catalog.delete_upload(db, upload.upload_id)
-    ctx.blobs.delete(blobs)
+    uploads = cluster_uploads(ctx.blobs)
+    if upload.blob_id is not None and uploads is not None:
+        assert upload.cluster_upload_id is not None
+        uploads.abort(upload.blob_id, upload.cluster_upload_id)
+    else:
+        ctx.blobs.delete(blobs)
     ctx.decided(f"aborted multipart upload {upload.upload_id}")
     return empty(204)
 

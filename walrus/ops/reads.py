@@ -151,7 +151,7 @@ def _part_span(ctx: S3Context, obj: Version) -> tuple[int, int] | None:
         raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
                       PartNumberRequested=raw, ActualPartCount=str(len(parts)))
     number = int(raw)
-    start = sum(int(size) for _, size in parts[: number - 1])
+    start = sum(int(part[1]) for part in parts[: number - 1])
     size = int(parts[number - 1][1])
     if obj.parts_count is None and obj.size == 0:
         return None

@@ -58,6 +58,14 @@ def _capacity(node: StoredNode) -> tuple[object, ...]:
             node.resources.max if node.resources else None)
 
 
+def _answered(node: TrackedNode, resources: NodeResources) -> None:
+    """What any answer of a node's (whole or delta) tells: it is there, as of now."""
+    node.node_id = resources.node_id
+    node.missed_polls = 0
+    node.last_seen = utcnow()
+    node.last_error = None
+
+
 class NodeRegistry:
     def __init__(self, stored: Iterable[StoredNode], config_nodes: list[str], nc_port: int,
                  listener: Listener | None = None) -> None:
@@ -158,10 +166,7 @@ class NodeRegistry:
         if node is None:
             return None  # deregistered while the poll was in flight
         before, persisted, capacity = node.state, _persisted(node), _capacity(node)
-        node.node_id = resources.node_id
-        node.missed_polls = 0
-        node.last_seen = utcnow()
-        node.last_error = None
+        _answered(node, resources)
         changed: list[InstanceReport] = []
         if poll_started >= node.changed_at:
             # Power state and instance list only from an answer newer than our own last call
@@ -189,10 +194,7 @@ class NodeRegistry:
         if node is None:
             return None, True
         before, persisted, capacity = node.state, _persisted(node), _capacity(node)
-        node.node_id = resources.node_id
-        node.missed_polls = 0
-        node.last_seen = utcnow()
-        node.last_error = None
+        _answered(node, resources)
         changed: list[InstanceReport] = []
         applied = poll_started >= node.changed_at
         if applied:

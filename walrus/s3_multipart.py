@@ -103,7 +103,7 @@ class S3Uploads:
         expected = assembled_etag(etags)
         return expected is not None and str(head.get("ETag", "")).strip('"') == expected
 
-    def abort(self, blob_id: str, upload_id: str) -> None:
+    def _abort_on_cluster(self, blob_id: str, upload_id: str) -> None:
         store = self._store
         try:
             store.client.abort_multipart_upload(Bucket=store.bucket, Key=blob_id,
@@ -112,8 +112,11 @@ class S3Uploads:
             if _code(error) != "NoSuchUpload":
                 raise
         self._forget(blob_id)
+
+    def abort(self, blob_id: str, upload_id: str) -> None:
+        self._abort_on_cluster(blob_id, upload_id)
         # A completion that reached the cluster but whose rows were never written.
-        store.client.delete_object(Bucket=store.bucket, Key=blob_id)
+        self._store.client.delete_object(Bucket=self._store.bucket, Key=blob_id)
 
     def open_uploads(self) -> Iterator[tuple[str, str]]:
         store = self._store
@@ -128,14 +131,7 @@ class S3Uploads:
     def drop_unknown(self, blob_id: str, upload_id: str) -> None:
         """Abort an upload no row names (the sweep at start): a Walrus upload begun by a
         process that died before writing its row, or a blob's own upload cut off by a crash."""
-        store = self._store
-        try:
-            store.client.abort_multipart_upload(Bucket=store.bucket, Key=blob_id,
-                                                UploadId=upload_id)
-        except ClientError as error:
-            if _code(error) != "NoSuchUpload":
-                raise
-        self._forget(blob_id)
+        self._abort_on_cluster(blob_id, upload_id)
 
     def aborting(self, blob_ids: Sequence[str]) -> None:
         """Abort the uploads writing these blobs (called when the blobs are deleted)."""

@@ -279,12 +279,16 @@ class _Digest:
                 raise _too_large()
 
     def feed(self, raws: list[bytes]) -> None:
+        """Every lane, one after the other (a batch the caller finishes with itself)."""
+        if self._decoder is None:
+            self._feed_md5(raws)
+            self._feed_rest(raws)
+            return
         for raw in raws:
             self._raw_size += len(raw)
             if self._payload_hash is not None:
                 self._payload_hash.update(raw)
-            pieces = self._decoder.feed(raw) if self._decoder is not None else [raw]
-            for piece in pieces:
+            for piece in self._decoder.feed(raw):
                 self._md5.update(piece)
                 for hasher in self._hashers.values():
                     hasher.update(piece)

@@ -186,15 +186,21 @@ def test_a_larger_volume_from_a_snapshot_holds_it_and_zeros_after(
     assert sc.data.read(path, 2 * GIB - MIB, MIB) == bytes(MIB)
 
 
-def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
-        sc: ScProcess, walrus: Walrus) -> None:
+def _snapshot_left_in_walrus(sc: ScProcess) -> SnapshotInfo:
+    """A snapshot of a volume written at 3 MiB and 900 MiB, the volume then deleted: no backend
+    holds the snapshot any more, so a new volume is restored from Walrus, part by checked part
+    (on RBD, the pool's snapshot went with the volume)."""
     volume = new_volume(sc, 1)
     sc.data.write(sc.locator(volume.volume_id), 3 * MIB, PATTERN)
     sc.data.write(sc.locator(volume.volume_id), 900 * MIB, PATTERN)
     snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
-    # With its volume gone, no backend holds the snapshot any more: a new volume is restored
-    # from Walrus, part by checked part (on RBD, the pool's snapshot went with the volume).
     sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume.volume_id))
+    return snap
+
+
+def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
+        sc: ScProcess, walrus: Walrus) -> None:
+    snap = _snapshot_left_in_walrus(sc)
     s3 = walrus.s3()
     body = bytearray(s3.get_object(Bucket=snap.bucket, Key="part-00000001")["Body"].read())
     body[777] ^= 0x01  # one byte
@@ -214,11 +220,7 @@ def test_a_corrupted_part_makes_the_new_volume_error_naming_the_part(
 
 def test_a_manifest_of_the_earlier_format_restores_checked_by_its_sha256(
         sc: ScProcess, walrus: Walrus) -> None:
-    volume = new_volume(sc, 1)
-    sc.data.write(sc.locator(volume.volume_id), 3 * MIB, PATTERN)
-    sc.data.write(sc.locator(volume.volume_id), 900 * MIB, PATTERN)
-    snap = settled_snapshot(sc, snapshot(sc, volume.volume_id).snapshot_id)
-    sc.call("DELETE", SC_VOLUME_ROUTE.format(volume_id=volume.volume_id))  # restored from Walrus
+    snap = _snapshot_left_in_walrus(sc)
     s3 = walrus.s3()
     manifest = SnapshotManifest.model_validate_json(
         s3.get_object(Bucket=snap.bucket, Key="manifest.json")["Body"].read())

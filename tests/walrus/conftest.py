@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,35 +102,23 @@ def _server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                            backend=backend)
 
 
-# One server per backend for the whole session of a test worker, both kept running: a
-# session fixture parametrized by backend would be torn down and started again at every
-# file (--dist loadfile runs each file's tests on both backends together).
-@pytest.fixture(scope="session")
-def walrus_on_file(request: pytest.FixtureRequest,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    with _server(request, tmp_path_factory, "file", https=False) as server:
-        yield server
+def _session_server(backend: str, https: bool) -> Any:
+    """A session fixture: one Walrus on `backend` for the whole session of a test worker.
+    One per backend, each kept running: a session fixture parametrized by backend would be
+    torn down and started again at every file (--dist loadfile runs each file's tests on both
+    backends together)."""
+    @pytest.fixture(scope="session")
+    def server(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
+        with _server(request, tmp_path_factory, backend, https=https) as running:
+            yield running
+    return server
 
 
-@pytest.fixture(scope="session")
-def walrus_on_s3(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    with _server(request, tmp_path_factory, "s3", https=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def walrus_tls_on_file(request: pytest.FixtureRequest,
-                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    with _server(request, tmp_path_factory, "file", https=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def walrus_tls_on_s3(request: pytest.FixtureRequest,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalrusServer]:
-    with _server(request, tmp_path_factory, "s3", https=True) as server:
-        yield server
+walrus_on_file = _session_server("file", https=False)
+walrus_on_s3 = _session_server("s3", https=False)
+walrus_tls_on_file = _session_server("file", https=True)
+walrus_tls_on_s3 = _session_server("s3", https=True)
 
 
 @pytest.fixture(params=BACKENDS)

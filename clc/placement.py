@@ -102,11 +102,6 @@ class Launches:
     def capacity_arrived(self, zone: str, capacity: ZoneCapacity, *, whole_report: bool) -> bool:
         return self.views[zone].arrived(capacity, whole_report=whole_report)
 
-    def capacity_version(self, zone: str) -> int | None:
-        """The version of the zone's view held now (None: none yet)."""
-        current = self.views[zone].capacity
-        return current.version if current is not None else None
-
     # -- after the answer (on the zone's worker) -----------------------------------------------
 
     def place(self, zone: str, request: RunInstances, request_id: str, *,

@@ -139,11 +139,17 @@ class Reconciler:
 
     # -- pushed --------------------------------------------------------------------------------
 
-    def apply_events(self, zone: str, events: ZoneEvents) -> list[str]:
-        """Settle what `zone` pushed, at once; returns the instances whose state changed.
+    def apply_events(self, zone: str, events: ZoneEvents) -> tuple[list[str], bool]:
+        """Settle what `zone` pushed, at once; returns the instances whose state changed, and
+        whether a capacity view it carried was refused (a delta on a base this CLC does not
+        hold, or a view a newer one overtook: the CC then sends its next one whole).
         `zone` is the subscription's key, not the name the sender put in the body."""
+        refused = False
         if events.capacity is not None and self.launches is not None:
-            self.launches.capacity_arrived(zone, events.capacity, whole_report=False)
+            refused = not self.launches.capacity_arrived(zone, events.capacity, whole_report=False)
+        return self._apply_instance_events(zone, events), refused
+
+    def _apply_instance_events(self, zone: str, events: ZoneEvents) -> list[str]:
         if not events.instances:
             return []
         now = utcnow()

@@ -22,11 +22,7 @@ def zone_events_router(config: CloudConfig, reconciler: Reconciler, auth: Any) -
         if events.key not in config.zones:
             raise HTTPException(403, f"'{events.key}' is no subscription of this cloud controller "
                                 f"(its zones: {', '.join(config.zones)})")
-        changed = reconciler.apply_events(events.key, events)
-        # A capacity view the CLC does not hold now (a delta on another base, or one a newer
-        # view overtook): the CC sends its next one whole.
-        stale = (events.capacity is not None and reconciler.launches is not None
-                 and reconciler.launches.capacity_version(events.key) != events.capacity.version)
+        changed, stale = reconciler.apply_events(events.key, events)
         return ZoneEventsAnswer(changed=len(changed), capacity_stale=stale)
 
     return router

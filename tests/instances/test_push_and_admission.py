@@ -15,7 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from clc.models.images import Image
-from services.internal import InternalCallError
+from services.internal import InternalCallError, InternalClient
+from services.messages.cluster import (CLC_ZONE_EVENTS_ROUTE, ZoneCapacity, ZoneEvents,
+                                       ZoneEventsAnswer)
 from tests.instances.conftest import make_state
 from tests.instances.stand_in_cc import StandInCC
 from tests.support.clc import SECRET, RunningClc, error_of, running_clc
@@ -155,3 +157,27 @@ def test_a_stale_view_ends_the_launch_terminated_with_the_reason_and_frees_its_a
     again = roomy.run()[0]
     assert (again["PrivateIpAddress"], again["PublicIpAddress"]) == (
         refused["PrivateIpAddress"], refused["PublicIpAddress"])
+
+
+def test_a_capacity_view_the_clc_cannot_take_is_answered_stale(roomy: Setup):
+    roomy.run()  # the CLC has subscribed and holds the zone's view
+    wait_for(lambda: "zone-1" in roomy.cc.subscriptions, what="the CLC's subscription")
+    held = roomy.cc.capacity()
+    client = InternalClient(roomy.cc.subscriptions["zone-1"].url, SECRET)
+
+    def stale(capacity: ZoneCapacity) -> bool | None:
+        events = ZoneEvents(key="zone-1", zone="zone-1", instances=[], capacity=capacity)
+        return client.call("POST", CLC_ZONE_EVENTS_ROUTE, events,
+                           response=ZoneEventsAnswer).capacity_stale
+
+    try:
+        assert stale(ZoneCapacity(version=held.version + 10, nodes=held.nodes)) is False
+        # A delta on the view held is taken; one on a view the CLC never held is not.
+        assert stale(ZoneCapacity(version=held.version + 11, base=held.version + 10,
+                                  nodes=held.nodes[:1])) is False
+        assert stale(ZoneCapacity(version=held.version + 13, base=held.version + 12,
+                                  nodes=held.nodes[:1])) is True
+        # A whole view older than the one held (a push overtaken by a newer one).
+        assert stale(ZoneCapacity(version=held.version + 5, nodes=held.nodes)) is True
+    finally:
+        client.close()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 log = logging.getLogger("sc.jobs")
 
@@ -44,11 +45,34 @@ class Jobs:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+@dataclass
+class _KeyLock:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # holders and waiters
+
+
 class KeyedLocks:
+    """One lock per key (a volume id), kept only while someone holds or waits for it: a lock
+    kept for every volume the zone ever made grew the SC's memory with each one."""
+
     def __init__(self) -> None:
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._held: dict[str, _KeyLock] = {}
         self._guard = threading.Lock()
 
-    def __call__(self, key: str) -> threading.Lock:
+    def __len__(self) -> int:
         with self._guard:
-            return self._locks[key]
+            return len(self._held)
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._held.setdefault(key, _KeyLock())
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._guard:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._held[key]

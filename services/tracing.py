@@ -9,7 +9,7 @@ import time
 import uuid
 from collections import OrderedDict
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,21 @@ class Trace(BaseModel):
     steps: list[TraceStep]
 
 
+class _Step(NamedTuple):
+    """A step as the recorder keeps it: a plain tuple, a few hundred bytes less than a TraceStep
+    (the ring holds thousands of them in every service; the pydantic model is made only for
+    the few a reader asks for)."""
+    kind: str
+    what: str
+    at: float
+    elapsed_ms: float | None
+    detail: dict[str, Any] | None
+
+    def model(self, service: str) -> TraceStep:
+        return TraceStep(service=service, kind=self.kind, what=self.what, at=self.at,
+                         elapsed_ms=self.elapsed_ms, detail=self.detail or {})
+
+
 class TraceRecorder:
     """Keeps the steps of the most recent requests in memory (bounded: a teaching aid, not a
     log store)."""
@@ -56,7 +71,7 @@ class TraceRecorder:
     def __init__(self, service: str, keep: int = 2000) -> None:
         self.service = service
         self._keep = keep
-        self._traces: OrderedDict[str, list[TraceStep]] = OrderedDict()
+        self._traces: OrderedDict[str, list[_Step]] = OrderedDict()
         self._lock = threading.Lock()
 
     def record(self, kind: str, what: str, request_id: str | None = None,
@@ -64,22 +79,25 @@ class TraceRecorder:
         rid = request_id or current_request_id()
         if rid is None:
             return
-        step = TraceStep(service=self.service, kind=kind, what=what, elapsed_ms=elapsed_ms,
-                         detail=detail)
+        step = _Step(kind, what, time.time(), elapsed_ms, detail or None)
         with self._lock:
-            steps = self._traces.setdefault(rid, [])
-            self._traces.move_to_end(rid)
-            steps.append(step)
-            while len(self._traces) > self._keep:
-                self._traces.popitem(last=False)
+            steps = self._traces.get(rid)
+            if steps is None:
+                self._traces[rid] = [step]
+                while len(self._traces) > self._keep:
+                    self._traces.popitem(last=False)
+            else:
+                self._traces.move_to_end(rid)
+                steps.append(step)
 
     def steps(self, request_id: str) -> list[TraceStep]:
         with self._lock:
-            return list(self._traces.get(request_id, []))
+            kept = list(self._traces.get(request_id, []))
+        return [step.model(self.service) for step in kept]
 
     def recent(self, limit: int = 50) -> list[tuple[str, TraceStep]]:
         """The newest requests first, each with its first step (the console lists them to pick
         one to follow)."""
         with self._lock:
             newest = list(self._traces.items())[-limit:]
-        return [(rid, steps[0]) for rid, steps in reversed(newest) if steps]
+        return [(rid, steps[0].model(self.service)) for rid, steps in reversed(newest) if steps]

@@ -25,8 +25,8 @@ from typing import Any
 import crc32c
 from botocore.exceptions import ClientError
 
+from sc.snapshot_http import SnapshotHTTP
 from sc.storage import DataReader, DataWriter
-from services.bundles.upload import ensure_bucket
 from services.clock import utcnow
 from services.messages.storage import SnapshotExtent, SnapshotManifest, SnapshotPart
 
@@ -94,13 +94,15 @@ class _Buffers:
 
 
 class SnapshotStore:
-    """Upload, restore and delete snapshots with one boto3 S3 client (thread-safe), moving
-    `workers` parts at a time."""
+    """Upload, restore and delete snapshots, moving `workers` parts at a time: every request
+    of an upload or a restore through `http` (sc/snapshot_http.py), a delete's listing and
+    batch delete with a boto3 S3 client (thread-safe), built when first needed."""
 
-    def __init__(self, s3: Callable[[], Any], *, workers: int = 4) -> None:
+    def __init__(self, s3: Callable[[], Any], http: SnapshotHTTP, *, workers: int = 4) -> None:
         self._s3_factory = s3
         self._s3: Any = None
         self._lock = threading.Lock()
+        self.http = http
         self.workers = workers
 
     @property
@@ -117,8 +119,7 @@ class SnapshotStore:
         parts of up to `part_size` bytes (so data scattered in small runs costs a few large
         requests, not one each) and send `workers` parts at a time."""
         bucket = bucket_for(snapshot_id)
-        s3 = self.s3
-        ensure_bucket(s3, bucket)
+        self.http.create_bucket(bucket)
         parts: list[SnapshotPart] = []
         buffers = _Buffers(part_size, self.workers + 1)  # bounds memory: parts in RAM
         zeros = memoryview(bytes(part_size))
@@ -132,12 +133,10 @@ class SnapshotStore:
                         raise Cancelled()
                     # One CRC32C (hardware: a tenth of a SHA-256) serves the manifest, which a
                     # restore checks every part against, and Walrus's check of the body on
-                    # receipt. The client sends UNSIGNED-PAYLOAD rather than hashing the body
-                    # again to sign it. A bytearray goes out in one sendall: botocore wraps
-                    # only bytes in a BytesIO, sent 8 KiB at a time.
+                    # receipt. The PUT is UNSIGNED-PAYLOAD rather than hashing the body again
+                    # to sign it.
                     checksum = crc32c_b64(data)
-                    s3.put_object(Bucket=bucket, Key=part_key(index), Body=data,
-                                  ChecksumCRC32C=checksum)
+                    self.http.put(bucket, part_key(index), data, checksum)
                     progress(len(data))
                     return SnapshotPart(index=index, key=part_key(index), length=len(data),
                                         crc32c=checksum, extents=extents)
@@ -183,14 +182,13 @@ class SnapshotStore:
         manifest = SnapshotManifest(snapshot_id=snapshot_id, volume_id=volume_id, size_bytes=size,
                                     part_size=part_size, parts=parts, created_at=utcnow())
         document = manifest.model_dump_json().encode()
-        s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=document,
-                      ChecksumSHA256=base64.b64encode(hashlib.sha256(document).digest()).decode())
+        self.http.put(bucket, MANIFEST_KEY, document, crc32c_b64(document))
         return manifest
 
     def manifest(self, snapshot_id: str) -> SnapshotManifest | None:
         """The snapshot's manifest, or None when Walrus has no complete snapshot of that id."""
         try:
-            body = self.s3.get_object(Bucket=bucket_for(snapshot_id), Key=MANIFEST_KEY)["Body"].read()
+            body = self.http.get(bucket_for(snapshot_id), MANIFEST_KEY)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchBucket", "NoSuchKey", "404"):
                 return None
@@ -202,11 +200,11 @@ class SnapshotStore:
         """Write every part of `manifest` into `target` (a volume at least as large, reading as
         zeros), checking each part's length and checksum before it is written."""
         bucket = bucket_for(manifest.snapshot_id)
-        s3 = self.s3
+
         def fetch(part: SnapshotPart) -> None:
             if stop.is_set():
                 raise Cancelled()
-            data = s3.get_object(Bucket=bucket, Key=part.key)["Body"].read()
+            data = self.http.get(bucket, part.key)
             check(manifest.snapshot_id, part, data)
             view = memoryview(data)
             position = 0

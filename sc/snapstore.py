@@ -5,8 +5,8 @@ Only data is stored: the point in time is read through its backend's DataReader 
 a frozen file walked with SEEK_DATA/SEEK_HOLE, or an RBD snapshot's `rbd export-diff` stream),
 runs that read as all zeros are dropped, and what is left is packed into parts of up to the part
 size, each listing the (offset, length) extents it carries. A 10 GiB volume holding 100 MiB in a
-hundred scattered runs reads and sends about 100 MiB, in a dozen requests rather than a hundred.
-Every part carries its CRC32C in the manifest and a restore checks each one before writing it,
+hundred scattered runs reads and sends about 100 MiB, in 7 requests (16 MiB parts) rather than
+a hundred. Every part carries its CRC32C in the manifest and a restore checks each one before writing it,
 so a corrupted part is named, not copied into a new volume. (A CRC32C rather than a SHA-256:
 it is there to catch bytes gone bad, which it does, at a tenth of the cost with the CPU's CRC
 instruction; one who can rewrite a part in Walrus can rewrite the manifest beside it, so a

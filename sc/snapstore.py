@@ -119,13 +119,14 @@ class SnapshotStore:
         parts of up to `part_size` bytes (so data scattered in small runs costs a few large
         requests, not one each) and send `workers` parts at a time."""
         bucket = bucket_for(snapshot_id)
-        self.http.create_bucket(bucket)
         parts: list[SnapshotPart] = []
         buffers = _Buffers(part_size, self.workers + 1)  # bounds memory: parts in RAM
         zeros = memoryview(bytes(part_size))
         size = reader.size
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sc-part") as pool:
             futures: list[Future[SnapshotPart]] = []
+            # The bucket is made while the first parts are read; each PUT waits for it.
+            made = pool.submit(self.http.create_bucket, bucket)
 
             def send(index: int, data: bytearray, extents: list[SnapshotExtent]) -> SnapshotPart:
                 try:
@@ -136,6 +137,7 @@ class SnapshotStore:
                     # receipt. The PUT is UNSIGNED-PAYLOAD rather than hashing the body again
                     # to sign it.
                     checksum = crc32c_b64(data)
+                    made.result()
                     self.http.put(bucket, part_key(index), data, checksum)
                     progress(len(data))
                     return SnapshotPart(index=index, key=part_key(index), length=len(data),
@@ -177,6 +179,7 @@ class SnapshotStore:
             if filled:
                 del buffer[filled:]  # the last part: its buffer is not taken again
                 flush(buffer, extents)
+            made.result()  # a volume with no data has no part to wait for it
             for future in futures:
                 parts.append(future.result())
         manifest = SnapshotManifest(snapshot_id=snapshot_id, volume_id=volume_id, size_bytes=size,

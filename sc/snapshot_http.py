@@ -54,7 +54,7 @@ class SnapshotHTTP:
         tls: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs and url.scheme == "https" else {}
         self._pool = urllib3.connection_from_url(
             endpoint, maxsize=connections, block=False,
-            timeout=urllib3.Timeout(connect=10, read=120), **tls)
+            timeout=urllib3.Timeout(connect=10, read=60), **tls)  # read: botocore's default
 
     def create_bucket(self, bucket: str) -> None:
         """Make `bucket`; one this account made before (an upload resumed) is no error."""

@@ -196,8 +196,8 @@ snapshot's: at 50 ms, a snapshot slowed by load paid for dozens of them).
 Before and after ({before}), alternating runs of this script a minute apart at load average
 7-14: CPU per snapshot SC 0.23-0.25 s (0.42-0.45 s in each run's first snapshot) / Walrus
 0.37-0.40 s before, SC 0.16-0.18 s (0.22 s first) / Walrus 0.36-0.38 s after.
-`benchmarks/sc_snapshot_cpu.py`, run in each checkout (the same 250 ms polling, a first
-snapshot left out): SC 0.198 s -> 0.152 s, Walrus 0.382 s -> 0.356 s (load 9.4-9.8). Where a
+`cd <checkout> && .venv/bin/python <this checkout>/benchmarks/sc_snapshot_cpu.py --runs 5`,
+in each checkout in turn (the same 250 ms polling, a first snapshot left out): SC 0.198 s -> 0.152 s, Walrus 0.382 s -> 0.356 s (load 9.4-9.8). Where a
 snapshot's CPU goes now (by thread): in the SC, the point-in-time copy 0.04-0.05 s (the
 request's thread), the part threads 0.05 s (CRC32C, copying 100 MiB into the socket), the
 upload's thread 0.04 s (reading 100 MiB out of the page cache, the zero check, unlinking the

@@ -6,6 +6,7 @@ snapshots kept in Walrus either way. The internal API is in services/messages/st
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from sc.exports import make_exporters
 from sc.faults import StorageFault
 from sc.jobs import Jobs, KeyedLocks
 from sc.snapshots import Snapshots
+from sc.snapshot_http import SnapshotHTTP
 from sc.snapstore import SnapshotStore
 from sc.volumes import Volumes
 from services import credentials
@@ -49,24 +51,27 @@ def volume_storage(config: CloudConfig) -> VolumeStorage:
     return FileStorage(folder, folder / "staging")
 
 
+def walrus_admin(config: CloudConfig, key: AccessKeyInfo | None) -> Callable[[], AccessKeyInfo]:
+    """The cloud admin's key, which the SC talks to Walrus with (the CLC writes it under
+    $EUCASIM_HOME/credentials at its first start, so it is read when first needed)."""
+    return lambda: key or credentials.read(config.EUCASIM_HOME).key
+
+
 def walrus_s3(config: CloudConfig, key: AccessKeyInfo | None) -> Callable[[], Any]:
-    """A factory of the S3 client the SC talks to Walrus with, as the cloud admin (whose key
-    the CLC writes under $EUCASIM_HOME/credentials at its first start)."""
+    """A factory of the S3 client the SC deletes snapshots in Walrus with, as the cloud admin
+    (uploads and restores go through sc/snapshot_http.py)."""
     def make() -> Any:
         import boto3
 
-        admin = key or credentials.read(config.EUCASIM_HOME).key
+        admin = walrus_admin(config, key)()
         options: dict[str, Any] = {}
         if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
-            # Each part carries our own SHA-256 in the manifest; botocore's default CRC32 of
-            # every body would only cost time.
+            # botocore's default CRC32 of every body would only cost time.
             options = {"request_checksum_calculation": "when_required",
                        "response_checksum_validation": "when_required"}
         return boto3.client(
             "s3", endpoint_url=config.service_url("walrus"), region_name=config.REGION,
             aws_access_key_id=admin.access_key, aws_secret_access_key=admin.secret_key,
-            # No SHA-256 of each body to sign it: the SC sends its own SHA-256 of every part
-            # (x-amz-checksum-sha256), which Walrus checks, so the bytes are verified once.
             config=Config(s3={"addressing_style": "path", "payload_signing_enabled": False},
                           retries={"max_attempts": 3}, max_pool_connections=16, **options))
     return make
@@ -82,7 +87,11 @@ def create_app(config: CloudConfig | None = None, *, walrus_key: AccessKeyInfo |
     capacity = config.SC_MAX_STORAGE or storage.room_gib()
     jobs = Jobs()
     locks = KeyedLocks()
-    store = SnapshotStore(walrus_s3(config, walrus_key))
+    workers = 4  # parts in flight per upload or restore; `jobs` runs two of those at a time
+    store = SnapshotStore(walrus_s3(config, walrus_key),
+                          SnapshotHTTP(config.service_url("walrus"), walrus_admin(config, walrus_key),
+                                       config.REGION, 2 * workers, os.environ.get("AWS_CA_BUNDLE")),
+                          workers=workers)
     exporters = make_exporters(config.SC_NBD_ADDRESS or config.PUBLIC_HOST, config.SC_NBD_PORTS,
                                storage if isinstance(storage, RbdStorage) else None)
     # An RBD image is opened by the node's QEMU itself: SC_EXPORT (a path or qemu-nbd over a

@@ -72,28 +72,52 @@ def check(snapshot_id: str, part: SnapshotPart, data: bytes) -> None:
 
 
 class _Buffers:
-    """At most `count` part buffers of `size` bytes, each reused once its part is sent, by
-    this upload and every later one: a new 16 MiB bytearray costs its zeroing and a page fault
-    per 4 KiB (0.04 s of CPU for the five an upload uses, a tenth of the SC's share of a
-    snapshot), which reuse skips. `take` blocks while all are out, which bounds the parts in
-    memory, whatever the number of uploads under way; what stays between snapshots is those
-    `count` buffers."""
+    """At most `count` part buffers of `size` bytes, each reused once its part is sent by the
+    uploads under way: a new 16 MiB bytearray costs its zeroing and a page fault per 4 KiB,
+    which reuse skips. `take` blocks while all are out, which bounds the parts in memory,
+    whatever the number of uploads under way. Once every buffer is back (no upload under way)
+    they are let go: an idle SC holding `count` × 16 MiB for the next snapshot would cost more
+    than the few hundredths of a second of CPU it saves that snapshot."""
 
     def __init__(self, size: int, count: int) -> None:
         self._size = size
         self._free: list[bytearray] = []
+        self._out = 0
         self._slots = threading.BoundedSemaphore(count)
         self._lock = threading.Lock()
 
     def take(self) -> bytearray:
         self._slots.acquire()
         with self._lock:
+            self._out += 1
             return self._free.pop() if self._free else bytearray(self._size)
 
     def give_back(self, buffer: bytearray) -> None:
         with self._lock:
-            self._free.append(buffer)
+            self._out -= 1
+            if self._out:
+                self._free.append(buffer)
+            else:
+                self._free.clear()
         self._slots.release()
+
+    def kept(self) -> int:
+        with self._lock:
+            return len(self._free)
+
+
+# Runs of zeros are found by comparing with this, a megabyte at a time.
+_ZEROS = bytes(1 << 20)
+
+
+def _all_zeros(buffer: bytearray, start: int, length: int) -> bool:
+    end = start + length
+    while start < end:
+        step = min(len(_ZEROS), end - start)
+        if not buffer.startswith(_ZEROS[:step], start):
+            return False
+        start += step
+    return True
 
 
 class SnapshotStore:
@@ -107,14 +131,13 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self.http = http
         self.workers = workers
-        self._buffers: dict[int, tuple[_Buffers, memoryview]] = {}  # part size -> buffers, zeros
+        self._buffers: dict[int, _Buffers] = {}  # by part size
 
-    def _buffers_of(self, part_size: int) -> tuple[_Buffers, memoryview]:
+    def _buffers_of(self, part_size: int) -> _Buffers:
         with self._lock:
             if part_size not in self._buffers:
                 # +1: the part being filled while `workers` are sent
-                self._buffers[part_size] = (_Buffers(part_size, self.workers + 1),
-                                            memoryview(bytes(part_size)))
+                self._buffers[part_size] = _Buffers(part_size, self.workers + 1)
             return self._buffers[part_size]
 
     @property
@@ -132,7 +155,7 @@ class SnapshotStore:
         requests, not one each) and send `workers` parts at a time."""
         bucket = bucket_for(snapshot_id)
         parts: list[SnapshotPart] = []
-        buffers, zeros = self._buffers_of(part_size)
+        buffers = self._buffers_of(part_size)
         size = reader.size
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sc-part") as pool:
             futures: list[Future[SnapshotPart]] = []
@@ -179,7 +202,7 @@ class SnapshotStore:
                         take = min(length, part_size - filled)
                         reader.read_into(offset, memoryview(buffer)[filled:filled + take])
                         # Written zeros read back as a hole would; a memcmp finds them.
-                        if buffer.startswith(zeros[:take], filled):
+                        if _all_zeros(buffer, filled, take):
                             progress(take)
                         else:
                             if extents and extents[-1].offset + extents[-1].length == offset:

@@ -27,6 +27,7 @@ def run_calls(endpoint: Endpoint, calls: int, warmup: int = 5) -> dict[str, Any]
                           InstanceType=endpoint.instance_type)
     times = []
     cpu = endpoint.cpu_seconds()
+    client_cpu = time.process_time()
     started = time.perf_counter()
     for _ in range(calls):
         before = time.perf_counter()
@@ -35,7 +36,8 @@ def run_calls(endpoint: Endpoint, calls: int, warmup: int = 5) -> dict[str, Any]
         times.append(time.perf_counter() - before)
     elapsed = time.perf_counter() - started
     return {"rate": calls / elapsed, "p50": statistics.median(times), "p99": percentile(times, 0.99),
-            "cpu_per_call": (endpoint.cpu_seconds() - cpu) / calls}
+            "cpu_per_call": (endpoint.cpu_seconds() - cpu) / calls,
+            "client_cpu_per_call": (time.process_time() - client_cpu) / calls}
 
 
 def main() -> None:
@@ -55,13 +57,19 @@ def main() -> None:
             results["eucasim"] = run_calls(endpoint, args.calls)
     print(f"\nRunInstances (1 instance a call), {args.calls} sequential calls, one boto3 client "
           f"({load_note()})")
-    print(f"{'':12} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'server CPU ms/call':>19}")
+    print(f"{'':12} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'server CPU ms/call':>19} "
+          f"{'client CPU ms/call':>19}")
     for name, r in results.items():
         print(f"{name:12} {r['rate']:8.1f} {r['p50'] * 1000:7.1f} {r['p99'] * 1000:7.1f} "
-              f"{r['cpu_per_call'] * 1000:19.2f}")
+              f"{r['cpu_per_call'] * 1000:19.2f} {r['client_cpu_per_call'] * 1000:19.2f}")
     if len(results) == 2:
-        print(f"eucasim / moto_server rate: {results['eucasim']['rate'] / results['moto_server']['rate']:.2f}x "
-              f"(aim >= 2x)")
+        moto_rate = results['moto_server']['rate']
+        print(f"eucasim / moto_server rate: {results['eucasim']['rate'] / moto_rate:.2f}x (aim >= 2x)")
+        # One client sends a call only once the last is answered: no server can answer it a
+        # call sooner than the client's own CPU per call lets it ask.
+        ceiling = 1 / results['eucasim']['client_cpu_per_call']
+        print(f"the client alone allows at most {ceiling:.0f} calls/s "
+              f"({ceiling / moto_rate:.2f}x moto_server's rate), whatever the server")
 
 
 if __name__ == "__main__":

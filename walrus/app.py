@@ -68,7 +68,7 @@ from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
 from walrus import catalog, cors, dispatch, orphans
-from walrus.authn import authenticate, request_view
+from walrus.authn import authenticate, request_headers, request_view
 from walrus.blobs import open_blob_store
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
@@ -83,6 +83,7 @@ log = logging.getLogger("walrus")
 # How often lifecycle rules are carried out: S3 acts on them about once a day, with a delay.
 LIFECYCLE_INTERVAL = 3600.0
 MAX_HEADER_SECTION = 8192
+REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode("latin-1")
 
 
 def base_hosts(config: CloudConfig) -> set[str]:
@@ -122,7 +123,9 @@ class Walrus:
         # Answers' writers are compiled from botocore's model now, not in a first request.
         s3xml.preload(dispatch.operation_names())
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, headers: dict[str, str]) -> Response:
+        """`headers`: the request's, names in lower case, a repeated one's values joined by
+        "," (see request_headers)."""
         started = time.perf_counter()
         target: Target | None = None
         operation, outcome = "unparsed", "ok"  # for the metrics: the handler's name
@@ -130,9 +133,9 @@ class Walrus:
             scope = request.scope
             _check_header_section(scope)
             target = parse_target(scope.get("raw_path") or scope["path"].encode(),
-                                  scope.get("query_string", b""), request.headers.get("host", ""),
+                                  scope.get("query_string", b""), headers.get("host", ""),
                                   self.hosts)
-            view = request_view(request, target.virtual_host_bucket)
+            view = request_view(request, headers, target.virtual_host_bucket)
             if self._keys_local:
                 principal, identity = authenticate(view, self.keys)
             else:
@@ -152,18 +155,20 @@ class Walrus:
             else:
                 response = await off_loop(handler, ctx)
         except AwsError as error:
-            response = self.error(request, error, target)
+            response = self.error(request, headers, error, target)
             outcome = error.code
         except Exception:
             log.exception("unexpected failure serving %s %s", request.method, request.url.path)
-            response = self.error(request, InternalError(), target)
+            response = self.error(request, headers, InternalError(), target)
             outcome = "InternalError"
-        if target is not None and target.bucket and "origin" in request.headers \
+        if target is not None and target.bucket and "origin" in headers \
                 and request.method != "OPTIONS":
             response.headers.update(await self.cors_headers(target.bucket, request))
-        request_id = current_request_id() or ""
-        response.headers["x-amz-request-id"] = request_id
-        response.headers["x-amz-id-2"] = request_id
+        # Appended as raw pairs: no answer sets these before, and each MutableHeaders
+        # assignment scans every header already there.
+        request_id = (current_request_id() or "").encode("latin-1")
+        response.raw_headers += [(b"x-amz-request-id", request_id), (b"x-amz-id-2", request_id),
+                                 (REQUEST_ID_BYTES, request_id)]
         elapsed = time.perf_counter() - started
         self.recorder.record("replied", f"{request.method} -> {response.status_code}",
                              elapsed_ms=round(elapsed * 1000, 3))
@@ -186,7 +191,8 @@ class Walrus:
             return {}
         return cors.actual(bucket.cors, request.headers["origin"], request.method)
 
-    def error(self, request: Request, error: AwsError, target: Target | None) -> Response:
+    def error(self, request: Request, headers: dict[str, str], error: AwsError,
+              target: Target | None) -> Response:
         resource = target.resource if target is not None else request.url.path
         self.recorder.record("error", f"{error.code}: {error.message}", status=error.status)
         # HEAD answers carry no body; clients read the status alone.
@@ -194,7 +200,7 @@ class Walrus:
                                                               current_request_id() or "")
         response = Response(body, status_code=error.status, media_type="application/xml",
                             headers=error.headers)
-        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
             # The body may be unread (a client waiting on 100-continue never sends it): close
             # the connection rather than read its leftovers as the next request.
             response.headers["Connection"] = "close"
@@ -269,11 +275,10 @@ class S3FrontDoor:
         if scope["type"] != "http" or scope["path"].startswith("/internal/"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        token = bind_request_id(request.headers.get(REQUEST_ID_HEADER) or new_request_id())
+        headers = request_headers(scope)
+        token = bind_request_id(headers.get(REQUEST_ID_HEADER) or new_request_id())
         try:
-            response = await self.walrus.handle(request)
-            response.headers[REQUEST_ID_HEADER] = current_request_id() or ""
+            response = await self.walrus.handle(Request(scope, receive), headers)
         finally:
             unbind_request_id(token)
         await response(scope, receive, send)

@@ -41,8 +41,7 @@ def load_object(ctx: S3Context, bucket: Bucket) -> Version:
     version_id = ctx.query.get("versionId")
     obj: Version | None
     if version_id is None:
-        with ctx.db.engine.connect() as connection:
-            obj = catalog.read_object(connection, bucket.name, ctx.key)
+        obj = catalog.read_object(ctx.db.engine, bucket.name, ctx.key)
     else:
         with ctx.db.session() as db:
             obj = versions.find(db, bucket.name, ctx.key, version_id)

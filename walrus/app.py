@@ -51,7 +51,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services import clock
 from services.config import KEEP_ALIVE_SECONDS, CloudConfig, load_config
@@ -255,26 +255,38 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.include_router(lifecycle_router(walrus.lifecycle, walrus.lifecycle_runner,
                                         app.state.internal_auth))
     walrus.lifecycle.start()
-    # Outside the whole middleware stack FastAPI builds (error pages, telemetry, body limits,
-    # the http middleware): S3 requests skip all of it, which costs more than a small GET
-    # itself; /internal/* goes through it as before. Starlette builds the stack on the first
-    # request by calling this method, so wrapping it here puts the front door outermost.
-    build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: S3FrontDoor(build_stack(), walrus)  # type: ignore[method-assign]
+    # Before everything FastAPI does per request (its telemetry check, Starlette's dispatch,
+    # the middleware stack: error pages, body limits, the http middleware): S3 requests skip
+    # all of it, which costs more than a small GET itself; /internal/* and the lifespan go
+    # through it as before. The app is made by make_service_app as every service's is; its
+    # class becomes the subclass whose __call__ opens the front door first.
+    app.__class__ = WalrusApp
+    assert isinstance(app, WalrusApp)
+    app.s3_front_door = S3FrontDoor(walrus)
     return app
 
 
-class S3FrontDoor:
-    """Pure ASGI: every request outside /internal/ is an S3 request for Walrus."""
+class WalrusApp(FastAPI):
+    """Walrus's FastAPI app: every HTTP request outside /internal/ is an S3 request, served by
+    the front door before FastAPI sees it."""
 
-    def __init__(self, app: ASGIApp, walrus: Walrus) -> None:
-        self.app = app
+    s3_front_door: S3FrontDoor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/internal/"):
+            scope["app"] = self
+            await self.s3_front_door(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class S3FrontDoor:
+    """Pure ASGI, for S3 requests only (WalrusApp sends them here)."""
+
+    def __init__(self, walrus: Walrus) -> None:
         self.walrus = walrus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/internal/"):
-            await self.app(scope, receive, send)
-            return
         headers = request_headers(scope)
         token = bind_request_id(headers.get(REQUEST_ID_HEADER) or new_request_id())
         try:

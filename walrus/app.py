@@ -22,9 +22,8 @@ between the socket and memory, send the answer. Concretely:
   more hop. It does not hold a worker thread while the client is slow to send, so a few
   slow clients cannot use up the pool.
 - Large GET bodies stream from the blob store (walrus/blobs.py) chunk by chunk, each read in a
-  worker thread
-  (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
-  response's send on the loop. Bodies up to 256 KiB are read at once in the handler.
+  worker thread (walrus/streaming.py); a slow reader only parks the response's send on the
+  loop. Bodies up to 256 KiB are read at once in the handler.
 - PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
   many clients, each statement's GIL hand-off, not the row, was what a PUT waited for.
 

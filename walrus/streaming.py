@@ -31,19 +31,21 @@ class BlobStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_watch(receive, gone))
+        ended = False
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             while not gone.is_set():
                 chunk = await off_loop(next, self.chunks, None)
                 if chunk is None:
+                    ended = True
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
             watcher.cancel()
             close = getattr(self.chunks, "close", None)
-            if close is not None:
+            if not ended and close is not None:  # an iterator run to its end has let go
                 await off_loop(close)
 
 

@@ -54,10 +54,19 @@ def v4_canonical_query(raw_query: str, leave_out: frozenset[str] = frozenset()) 
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
-@functools.lru_cache(maxsize=4096)
 def _canonical(text: str) -> str:
-    # Most of a presigned URL's query is the same from request to request (the algorithm,
-    # the credential, the expiry, the signed headers): re-encoded once, not every time.
+    if len(text) > _REMEMBERED:  # a request's own long values would only fill the memory
+        return aws_quote(unquote_to_bytes(text))
+    return _canonical_short(text)
+
+
+# Most of a presigned URL's query is the same from request to request (the algorithm, the
+# credential, the expiry, the signed headers): each short name and value re-encoded once.
+_REMEMBERED = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_short(text: str) -> str:
     return aws_quote(unquote_to_bytes(text))
 
 

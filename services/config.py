@@ -199,6 +199,9 @@ class CloudConfig(BaseSettings):
     WALRUS_S3_SECRET_KEY: str = ""
     WALRUS_S3_BUCKET: str = "eucasim-walrus"
     WALRUS_S3_REGION: str = "us-east-1"
+    # Bytes of small bodies (64 KiB or less each) Walrus on `s3` keeps in memory as it writes
+    # or reads them, so that their GETs skip the cluster (walrus/blob_cache.py); 0 keeps none.
+    WALRUS_S3_CACHE_BYTES: int = 64 * 1024 * 1024
     # How much each service writes to its log (services/logs.py): DEBUG, INFO, WARNING, ERROR.
     LOG_LEVEL: str = "INFO"
 

@@ -22,9 +22,8 @@ between the socket and memory, send the answer. Concretely:
   more hop. It does not hold a worker thread while the client is slow to send, so a few
   slow clients cannot use up the pool.
 - Large GET bodies stream from the blob store (walrus/blobs.py) chunk by chunk, each read in a
-  worker thread
-  (Starlette's StreamingResponse with a sync iterator); a slow reader only parks the
-  response's send on the loop. Bodies up to 256 KiB are read at once in the handler.
+  worker thread (walrus/streaming.py); a slow reader only parks the response's send on the
+  loop. Bodies up to 256 KiB are read at once in the handler.
 - PUT rows are committed in groups by one committer thread (walrus/group_commit.py): with
   many clients, each statement's GIL hand-off, not the row, was what a PUT waited for.
 
@@ -51,7 +50,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services import clock
 from services.config import KEEP_ALIVE_SECONDS, CloudConfig, load_config
@@ -68,7 +67,7 @@ from services.tls import ensure_tls
 from services.tracing import (REQUEST_ID_HEADER, TraceRecorder, bind_request_id,
                               current_request_id, new_request_id, unbind_request_id)
 from walrus import catalog, cors, dispatch, orphans
-from walrus.authn import authenticate, request_view
+from walrus.authn import authenticate, request_headers, request_view
 from walrus.blobs import open_blob_store
 from walrus.bucket_cache import BucketCache
 from walrus.bundles import images_router
@@ -83,6 +82,7 @@ log = logging.getLogger("walrus")
 # How often lifecycle rules are carried out: S3 acts on them about once a day, with a delay.
 LIFECYCLE_INTERVAL = 3600.0
 MAX_HEADER_SECTION = 8192
+REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode("latin-1")
 
 
 def base_hosts(config: CloudConfig) -> set[str]:
@@ -122,7 +122,9 @@ class Walrus:
         # Answers' writers are compiled from botocore's model now, not in a first request.
         s3xml.preload(dispatch.operation_names())
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, headers: dict[str, str]) -> Response:
+        """`headers`: the request's, names in lower case, a repeated one's values joined by
+        "," (see request_headers)."""
         started = time.perf_counter()
         target: Target | None = None
         operation, outcome = "unparsed", "ok"  # for the metrics: the handler's name
@@ -130,9 +132,9 @@ class Walrus:
             scope = request.scope
             _check_header_section(scope)
             target = parse_target(scope.get("raw_path") or scope["path"].encode(),
-                                  scope.get("query_string", b""), request.headers.get("host", ""),
+                                  scope.get("query_string", b""), headers.get("host", ""),
                                   self.hosts)
-            view = request_view(request, target.virtual_host_bucket)
+            view = request_view(request, headers, target.virtual_host_bucket)
             if self._keys_local:
                 principal, identity = authenticate(view, self.keys)
             else:
@@ -152,18 +154,20 @@ class Walrus:
             else:
                 response = await off_loop(handler, ctx)
         except AwsError as error:
-            response = self.error(request, error, target)
+            response = self.error(request, headers, error, target)
             outcome = error.code
         except Exception:
             log.exception("unexpected failure serving %s %s", request.method, request.url.path)
-            response = self.error(request, InternalError(), target)
+            response = self.error(request, headers, InternalError(), target)
             outcome = "InternalError"
-        if target is not None and target.bucket and "origin" in request.headers \
+        if target is not None and target.bucket and "origin" in headers \
                 and request.method != "OPTIONS":
             response.headers.update(await self.cors_headers(target.bucket, request))
-        request_id = current_request_id() or ""
-        response.headers["x-amz-request-id"] = request_id
-        response.headers["x-amz-id-2"] = request_id
+        # Appended as raw pairs: no answer sets these before, and each MutableHeaders
+        # assignment scans every header already there.
+        request_id = (current_request_id() or "").encode("latin-1")
+        response.raw_headers += [(b"x-amz-request-id", request_id), (b"x-amz-id-2", request_id),
+                                 (REQUEST_ID_BYTES, request_id)]
         elapsed = time.perf_counter() - started
         self.recorder.record("replied", f"{request.method} -> {response.status_code}",
                              elapsed_ms=round(elapsed * 1000, 3))
@@ -186,7 +190,8 @@ class Walrus:
             return {}
         return cors.actual(bucket.cors, request.headers["origin"], request.method)
 
-    def error(self, request: Request, error: AwsError, target: Target | None) -> Response:
+    def error(self, request: Request, headers: dict[str, str], error: AwsError,
+              target: Target | None) -> Response:
         resource = target.resource if target is not None else request.url.path
         self.recorder.record("error", f"{error.code}: {error.message}", status=error.status)
         # HEAD answers carry no body; clients read the status alone.
@@ -194,7 +199,7 @@ class Walrus:
                                                               current_request_id() or "")
         response = Response(body, status_code=error.status, media_type="application/xml",
                             headers=error.headers)
-        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
             # The body may be unread (a client waiting on 100-continue never sends it): close
             # the connection rather than read its leftovers as the next request.
             response.headers["Connection"] = "close"
@@ -249,31 +254,42 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.include_router(lifecycle_router(walrus.lifecycle, walrus.lifecycle_runner,
                                         app.state.internal_auth))
     walrus.lifecycle.start()
-    # Outside the whole middleware stack FastAPI builds (error pages, telemetry, body limits,
-    # the http middleware): S3 requests skip all of it, which costs more than a small GET
-    # itself; /internal/* goes through it as before. Starlette builds the stack on the first
-    # request by calling this method, so wrapping it here puts the front door outermost.
-    build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: S3FrontDoor(build_stack(), walrus)  # type: ignore[method-assign]
+    # Before everything FastAPI does per request (its telemetry check, Starlette's dispatch,
+    # the middleware stack: error pages, body limits, the http middleware): S3 requests skip
+    # all of it, which costs more than a small GET itself; /internal/* and the lifespan go
+    # through it as before. The app is made by make_service_app as every service's is; its
+    # class becomes the subclass whose __call__ opens the front door first.
+    app.__class__ = WalrusApp
+    assert isinstance(app, WalrusApp)
+    app.s3_front_door = S3FrontDoor(walrus)
     return app
 
 
-class S3FrontDoor:
-    """Pure ASGI: every request outside /internal/ is an S3 request for Walrus."""
+class WalrusApp(FastAPI):
+    """Walrus's FastAPI app: every HTTP request outside /internal/ is an S3 request, served by
+    the front door before FastAPI sees it."""
 
-    def __init__(self, app: ASGIApp, walrus: Walrus) -> None:
-        self.app = app
+    s3_front_door: S3FrontDoor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/internal/"):
+            scope["app"] = self
+            await self.s3_front_door(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class S3FrontDoor:
+    """Pure ASGI, for S3 requests only (WalrusApp sends them here)."""
+
+    def __init__(self, walrus: Walrus) -> None:
         self.walrus = walrus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/internal/"):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        token = bind_request_id(request.headers.get(REQUEST_ID_HEADER) or new_request_id())
+        headers = request_headers(scope)
+        token = bind_request_id(headers.get(REQUEST_ID_HEADER) or new_request_id())
         try:
-            response = await self.walrus.handle(request)
-            response.headers[REQUEST_ID_HEADER] = current_request_id() or ""
+            response = await self.walrus.handle(Request(scope, receive), headers)
         finally:
             unbind_request_id(token)
         await response(scope, receive, send)

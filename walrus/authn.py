@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 from starlette.requests import Request
+from starlette.types import Scope
 
 from services.auth import Identity, RequestView, verify_s3
 from services.errors import AuthError, S3Error
@@ -16,10 +17,18 @@ from walrus.access import ANONYMOUS, Principal
 CLOUD_ACCOUNT = "eucalyptus"
 
 
-def request_view(request: Request, virtual_host_bucket: str | None) -> RequestView:
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers as one dict, read once: names in lower case (as ASGI gives
+    them), a repeated header's values joined with ","."""
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+def request_view(request: Request, headers: dict[str, str],
+                 virtual_host_bucket: str | None) -> RequestView:
     scope = request.scope
     raw_path = scope.get("raw_path") or scope["path"].encode()
     return RequestView(method=request.method, raw_path=raw_path.decode("latin-1"),

@@ -153,7 +153,8 @@ def open_blob_store(config: CloudConfig) -> BlobStore:
         from walrus.s3_blobs import S3BlobStore, S3Location
 
         return S3BlobStore(S3Location.of(config),
-                           config.EUCASIM_HOME / "walrus" / "s3-bucket-owner")
+                           config.EUCASIM_HOME / "walrus" / "s3-bucket-owner",
+                           config.WALRUS_S3_CACHE_BYTES)
     from walrus.file_blobs import FileBlobStore
 
     return FileBlobStore(config.EUCASIM_HOME / "walrus" / "objects")

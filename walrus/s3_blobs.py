@@ -58,6 +58,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from walrus.blob_cache import BlobCache
 from walrus.blobs import BLOB_ID, READ_CHUNK, Segments, plan
 from walrus.offload import THREADS
 from walrus.read_ahead import read_ahead
@@ -73,11 +74,16 @@ log = logging.getLogger(__name__)
 # The object that names the Walrus a bucket belongs to (not a blob id: never swept).
 OWNER_KEY = "eucasim-walrus-owner"
 DELETE_BATCH = 1000
+# Blobs up to this size are kept in memory once written or read (walrus/blob_cache.py).
+CACHE_LARGEST = 64 * 1024
 
 
 class S3BlobStore:
-    def __init__(self, location: S3Location, owner_file: Path) -> None:
+    def __init__(self, location: S3Location, owner_file: Path,
+                 cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.bucket = location.bucket
+        # Small blobs as written or last read: their GETs skip the cluster (blob_cache.py).
+        self.cache = BlobCache(cache_bytes, CACHE_LARGEST)
         self.client = backend_client(location)
         # GETs, PUTs of held bodies and single deletes: without the client's cost.
         self.http = ClusterHTTP(location, THREADS + SENDERS)
@@ -127,7 +133,9 @@ class S3BlobStore:
 
     def put_blob(self, blob_id: str, body: Any, length: int | None = None) -> str:
         if isinstance(body, bytes):
-            return self.http.put(blob_id, body)
+            etag = self.http.put(blob_id, body)
+            self.cache.put(blob_id, body)
+            return etag
         extra = {} if length is None else {"ContentLength": length}
         return str(self.client.put_object(Bucket=self.bucket, Key=blob_id, Body=body,
                                           **extra)["ETag"])
@@ -159,6 +167,7 @@ class S3BlobStore:
     def delete(self, blob_ids: Sequence[str]) -> None:
         # The parts of an upload on the cluster all name its one blob: each id once.
         ids = list(dict.fromkeys(b for b in blob_ids if BLOB_ID.match(b)))
+        self.cache.forget(ids)
         self.uploads.aborting(ids)
         if len(ids) == 1:
             self.http.delete(ids[0])
@@ -184,12 +193,21 @@ class S3BlobStore:
             raise
 
     def read_small(self, segments: Segments, start: int, end: int) -> bytes:
-        out = []
-        for blob_id, lo, hi, size in plan(segments, start, end):
-            body = self._get(blob_id, lo, hi, size)
-            with body:
-                out.append(body.read())
-        return b"".join(out)
+        return b"".join(self._read_piece(*piece) for piece in plan(segments, start, end))
+
+    def _read_piece(self, blob_id: str, lo: int, hi: int, size: int) -> bytes:
+        if not self.cache.fits(size):
+            with self._get(blob_id, lo, hi, size) as body:
+                return bytes(body.read())
+        whole = self.cache.get(blob_id)
+        if whole is None:
+            # The whole blob, however little of it is asked: it is small, and kept.
+            with self._get(blob_id, 0, size - 1, size) as body:
+                whole = bytes(body.read())
+            if len(whole) != size:
+                raise OSError(f"blob {blob_id} is not the size its record says")
+            self.cache.put(blob_id, whole)
+        return whole[lo:hi + 1]
 
     def iter_range(self, segments: Segments, start: int, end: int,
                    chunk: int = READ_CHUNK) -> Iterator[bytes]:

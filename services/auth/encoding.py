@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 # RFC 3986 unreserved characters are the only ones AWS leaves bare; Python's quote() always
@@ -46,11 +47,27 @@ def v4_canonical_query(raw_query: str, leave_out: frozenset[str] = frozenset()) 
     """
     pairs: list[tuple[str, str]] = []
     for key, value in split_query(raw_query):
-        name = unquote_to_bytes(key)
-        if leave_out and name.decode("utf-8", "replace") in leave_out:
+        name = _canonical(key)
+        if leave_out and unquote_to_bytes(key).decode("utf-8", "replace") in leave_out:
             continue
-        pairs.append((aws_quote(name), aws_quote(unquote_to_bytes(value or ""))))
+        pairs.append((name, _canonical(value or "")))
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+
+def _canonical(text: str) -> str:
+    if len(text) > _REMEMBERED:  # a request's own long values would only fill the memory
+        return aws_quote(unquote_to_bytes(text))
+    return _canonical_short(text)
+
+
+# Most of a presigned URL's query is the same from request to request (the algorithm, the
+# credential, the expiry, the signed headers): each short name and value re-encoded once.
+_REMEMBERED = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_short(text: str) -> str:
+    return aws_quote(unquote_to_bytes(text))
 
 
 def remove_dot_segments(path: str) -> str:

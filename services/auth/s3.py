@@ -105,7 +105,7 @@ def _verify_v4_header(req: RequestView, secrets: SecretLookup, now: datetime) ->
 def _verify_v4_query(
     req: RequestView, params: dict[str, str], secrets: SecretLookup, now: datetime
 ) -> Identity:
-    claim = v4check.query_claim(req, _FAILURES, now)
+    claim = v4check.query_claim(req, _FAILURES, now, params)
     # A presigned URL cannot know its body; a client may still pin one with a query parameter.
     payload_hash = params.get("X-Amz-Content-Sha256") or UNSIGNED_PAYLOAD
     return v4check.verify(

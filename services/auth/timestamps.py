@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 MAX_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # 604800: SigV4 presigned URLs live at most a week
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 
 
 def utc_now(now: datetime | None) -> datetime:
@@ -31,8 +33,16 @@ def _in_utc(moment: datetime) -> datetime | None:
 
 def parse_amz_date(text: str) -> datetime | None:
     """20150830T123600Z, the SigV4 basic ISO 8601 form."""
+    text = text.strip()
+    if _AMZ_DATE.fullmatch(text):
+        # Every signed request carries one: the fields by position cost a tenth of strptime.
+        try:
+            return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
+                            int(text[11:13]), int(text[13:15]), tzinfo=timezone.utc)
+        except ValueError:  # month 13, a 61st second...: strptime below decides
+            pass
     try:
-        return datetime.strptime(text.strip(), AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
 
@@ -59,7 +69,10 @@ def parse_any(text: str) -> datetime | None:
 
 
 def to_amz_date(moment: datetime) -> str:
-    return _aware(moment).astimezone(timezone.utc).strftime(AMZ_DATE_FORMAT)
+    m = _aware(moment).astimezone(timezone.utc)
+    if m.year < 1000:  # strftime's %Y does not pad on every platform; keep its answer
+        return m.strftime(AMZ_DATE_FORMAT)
+    return f"{m.year}{m.month:02d}{m.day:02d}T{m.hour:02d}{m.minute:02d}{m.second:02d}Z"
 
 
 def to_iso(moment: datetime) -> str:

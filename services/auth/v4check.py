@@ -71,8 +71,11 @@ def header_claim(req: RequestView, failures: Failures, now: datetime) -> V4Claim
     return V4Claim(signed, amz_date, SCHEME_V4_HEADER)
 
 
-def query_claim(req: RequestView, failures: Failures, now: datetime) -> V4Claim:
-    params = query_params(req.raw_query)
+def query_claim(req: RequestView, failures: Failures, now: datetime,
+                params: dict[str, str] | None = None) -> V4Claim:
+    """`params`: the query as query_params gives it, when the caller has it already."""
+    if params is None:
+        params = query_params(req.raw_query)
     absent = [name for name in _QUERY_REQUIRED if not params.get(name)]
     if absent:
         raise failures.malformed(

@@ -75,6 +75,18 @@ def test_small_blobs_are_one_put_each_and_segments_read_across_them(store) -> No
         store.read_small(segments, 0, 10)
 
 
+def test_a_small_blob_once_written_or_read_is_read_from_memory(store) -> None:  # type: ignore[no-untyped-def]
+    written = write(store, b"kept as written", 15)
+    read = write(store, b"kept once read", 14)
+    store.cache.forget([read])
+    assert store.read_small([[read, 14]], 0, 13) == b"kept once read"  # from the cluster
+    # Gone from the cluster behind the store's back: a blob never changes, so its kept copy
+    # is still its bytes (a delete through the store forgets it, as the test above shows).
+    store.client.delete_objects(Bucket=store.bucket, Delete={
+        "Objects": [{"Key": written}, {"Key": read}]})
+    assert store.read_small([[written, 15], [read, 14]], 5, 20) == b"as writtenkept o"
+
+
 @pytest.mark.parametrize("declared", [True, False], ids=["streamed-put", "cluster-multipart"])
 def test_abandoned_large_write_leaves_nothing_on_the_cluster(store, declared: bool) -> None:  # type: ignore[no-untyped-def]
     before = set(store.stored_ids())

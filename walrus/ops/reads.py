@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from services import s3xml
 from services.errors import S3Error
@@ -17,6 +17,7 @@ from walrus.ops.buckets import load_bucket
 from walrus.ops.objects import shown_version
 from walrus.versions import Version
 from walrus.ops.conditions import NotModified, check_conditions, parse_range
+from walrus.streaming import BlobStream
 
 # Bodies up to this size are read at once, in the handler's worker thread: cheaper than a
 # streaming response for small objects. Measured with 32 clients, 1 MiB objects went faster
@@ -41,8 +42,7 @@ def load_object(ctx: S3Context, bucket: Bucket) -> Version:
     version_id = ctx.query.get("versionId")
     obj: Version | None
     if version_id is None:
-        with ctx.db.engine.connect() as connection:
-            obj = catalog.read_object(connection, bucket.name, ctx.key)
+        obj = catalog.read_object(ctx.db.engine, bucket.name, ctx.key)
     else:
         with ctx.db.session() as db:
             obj = versions.find(db, bucket.name, ctx.key, version_id)
@@ -135,8 +135,8 @@ def _read(ctx: S3Context, head: bool) -> Response:
     if length <= SMALL_OBJECT:
         body = ctx.blobs.read_small(obj.segments, start, end) if length else b""
         return Response(body, status_code=status, headers=headers)
-    return StreamingResponse(ctx.blobs.iter_range(obj.segments, start, end), status_code=status,
-                             headers=headers)
+    return BlobStream(ctx.blobs.iter_range(obj.segments, start, end), status_code=status,
+                      headers=headers)
 
 
 def _part_span(ctx: S3Context, obj: Version) -> tuple[int, int] | None:

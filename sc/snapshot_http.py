@@ -1,25 +1,17 @@
 """A snapshot's requests to Walrus without botocore's client: its bucket made, each part PUT
 with its CRC32C (which Walrus checks on receipt) and the manifest after them, and the GETs of
-a restore. Each is one SigV4-signed request (services/auth/sigv4.py; payload UNSIGNED, as the
-client sent it) on a pooled urllib3 connection, a body handed to the socket in one `sendall`.
+a restore, each one signed request (services/s3_signed.py: signing, retries, errors as
+botocore's ClientError), a body handed to the socket in one `sendall`.
 
 Through botocore's client every request cost the SC a millisecond or more of CPU beside its
-bytes (event hooks, the request and response models, the parser), and its first use in a
-process hundreds of milliseconds more to build the client: the first snapshot after a start
-paid that on its own time. Only deleting a snapshot (a listing and a batch delete, rare) stays
-with the client (sc/snapstore.py).
-
-Errors come back as botocore's ClientError with Walrus's code, as from the client, so callers
-handle both alike. A request is sent again on a broken connection and on the answers S3 says
-to retry (500, 502, 503, 504), as botocore's standard mode does: the body is in hand."""
+bytes, and its first use in a process hundreds of milliseconds more to build the client: the
+first snapshot after a start paid that on its own time. Only deleting a snapshot (a listing
+and a batch delete, rare) stays with the client (sc/snapstore.py)."""
 
 from __future__ import annotations
 
-import re
 import threading
-import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -27,14 +19,10 @@ import urllib3
 from botocore.exceptions import ClientError, EndpointConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from services.auth.sigv4 import UNSIGNED_PAYLOAD, sign_v4_headers
 from services.messages.identity import AccessKeyInfo
+from services.s3_signed import Body, SigningKey, send_signed
 
 ATTEMPTS = 3
-RETRY_STATUS = frozenset((500, 502, 503, 504))
-_CODE = re.compile(rb"<Code>([^<]*)</Code>")
-_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
-Body = bytes | bytearray | memoryview
 
 
 class SnapshotHTTP:
@@ -85,36 +73,13 @@ class SnapshotHTTP:
         path = self._prefix + quote(bucket, safe="")
         if key is not None:
             path += "/" + quote(key, safe="/~")
-        for attempt in range(1, ATTEMPTS + 1):
-            headers = {"host": self._host, "x-amz-content-sha256": UNSIGNED_PAYLOAD, **extra}
-            headers.update(sign_v4_headers(
-                method=method, canonical_uri=path, raw_query="", headers=headers,
-                access_key=admin.access_key, secret_key=admin.secret_key, region=self._region,
-                service="s3", payload_hash=UNSIGNED_PAYLOAD, now=datetime.now(timezone.utc)))
-            try:
-                response: Any = self._pool.urlopen(method, path, body=body, headers=headers,
-                                                   retries=False, redirect=False,
-                                                   preload_content=True, decode_content=False)
-            except Urllib3Error as exc:
-                if attempt == ATTEMPTS:
-                    # botocore's own error for it, so that callers catch one family
-                    raise EndpointConnectionError(endpoint_url=self._pool.host, error=exc) from exc
-                continue  # most often a kept-alive connection Walrus had closed
-            answer: bytes = response.data
-            if response.status < 300:
-                return answer
-            if response.status in RETRY_STATUS and attempt < ATTEMPTS:
-                time.sleep(0.05 * 2 ** attempt)
-                continue
-            raise _error(method, response.status, answer)
-        raise AssertionError("unreachable")
-
-
-def _error(method: str, status: int, answer: bytes) -> ClientError:
-    code = _CODE.search(answer)
-    message = _MESSAGE.search(answer)
-    name = code.group(1).decode() if code else str(status)
-    return ClientError({"Error": {"Code": name,
-                                  "Message": message.group(1).decode() if message else ""},
-                        "ResponseMetadata": {"HTTPStatusCode": status}},
-                       f"{method} (sc/snapshot_http.py)")
+        try:
+            response = send_signed(self._pool, self._host,
+                                   SigningKey(admin.access_key, admin.secret_key, self._region),
+                                   method, path, body, extra, attempts=ATTEMPTS, stream=False,
+                                   origin="sc/snapshot_http.py")
+        except Urllib3Error as exc:
+            # botocore's own error for it, so that callers catch one family
+            raise EndpointConnectionError(endpoint_url=self._pool.host, error=exc) from exc
+        answer: bytes = response.data
+        return answer

@@ -34,9 +34,12 @@ ROUTINE = ("/internal/describe", "/internal/resources", "/internal/network")
 
 
 def make_service_app(service: str, secret: str, log_level: str = "INFO",
+                     app_class: type[FastAPI] = FastAPI,
                      **fastapi_args: object) -> tuple[FastAPI, TraceRecorder]:
+    """`app_class`: a FastAPI subclass for a service that routes some requests itself before
+    FastAPI's own per-request work (Walrus's S3 front door)."""
     logs.configure(service, log_level)
-    app = FastAPI(title=f"eucasim {service}", docs_url=None, redoc_url=None, openapi_url=None,
+    app = app_class(title=f"eucasim {service}", docs_url=None, redoc_url=None, openapi_url=None,
                   **fastapi_args)  # type: ignore[arg-type]
     recorder = TraceRecorder(service)
     app.state.recorder = recorder

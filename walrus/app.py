@@ -242,7 +242,13 @@ def server_options(config: CloudConfig) -> dict[str, object]:
 
 def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = None) -> FastAPI:
     config = config or load_config()
-    app, recorder = make_service_app("walrus", config.CLOUD_SECRET, config.LOG_LEVEL)
+    # Before everything FastAPI does per request (its telemetry check, Starlette's dispatch,
+    # the middleware stack: error pages, body limits, the http middleware): S3 requests skip
+    # all of it, which costs more than a small GET itself; /internal/* and the lifespan go
+    # through it as before (WalrusApp).
+    app, recorder = make_service_app("walrus", config.CLOUD_SECRET, config.LOG_LEVEL,
+                                     app_class=WalrusApp)
+    assert isinstance(app, WalrusApp)
     if keys is None:
         keys = default_keys(config)
     walrus = Walrus(config, keys, recorder, app.state.metrics)
@@ -254,13 +260,6 @@ def create_app(config: CloudConfig | None = None, keys: KeyDirectory | None = No
     app.include_router(lifecycle_router(walrus.lifecycle, walrus.lifecycle_runner,
                                         app.state.internal_auth))
     walrus.lifecycle.start()
-    # Before everything FastAPI does per request (its telemetry check, Starlette's dispatch,
-    # the middleware stack: error pages, body limits, the http middleware): S3 requests skip
-    # all of it, which costs more than a small GET itself; /internal/* and the lifespan go
-    # through it as before. The app is made by make_service_app as every service's is; its
-    # class becomes the subclass whose __call__ opens the front door first.
-    app.__class__ = WalrusApp
-    assert isinstance(app, WalrusApp)
     app.s3_front_door = S3FrontDoor(walrus)
     return app
 

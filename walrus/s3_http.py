@@ -1,36 +1,21 @@
 """The cluster's hot requests without botocore's client (walrus/s3_blobs.py): a GET of a blob
-(whole or a range), the PUT of a body Walrus holds whole, the DELETE of one blob. Each is one
-SigV4-signed request (services/auth/sigv4.py, payload UNSIGNED as with the client) on a pooled
-urllib3 connection. Through botocore's client the same request costs several times the CPU
-(its event hooks, the request and response models, the parser): a 1 KiB GET spent about two
-thirds of its time in Walrus's process there. Everything else (multipart, streamed PUTs,
-listings, batch deletes) stays with botocore's client (walrus/s3_cluster.py): rare, or large
-enough that its cost does not show.
-
-Errors come back as botocore's ClientError with the cluster's code, as from the client, so
-callers handle both alike. A request is retried on a broken connection and on the answers S3
-says to retry (500, 502, 503, 504), as botocore's standard mode does: each of these requests
-may be sent again (its body is bytes in hand)."""
+(whole or a range), the PUT of a body Walrus holds whole, the DELETE of one blob, each one
+signed request (services/s3_signed.py: signing, retries, errors as botocore's ClientError).
+Through botocore's client a 1 KiB GET spent about two thirds of its time in Walrus's process.
+Everything else (multipart, streamed PUTs, listings, batch deletes) stays with botocore's
+client (walrus/s3_cluster.py): rare, or large enough that its cost does not show."""
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import urllib3
-from botocore.exceptions import ClientError
-from urllib3.exceptions import HTTPError as Urllib3Error
 
-from services.auth.sigv4 import UNSIGNED_PAYLOAD, sign_v4_headers
+from services.s3_signed import SigningKey, send_signed
 from walrus.s3_cluster import S3Location
 
 ATTEMPTS = 4
-RETRY_STATUS = frozenset((500, 502, 503, 504))
-_CODE = re.compile(rb"<Code>([^<]*)</Code>")
-_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
 
 
 class ClusterBody:
@@ -98,42 +83,8 @@ class ClusterHTTP:
 
     def _send(self, method: str, key: str, body: bytes | None, extra: Mapping[str, str],
               stream: bool = False) -> Any:
-        path = self._prefix + key
-        for attempt in range(1, ATTEMPTS + 1):
-            headers = {"host": self._host, "x-amz-content-sha256": UNSIGNED_PAYLOAD, **extra}
-            location = self._location
-            headers.update(sign_v4_headers(
-                method=method, canonical_uri=path, raw_query="", headers=headers,
-                access_key=location.access_key, secret_key=location.secret_key,
-                region=location.region, service="s3", payload_hash=UNSIGNED_PAYLOAD,
-                now=datetime.now(timezone.utc)))
-            try:
-                response = self._pool.urlopen(method, path, body=body, headers=headers,
-                                              retries=False, redirect=False,
-                                              preload_content=False, decode_content=False)
-            except Urllib3Error:
-                if attempt == ATTEMPTS:
-                    raise
-                continue  # a kept-alive connection the cluster had closed, most often
-            if response.status < 300:
-                if not stream:
-                    response.read()
-                    response.release_conn()
-                return response
-            answer = response.read()
-            response.release_conn()
-            if response.status in RETRY_STATUS and attempt < ATTEMPTS:
-                time.sleep(0.05 * 2 ** attempt)
-                continue
-            raise _error(method, response.status, answer)
-        raise AssertionError("unreachable")
-
-
-def _error(method: str, status: int, answer: bytes) -> ClientError:
-    code = _CODE.search(answer)
-    message = _MESSAGE.search(answer)
-    name = code.group(1).decode() if code else str(status)
-    return ClientError({"Error": {"Code": name,
-                                  "Message": message.group(1).decode() if message else ""},
-                        "ResponseMetadata": {"HTTPStatusCode": status}},
-                       f"{method} (walrus/s3_http.py)")
+        location = self._location
+        return send_signed(self._pool, self._host, SigningKey(location.access_key,
+                           location.secret_key, location.region), method, self._prefix + key,
+                           body, extra, attempts=ATTEMPTS, stream=stream,
+                           origin="walrus/s3_http.py")

@@ -78,8 +78,9 @@ def read_object(engine: Engine, bucket: str, key: str) -> Object | None:
 
 class ObjectReader:
     """The read of `read_object` on the driver's own cursor: the statement compiled once for
-    the engine's dialect, each column decoded by the processor SQLAlchemy itself would use. Core's per-statement machinery (execution
-    context, result object, row mapping) cost more than SQLite's work for the row."""
+    the engine's dialect, each column decoded by the processor SQLAlchemy itself would use.
+    Core's per-statement machinery (execution context, result object, row mapping) cost more
+    than SQLite's work for the row."""
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
